@@ -1,0 +1,61 @@
+"""The ``sandmle`` command line: a click group whose sub-commands come from plugins.
+
+The core's own commands live in :mod:`sandmle.core.commands`, registered through the same
+``register_commands`` hook as every other plugin's.
+"""
+
+from __future__ import annotations
+
+import sys
+
+import click
+from rich.console import Console
+from rich.markup import escape
+
+from .errors import SandmleError
+from .plugins import _sandmle_version, get_manager
+
+console = Console()
+err_console = Console(stderr=True)
+
+
+def build_cli() -> click.Group:
+    """The root group with every plugin's commands added."""
+
+    @click.group(context_settings={"help_option_names": ["-h", "--help"]})
+    @click.version_option(_sandmle_version(), prog_name="sandmle")
+    def cli() -> None:
+        """sandmle: generate micro-scale MLE tasks, roll out agents, grade, train and evaluate."""
+
+    manager = get_manager()
+    for failure in manager.failures:
+        err_console.print(
+            "[yellow]warning:[/]", escape(f"plugin {failure.name!r} failed to load: {failure.error}")
+        )
+    manager.pm.hook.register_commands(cli=cli)
+    return cli
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Console-script entry point: user errors become one-screen messages with their exit code."""
+    try:
+        cli = build_cli()
+        cli.main(args=argv, prog_name="sandmle", standalone_mode=False)
+    except SandmleError as exc:
+        err_console.print("[bold red]error:[/]", escape(str(exc)), highlight=False, soft_wrap=True)
+        sys.exit(exc.exit_code)
+    except click.exceptions.Abort:
+        err_console.print("aborted")
+        sys.exit(130)
+    except click.ClickException as exc:
+        exc.show()
+        sys.exit(exc.exit_code)
+    except click.exceptions.Exit as exc:
+        sys.exit(exc.exit_code)
+    except KeyboardInterrupt:
+        err_console.print("interrupted")
+        sys.exit(130)
+
+
+if __name__ == "__main__":  # python -m sandmle.core.cli
+    main()

@@ -1,0 +1,158 @@
+"""Records that flow between components: executions, turns, trajectories, grades, rewards.
+
+All are pydantic models so they serialise to JSONL unchanged and validate when read back.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+KillReason = Literal["timeout", "memory", "output", "signal", "disk", "error"]
+
+
+class ExecResult(BaseModel):
+    """One sandboxed execution of agent code."""
+
+    exit_code: int | None = None
+    stdout_tail: str = ""
+    stderr_tail: str = ""
+    wall_s: float = 0.0
+    cpu_s: float = 0.0
+    peak_mem_mb: float = 0.0
+    killed: KillReason | None = None
+    detail: str = ""  # why it was killed, in words, when it was
+
+    @property
+    def ok(self) -> bool:
+        return self.exit_code == 0 and self.killed is None
+
+
+class ToolCall(BaseModel):
+    """A tool call the model made (native function call or parsed from text tags)."""
+
+    name: str
+    arguments: dict[str, Any] = Field(default_factory=dict)
+    id: str | None = None
+
+
+class Usage(BaseModel):
+    """Token and cost accounting, summed per trajectory."""
+
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    cost_usd: float = 0.0
+    llm_calls: int = 0
+
+    def __add__(self, other: "Usage") -> "Usage":
+        return Usage(
+            prompt_tokens=self.prompt_tokens + other.prompt_tokens,
+            completion_tokens=self.completion_tokens + other.completion_tokens,
+            cost_usd=self.cost_usd + other.cost_usd,
+            llm_calls=self.llm_calls + other.llm_calls,
+        )
+
+
+class Sampling(BaseModel):
+    """Sampling parameters of one model call."""
+
+    model_config = ConfigDict(extra="allow")
+
+    temperature: float = 1.0
+    top_p: float = 1.0
+    max_tokens: int = 2048
+    seed: int | None = None
+    stop: list[str] | None = None
+
+
+class Completion(BaseModel):
+    """What a backend returns for one chat completion."""
+
+    text: str = ""
+    tool_calls: list[ToolCall] = Field(default_factory=list)
+    token_ids: list[int] | None = None  # sampled completion tokens, when the backend knows them
+    prompt_token_ids: list[int] | None = None
+    logprobs: list[float] | None = None  # one per token in token_ids
+    usage: Usage = Field(default_factory=Usage)
+    finish_reason: str | None = None
+
+
+class Turn(BaseModel):
+    """One model call and what followed it."""
+
+    messages_in: int  # how many messages the model saw
+    text: str
+    tool_calls: list[ToolCall] = Field(default_factory=list)
+    observations: list[str] = Field(default_factory=list)
+    executions: list[ExecResult] = Field(default_factory=list)
+    token_ids: list[int] | None = None
+    prompt_token_ids: list[int] | None = None
+    logprobs: list[float] | None = None
+    format_ok: bool = True
+    format_error: str | None = None
+    stage: str | None = None  # scaffold-specific: "draft", "review", "execute_code", ...
+    wall_s: float = 0.0
+    usage: Usage = Field(default_factory=Usage)
+
+
+class Trajectory(BaseModel):
+    """One episode: the unit of grading, reporting and training."""
+
+    task_id: str
+    scaffold: str
+    backend: str
+    seed: int = 0
+    turns: list[Turn] = Field(default_factory=list)
+    messages: list[dict[str, Any]] = Field(default_factory=list)  # final transcript
+    submission: Path | None = None
+    stop_reason: str = "unknown"
+    usage: Usage = Field(default_factory=Usage)
+    wall_s: float = 0.0
+    extra: dict[str, Any] = Field(default_factory=dict)  # scaffold-specific (AIDE journal, ...)
+
+    @property
+    def format_rate(self) -> float:
+        """Share of model turns whose output followed the scaffold's format."""
+        return sum(t.format_ok for t in self.turns) / len(self.turns) if self.turns else 0.0
+
+
+class Grade(BaseModel):
+    """A graded submission: MLE-bench report fields plus HumanRank."""
+
+    task_id: str = ""
+    score: float | None = None
+    valid_submission: bool = False
+    submission_exists: bool = False
+    reason: str | None = None  # why the submission is invalid
+    is_lower_better: bool | None = None
+    gold_threshold: float | None = None
+    silver_threshold: float | None = None
+    bronze_threshold: float | None = None
+    median_threshold: float | None = None
+    above_median: bool = False
+    at_or_above_median: bool = False  # SandMLE's reward counts equality as reaching the median
+    gold_medal: bool = False
+    silver_medal: bool = False
+    bronze_medal: bool = False
+    any_medal: bool = False
+    beats_sample_submission: bool | None = None
+    human_rank: float | None = None
+
+    @property
+    def tier(self) -> str:
+        """Best tier reached: gold, silver, bronze, median, valid or invalid."""
+        if not self.valid_submission:
+            return "invalid"
+        for name in ("gold", "silver", "bronze"):
+            if getattr(self, f"{name}_medal"):
+                return name
+        return "median" if self.at_or_above_median else "valid"
+
+
+class RewardBreakdown(BaseModel):
+    """A reward total and its named parts (same keys for every trajectory of one reward)."""
+
+    total: float
+    parts: dict[str, float]

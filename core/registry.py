@@ -1,0 +1,117 @@
+"""Name -> factory registry for every component kind, filled through the plugin hooks."""
+
+from __future__ import annotations
+
+import importlib
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+from pydantic import BaseModel
+
+from .errors import DuplicateComponentError, MissingDependencyError, UnknownComponentError
+
+#: Every component kind, in the order ``sandmle plugins`` and the docs list them.
+KINDS: tuple[str, ...] = (
+    "generators",
+    "scaffolds",
+    "graders",
+    "rewards",
+    "trainers",
+    "sandboxes",
+    "backends",
+    "task_sources",
+    "executors",
+)
+
+
+class NoConfig(BaseModel, extra="forbid"):
+    """Config model for components that take no arguments."""
+
+
+@dataclass(frozen=True)
+class ComponentInfo:
+    """One registered component: what it is called, who registered it, how to build it."""
+
+    kind: str
+    name: str
+    plugin: str
+    factory: Callable[[Any], Any]
+    config: type[BaseModel] = NoConfig
+    description: str = ""
+    extra: str | None = None
+
+    @property
+    def qualified_name(self) -> str:
+        return f"{self.plugin}/{self.name}"
+
+    def build(self, args: dict[str, Any] | BaseModel | None = None) -> Any:
+        """Validate ``args`` against the component's config model and call its factory."""
+        cfg = args if isinstance(args, BaseModel) else self.config.model_validate(args or {})
+        try:
+            return self.factory(cfg)
+        except ModuleNotFoundError as exc:  # deferred heavy import failed
+            raise MissingDependencyError(exc.name or str(exc), self.extra, self.qualified_name) from exc
+
+
+@dataclass
+class Registry:
+    """All registered components, keyed by kind then name."""
+
+    components: dict[str, dict[str, ComponentInfo]] = field(
+        default_factory=lambda: {kind: {} for kind in KINDS}
+    )
+
+    def add(self, info: ComponentInfo) -> None:
+        """Register ``info``; a second plugin claiming the same name is refused."""
+        if info.kind not in self.components:
+            raise ValueError(f"unknown component kind {info.kind!r}; kinds: {', '.join(KINDS)}")
+        taken = self.components[info.kind].get(info.name)
+        if taken is not None:
+            raise DuplicateComponentError(
+                f"{info.kind[:-1]} {info.name!r} is registered twice: by plugin {taken.plugin!r} "
+                f"and by plugin {info.plugin!r}; uninstall one or block it with SANDMLE_LOAD_PLUGINS"
+            )
+        self.components[info.kind][info.name] = info
+
+    def registrar(self, kind: str, plugin: str) -> Callable[..., None]:
+        """The ``register`` callback handed to one plugin's ``register_<kind>`` hook."""
+
+        def register(
+            name: str,
+            factory: Callable[[Any], Any],
+            *,
+            config: type[BaseModel] | None = None,
+            description: str = "",
+            extra: str | None = None,
+        ) -> None:
+            if "/" in name:
+                raise ValueError(f"component names may not contain '/': {name!r}")
+            doc = description or (factory.__doc__ or "").strip().split("\n")[0]
+            self.add(ComponentInfo(kind, name, plugin, factory, config or NoConfig, doc, extra))
+
+        return register
+
+    def names(self, kind: str) -> list[str]:
+        return sorted(self.components[kind])
+
+    def get(self, kind: str, name: str) -> ComponentInfo:
+        """Look a component up by ``name`` or qualified ``plugin/name``."""
+        if kind not in self.components:
+            raise ValueError(f"unknown component kind {kind!r}; kinds: {', '.join(KINDS)}")
+        plugin, _, short = name.rpartition("/")
+        info = self.components[kind].get(short)
+        if info is None or (plugin and info.plugin != plugin):
+            raise UnknownComponentError(kind, name, self.names(kind))
+        return info
+
+    def create(self, kind: str, name: str, args: dict[str, Any] | BaseModel | None = None) -> Any:
+        """Build component ``name`` of ``kind`` with validated ``args``."""
+        return self.get(kind, name).build(args)
+
+
+def require(module: str, extra: str | None = None, component: str = "") -> Any:
+    """Import ``module`` or raise a :class:`MissingDependencyError` naming the pip extra."""
+    try:
+        return importlib.import_module(module)
+    except ModuleNotFoundError as exc:
+        raise MissingDependencyError(module.split(".")[0], extra, component) from exc

@@ -1,0 +1,116 @@
+"""Runs the stages a recipe names: generate -> train -> evaluate."""
+
+from __future__ import annotations
+
+import importlib
+import json
+import platform
+import time
+from pathlib import Path
+from typing import Any, Callable
+
+from rich.console import Console
+from rich.markup import escape
+from rich.table import Table
+
+from .errors import RecipeError
+from .plugins import PluginManager, get_manager
+from .recipe import Recipe, TasksSection, load_recipe, resolve
+from .registry import Registry
+from .task import Task
+
+
+def prepare(path: Path) -> tuple[Recipe, PluginManager]:
+    """Load a recipe, register its local plugins, and validate every component against the registry."""
+    recipe = load_recipe(path)
+    manager = get_manager()
+    manager.fill_registry()
+    problems = []
+    for i, spec in enumerate(recipe.plugins):
+        try:
+            manager.load_module(spec)
+        except Exception as exc:  # noqa: BLE001 - reported as a recipe problem
+            problems.append((f"plugins[{i}]", f"cannot load plugin {spec!r}: {type(exc).__name__}: {exc}"))
+    if problems:
+        raise RecipeError(str(path), problems)
+    resolve(recipe, manager.registry, str(path))
+    return recipe, manager
+
+
+def print_plan(recipe: Recipe, console: Console) -> None:
+    """Show the validated recipe: components with their args, and the stages to run."""
+    table = Table(title=f"recipe {escape(recipe.name)}: plan", show_lines=False)
+    table.add_column("where")
+    table.add_column("kind")
+    table.add_column("component")
+    for path, kind, spec in recipe.components():
+        table.add_row(path, kind.rstrip("s"), escape(spec.label))
+    console.print(table)
+    stages = recipe.stages() or ["(nothing to run: add tasks.generator, trainer or evaluation)"]
+    console.print(f"stages: [bold]{' -> '.join(stages)}[/]   output: {escape(str(recipe.out))}")
+
+
+def task_set_dir(recipe: Recipe, ts: TasksSection) -> Path:
+    """Where a generated task set lives."""
+    return ts.dir or recipe.out / "tasks" / ts.name
+
+
+def load_task_set(recipe: Recipe, ts: TasksSection, registry: Registry) -> list[Task]:
+    """The tasks of one task set, from its source or from where its generator wrote them."""
+    if ts.source is not None:
+        source = ts.source.build(registry, "task_sources")
+    else:
+        source = registry.create("task_sources", "directory", {"path": task_set_dir(recipe, ts)})
+    tasks = source.tasks()
+    return tasks[: ts.limit] if ts.limit else tasks
+
+
+def _stage_impl(module: str, func: str) -> Callable[..., Any] | None:
+    try:
+        return getattr(importlib.import_module(module), func)
+    except (ImportError, AttributeError):
+        return None
+
+
+def write_run_metadata(recipe: Recipe, manager: PluginManager) -> Path:
+    """Record the resolved recipe and loaded plugin versions next to the run's outputs."""
+    out = recipe.out
+    out.mkdir(parents=True, exist_ok=True)
+    meta = {
+        "recipe": recipe.model_dump(mode="json"),
+        "resolved": {path: spec.config.model_dump(mode="json") for path, _, spec in recipe.components()},
+        "plugins": [{"name": r["name"], "version": r["version"]} for r in manager.plugins()],
+        "python": platform.python_version(),
+        "started_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+    }
+    path = out / "run.json"
+    path.write_text(json.dumps(meta, indent=2), encoding="utf-8")
+    return path
+
+
+def run_recipe(recipe: Recipe, manager: PluginManager, console: Console) -> None:
+    """Run each stage of the recipe in order; a stage no plugin provides yet says so honestly."""
+    print_plan(recipe, console)
+    write_run_metadata(recipe, manager)
+    registry = manager.registry
+    for stage in recipe.stages():
+        console.rule(f"[bold]{stage}")
+        if stage == "generate":
+            impl = _stage_impl("sandmle.generators.stage", "run_generate_stage")
+        elif stage == "train":
+            impl = run_train_stage
+        else:
+            impl = _stage_impl("sandmle.evaluation.study", "run_evaluate_stage")
+        if impl is None:
+            console.print(f"[yellow]stage {stage!r} is not available yet in this version of sandmle[/]")
+            continue
+        impl(recipe, registry, console)
+
+
+def run_train_stage(recipe: Recipe, registry: Registry, console: Console) -> None:
+    """Train the recipe's trainer on every task set."""
+    assert recipe.trainer is not None
+    tasks = [t for ts in recipe.tasks for t in load_task_set(recipe, ts, registry)]
+    trainer = recipe.trainer.build(registry, "trainers")
+    result = trainer.train(recipe, tasks)
+    console.print(f"trained {result.steps} steps; checkpoints: {escape(str(result.checkpoint_dir))}")

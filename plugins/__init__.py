@@ -1,0 +1,1 @@
+"""sandmle.plugins: integrations with heavy or external parts, loaded through entry points."""

@@ -1,0 +1,5 @@
+"""Entry-point plugin `ray_executor`."""
+
+from __future__ import annotations
+
+from sandmle.core.hookspecs import hookimpl  # noqa: F401  (hook implementations go here)

@@ -1,0 +1,1 @@
+"""Recipes shipped as package data (``importlib.resources.files("sandmle.recipes")``)."""
