@@ -74,8 +74,11 @@ def run_checks(kind: str, component: Any, **context: Any) -> list[CheckResult]:
     return results
 
 
+# Each built-in package keeps the checks for its own kind next to its components.
 _BUILTIN_CHECK_MODULES = (
-    "sandmle.core.conformance",
+    "sandmle.sandboxes.conformance",
+    "sandmle.scaffolds.conformance",
+    "sandmle.graders.conformance",
 )
 
 
