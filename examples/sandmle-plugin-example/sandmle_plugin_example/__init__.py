@@ -1,0 +1,1 @@
+"""A third-party sandmle plugin: a one-shot scaffold and an exact-match grader."""

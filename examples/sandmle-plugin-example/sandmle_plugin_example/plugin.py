@@ -1,0 +1,29 @@
+"""Hook implementations: this module is the ``example`` entry point of group ``sandmle``."""
+
+from __future__ import annotations
+
+from sandmle.core import hookimpl
+
+from .components import ExactMatchConfig, OneShotConfig
+
+
+@hookimpl
+def register_scaffolds(register):
+    def make_one_shot(config: OneShotConfig):
+        from .components import OneShotScaffold
+
+        return OneShotScaffold(config)
+
+    register("one-shot", make_one_shot, config=OneShotConfig,
+             description="Ask the policy once for a full solution script, run it, submit.")
+
+
+@hookimpl
+def register_graders(register):
+    def make_exact_match(config: ExactMatchConfig):
+        from .components import ExactMatchGrader
+
+        return ExactMatchGrader(config)
+
+    register("exact-match", make_exact_match, config=ExactMatchConfig,
+             description="Share of rows whose targets equal the answers exactly.")
