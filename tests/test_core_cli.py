@@ -1,0 +1,66 @@
+"""Core CLI: --version, plugins, list, run with stages."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from sandmle.core.cli import main
+from sandmle.core.plugins import _sandmle_version
+from sandmle.core.registry import KINDS
+
+
+def _run(capsys, *argv: str) -> str:
+    try:
+        main(list(argv))
+    except SystemExit as exc:  # click's --version exits 0
+        assert exc.code in (0, None)
+    return capsys.readouterr().out
+
+
+def test_version(capsys):
+    assert _sandmle_version() in _run(capsys, "--version")
+
+
+def test_plugins_json_lists_every_builtin_registration(capsys):
+    rows = json.loads(_run(capsys, "plugins", "--all", "--json"))
+    if isinstance(rows, dict):  # some installed plugin failed: reported beside the list
+        rows = rows["plugins"]
+    by_name = {r["name"]: r for r in rows}
+    assert "sandmle.core.commands" in by_name
+    assert by_name["sandmle.scaffolds.plugin"]["components"]["scaffolds"] == ["aide", "mledojo", "react"]
+    assert "register_scaffolds" in by_name["sandmle.scaffolds.plugin"]["hooks"]
+    assert all(r["version"] for r in rows if r["builtin"])
+    # entry-point plugins of our own distribution are built-in too, and registered like any plugin
+    assert by_name["backends"]["builtin"] and "baseline" in by_name["backends"]["components"]["backends"]
+
+
+def test_plugins_without_all_hides_builtins(capsys):
+    rows = json.loads(_run(capsys, "plugins", "--json"))
+    rows = rows["plugins"] if isinstance(rows, dict) else rows
+    assert not any(r["builtin"] for r in rows)
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_list_every_kind(capsys, kind):
+    items = json.loads(_run(capsys, "list", kind, "--json"))
+    assert isinstance(items, list)
+    for item in items:
+        assert item["name"] and item["plugin"]
+
+
+def test_list_accepts_singular(capsys):
+    names = [i["name"] for i in json.loads(_run(capsys, "list", "scaffold", "--json"))]
+    assert {"react", "aide", "mledojo"} <= set(names)
+
+
+def test_run_prints_plan_and_writes_run_metadata(tmp_path, capsys):
+    recipe = tmp_path / "r.yaml"
+    recipe.write_text(f"name: plan-only\noutput_dir: {tmp_path / 'out'}\n")
+    out = _run(capsys, "run", str(recipe))
+    assert "recipe plan-only: plan" in out and "nothing to run" in out
+    meta = json.loads((tmp_path / "out" / "run.json").read_text())
+    assert meta["recipe"]["name"] == "plan-only"
+    assert meta["resolved"]["scaffolds[0]"]["limits"]["max_llm_calls"] >= 1
+    assert any(p["name"] == "sandmle.core.commands" for p in meta["plugins"])
