@@ -10,7 +10,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from .hookspecs import hookimpl
-from .registry import KINDS
+from .registry import KINDS, singular
 
 
 def _console():
@@ -63,13 +63,13 @@ def plugins_cmd(show_all: bool, as_json: bool, hook: str | None) -> None:
 
 
 @click.command("list")
-@click.argument("kind", type=click.Choice(KINDS + tuple(k.rstrip("s") for k in KINDS)))
+@click.argument("kind", type=click.Choice(KINDS + tuple(singular(k).replace(" ", "_") for k in KINDS)))
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 def list_cmd(kind: str, as_json: bool) -> None:
     """List the registered components of one KIND (e.g. scaffolds)."""
     from .plugins import get_registry
 
-    kind = kind if kind in KINDS else kind + "s"
+    kind = kind if kind in KINDS else next(k for k in KINDS if singular(k).replace(" ", "_") == kind)
     registry = get_registry()
     infos = [registry.components[kind][n] for n in registry.names(kind)]
     if as_json:

@@ -16,8 +16,10 @@ class UnknownComponentError(SandmleError, KeyError):
 
     def __init__(self, kind: str, name: str, choices: list[str]):
         self.kind, self.name, self.choices = kind, name, choices
+        from .registry import singular
+
         super().__init__(
-            f"unknown {kind[:-1] if kind.endswith('s') else kind} {name!r}; "
+            f"unknown {singular(kind)} {name!r}; "
             f"valid choices: {', '.join(choices) or '(none registered)'}"
         )
 

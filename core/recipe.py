@@ -17,7 +17,7 @@ from pydantic import (
 )
 
 from .errors import RecipeError, UnknownComponentError
-from .registry import Registry
+from .registry import Registry, singular
 
 
 def _name_or_spec(value: Any) -> Any:
@@ -243,7 +243,7 @@ def resolve(recipe: Recipe, registry: Registry, source: str = "<recipe>") -> Rec
             for sub_path, msg in _problems(err, prefix=f"{path}.args"):
                 if msg == "unknown argument":
                     valid = ", ".join(sorted(info.config.model_fields)) or "(none)"
-                    msg = f"unknown argument for {kind[:-1]} {spec.name!r}; valid arguments: {valid}"
+                    msg = f"unknown argument for {singular(kind)} {spec.name!r}; valid arguments: {valid}"
                 problems.append((sub_path, msg))
     if problems:
         raise RecipeError(source, problems)

@@ -24,6 +24,12 @@ KINDS: tuple[str, ...] = (
 )
 
 
+def singular(kind: str) -> str:
+    """``"sandboxes"`` -> ``"sandbox"``, ``"task_sources"`` -> ``"task source"`` (for messages)."""
+    word = kind[:-2] if kind.endswith("xes") else kind.rstrip("s")
+    return word.replace("_", " ")
+
+
 class NoConfig(BaseModel, extra="forbid"):
     """Config model for components that take no arguments."""
 
@@ -68,7 +74,7 @@ class Registry:
         taken = self.components[info.kind].get(info.name)
         if taken is not None:
             raise DuplicateComponentError(
-                f"{info.kind[:-1]} {info.name!r} is registered twice: by plugin {taken.plugin!r} "
+                f"{singular(info.kind)} {info.name!r} is registered twice: by plugin {taken.plugin!r} "
                 f"and by plugin {info.plugin!r}; uninstall one or block it with SANDMLE_LOAD_PLUGINS"
             )
         self.components[info.kind][info.name] = info

@@ -16,7 +16,7 @@ from rich.table import Table
 from .errors import RecipeError
 from .plugins import PluginManager, get_manager
 from .recipe import Recipe, TasksSection, load_recipe, resolve
-from .registry import Registry
+from .registry import Registry, singular
 from .task import Task
 
 
@@ -44,7 +44,7 @@ def print_plan(recipe: Recipe, console: Console) -> None:
     table.add_column("kind")
     table.add_column("component")
     for path, kind, spec in recipe.components():
-        table.add_row(path, kind.rstrip("s"), escape(spec.label))
+        table.add_row(path, singular(kind), escape(spec.label))
     console.print(table)
     stages = recipe.stages() or ["(nothing to run: add tasks.generator, trainer or evaluation)"]
     console.print(f"stages: [bold]{' -> '.join(stages)}[/]   output: {escape(str(recipe.out))}")

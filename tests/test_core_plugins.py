@@ -138,5 +138,6 @@ def test_allowlist_limits_entry_point_plugins(monkeypatch):
     names = {manager.pm.get_name(p) for p in manager.pm.get_plugins()}
     assert names == set(DEFAULT_PLUGINS)  # built-ins always load
     monkeypatch.setenv("SANDMLE_LOAD_PLUGINS", "backends")
-    names = {manager.pm.get_name(p) for p in build_manager().pm.get_plugins()}
+    manager = build_manager()
+    names = {manager.pm.get_name(p) for p in manager.pm.get_plugins()}
     assert names == set(DEFAULT_PLUGINS) | {"backends"}
