@@ -88,8 +88,18 @@ def write_run_metadata(recipe: Recipe, manager: PluginManager) -> Path:
     return path
 
 
+def print_plugins(manager: PluginManager, console: Console) -> None:
+    """One line naming every loaded plugin and its version."""
+    rows = manager.plugins()
+    listed = ", ".join(f"{r['name']} {r['version'] or ''}".strip() for r in rows)
+    console.print(f"[dim]plugins ({len(rows)}): {escape(listed)}[/]")
+    for failure in manager.failures:
+        console.print(f"[yellow]plugin {escape(failure.name)} failed to load: {escape(failure.error)}[/]")
+
+
 def run_recipe(recipe: Recipe, manager: PluginManager, console: Console) -> None:
     """Run each stage of the recipe in order; a stage no plugin provides yet says so honestly."""
+    print_plugins(manager, console)
     print_plan(recipe, console)
     write_run_metadata(recipe, manager)
     registry = manager.registry

@@ -60,6 +60,7 @@ def test_run_prints_plan_and_writes_run_metadata(tmp_path, capsys):
     recipe.write_text(f"name: plan-only\noutput_dir: {tmp_path / 'out'}\n")
     out = _run(capsys, "run", str(recipe))
     assert "recipe plan-only: plan" in out and "nothing to run" in out
+    assert "plugins (" in out and "sandmle.scaffolds.plugin" in out
     meta = json.loads((tmp_path / "out" / "run.json").read_text())
     assert meta["recipe"]["name"] == "plan-only"
     assert meta["resolved"]["scaffolds[0]"]["limits"]["max_llm_calls"] >= 1
