@@ -1,5 +1,28 @@
-"""Registers the built-in sandboxes through the same hooks a third-party plugin uses."""
+"""Registers the built-in sandboxes and the ``sandmle sandbox`` commands."""
 
 from __future__ import annotations
 
-from sandmle.core.hookspecs import hookimpl  # noqa: F401  (hook implementations go here)
+from typing import Any
+
+from sandmle.core.hookspecs import hookimpl
+
+from .local import LocalSandboxConfig
+
+
+def _make_local(config: LocalSandboxConfig) -> Any:
+    from .local import make_local
+
+    return make_local(config)
+
+
+@hookimpl
+def register_sandboxes(register: Any) -> None:
+    register("local", _make_local, config=LocalSandboxConfig,
+             description="bubblewrap-isolated Python with a warm pool of pre-imported workers")
+
+
+@hookimpl
+def register_commands(cli: Any) -> None:
+    from .commands import sandbox_group
+
+    cli.add_command(sandbox_group)

@@ -1,0 +1,58 @@
+"""File helpers shared by every sandbox: copying a task's public files and confined paths."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+from sandmle.core.errors import SandmleError
+from sandmle.core.task import Task
+
+
+class SandboxPathError(SandmleError, ValueError):
+    """A path that leaves the session directory."""
+
+
+def copy_public_files(task: Task, dest: Path) -> int:
+    """Copy ``task.public_files()`` (never hidden files, never ``private/``) into ``dest``."""
+    count = 0
+    for src in task.public_files():
+        rel = src.relative_to(task.public_dir)
+        target = dest / rel
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(src, target)  # a copy, not a link: the agent may overwrite it freely
+        count += 1
+    return count
+
+
+def confined(root: Path, path: str) -> Path:
+    """``root/path`` resolved, refusing anything (``..``, absolute paths, symlinks) outside root."""
+    root = root.resolve()
+    candidate = (root / path).resolve()
+    if candidate != root and root not in candidate.parents:
+        raise SandboxPathError(f"path {path!r} leaves the session directory")
+    return candidate
+
+
+def read_confined(root: Path, path: str) -> bytes:
+    return confined(root, path).read_bytes()
+
+
+def write_confined(root: Path, path: str, data: bytes | str) -> None:
+    target = confined(root, path)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    target.write_bytes(data.encode("utf-8") if isinstance(data, str) else data)
+
+
+def list_confined(root: Path, path: str = ".") -> list[str]:
+    base = confined(root, path)
+    rootr = root.resolve()
+    out = []
+    for dirpath, _dirs, files in os.walk(base):
+        for name in files:
+            full = Path(dirpath) / name
+            if full.is_symlink():
+                continue  # never follow agent-made links out of the session
+            out.append(str(full.relative_to(rootr)))
+    return sorted(out)
