@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import shutil
 import tempfile
 import warnings
@@ -94,6 +95,13 @@ class LocalSandbox(Sandbox):
         )
         self.pool = WarmPool(self.spec, cfg.pool_size)
         self.sessions: set[LocalSession] = set()
+
+    @property
+    def process_limit_enforced(self) -> bool:
+        """True when a fork bomb is bounded: a pids cgroup, or RLIMIT_NPROC for non-root."""
+        from .isolation import PidsCgroup
+
+        return PidsCgroup.base() is not None or os.geteuid() != 0
 
     @property
     def isolated(self) -> bool:
@@ -162,6 +170,8 @@ class LocalSession(SandboxSession):
                 self._restart()
             reply = self.zygote.request(req, timeout + 15.0)
         except ZygoteError as exc:
+            if self._closed:  # close() ended the step; nothing to restart
+                return ExecResult(killed="signal", detail="session closed during the step")
             # The agent killed its own zygote (or it hung): report, restart for the next step.
             self._restart()
             return ExecResult(killed="signal", detail=f"sandbox worker died: {exc}; restarted")

@@ -1,0 +1,43 @@
+"""The hostile-code battery against every registered sandbox, through ``sandmle sandbox check``
+(the command plugin authors run). Docker runs only where an engine starts."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from click.testing import CliRunner
+
+from sandmle.core.testing import checks_for
+
+
+def _sandbox_names() -> list[str]:
+    from sandmle.core import plugins
+
+    names = sorted(plugins.get_registry().names("sandboxes"))
+    plugins.reset()
+    return names
+
+
+def test_battery_has_at_least_25_programs():
+    assert len(checks_for("sandboxes")) >= 25
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", _sandbox_names())
+def test_battery_passes_via_cli(name):
+    from sandmle.core.cli import build_cli
+
+    if name == "docker":
+        from sandmle.plugins.docker_sandbox import engine_unavailable_reason
+
+        reason = engine_unavailable_reason(start=True)
+        if reason:
+            pytest.skip(f"docker engine unavailable: {reason}")
+    result = CliRunner().invoke(build_cli(), ["sandbox", "check", name, "--json"])
+    assert result.exception is None or isinstance(result.exception, SystemExit), result.exception
+    rows = json.loads(result.output)
+    assert [r["check"] for r in rows] == [fn.__name__ for fn in checks_for("sandboxes")]
+    failed = [f"{r['check']}: {r['detail']}" for r in rows if not r["passed"]]
+    assert not failed, "\n".join(failed)
+    assert result.exit_code == 0

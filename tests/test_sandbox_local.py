@@ -1,0 +1,167 @@
+"""The local sandbox: real bubblewrap, real forked workers, real pandas/sklearn (no fakes)."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from pathlib import Path
+
+import pytest
+
+from sandmle.sandboxes.conformance import make_canary_task
+from sandmle.sandboxes.isolation import bwrap_path
+from sandmle.sandboxes.local import LocalSandbox, LocalSandboxConfig
+
+
+@pytest.fixture(scope="module")
+def task(tmp_path_factory):
+    return make_canary_task(tmp_path_factory.mktemp("canary"))
+
+
+@pytest.fixture(scope="module")
+def sandbox():
+    sb = LocalSandbox(LocalSandboxConfig(pool_size=2))
+    yield sb
+    asyncio.run(sb.shutdown())
+
+
+def run(coro):
+    return asyncio.run(coro)
+
+
+def test_bwrap_is_used_when_installed(sandbox):
+    assert sandbox.isolated == (bwrap_path() is not None)
+    if os.environ.get("CI") and bwrap_path() is None:
+        pytest.fail("CI must install bubblewrap (scripts/install-system-deps.sh)")
+
+
+def test_host_filesystem_is_hidden(sandbox, task):
+    if not sandbox.isolated:
+        pytest.skip("bubblewrap unavailable: host file system is visible by design (reduced isolation)")
+
+    async def go():
+        async with await sandbox.open(task) as s:
+            r = await s.exec("import os\nprint(sorted(os.listdir('/')))\nprint(os.path.exists('/work/main/core'), os.path.exists('/etc/shadow'), "
+                             f"os.path.exists({str(task.root)!r}), os.path.exists('/root/.ssh'))")
+            return r
+    r = run(go())
+    assert r.ok, r
+    assert "False False False False" in r.stdout_tail, r.stdout_tail
+
+
+def test_warm_step_is_fast_and_imports_are_preloaded(sandbox, task):
+    async def go():
+        async with await sandbox.open(task) as s:
+            await s.exec("pass")
+            times = []
+            for _ in range(15):
+                r = await s.exec("import pandas, sklearn.ensemble\nprint(pandas.__name__)")
+                assert r.ok and r.stdout_tail.strip() == "pandas", r
+                times.append(r.wall_s)
+            return sorted(times)[len(times) // 2]
+    # A cold `import pandas, sklearn.ensemble` takes about a second; a warm fork must not pay it.
+    assert run(go()) < 0.5
+
+
+def test_sklearn_fit_runs_in_sandbox(sandbox, task):
+    code = ("import pandas as pd\nfrom sklearn.ensemble import RandomForestClassifier\n"
+            "df = pd.read_csv('train.csv')\nm = RandomForestClassifier(n_estimators=20, random_state=0)"
+            ".fit(df[['x']], df['y'])\nt = pd.read_csv('test.csv')\n"
+            "pd.DataFrame({'id': t['id'], 'y': m.predict(t[['x']])}).to_csv('submission.csv', index=False)\n")
+
+    async def go():
+        async with await sandbox.open(task) as s:
+            r = await s.exec(code, timeout=60)
+            return r, (s.workdir / "submission.csv").read_text()
+    r, sub = run(go())
+    assert r.ok, r.stderr_tail
+    assert sub.splitlines()[0] == "id,y" and len(sub.splitlines()) == 11
+
+
+def test_stateful_kernel_survives_errors_and_restarts_after_kill(sandbox, task):
+    async def go():
+        async with await sandbox.open(task, stateful=True) as s:
+            await s.exec("import pandas as pd\ndf = pd.read_csv('train.csv')")
+            bad = await s.exec("raise RuntimeError('x')")
+            kept = await s.exec("print(len(df))")
+            killed = await s.exec("while True: pass", timeout=1)
+            after = await s.exec("print('df' in dir())")
+            return bad, kept, killed, after
+    bad, kept, killed, after = run(go())
+    assert bad.exit_code == 1 and kept.stdout_tail.strip() == "20"
+    assert killed.killed == "timeout" and "variables lost" in killed.detail
+    assert after.ok and after.stdout_tail.strip() == "False"
+
+
+def test_bad_arguments_are_results_not_crashes(sandbox, task):
+    async def go():
+        async with await sandbox.open(task) as s:
+            both = await s.exec("print(1)", command=["true"])
+            missing = await s.exec(command=["/no/such/binary"])
+            syntax = await s.exec("def (:")
+            return both, missing, syntax
+    both, missing, syntax = run(go())
+    assert both.killed == "error"
+    assert missing.exit_code == 127 and "no/such/binary" in missing.stderr_tail
+    assert syntax.exit_code == 1 and "SyntaxError" in syntax.stderr_tail
+
+
+def test_shutdown_leaves_no_processes_or_dirs(task):
+    sb = LocalSandbox(LocalSandboxConfig(pool_size=1, preload=[]))
+
+    async def go():
+        s1 = await sb.open(task)
+        s2 = await sb.open(task, stateful=True)
+        await s2.exec("x = 1")
+        pids = [s1.zygote.proc.pid, s2.zygote.proc.pid]
+        await sb.shutdown()
+        return pids
+    pids = run(go())
+    for pid in pids:
+        assert not Path(f"/proc/{pid}").exists() or "Z" in Path(f"/proc/{pid}/stat").read_text().split()[2]
+    assert not sb.base_dir.exists()
+
+
+def test_isolation_none_falls_back_with_a_warning(task):
+    import sandmle.sandboxes.local as local
+
+    local._warned_reduced = False
+    sb = LocalSandbox(LocalSandboxConfig(isolation="none", pool_size=0, preload=[]))
+    try:
+        async def go():
+            async with await sb.open(task) as s:
+                return await s.exec("import os\nprint('OPENAI_API_KEY' in os.environ)")
+        os.environ["OPENAI_API_KEY"] = "sk-test-fallback"
+        r = run(go())
+        assert r.ok and r.stdout_tail.strip() == "False"  # env scrubbed even without bwrap
+    finally:
+        os.environ.pop("OPENAI_API_KEY", None)
+        run(sb.shutdown())
+
+
+def test_registered_and_config_validated():
+    from pydantic import ValidationError
+
+    from sandmle.core.plugins import get_registry
+
+    reg = get_registry()
+    with pytest.raises(ValidationError):
+        reg.create("sandboxes", "local", {"pool_size": 1, "no_such_key": 1})
+    sb = reg.create("sandboxes", "local", {"pool_size": 0, "preload": []})
+    assert isinstance(sb, LocalSandbox)
+    run(sb.shutdown())
+
+
+def test_battery_detects_a_leaky_sandbox(task):
+    """Meta-test: the battery is not vacuous. Without bwrap the host file system is visible,
+    so the absolute-path and write-outside checks must fail (the harness-killing checks are
+    not run against this deliberately weak configuration)."""
+    from sandmle.sandboxes import conformance
+
+    sb = LocalSandbox(LocalSandboxConfig(isolation="none", pool_size=0, preload=[]))
+    try:
+        for check in (conformance.read_answers_by_absolute_path, conformance.write_outside_session):
+            with pytest.raises(AssertionError):
+                run(check(sb, task))
+    finally:
+        run(sb.shutdown())
