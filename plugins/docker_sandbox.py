@@ -1,5 +1,313 @@
-"""Entry-point plugin `docker_sandbox`."""
+"""Entry-point plugin ``docker_sandbox``: the ``docker`` sandbox (extra ``sandmle[docker]``).
+
+One container per session through the Docker Engine API: no network, memory/CPU/pids limits,
+read-only root, all capabilities dropped, ``no-new-privileges``, a private tmpfs ``/tmp`` and
+the session directory bind-mounted at ``/workspace``. Each step is ``docker exec`` of a small
+runner that applies rlimits, runs the step in its own session, kills it at the timeout, then
+kills every other process in the container (so nothing outlives its step) and reports exit
+status, CPU time and peak memory on a marker line. The image is built locally by
+``scripts/docker-image.sh`` (debootstrap + ``docker import``; no registry pulls).
+Steps are stateless (``stateful=True`` raises ``NotImplementedError``).
+"""
 
 from __future__ import annotations
 
-from sandmle.core.hookspecs import hookimpl  # noqa: F401  (hook implementations go here)
+import asyncio
+import json
+import os
+import shutil
+import subprocess
+import tempfile
+import threading
+import time
+import uuid
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from pydantic import Field
+
+from sandmle.core.errors import SandmleError
+from sandmle.core.hookspecs import hookimpl
+from sandmle.core.interfaces import ComponentConfig, Sandbox, SandboxSession
+from sandmle.core.records import ExecResult
+from sandmle.core.registry import require
+from sandmle.core.task import Task
+from sandmle.sandboxes.files import copy_public_files, list_confined, read_confined, write_confined
+
+MIB = 1024 * 1024
+DEFAULT_IMAGE = "sandmle/sandbox:bookworm"
+_SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "docker-image.sh"
+_MARK = "__SANDMLE_USAGE__"
+# Runs inside the container: argv = [limits_json, argv...]; prints the usage marker last.
+_RUNNER = r"""
+import json, os, resource, signal, sys, time
+lim = json.loads(sys.argv[1]); argv = sys.argv[2:]
+t0 = time.time(); pid = os.fork()
+if pid == 0:
+    os.setsid()
+    for what, v in ((resource.RLIMIT_AS, lim['as']), (resource.RLIMIT_FSIZE, lim['fsize'])):
+        resource.setrlimit(what, (v, v))
+    try: os.execvp(argv[0], argv)
+    except OSError as e: sys.stderr.write('cannot run %r: %s\n' % (argv[0], e)); os._exit(127)
+def du(path, cap):
+    total, stack = 0, [path]
+    while stack and total <= cap:
+        try:
+            for e in os.scandir(stack.pop()):
+                try:
+                    if e.is_dir(follow_symlinks=False): stack.append(e.path)
+                    else: total += e.stat(follow_symlinks=False).st_blocks * 512
+                except OSError: pass
+        except OSError: pass
+    return total
+reason, delay, next_disk = None, 0.0005, t0 + 0.2
+while True:
+    done, status, ru = os.wait4(pid, os.WNOHANG)
+    if done: break
+    now = time.time()
+    if reason is None and now - t0 >= lim['timeout']: reason = 'timeout'
+    elif reason is None and now >= next_disk:
+        next_disk = now + 0.2
+        if du('/workspace', lim['disk']) > lim['disk']: reason = 'disk'
+    if reason:
+        try: os.killpg(pid, signal.SIGKILL)
+        except OSError: pass
+    time.sleep(delay); delay = min(delay * 2, 0.02)
+try: os.kill(-1, signal.SIGKILL)
+except OSError: pass
+code = os.WEXITSTATUS(status) if os.WIFEXITED(status) else -os.WTERMSIG(status)
+sys.stderr.write('\n%s%s\n' % (%(mark)r, json.dumps({'exit': code, 'reason': reason,
+    'cpu': ru.ru_utime + ru.ru_stime, 'rss_kb': ru.ru_maxrss, 'wall': time.time() - t0})))
+""".replace("%(mark)r", repr(_MARK))
+
+
+_REAPER = ("import os, time\nwhile True:\n  try: os.wait()\n"
+           "  except ChildProcessError: time.sleep(0.5)")
+
+
+class DockerSandboxConfig(ComponentConfig):
+    """Container limits and image of the ``docker`` sandbox."""
+
+    image: str = DEFAULT_IMAGE
+    build_if_missing: bool = Field(True, description="run scripts/docker-image.sh when the image is absent")
+    python: str = "python3"
+    memory_mb: int = Field(2048, ge=64)
+    cpus: float = Field(1.0, gt=0)
+    pids_limit: int = Field(128, ge=8)
+    tmpfs_mb: int = Field(256, ge=8)
+    max_file_mb: int = Field(512, ge=1)
+    disk_limit_mb: int = Field(2048, ge=1, description="session directory size cap")
+    output_limit_bytes: int = Field(16 * MIB, ge=1024)
+    tail_bytes: int = Field(8192, ge=256)
+    default_timeout_s: float = Field(300.0, gt=0)
+
+
+def engine_unavailable_reason(start: bool = False, image: str = DEFAULT_IMAGE) -> str | None:
+    """None when a Docker engine answers (and ``image`` exists), else why not. ``start`` runs
+    scripts/docker-image.sh to start dockerd and build the image first."""
+    try:
+        docker = require("docker", "docker", "docker sandbox")
+    except SandmleError as exc:
+        return str(exc)
+
+    def ready() -> str | None:
+        try:
+            client = docker.from_env(timeout=10)
+            client.ping()
+            client.images.get(image)
+            return None
+        except Exception as exc:  # noqa: BLE001 - any failure is a reason to report
+            return f"{type(exc).__name__}: {exc}"
+
+    reason = ready()
+    if reason and start and _SCRIPT.exists():
+        proc = subprocess.run(["bash", str(_SCRIPT), image], capture_output=True, text=True, timeout=900)
+        reason = ready()
+        if reason:
+            reason += f" (docker-image.sh: {(proc.stderr or proc.stdout).strip()[-300:]})"
+    return reason
+
+
+class DockerSandbox(Sandbox):
+    """Opens one locked-down container per session."""
+
+    def __init__(self, config: DockerSandboxConfig):
+        self.config = config
+        docker = require("docker", "docker", "docker sandbox")
+        reason = engine_unavailable_reason(start=config.build_if_missing, image=config.image)
+        if reason:
+            raise SandmleError(f"docker sandbox unavailable: {reason}")
+        self.client = docker.from_env(timeout=60)
+        self.base_dir = Path(tempfile.mkdtemp(prefix="sandmle-docker-"))
+        self.sessions: set[DockerSession] = set()
+
+    async def open(self, task: Task, *, stateful: bool = False) -> "DockerSession":
+        if stateful:
+            raise NotImplementedError("the docker sandbox runs stateless steps only")
+        return await asyncio.to_thread(self._open_blocking, task)
+
+    def _open_blocking(self, task: Task) -> "DockerSession":
+        workdir = Path(tempfile.mkdtemp(prefix="session-", dir=self.base_dir))
+        os.chmod(workdir, 0o777)
+        copy_public_files(task, workdir)
+        c = self.config
+        container = self.client.containers.run(
+            # pid 1 is a tiny reaper (immune to the runner's kill(-1) cleanup), not docker-init.
+            c.image, [c.python, "-c", _REAPER], detach=True, network_mode="none",
+            mem_limit=f"{c.memory_mb}m", memswap_limit=f"{c.memory_mb}m",
+            nano_cpus=int(c.cpus * 1e9), pids_limit=c.pids_limit, read_only=True,
+            tmpfs={"/tmp": f"size={c.tmpfs_mb}m"}, cap_drop=["ALL"],
+            security_opt=["no-new-privileges"], user=f"{os.getuid()}:{os.getgid()}",
+            volumes={str(workdir): {"bind": "/workspace", "mode": "rw"}}, working_dir="/workspace",
+            environment={"HOME": "/workspace", "PYTHONUNBUFFERED": "1", "OMP_NUM_THREADS": "1",
+                         "OPENBLAS_NUM_THREADS": "1", "MPLBACKEND": "Agg"},
+            labels={"sandmle.session": "1"}, name=f"sandmle-{uuid.uuid4().hex[:12]}",
+        )
+        session = DockerSession(self, container, workdir)
+        self.sessions.add(session)
+        return session
+
+    async def shutdown(self) -> None:
+        for session in list(self.sessions):
+            await session.close()
+        shutil.rmtree(self.base_dir, ignore_errors=True)
+
+
+class DockerSession(SandboxSession):
+    """One container; steps are ``docker exec`` of the runner."""
+
+    def __init__(self, sandbox: DockerSandbox, container: Any, workdir: Path):
+        self.sandbox, self.container, self._dir = sandbox, container, workdir
+        self._closed = False
+
+    @property
+    def workdir(self) -> Path:
+        return self._dir
+
+    async def exec(self, code: str | None = None, *, command: Sequence[str] | None = None,
+                   timeout: float | None = None) -> ExecResult:
+        if self._closed:
+            return ExecResult(killed="error", detail="session is closed")
+        if (code is None) == (command is None):
+            return ExecResult(killed="error", detail="pass exactly one of code or command")
+        timeout = float(timeout or self.sandbox.config.default_timeout_s)
+        return await asyncio.to_thread(self._exec_blocking, code, command, timeout)
+
+    def _exec_blocking(self, code: str | None, command: Sequence[str] | None, timeout: float) -> ExecResult:
+        from sandmle.sandboxes.zygote_main import Tail
+
+        c = self.sandbox.config
+        step = None
+        if code is not None:
+            step = f".sandmle_step_{uuid.uuid4().hex[:8]}.py"
+            (self._dir / step).write_text(code, encoding="utf-8")
+            argv = [c.python, step]
+        else:
+            argv = list(command or [])
+        limits = {"as": c.memory_mb * MIB * 2, "fsize": c.max_file_mb * MIB, "timeout": timeout,
+                  "disk": c.disk_limit_mb * MIB}
+        api = self.sandbox.client.api
+        t0 = time.perf_counter()
+        out, err = Tail(c.tail_bytes), Tail(c.tail_bytes + 512)
+        killed, detail = None, ""
+        try:
+            exec_id = api.exec_create(self.container.id, [c.python, "-c", _RUNNER, json.dumps(limits), *argv],
+                                      workdir="/workspace")["Id"]
+            stream = api.exec_start(exec_id, stream=True, demux=True)
+            # The runner's own alarm enforces the timeout; this guards against a wedged runner.
+            guard = threading.Timer(timeout + 10, self._kill_all)
+            guard.start()
+            try:
+                for chunk_out, chunk_err in stream:
+                    if killed is not None:
+                        continue  # keep draining: dockerd stalls if an exec's output is not read
+                    if chunk_out:
+                        out.add(chunk_out)
+                    if chunk_err:
+                        err.add(chunk_err)
+                    if out.total + err.total > c.output_limit_bytes:
+                        killed, detail = "output", f"output exceeded {c.output_limit_bytes} bytes"
+                        threading.Thread(target=self._kill_all, daemon=True).start()
+            finally:
+                guard.cancel()
+            info = api.exec_inspect(exec_id)
+        except Exception as exc:  # noqa: BLE001 - an engine failure is this step's result
+            return ExecResult(killed="error", detail=f"docker exec failed: {exc}", wall_s=time.perf_counter() - t0)
+        finally:
+            if step:
+                try:
+                    (self._dir / step).unlink()
+                except OSError:
+                    pass
+        return self._result(out, err, info, killed, detail, timeout, time.perf_counter() - t0)
+
+    @staticmethod
+    def _result(out: Any, err: Any, info: dict[str, Any], killed: str | None, detail: str,
+                timeout: float, wall: float) -> ExecResult:
+        stderr = err.text()
+        usage: dict[str, Any] = {}
+        if _MARK in stderr:
+            stderr, _, tail = stderr.rpartition("\n" + _MARK)
+            try:
+                usage = json.loads(tail.strip().splitlines()[0])
+            except (ValueError, IndexError):
+                usage = {}
+        exit_code = usage.get("exit", info.get("ExitCode"))
+        if killed is None:
+            if usage.get("reason") == "timeout":
+                killed, detail = "timeout", f"killed after {timeout:.1f} s timeout"
+            elif usage.get("reason") == "disk":
+                killed, detail = "disk", "session directory exceeded its size cap"
+            elif exit_code == -9 or info.get("ExitCode") == 137:
+                killed, detail = "memory", "killed by SIGKILL (container memory limit)"
+            elif "MemoryError" in stderr[-2000:]:
+                killed, detail = "memory", "memory limit reached (MemoryError)"
+            elif exit_code == -25:
+                killed, detail = "disk", "file size limit reached"
+            elif isinstance(exit_code, int) and exit_code < 0:
+                killed, detail = "signal", f"killed by signal {-exit_code}"
+        return ExecResult(exit_code=exit_code, stdout_tail=out.text(), stderr_tail=stderr, wall_s=wall,
+                          cpu_s=usage.get("cpu", 0.0), peak_mem_mb=usage.get("rss_kb", 0) / 1024.0,
+                          killed=killed, detail=detail)
+
+    def _kill_all(self) -> None:
+        try:
+            self.container.exec_run(["kill", "-9", "-1"])
+        except Exception:  # noqa: BLE001 - the container may already be gone
+            pass
+
+    async def read_file(self, path: str) -> bytes:
+        return await asyncio.to_thread(read_confined, self._dir, path)
+
+    async def write_file(self, path: str, data: bytes | str) -> None:
+        await asyncio.to_thread(write_confined, self._dir, path, data)
+
+    async def list_files(self, path: str = ".") -> list[str]:
+        return await asyncio.to_thread(list_confined, self._dir, path)
+
+    async def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        self.sandbox.sessions.discard(self)
+
+        def remove() -> None:
+            try:
+                self.container.remove(force=True)
+            except Exception:  # noqa: BLE001 - already removed
+                pass
+            shutil.rmtree(self._dir, ignore_errors=True)
+
+        await asyncio.to_thread(remove)
+
+
+def make_docker(config: DockerSandboxConfig) -> DockerSandbox:
+    """Registry factory for the ``docker`` sandbox."""
+    return DockerSandbox(config)
+
+
+@hookimpl
+def register_sandboxes(register: Any) -> None:
+    register("docker", make_docker, config=DockerSandboxConfig,
+             description="one locked-down container per session (Docker Engine API)")

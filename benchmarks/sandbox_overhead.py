@@ -1,0 +1,112 @@
+"""Sandbox overhead: p50/p95 latency of a trivial step and a 200-row sklearn step.
+
+Compares, in one run: (a) a cold ``python script.py`` subprocess, (b) the ``local`` sandbox with
+its warm pool, (c) the ``docker`` sandbox (skipped with the reason when no engine starts).
+Ratios are cold p50 / mode p50 (higher is better).
+
+    .venv/bin/python benchmarks/sandbox_overhead.py [--reps 30] [--sklearn-reps 10] [--json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from sandmle.sandboxes.conformance import make_canary_task
+
+STEPS = {
+    "trivial": "x = 1\n",
+    "sklearn-200": (
+        "import numpy as np\nfrom sklearn.ensemble import RandomForestClassifier\n"
+        "rng = np.random.default_rng(0)\nX = rng.normal(size=(200, 8))\ny = (X[:, 0] + X[:, 1] > 0).astype(int)\n"
+        "print(RandomForestClassifier(n_estimators=100, random_state=0).fit(X, y).score(X, y))\n"
+    ),
+}
+
+
+def percentiles(times: list[float]) -> tuple[float, float]:
+    ordered = sorted(times)
+    p95 = ordered[min(len(ordered) - 1, int(round(0.95 * (len(ordered) - 1))))]
+    return statistics.median(ordered), p95
+
+
+def bench_cold(code: str, reps: int, workdir: Path) -> list[float]:
+    script = workdir / "step.py"
+    script.write_text(code)
+    times = []
+    for _ in range(reps):
+        t0 = time.perf_counter()
+        subprocess.run([sys.executable, str(script)], cwd=workdir, check=True, capture_output=True)
+        times.append(time.perf_counter() - t0)
+    return times
+
+
+async def bench_sandbox(sandbox, task, code: str, reps: int) -> list[float]:
+    times = []
+    async with await sandbox.open(task) as session:
+        await session.exec(code, timeout=120)  # first step of a session is not the steady state
+        for _ in range(reps):
+            t0 = time.perf_counter()
+            r = await session.exec(code, timeout=120)
+            times.append(time.perf_counter() - t0)
+            if not r.ok:
+                raise RuntimeError(f"step failed: {r}")
+    return times
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--reps", type=int, default=30, help="repetitions of the trivial step")
+    ap.add_argument("--sklearn-reps", type=int, default=10, help="repetitions of the sklearn step")
+    ap.add_argument("--json", action="store_true")
+    args = ap.parse_args()
+
+    from sandmle.core.plugins import get_registry
+
+    reps = {"trivial": args.reps, "sklearn-200": args.sklearn_reps}
+    rows: list[dict] = []
+    notes: list[str] = []
+    with tempfile.TemporaryDirectory() as tmp:
+        tmpdir = Path(tmp)
+        task = make_canary_task(tmpdir / "task")
+        for step, code in STEPS.items():
+            rows.append({"mode": "cold subprocess", "step": step, "times": bench_cold(code, reps[step], tmpdir)})
+        sandboxes = [("local warm pool", "local", {"pool_size": 1})]
+        from sandmle.plugins.docker_sandbox import engine_unavailable_reason
+
+        reason = engine_unavailable_reason(start=True)
+        if reason:
+            notes.append(f"docker skipped: {reason}")
+        else:
+            sandboxes.append(("docker", "docker", {}))
+        for label, name, cfg in sandboxes:
+            sandbox = get_registry().create("sandboxes", name, cfg)
+            try:
+                for step, code in STEPS.items():
+                    times = asyncio.run(bench_sandbox(sandbox, task, code, reps[step]))
+                    rows.append({"mode": label, "step": step, "times": times})
+            finally:
+                asyncio.run(sandbox.shutdown())
+    cold = {r["step"]: percentiles(r["times"])[0] for r in rows if r["mode"] == "cold subprocess"}
+    for r in rows:
+        r["p50_ms"], r["p95_ms"] = (round(v * 1000, 1) for v in percentiles(r.pop("times")))
+        r["speedup_vs_cold"] = round(cold[r["step"]] * 1000 / r["p50_ms"], 1)
+    if args.json:
+        print(json.dumps({"rows": rows, "notes": notes}, indent=2))
+        return
+    print(f"{'mode':<18}{'step':<13}{'p50 ms':>9}{'p95 ms':>9}{'x vs cold':>11}")
+    for r in rows:
+        print(f"{r['mode']:<18}{r['step']:<13}{r['p50_ms']:>9}{r['p95_ms']:>9}{r['speedup_vs_cold']:>11}")
+    for note in notes:
+        print(note)
+
+
+if __name__ == "__main__":
+    main()
