@@ -1,0 +1,250 @@
+"""The ``procedural`` generator: seeded hidden rules over real feature structure, verified.
+
+Candidates are numbered 0, 1, 2, ...; candidate ``i`` uses seed ``seeds[i % len(seeds)]`` and
+the RNG ``default_rng([seed, i])``, so the same (seed, i) always gives byte-identical files and
+a resumed run continues where the last stopped (accepted task folders and ``rejections.jsonl``
+entries are kept and skipped). Up to ``workers`` candidates verify at once in the sandbox.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import queue
+import shutil
+import threading
+import time
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import yaml
+from pydantic import Field
+
+from sandmle.core.interfaces import ComponentConfig, Generator, Sandbox
+
+from .seeds import SeedTask, select_seeds
+from .synth import Candidate, NoiseConfig, synthesize
+from .verify import judge, run_reference_solvers, score_submissions
+from .writer import write_candidate, write_thresholds
+
+REJECTIONS = "rejections.jsonl"
+
+
+class ProceduralConfig(ComponentConfig):
+    """Config of the ``procedural`` generator."""
+
+    rows: tuple[int, int] = Field((50, 200), description="training rows, sampled per task")
+    test_rows: tuple[int, int] = Field((60, 120), description="test rows, sampled per task")
+    noise: NoiseConfig = Field(default_factory=NoiseConfig)
+    workers: int = Field(2, ge=1, description="candidates verified concurrently")
+    solver_timeout_s: float = Field(120.0, gt=0)
+    max_attempts_factor: float = Field(3.0, ge=1.0, description="stop after n * this many candidates")
+
+
+@dataclass
+class Outcome:
+    """One candidate's fate (yielded by ``generate``)."""
+
+    index: int
+    task_id: str
+    seed: str
+    modality: str
+    metric: str
+    accepted: bool
+    reason: str | None = None
+    detail: str = ""
+    n_train: int = 0
+    seconds: float = 0.0
+    path: str | None = None
+    resumed: bool = False
+
+
+Synthesizer = Callable[[SeedTask, np.random.Generator, int, int], Candidate]
+
+
+class VerifyingGenerator(Generator):
+    """Shared loop: number candidates, verify concurrently, keep/reject, resume. Subclasses
+    provide ``make_candidate`` (the procedural one synthesizes; the multi-agent one asks LLMs)."""
+
+    name = "base"
+
+    def __init__(self, config: ProceduralConfig):
+        self.config = config
+
+    async def make_candidate(self, seed: SeedTask, rng: np.random.Generator, index: int,
+                             stage: Path) -> tuple[Candidate | None, str, dict[str, Any]]:
+        """Return (candidate, rejection reason if None, extra provenance)."""
+        raise NotImplementedError
+
+    def generate(self, out_dir: Path, n: int, *, seed: int = 0, seeds: Sequence[str] | None = None,
+                 sandbox: Sandbox | None = None) -> Iterator[Outcome]:
+        q: queue.Queue = queue.Queue()
+        done = object()
+
+        def runner() -> None:
+            try:
+                asyncio.run(self._run(Path(out_dir), n, seed, list(seeds or []), sandbox, q.put))
+            except BaseException as exc:  # noqa: BLE001 - surfaced in the caller's thread
+                q.put(exc)
+            q.put(done)
+
+        thread = threading.Thread(target=runner, daemon=True)
+        thread.start()
+        while (item := q.get()) is not done:
+            if isinstance(item, BaseException):
+                raise item
+            yield item
+        thread.join()
+
+    async def _run(self, out: Path, n: int, seed: int, seed_names: list[str], sandbox: Sandbox | None,
+                   emit: Callable[[Outcome], None]) -> None:
+        seeds = select_seeds(seed_names)
+        out.mkdir(parents=True, exist_ok=True)
+        accepted, seen_idx, signatures = _resume_state(out)
+        for o in accepted.values():
+            emit(o)
+        own_sandbox = sandbox is None
+        if own_sandbox:
+            from sandmle.core.plugins import get_registry
+
+            sandbox = get_registry().create("sandboxes", "local", {"pool_size": self.config.workers})
+        sem = asyncio.Semaphore(self.config.workers)
+        lock = asyncio.Lock()
+        n_ok = len(accepted)
+        budget = int(n * self.config.max_attempts_factor)
+        pending: set[asyncio.Task] = set()
+
+        async def one(i: int) -> None:
+            nonlocal n_ok
+            async with sem:
+                if n_ok >= n:
+                    return
+                o = await self._candidate(out, seeds[i % len(seeds)], seed, i, sandbox, signatures, lock)
+            async with lock:
+                if o.accepted and n_ok >= n:  # a concurrent candidate filled the set first
+                    shutil.rmtree(out / o.task_id, ignore_errors=True)
+                    return
+                n_ok += o.accepted
+                if not o.accepted:
+                    with open(out / REJECTIONS, "a", encoding="utf-8") as fh:
+                        fh.write(json.dumps(asdict(o)) + "\n")
+            emit(o)
+
+        try:
+            i = 0
+            while n_ok < n and i < budget:
+                if i not in seen_idx:
+                    while len(pending) >= self.config.workers * 2:
+                        _, pending = await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
+                    if n_ok >= n:
+                        break
+                    pending.add(asyncio.create_task(one(i)))
+                i += 1
+                if i >= budget or n_ok >= n:
+                    break
+            while pending:
+                _, pending = await asyncio.wait(pending)
+                if n_ok < n and i < budget:  # some were rejected: keep going
+                    while i in seen_idx:
+                        i += 1
+                    pending.add(asyncio.create_task(one(i)))
+                    i += 1
+        finally:
+            shutil.rmtree(out / ".staging", ignore_errors=True)
+            if own_sandbox:
+                await sandbox.shutdown()
+
+    async def _candidate(self, out: Path, seed_task: SeedTask, seed: int, i: int, sandbox: Sandbox,
+                         signatures: dict[str, str], lock: asyncio.Lock) -> Outcome:
+        t0 = time.perf_counter()
+        task_id = f"{seed_task.name}-s{seed}-{i:05d}"
+        o = Outcome(i, task_id, seed_task.name, seed_task.modality, seed_task.metric, False)
+        stage = out / ".staging" / task_id
+        shutil.rmtree(stage, ignore_errors=True)
+        try:
+            rng = np.random.default_rng([seed, i])
+            cand, why, extra = await self.make_candidate(seed_task, rng, i, stage)
+            if cand is None:
+                o.reason = why or "generation_failed"
+                return o
+            o.n_train = len(cand.train)
+            sig = cand.signature
+            async with lock:
+                if sig in signatures:
+                    o.reason, o.detail = "near_duplicate", f"same rule and columns as {signatures[sig]}"
+                    return o
+                signatures[sig] = task_id
+            prov = {"generator": self.name, "seed_task": seed_task.name, "seed": seed, "index": i,
+                    "family": seed_task.family, "mlebench_id": seed_task.mlebench_id,
+                    "rule_signature": sig, "n_train": len(cand.train), "n_test": len(cand.test), **extra}
+            task = await asyncio.to_thread(write_candidate, cand, stage, task_id, prov)
+            subs, detail, wall = await run_reference_solvers(cand, task, sandbox, self.config.solver_timeout_s)
+            if not subs:
+                o.reason, o.detail = ("evaluator_failed" if detail.startswith("evaluator") else "solvers_failed"), detail
+                return o
+            verdict = judge(cand, score_submissions(cand, subs))
+            if verdict.reason:
+                o.reason, o.detail = verdict.reason, json.dumps(verdict.scores)[:400]
+                async with lock:
+                    signatures.pop(sig, None)
+                return o
+            prov["reference_scores"] = verdict.scores
+            await asyncio.to_thread(write_thresholds, cand, stage, task_id, prov, verdict.thresholds,
+                                    verdict.leaderboard)
+            final = out / task_id
+            shutil.rmtree(final, ignore_errors=True)
+            stage.rename(final)
+            o.accepted, o.path = True, str(final)
+            return o
+        except Exception as exc:  # noqa: BLE001 - a bad candidate never stops the batch
+            o.reason, o.detail = "error", f"{type(exc).__name__}: {exc}"[:400]
+            return o
+        finally:
+            o.seconds = round(time.perf_counter() - t0, 3)
+            if not o.accepted:
+                shutil.rmtree(stage, ignore_errors=True)
+
+
+class ProceduralGenerator(VerifyingGenerator):
+    """Hidden-rule synthesis from seeds (no LLM)."""
+
+    name = "procedural"
+
+    async def make_candidate(self, seed: SeedTask, rng: np.random.Generator, index: int,
+                             stage: Path) -> tuple[Candidate | None, str, dict[str, Any]]:
+        cfg = self.config
+        n_train = int(rng.integers(cfg.rows[0], cfg.rows[1] + 1))
+        n_test = int(rng.integers(cfg.test_rows[0], cfg.test_rows[1] + 1))
+        return synthesize(seed, rng, n_train, n_test, cfg.noise), "", {}
+
+
+def _resume_state(out: Path) -> tuple[dict[int, Outcome], set[int], dict[str, str]]:
+    """Accepted tasks and rejected indices already in ``out`` (so a rerun skips them)."""
+    accepted: dict[int, Outcome] = {}
+    seen: set[int] = set()
+    sigs: dict[str, str] = {}
+    for meta_path in sorted(out.glob("*/task.yaml")):
+        meta = yaml.safe_load(meta_path.read_text(encoding="utf-8"))
+        prov = meta.get("provenance") or {}
+        if "index" not in prov:
+            continue
+        i = int(prov["index"])
+        seen.add(i)
+        sigs[prov.get("rule_signature", "")] = meta["id"]
+        accepted[i] = Outcome(i, meta["id"], prov.get("seed_task", ""), meta["modality"], meta["metric"],
+                              True, n_train=int(prov.get("n_train", 0)), path=str(meta_path.parent),
+                              resumed=True)
+    rej = out / REJECTIONS
+    if rej.exists():
+        for line in rej.read_text(encoding="utf-8").splitlines():
+            if line.strip():
+                seen.add(int(json.loads(line)["index"]))
+    return accepted, seen, sigs
+
+
+def make_procedural(config: ProceduralConfig) -> ProceduralGenerator:
+    """Registry factory for ``procedural``."""
+    return ProceduralGenerator(config)
