@@ -112,6 +112,8 @@ class VerifyingGenerator(Generator):
 
             sandbox = get_registry().create("sandboxes", "local", {"pool_size": self.config.workers})
         sem = asyncio.Semaphore(self.config.workers)
+        self._sessions: asyncio.Queue = asyncio.Queue()
+        self._opened: list[Any] = []
         lock = asyncio.Lock()
         n_ok = len(accepted)
         budget = int(n * self.config.max_attempts_factor)
@@ -154,6 +156,8 @@ class VerifyingGenerator(Generator):
                     i += 1
         finally:
             shutil.rmtree(out / ".staging", ignore_errors=True)
+            for session in self._opened:
+                await session.close()
             if own_sandbox:
                 await sandbox.shutdown()
 
@@ -181,7 +185,12 @@ class VerifyingGenerator(Generator):
                     "family": seed_task.family, "mlebench_id": seed_task.mlebench_id,
                     "rule_signature": sig, "n_train": len(cand.train), "n_test": len(cand.test), **extra}
             task = await asyncio.to_thread(write_candidate, cand, stage, task_id, prov)
-            subs, detail, wall = await run_reference_solvers(cand, task, sandbox, self.config.solver_timeout_s)
+            session = await self._session(sandbox, task)
+            try:
+                subs, detail, wall = await run_reference_solvers(cand, task, session,
+                                                                 self.config.solver_timeout_s)
+            finally:
+                self._sessions.put_nowait(session)
             if not subs:
                 o.reason, o.detail = ("evaluator_failed" if detail.startswith("evaluator") else "solvers_failed"), detail
                 return o
@@ -206,6 +215,15 @@ class VerifyingGenerator(Generator):
             o.seconds = round(time.perf_counter() - t0, 3)
             if not o.accepted:
                 shutil.rmtree(stage, ignore_errors=True)
+
+
+    async def _session(self, sandbox: Sandbox, task: Any) -> Any:
+        """A reusable verification session (at most ``workers`` are ever opened)."""
+        if self._sessions.empty() and len(self._opened) < self.config.workers:
+            session = await sandbox.open(task)
+            self._opened.append(session)
+            return session
+        return await self._sessions.get()
 
 
 class ProceduralGenerator(VerifyingGenerator):

@@ -12,6 +12,7 @@ baseline (``no_signal``), and tasks whose own ``evaluator.py`` fails or disagree
 
 from __future__ import annotations
 
+import io
 import json
 import math
 from dataclasses import dataclass, field
@@ -76,29 +77,33 @@ def public_info(c: Candidate) -> dict[str, Any]:
             "classes": c.class_names if c.seed.submission != "proba_binary" else [0, 1]}
 
 
-async def run_reference_solvers(c: Candidate, task: Task, sandbox: Sandbox,
+async def run_reference_solvers(c: Candidate, task: Task, session: Any,
                                 timeout: float = 120.0) -> tuple[dict[str, pd.DataFrame], str, float]:
-    """Run every reference variant in one sandbox session; return submissions, stderr, wall time.
+    """Run every reference variant in a verification session; return submissions, detail, wall time.
 
-    The evaluator check runs in the same (verification-only) session afterwards, see
-    :func:`check_evaluator`; agents never get this session.
+    Verification sessions are reused across candidates (a fresh sandbox worker costs seconds of
+    imports, the solvers under one): each candidate gets its own sub-folder, removed afterwards.
+    The evaluator check writes the answers there too; agents never get these sessions.
     """
-    session = await sandbox.open(task)
+    sub = f"cand_{task.id}"
+    for path in task.public_files():
+        await session.write_file(f"{sub}/{path.relative_to(task.public_dir)}", path.read_bytes())
     try:
-        res = await session.exec(solver_program(public_info(c)), timeout=timeout)
+        program = f"import os\nos.chdir({sub!r})\n" + solver_program(public_info(c))
+        res = await session.exec(program, timeout=timeout)
         subs: dict[str, pd.DataFrame] = {}
         if res.ok:
-            for name in await session.list_files("refsubs"):
+            for name in await session.list_files(f"{sub}/refsubs"):
                 data = await session.read_file(name)
-                subs[Path(name).stem] = pd.read_csv(__import__("io").BytesIO(data))
+                subs[Path(name).stem] = pd.read_csv(io.BytesIO(data))
         detail = res.stdout_tail[-300:] if res.ok else f"{res.killed or res.exit_code}: {res.stderr_tail[-300:]}"
         if subs and task.private_dir is not None:
-            detail = await check_evaluator(session, task, subs) or ""
-            if detail:
-                return {}, "evaluator: " + detail, res.wall_s
+            problem = await check_evaluator(session, sub, task, subs)
+            if problem:
+                return {}, "evaluator: " + problem, res.wall_s
         return subs, detail, res.wall_s
     finally:
-        await session.close()
+        await session.exec(f"import shutil; shutil.rmtree({sub!r}, ignore_errors=True)", timeout=30)
 
 
 _EVAL_RUN = """import runpy, sys, io, contextlib, json
@@ -113,12 +118,14 @@ print("EVAL" + json.dumps(out))
 """
 
 
-async def check_evaluator(session: Any, task: Task, subs: dict[str, pd.DataFrame]) -> str | None:
+async def check_evaluator(session: Any, sub: str, task: Task, subs: dict[str, pd.DataFrame]) -> str | None:
     """Run the task's evaluator.py on two reference submissions inside the verification session."""
+    assert task.private_dir is not None
     for rel in ("evaluator.py", "answers.csv"):
-        await session.write_file(f"_verify/{rel}", (task.private_dir / rel).read_bytes())
+        await session.write_file(f"{sub}/_verify/{rel}", (task.private_dir / rel).read_bytes())
     names = sorted(subs)[:2]
-    res = await session.exec(_EVAL_RUN.replace("NAMES", repr(names)), timeout=60)
+    code = f"import os\nos.chdir({sub!r})\n" + _EVAL_RUN.replace("NAMES", repr(names))
+    res = await session.exec(code, timeout=60)
     if not res.ok or "EVAL" not in res.stdout_tail:
         return f"evaluator.py failed: {res.killed or res.exit_code} {res.stderr_tail[-300:]}"
     got = json.loads(res.stdout_tail.split("EVAL", 1)[1].strip().splitlines()[0])
