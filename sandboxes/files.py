@@ -56,3 +56,17 @@ def list_confined(root: Path, path: str = ".") -> list[str]:
                 continue  # never follow agent-made links out of the session
             out.append(str(full.relative_to(rootr)))
     return sorted(out)
+
+
+def safe_submission(workdir: Path, name: str = "submission.csv") -> Path | None:
+    """The submission file to grade, or None when it is missing or not a regular file inside
+    ``workdir``. Graders must use this: a symlink named ``submission.csv`` that points at a
+    task's hidden answers would otherwise be graded as a perfect submission."""
+    path = Path(workdir) / name
+    try:
+        if path.is_symlink() or not path.is_file():
+            return None
+        confined(Path(workdir), name)
+    except (OSError, SandboxPathError):
+        return None
+    return path

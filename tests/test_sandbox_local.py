@@ -165,3 +165,14 @@ def test_battery_detects_a_leaky_sandbox(task):
                 run(check(sb, task))
     finally:
         run(sb.shutdown())
+
+
+def test_safe_submission_refuses_links_to_answers(tmp_path, task):
+    from sandmle.sandboxes.files import safe_submission
+
+    assert safe_submission(tmp_path) is None
+    (tmp_path / "submission.csv").symlink_to(task.answers_path)
+    assert safe_submission(tmp_path) is None
+    (tmp_path / "submission.csv").unlink()
+    (tmp_path / "submission.csv").write_text("id,y\n")
+    assert safe_submission(tmp_path) == tmp_path / "submission.csv"
