@@ -1,5 +1,35 @@
-"""Registers the built-in generators through the same hooks a third-party plugin uses."""
+"""Registers the built-in generators and the ``generate`` / ``tasks show`` commands."""
 
 from __future__ import annotations
 
-from sandmle.core.hookspecs import hookimpl  # noqa: F401  (hook implementations go here)
+from typing import Any
+
+import click
+
+from sandmle.core.hookspecs import hookimpl
+
+from .procedural import ProceduralConfig
+
+
+def _make_procedural(config: ProceduralConfig) -> Any:
+    from .procedural import make_procedural
+
+    return make_procedural(config)
+
+
+@hookimpl
+def register_generators(register: Any) -> None:
+    register("procedural", _make_procedural, config=ProceduralConfig,
+             description="hidden-rule micro tasks from real-data seeds, verified in the sandbox (no LLM)")
+
+
+@hookimpl
+def register_commands(cli: click.Group) -> None:
+    from .commands import generate_cmd, show_cmd, tasks_group
+
+    cli.add_command(generate_cmd)
+    existing = cli.commands.get("tasks")
+    if isinstance(existing, click.Group):  # another plugin owns `tasks` (e.g. `tasks export`)
+        existing.add_command(show_cmd)
+    else:
+        cli.add_command(tasks_group)
