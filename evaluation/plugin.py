@@ -2,4 +2,28 @@
 
 from __future__ import annotations
 
-from sandmle.core.hookspecs import hookimpl  # noqa: F401  (hook implementations go here)
+from typing import Any
+
+from sandmle.core.hookspecs import hookimpl
+
+from .executors import LocalExecutorConfig
+
+
+def _make_local(config: LocalExecutorConfig) -> Any:
+    from .executors import make_local_executor
+
+    return make_local_executor(config)
+
+
+@hookimpl
+def register_executors(register: Any) -> None:
+    register("local", _make_local, config=LocalExecutorConfig,
+             description="episodes as asyncio tasks on one machine, concurrency sized to its cores")
+
+
+@hookimpl
+def register_commands(cli: Any) -> None:
+    from .commands import compare_cmd, eval_cmd, report_cmd
+
+    for command in (eval_cmd, report_cmd, compare_cmd):
+        cli.add_command(command)

@@ -1,0 +1,95 @@
+"""``sandmle eval``, ``sandmle report`` and ``sandmle compare``."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict
+from importlib import resources
+from pathlib import Path
+
+import click
+from rich.console import Console
+
+from sandmle.core.errors import SandmleError
+
+
+def shipped_recipe(name_or_path: str) -> Path:
+    """A recipe path; a bare name (``quickstart``) resolves to a recipe shipped with sandmle."""
+    path = Path(name_or_path)
+    if path.exists() or path.suffix in (".yaml", ".yml") or "/" in name_or_path:
+        return path
+    shipped = resources.files("sandmle.recipes") / f"{name_or_path}.yaml"
+    if shipped.is_file():
+        return Path(str(shipped))
+    names = sorted(p.name[:-5] for p in resources.files("sandmle.recipes").iterdir()
+                   if p.name.endswith(".yaml"))
+    raise SandmleError(f"no recipe file {name_or_path!r} and no shipped recipe of that name "
+                       f"(shipped: {', '.join(names)})")
+
+
+def _has_results(path: Path) -> Path:
+    if not (path / "results.jsonl").is_file():
+        raise SandmleError(f"{path} has no results.jsonl (is it a 'sandmle eval' output directory?)")
+    return path
+
+
+@click.command("eval")
+@click.argument("recipe")
+@click.option("--out", "out_dir", type=click.Path(path_type=Path), default=None,
+              help="Output directory (default: the recipe's output_dir); rerun on it to resume.")
+@click.option("--max-episodes", type=int, default=None, help="Stop after this many new episodes.")
+def eval_cmd(recipe: str, out_dir: Path | None, max_episodes: int | None) -> None:
+    """Run (or resume) the recipe's evaluation study and write its report.
+
+    RECIPE is a YAML file or the name of a shipped recipe (e.g. quickstart). Task sets made by a
+    generator are generated first when their directory has no tasks yet.
+    """
+    from sandmle.core.runner import prepare, print_plugins, task_set_dir, write_run_metadata
+
+    from .study import run_study
+
+    console = Console()
+    rec, manager = prepare(shipped_recipe(recipe))
+    if out_dir is not None:
+        rec.output_dir = out_dir
+    print_plugins(manager, console)
+    write_run_metadata(rec, manager)
+    if any(ts.generator and not any(task_set_dir(rec, ts).glob("*/task.yaml")) for ts in rec.tasks):
+        from sandmle.generators.stage import run_generate_stage
+
+        run_generate_stage(rec, manager.registry, console)
+    run_study(rec, manager.registry, console, max_episodes=max_episodes)
+
+
+@click.command("report")
+@click.argument("directory", type=click.Path(path_type=Path, file_okay=False))
+@click.option("--json", "as_json", is_flag=True, help="Print the aggregates as JSON.")
+def report_cmd(directory: Path, as_json: bool) -> None:
+    """Rebuild report.md, report.html, summary.json and plots from DIRECTORY/results.jsonl."""
+    from .report import build_report
+
+    _has_results(directory)
+    if as_json:
+        build_report(directory)
+        click.echo((directory / "summary.json").read_text(encoding="utf-8"))
+        return
+    console = Console()
+    report = build_report(directory, console)
+    console.print(f"report: {report} and {report.with_suffix('.html')}")
+
+
+@click.command("compare")
+@click.argument("a", type=click.Path(path_type=Path, file_okay=False))
+@click.argument("b", type=click.Path(path_type=Path, file_okay=False))
+@click.option("--json", "as_json", is_flag=True, help="Print the differences as JSON.")
+def compare_cmd(a: Path, b: Path, as_json: bool) -> None:
+    """Two runs side by side: per group and metric, b - a with the combined standard error."""
+    from .report import compare_dirs, compare_table
+
+    diffs = compare_dirs(_has_results(a), _has_results(b))
+    if as_json:
+        click.echo(json.dumps([asdict(d) for d in diffs], indent=2))
+        return
+    if not diffs:
+        raise SandmleError("the two runs share no (task set, scaffold, policy) group to compare")
+    Console().print(compare_table(diffs, str(a), str(b)))
