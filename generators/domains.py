@@ -107,3 +107,19 @@ def pick_domain(rng: np.random.Generator, n_columns: int, n_labels: int, modalit
     if stories:
         entity, setting = stories[int(rng.integers(len(stories)))]
     return Domain(base["name"], entity, setting, tuple(columns), tuple(labels[:n_labels]), base["target"])
+
+# Words of description.md's fixed template (generators/writer.py); kept out of text-task
+# keywords so a description can never happen to name a hidden keyword.
+TEMPLATE_TEXT = """each row describes one entity setting goal classify predict forecast rows test train
+files target column columns without sample submission valid required format feature id evaluation
+submissions scored lower higher better write probability class names seen numeric predicted
+written holds text grey flattened intensities consecutive time steps series value earlier task
+label data image multi regression"""
+
+
+def reserved_words() -> frozenset[str]:
+    """Every word a description may contain outside the task's own column names."""
+    text = TEMPLATE_TEXT + " " + " ".join(
+        " ".join([d["entity"], d["setting"], d["target"], *d["features"], *d["labels"]]) for d in DOMAINS)
+    text += " " + " ".join(" ".join(s) for s in TEXT_STORIES + IMAGE_STORIES + SERIES_STORIES)
+    return frozenset(w for w in text.lower().replace("_", " ").replace("-", " ").split())

@@ -20,7 +20,7 @@ from pydantic import Field
 
 from sandmle.core.interfaces import ComponentConfig
 
-from .domains import Domain, pick_domain
+from .domains import Domain, pick_domain, reserved_words
 from .seeds import SeedTask
 from .sources import descr_vocabulary, load_source
 
@@ -199,7 +199,8 @@ def _image(seed: SeedTask, rng: np.random.Generator, n: int, n_classes: int, noi
 
 # ----------------------------------------------------------------------------- text
 def _text(seed: SeedTask, rng: np.random.Generator, n: int, n_classes: int, noise: NoiseConfig):
-    vocab = np.array(descr_vocabulary())
+    reserved = reserved_words()
+    vocab = np.array([w for w in descr_vocabulary() if w not in reserved])
     words = rng.permutation(vocab)
     k = max(2, n_classes)
     n_kw = int(rng.integers(5, 9))

@@ -3,9 +3,9 @@
 Thresholds follow MLE-bench's position rules for N < 100 entries (gold = position
 max(1, floor(0.1 N)), silver = floor(0.2 N), bronze = floor(0.4 N), median = median score) on a
 leaderboard of the reference variants (all but the sample submission). MLE-bench gives gold and
-silver the same position below N = 10, so the solver program ships 12 non-sample variants:
-positions 1, 2 and 4 then differ, and a task whose variants tie there is rejected as
-``non_monotone``. The sanity filter (SandMLE): strictly monotone thresholds and a median that
+silver the same position below N = 10, so the solver program ships 12 non-sample variants and
+tied scores count once: positions 1, 2 and 4 then differ; fewer than 5 distinct scores is a
+rejection (``too_few_reference_scores``). The sanity filter (SandMLE): strictly monotone thresholds and a median that
 strictly beats the sample submission; we also reject tasks where no model beats the constant
 baseline (``no_signal``), and tasks whose own ``evaluator.py`` fails or disagrees.
 """
@@ -44,10 +44,12 @@ class Verdict:
 
 def derive_thresholds(scores: dict[str, float], lower: bool) -> tuple[MedalThresholds, list[float]]:
     """MLE-bench N<100 position rules on the reference leaderboard (sample submission excluded)."""
-    board = sorted((round(v, 5) for k, v in scores.items() if k != "sample"), reverse=not lower)
+    # Tied scores count once: discrete metrics (accuracy on 60 rows) tie often, and a tie at a
+    # medal position would make two thresholds equal.
+    board = sorted({round(v, 5) for k, v in scores.items() if k != "sample"}, reverse=not lower)
     n = len(board)
     if n < 5:
-        raise ValueError(f"only {n} reference scores; need at least 5 for distinct medal positions")
+        raise ValueError(f"only {n} distinct reference scores; need at least 5 for distinct medal positions")
     pos = {"gold": max(1, n // 10), "silver": max(2, n // 5), "bronze": max(3, int(0.4 * n))}
     th = MedalThresholds(gold=board[pos["gold"] - 1], silver=board[pos["silver"] - 1],
                          bronze=board[pos["bronze"] - 1], median=round(median(board), 5))
