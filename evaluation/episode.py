@@ -101,6 +101,11 @@ class EpisodeRunner:
         resolve(recipe, manager.registry)
         return cls(recipe, manager.registry, Path(out_dir))
 
+    def __reduce__(self) -> tuple[Any, tuple[Any, ...]]:
+        # Remote workers (Ray actors) rebuild the runner from the recipe, not from live objects.
+        return (EpisodeRunner.from_recipe_data,
+                (self.recipe.model_dump(mode="json"), str(self.out_dir)))
+
     async def _setup(self) -> None:
         if self._lock is None:
             self._lock = asyncio.Lock()

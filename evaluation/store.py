@@ -81,7 +81,7 @@ class ResultsStore:
         if row["key"] in self.finished:
             return False
         line = json.dumps(row, default=str, separators=(",", ":")).encode() + b"\n"
-        fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        fd = os.open(self.path, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o644)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX)
             if _ends_without_newline(fd):
