@@ -4,7 +4,7 @@ Compares, in one run: (a) a cold ``python script.py`` subprocess, (b) the ``loca
 its warm pool, (c) the ``docker`` sandbox (skipped with the reason when no engine starts).
 Ratios are cold p50 / mode p50 (higher is better).
 
-    .venv/bin/python benchmarks/sandbox_overhead.py [--reps 30] [--sklearn-reps 10] [--json]
+    .venv/bin/python benchmarks/sandbox_overhead.py [--reps 30] [--sklearn-reps 10] [--think-s 0.05] [--json]
 """
 
 from __future__ import annotations
@@ -23,6 +23,8 @@ from sandmle.sandboxes.conformance import make_canary_task
 
 STEPS = {
     "trivial": "x = 1\n",
+    # What nearly every agent script starts with; a cold process pays for it every step.
+    "import-pd-skl": "import pandas, sklearn.ensemble\n",
     "sklearn-200": (
         "import numpy as np\nfrom sklearn.ensemble import RandomForestClassifier\n"
         "rng = np.random.default_rng(0)\nX = rng.normal(size=(200, 8))\ny = (X[:, 0] + X[:, 1] > 0).astype(int)\n"
@@ -37,22 +39,24 @@ def percentiles(times: list[float]) -> tuple[float, float]:
     return statistics.median(ordered), p95
 
 
-def bench_cold(code: str, reps: int, workdir: Path) -> list[float]:
+def bench_cold(code: str, reps: int, workdir: Path, think_s: float) -> list[float]:
     script = workdir / "step.py"
     script.write_text(code)
     times = []
     for _ in range(reps):
+        time.sleep(think_s)
         t0 = time.perf_counter()
         subprocess.run([sys.executable, str(script)], cwd=workdir, check=True, capture_output=True)
         times.append(time.perf_counter() - t0)
     return times
 
 
-async def bench_sandbox(sandbox, task, code: str, reps: int) -> list[float]:
+async def bench_sandbox(sandbox, task, code: str, reps: int, think_s: float) -> list[float]:
     times = []
     async with await sandbox.open(task) as session:
         await session.exec(code, timeout=120)  # first step of a session is not the steady state
         for _ in range(reps):
+            await asyncio.sleep(think_s)  # the LLM call that precedes every real step
             t0 = time.perf_counter()
             r = await session.exec(code, timeout=120)
             times.append(time.perf_counter() - t0)
@@ -65,32 +69,37 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--reps", type=int, default=30, help="repetitions of the trivial step")
     ap.add_argument("--sklearn-reps", type=int, default=10, help="repetitions of the sklearn step")
+    ap.add_argument("--think-s", type=float, default=0.05,
+                    help="idle gap before each step (an agent's LLM call); the warm pool forks the "
+                         "next worker during it. The back-to-back row uses 0.")
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args()
 
     from sandmle.core.plugins import get_registry
 
-    reps = {"trivial": args.reps, "sklearn-200": args.sklearn_reps}
+    reps = {"trivial": args.reps, "import-pd-skl": args.sklearn_reps, "sklearn-200": args.sklearn_reps}
     rows: list[dict] = []
     notes: list[str] = []
     with tempfile.TemporaryDirectory() as tmp:
         tmpdir = Path(tmp)
         task = make_canary_task(tmpdir / "task")
         for step, code in STEPS.items():
-            rows.append({"mode": "cold subprocess", "step": step, "times": bench_cold(code, reps[step], tmpdir)})
-        sandboxes = [("local warm pool", "local", {"pool_size": 1})]
+            rows.append({"mode": "cold subprocess", "step": step,
+                         "times": bench_cold(code, reps[step], tmpdir, args.think_s)})
+        sandboxes = [("local warm pool", "local", {"pool_size": 1}, args.think_s),
+                     ("local back-to-back", "local", {"pool_size": 1}, 0.0)]
         from sandmle.plugins.docker_sandbox import engine_unavailable_reason
 
         reason = engine_unavailable_reason(start=True)
         if reason:
             notes.append(f"docker skipped: {reason}")
         else:
-            sandboxes.append(("docker", "docker", {}))
-        for label, name, cfg in sandboxes:
+            sandboxes.append(("docker", "docker", {}, args.think_s))
+        for label, name, cfg, think_s in sandboxes:
             sandbox = get_registry().create("sandboxes", name, cfg)
             try:
                 for step, code in STEPS.items():
-                    times = asyncio.run(bench_sandbox(sandbox, task, code, reps[step]))
+                    times = asyncio.run(bench_sandbox(sandbox, task, code, reps[step], think_s))
                     rows.append({"mode": label, "step": step, "times": times})
             finally:
                 asyncio.run(sandbox.shutdown())
@@ -101,9 +110,9 @@ def main() -> None:
     if args.json:
         print(json.dumps({"rows": rows, "notes": notes}, indent=2))
         return
-    print(f"{'mode':<18}{'step':<13}{'p50 ms':>9}{'p95 ms':>9}{'x vs cold':>11}")
+    print(f"{'mode':<20}{'step':<15}{'p50 ms':>9}{'p95 ms':>9}{'x vs cold':>11}")
     for r in rows:
-        print(f"{r['mode']:<18}{r['step']:<13}{r['p50_ms']:>9}{r['p95_ms']:>9}{r['speedup_vs_cold']:>11}")
+        print(f"{r['mode']:<20}{r['step']:<15}{r['p50_ms']:>9}{r['p95_ms']:>9}{r['speedup_vs_cold']:>11}")
     for note in notes:
         print(note)
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import select
 import shutil
 import signal
 import subprocess
@@ -71,12 +72,13 @@ class Zygote:
         self.cgroup = PidsCgroup(spec.max_procs + 8)
         self._lock = threading.Lock()
         self.proc = subprocess.Popen(
-            argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+            argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, bufsize=0,
             stderr=open(spec.base_dir / f"{self.host_dir.name}.log", "wb"),
             cwd=self.host_dir, env=self.env, start_new_session=True,
             preexec_fn=self.cgroup.enter if self.cgroup.path else None,
         )
         self.ready_info: dict[str, Any] | None = None
+        self._buf = b""
 
     def wait_ready(self) -> dict[str, Any]:
         """Block until the preload imports are done."""
@@ -99,23 +101,22 @@ class Zygote:
             return self._read_reply(timeout)
 
     def _read_reply(self, timeout: float) -> dict[str, Any]:
+        """One JSON line from the zygote, waiting at most ``timeout`` seconds (select, no thread)."""
         assert self.proc.stdout is not None
-        result: dict[str, Any] = {}
-
-        def reader() -> None:
-            result["line"] = self.proc.stdout.readline()  # type: ignore[union-attr]
-
-        thread = threading.Thread(target=reader, daemon=True)
-        thread.start()
-        thread.join(timeout)
-        if thread.is_alive():
-            self.kill()
-            thread.join(5)
-            raise ZygoteError(f"zygote did not answer within {timeout:.0f} s")
-        line = result.get("line") or b""
-        if not line:
-            self.kill()
-            raise ZygoteError(f"zygote exited (status {self.proc.poll()}); see {self.log_path}")
+        fd = self.proc.stdout.fileno()
+        deadline = time.monotonic() + timeout
+        while b"\n" not in self._buf:
+            remaining = deadline - time.monotonic()
+            ready, _, _ = select.select([fd], [], [], max(remaining, 0)) if remaining > 0 else ([], [], [])
+            if not ready:
+                self.kill()
+                raise ZygoteError(f"zygote did not answer within {timeout:.0f} s")
+            data = os.read(fd, 1 << 16)
+            if not data:
+                self.kill()
+                raise ZygoteError(f"zygote exited (status {self.proc.poll()}); see {self.log_path}")
+            self._buf += data
+        line, self._buf = self._buf.split(b"\n", 1)
         return json.loads(line)
 
     @property

@@ -72,19 +72,20 @@ def _descendants(root):
 
 
 def _kill_descendants(keep=()):
-    """SIGKILL everything below this process except ``keep``; repeat until nothing is left."""
-    for _ in range(50):
-        victims = _descendants(os.getpid()) - set(keep)
-        if not victims:
+    """SIGKILL everything below this process except ``keep``, rescanning until no new pid
+    shows up (a fork bomb keeps spawning); pids already signalled are not waited for."""
+    signalled = set()
+    for _ in range(200):
+        fresh = _descendants(os.getpid()) - set(keep) - signalled
+        if not fresh:
             break
-        for pid in victims:
+        for pid in fresh:
             try:
                 os.kill(pid, signal.SIGKILL)
             except OSError:
                 pass
-        _reap(keep)
-        time.sleep(0.002)
-    _reap(keep)
+        signalled |= fresh
+    _reap()
 
 
 def _reap(keep=()):
@@ -177,166 +178,175 @@ def _child_setup(out_w, err_w, limits, workdir, keep=()):
     sys.stderr = open(2, "w", buffering=1, closefd=False, errors="backslashreplace")
 
 
+class Worker:
+    """A forked child waiting for requests on a pipe (one-shot for stateless sessions)."""
+
+    def __init__(self, pid, req_w, ctrl_r, out_r, err_r):
+        self.pid, self.req_w, self.ctrl_r, self.out_r, self.err_r = pid, req_w, ctrl_r, out_r, err_r
+        self.pidfd = os.pidfd_open(pid)
+        self.status = None
+        self.rusage = None
+
+    def fds(self):
+        return (self.req_w, self.ctrl_r, self.out_r, self.err_r, self.pidfd)
+
+
+def _worker_loop(req_r, ctrl_w, one_shot):
+    """Body of a worker: run requests in one globals dict, report each over ``ctrl_w``."""
+    glb = {"__name__": "__main__", "__builtins__": __builtins__}
+    reader = os.fdopen(req_r, "r")
+    for line in reader:
+        req = json.loads(line)
+        r0 = resource.getrusage(resource.RUSAGE_SELF)
+        c0 = resource.getrusage(resource.RUSAGE_CHILDREN)
+        cpu_cap = req.get("cpu_s")
+        if cpu_cap:
+            # Cumulative for a long-lived kernel, so the soft cap moves with each step.
+            try:
+                resource.setrlimit(resource.RLIMIT_CPU, (int(r0.ru_utime + r0.ru_stime + cpu_cap) + 1,
+                                                         resource.RLIM_INFINITY))
+            except (ValueError, OSError):
+                pass
+        if req.get("command") is not None:
+            argv = req["command"]
+            try:
+                os.execvpe(argv[0], argv, req.get("env") or dict(os.environ))
+            except OSError as exc:
+                print("cannot run %r: %s" % (argv[0], exc), file=sys.stderr)
+                return 127
+        rc = _run_code(req["code"], glb)
+        r1 = resource.getrusage(resource.RUSAGE_SELF)
+        c1 = resource.getrusage(resource.RUSAGE_CHILDREN)
+        cpu = (r1.ru_utime + r1.ru_stime - r0.ru_utime - r0.ru_stime
+               + c1.ru_utime + c1.ru_stime - c0.ru_utime - c0.ru_stime)
+        os.write(ctrl_w, (json.dumps({"exit_code": rc, "cpu_s": cpu,
+                                      "peak_mem_mb": max(r1.ru_maxrss, c1.ru_maxrss) / 1024.0}) + "\n").encode())
+        if one_shot:
+            return rc
+    return 0
+
+
 class Zygote:
+    """Serves requests; keeps a pre-forked spare worker so fork and exit stay off the hot path."""
+
     def __init__(self, cfg):
         self.cfg = cfg
         self.workdir = cfg["workdir"]
         self.limits = cfg["limits"]
         self.tail_bytes = cfg.get("tail_bytes", 8192)
-        self.kernel = None  # (pid, ctrl_r, req_w, out_r, err_r) in stateful mode
+        self.spare = None   # one-shot worker for the next stateless step
+        self.kernel = None  # persistent worker of a stateful session
 
-    # -- spawning -------------------------------------------------------------------------
-    def _fork(self, body, keep=()):
-        out_r, out_w = os.pipe()
-        err_r, err_w = os.pipe()
-        pid = os.fork()
-        if pid == 0:
-            try:
-                os.close(out_r)
-                os.close(err_r)
-                _child_setup(out_w, err_w, self.limits, self.workdir, keep)
-                code = body()
-            except BaseException:  # noqa: BLE001
-                traceback.print_exc()
-                code = 1
-            os._exit(code & 0xFF if isinstance(code, int) else 1)
-        os.close(out_w)
-        os.close(err_w)
-        return pid, out_r, err_r
-
-    def _start_kernel(self):
+    def _spawn(self, one_shot):
         req_r, req_w = os.pipe()
         ctrl_r, ctrl_w = os.pipe()
+        out_r, out_w = os.pipe()
+        err_r, err_w = os.pipe()
+        # RLIMIT_CPU is set per step by the worker itself (soft cap, cumulative for kernels).
+        limits = dict(self.limits, cpu_s=None)
+        pid = os.fork()
+        if pid == 0:
+            code = 1
+            try:
+                _child_setup(out_w, err_w, limits, self.workdir, keep=(req_r, ctrl_w))
+                code = _worker_loop(req_r, ctrl_w, one_shot)
+            except BaseException:  # noqa: BLE001
+                traceback.print_exc()
+            os._exit(code & 0xFF if isinstance(code, int) else 1)
+        for fd in (req_r, ctrl_w, out_w, err_w):
+            os.close(fd)
+        return Worker(pid, req_w, ctrl_r, out_r, err_r)
 
-        def kernel_loop():
-            glb = {"__name__": "__main__", "__builtins__": __builtins__}
-            reader = os.fdopen(req_r, "r")
-            for line in reader:
-                req = json.loads(line)
-                soft = resource.getrusage(resource.RUSAGE_SELF)
-                used = soft.ru_utime + soft.ru_stime
-                if self.limits.get("cpu_s"):
-                    try:
-                        resource.setrlimit(resource.RLIMIT_CPU,
-                                           (int(used + self.limits["cpu_s"]) + 1, resource.RLIM_INFINITY))
-                    except (ValueError, OSError):
-                        pass
-                rc = _run_code(req["code"], glb)
-                os.write(ctrl_w, (json.dumps({"exit_code": rc}) + "\n").encode())
-            return 0
+    def prepare(self, stateful):
+        """Fork the next worker ahead of need (called while the agent is thinking)."""
+        if stateful:
+            if self.kernel is None:
+                self.kernel = self._spawn(one_shot=False)
+        elif self.spare is None:
+            self.spare = self._spawn(one_shot=True)
 
-        # The kernel must not inherit RLIMIT_CPU's hard cap: it is raised per step.
-        limits = dict(self.limits)
-        saved, self.limits = self.limits, dict(limits, cpu_s=None)
-        try:
-            pid, out_r, err_r = self._fork(kernel_loop, keep=(req_r, ctrl_w))
-        finally:
-            self.limits = saved
-        os.close(req_r)
-        os.close(ctrl_w)
-        self.kernel = (pid, ctrl_r, req_w, out_r, err_r)
-
-    # -- one execution --------------------------------------------------------------------
     def execute(self, req):
         timeout = float(req.get("timeout") or 60.0)
         t0 = time.perf_counter()
-        stateful = req.get("stateful", False) and req.get("code") is not None
-        if stateful:
-            if self.kernel is None:
-                self._start_kernel()
-            pid, ctrl_r, req_w, out_r, err_r = self.kernel
-            try:
-                os.write(req_w, (json.dumps({"code": req["code"]}) + "\n").encode())
-            except OSError:
-                pass
-            reply = self._watch(pid, out_r, err_r, timeout, t0, ctrl_r=ctrl_r)
-            if reply.get("killed") or reply.get("kernel_died"):
-                self._drop_kernel()
-                reply["detail"] = (reply.get("detail", "") + "; interpreter restarted, variables lost").lstrip("; ")
-            _kill_descendants(keep={pid} if self.kernel else ())
-            reply.pop("kernel_died", None)
-            return reply
-        code = req.get("code")
-        argv = req.get("command")
-        env = req.get("env") or dict(os.environ)
-
-        def body():
-            if argv is not None:
-                try:
-                    os.execvpe(argv[0], argv, env)
-                except OSError as exc:
-                    print("cannot run %r: %s" % (argv[0], exc), file=sys.stderr)
-                    return 127
-            return _run_code(code, {"__name__": "__main__", "__builtins__": __builtins__})
-
-        pid, out_r, err_r = self._fork(body)
-        reply = self._watch(pid, out_r, err_r, timeout, t0)
-        _kill_descendants()
+        stateful = bool(req.get("stateful")) and req.get("code") is not None
+        self.prepare(stateful)
+        worker = self.kernel if stateful else self.spare
+        if not stateful:
+            self.spare = None
+        msg = {"code": req.get("code"), "command": req.get("command"), "env": req.get("env"),
+               "cpu_s": self.limits.get("cpu_s")}
+        try:
+            os.write(worker.req_w, (json.dumps(msg) + "\n").encode())
+        except OSError:
+            pass  # the worker is gone; _watch reports how it ended
+        reply = self._watch(worker, timeout, t0)
+        if stateful and (reply["killed"] or worker.status is not None):
+            self.kernel = None  # _watch already killed it and closed its fds
+            reply["detail"] = (reply["detail"] + "; interpreter restarted, variables lost").lstrip("; ")
         return reply
 
-    def _drop_kernel(self):
-        if self.kernel is None:
-            return
-        pid, ctrl_r, req_w, out_r, err_r = self.kernel
-        try:
-            os.killpg(pid, signal.SIGKILL)
-        except OSError:
-            pass
-        try:
-            os.kill(pid, signal.SIGKILL)
-        except OSError:
-            pass
-        for fd in (ctrl_r, req_w, out_r, err_r):
+    def cleanup(self):
+        """After the reply: end the spent worker and anything the step left running."""
+        keep = {self.kernel.pid} if self.kernel else set()
+        if self.spare is not None:
+            keep.add(self.spare.pid)
+        _kill_descendants(keep)
+
+    def _kill(self, worker):
+        """SIGKILL the worker's session and the worker, and reap it."""
+        for target in (lambda: os.killpg(worker.pid, signal.SIGKILL), lambda: os.kill(worker.pid, signal.SIGKILL)):
             try:
-                os.close(fd)
+                target()
             except OSError:
                 pass
-        try:
-            os.waitpid(pid, 0)
-        except ChildProcessError:
-            pass
-        self.kernel = None
+        if worker.status is None:
+            try:
+                _, worker.status, worker.rusage = os.wait4(worker.pid, 0)
+            except ChildProcessError:
+                worker.status = -1
 
-    def _watch(self, pid, out_r, err_r, timeout, t0, ctrl_r=None):
-        """Collect output until the step ends; enforce timeout, output and disk caps."""
+    def _discard(self, worker):
+        self._kill(worker)
+        _close_fds(worker)
+
+    def shutdown(self):
+        for worker in (self.spare, self.kernel):
+            if worker is not None:
+                self._discard(worker)
+        self.spare = self.kernel = None
+        _kill_descendants()
+
+    def _watch(self, worker, timeout, t0):
+        """Collect output until the step reports or dies; enforce timeout, output and disk caps."""
         out, err = Tail(self.tail_bytes), Tail(self.tail_bytes)
-        streams = {out_r: out, err_r: err}
-        open_fds = {out_r, err_r}
+        streams = {worker.out_r: out, worker.err_r: err}
+        watch = {worker.out_r, worker.err_r, worker.ctrl_r, worker.pidfd}
         output_limit = self.cfg.get("output_limit_bytes", 8 * MIB)
         disk_limit = self.cfg.get("disk_limit_mb", 1024) * MIB
-        killed, detail, status, rusage = None, "", None, None
-        pidfd = os.pidfd_open(pid) if ctrl_r is None else None
+        killed, detail, done = None, "", None
         deadline = t0 + timeout
         next_disk_check = t0 + 0.2
-        kernel_reply = None
-        watch_fds = set(open_fds) | ({pidfd} if pidfd is not None else {ctrl_r})
-        while True:
+        while done is None and worker.status is None:
             now = time.perf_counter()
             if now >= deadline:
                 killed, detail = "timeout", "killed after %.1f s timeout" % timeout
                 break
-            ready, _, _ = select.select(list(watch_fds), [], [], min(deadline - now, 0.2))
+            ready, _, _ = select.select(list(watch), [], [], min(deadline - now, 0.2))
             for fd in ready:
                 if fd in streams:
-                    try:
-                        data = os.read(fd, 65536)
-                    except OSError:
-                        data = b""
+                    data = _read(fd)
                     if data:
                         streams[fd].add(data)
                     else:
-                        watch_fds.discard(fd)
-                        open_fds.discard(fd)
-                elif fd == pidfd:
-                    watch_fds.discard(fd)
-                    _, status, rusage = os.wait4(pid, 0)
-                elif fd == ctrl_r:
-                    line = os.read(ctrl_r, 65536)
-                    watch_fds.discard(fd)
+                        watch.discard(fd)
+                elif fd == worker.ctrl_r:
+                    line = _read(fd)
+                    watch.discard(fd)
                     if line:
-                        kernel_reply = json.loads(line.decode().splitlines()[0])
-                    else:
-                        _, status, rusage = os.wait4(pid, 0)
+                        done = json.loads(line.decode().splitlines()[0])
+                elif fd == worker.pidfd:
+                    watch.discard(fd)
+                    _, worker.status, worker.rusage = os.wait4(worker.pid, 0)
             if out.total + err.total > output_limit:
                 killed, detail = "output", "output exceeded %d bytes" % output_limit
                 break
@@ -345,66 +355,41 @@ class Zygote:
                 if _dir_size(self.workdir, disk_limit) > disk_limit:
                     killed, detail = "disk", "session directory exceeded %d MiB" % (disk_limit // MIB)
                     break
-            if ctrl_r is None and status is not None:
-                break  # child exited; output left by orphans is drained below
-            if ctrl_r is not None and (kernel_reply is not None or status is not None):
-                break
         if killed is not None:
-            try:
-                os.killpg(pid, signal.SIGKILL)
-            except OSError:
-                pass
-            try:
-                os.kill(pid, signal.SIGKILL)
-            except OSError:
-                pass
-            if status is None and ctrl_r is None:
-                _, status, rusage = os.wait4(pid, 0)
-        # Drain what is already buffered without waiting for orphans holding the pipes.
-        for fd in list(open_fds):
-            _drain(fd, streams[fd])
-        if ctrl_r is None:
-            for fd in (out_r, err_r):
-                os.close(fd)
-            if pidfd is not None:
-                os.close(pidfd)
-        exit_code = None
-        kernel_died = False
-        if ctrl_r is not None:
-            if kernel_reply is not None:
-                exit_code = kernel_reply["exit_code"]
-            else:
-                kernel_died = True
-            if status is not None:
-                exit_code, killed, detail = _decode_status(status, killed, detail)
-        elif status is not None:
-            exit_code, killed, detail = _decode_status(status, killed, detail)
+            self._kill(worker)
+        for fd in (worker.out_r, worker.err_r):
+            _drain(fd, streams[fd])  # only what is buffered: orphans may hold the pipes open
+        exit_code, cpu_s, peak = None, 0.0, 0.0
+        if done is not None:
+            exit_code, cpu_s, peak = done["exit_code"], done["cpu_s"], done["peak_mem_mb"]
+        elif worker.status is not None and killed is None:
+            exit_code, killed, detail = _decode_status(worker.status, killed, detail)
+            if worker.rusage is not None:
+                cpu_s = worker.rusage.ru_utime + worker.rusage.ru_stime
+                peak = worker.rusage.ru_maxrss / 1024.0
         if killed is None and "MemoryError" in err.text()[-2000:]:
             killed, detail = "memory", "memory limit reached (MemoryError)"
-        cpu_s, peak = 0.0, 0.0
-        if rusage is not None:
-            cpu_s = rusage.ru_utime + rusage.ru_stime
-            peak = rusage.ru_maxrss / 1024.0
-        elif ctrl_r is not None and self.kernel is not None:
-            cpu_s, peak = self._kernel_usage(pid)
+        if worker is not self.kernel or killed is not None or worker.status is not None:
+            _close_fds(worker)  # exactly once: one-shot workers always, a kernel when it died
         return {
             "exit_code": exit_code, "stdout_tail": out.text(), "stderr_tail": err.text(),
             "wall_s": time.perf_counter() - t0, "cpu_s": cpu_s, "peak_mem_mb": peak,
-            "killed": killed, "detail": detail, "kernel_died": kernel_died,
+            "killed": killed, "detail": detail,
         }
 
-    def _kernel_usage(self, pid):
+def _close_fds(worker):
+    for fd in worker.fds():
         try:
-            with open("/proc/%d/stat" % pid) as fh:
-                fields = fh.read().rsplit(")", 1)[1].split()
-            tick = os.sysconf("SC_CLK_TCK")
-            cpu = (int(fields[11]) + int(fields[12])) / tick
-            with open("/proc/%d/status" % pid) as fh:
-                hwm = [l for l in fh if l.startswith("VmHWM")]
-            peak = int(hwm[0].split()[1]) / 1024.0 if hwm else 0.0
-            return cpu, peak
-        except (OSError, ValueError, IndexError):
-            return 0.0, 0.0
+            os.close(fd)
+        except OSError:
+            pass
+
+
+def _read(fd):
+    try:
+        return os.read(fd, 65536)
+    except OSError:
+        return b""
 
 
 def _drain(fd, tail):
@@ -461,8 +446,10 @@ def main():
         except Exception:  # noqa: BLE001 - a zygote bug is reported, never silent
             reply = {"exit_code": None, "killed": "error", "detail": traceback.format_exc(limit=5)}
         proto_out.write(json.dumps(reply) + "\n")
-    zygote._drop_kernel()
-    _kill_descendants()
+        # Off the hot path (the agent is thinking now): clean up, then fork the next worker.
+        zygote.cleanup()
+        zygote.prepare(bool(req.get("stateful")) and req.get("code") is not None)
+    zygote.shutdown()
 
 
 if __name__ == "__main__":

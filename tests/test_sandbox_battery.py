@@ -38,7 +38,8 @@ def test_battery_passes_via_cli(name):
     if name == "local":
         # The battery opens ~35 sessions; preloading only numpy keeps it within the CI budget
         # (the default pandas/sklearn preload is exercised by tests/test_sandbox_local.py).
-        args += ["--config", json.dumps({"preload": ["numpy"], "pool_size": 2})]
+        # memory_mb=1024: page faults are slow on small CI VMs and one check fills the limit.
+        args += ["--config", json.dumps({"preload": ["numpy"], "pool_size": 2, "memory_mb": 1024})]
     result = CliRunner().invoke(build_cli(), args)
     assert result.exception is None or isinstance(result.exception, SystemExit), result.exception
     rows = json.loads(result.output)
