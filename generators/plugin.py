@@ -17,10 +17,20 @@ def _make_procedural(config: ProceduralConfig) -> Any:
     return make_procedural(config)
 
 
+def _make_multiagent(config: Any) -> Any:
+    from .multiagent import make_multiagent
+
+    return make_multiagent(config)
+
+
 @hookimpl
 def register_generators(register: Any) -> None:
+    from .multiagent import MultiAgentConfig
+
     register("procedural", _make_procedural, config=ProceduralConfig,
              description="hidden-rule micro tasks from real-data seeds, verified in the sandbox (no LLM)")
+    register("multiagent", _make_multiagent, config=MultiAgentConfig,
+             description="SandMLE's four LLM roles (langgraph) + the same verification; needs a backend")
 
 
 @hookimpl
@@ -33,3 +43,4 @@ def register_commands(cli: click.Group) -> None:
         existing.add_command(show_cmd)
     else:
         cli.add_command(tasks_group)
+

@@ -106,11 +106,13 @@ class VerifyingGenerator(Generator):
         accepted, seen_idx, signatures = _resume_state(out)
         for o in accepted.values():
             emit(o)
+        self._out, self._seed = out, seed
         own_sandbox = sandbox is None
         if own_sandbox:
             from sandmle.core.plugins import get_registry
 
             sandbox = get_registry().create("sandboxes", "local", {"pool_size": self.config.workers})
+        self._sandbox = sandbox
         sem = asyncio.Semaphore(self.config.workers)
         self._sessions: asyncio.Queue = asyncio.Queue()
         self._opened: list[Any] = []

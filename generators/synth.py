@@ -52,6 +52,8 @@ class Candidate:
     rule: dict[str, Any]
     id_column: str = "id"
     class_names: list[str] = field(default_factory=list)
+    description: str | None = None  # written by an LLM Technical Writer; None: the template
+    label_column: str | None = None  # the target column of train.csv, when not the default
 
     @property
     def signature(self) -> str:

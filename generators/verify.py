@@ -74,6 +74,7 @@ def public_info(c: Candidate) -> dict[str, Any]:
     label = "label" if c.seed.submission in ("proba_multi", "label") or c.class_names else c.target_columns[0]
     if c.seed.task_type in ("regression", "forecasting"):
         label = c.target_columns[0]
+    label = c.label_column or label
     return {"id_column": c.id_column, "label_column": label, "target_columns": c.target_columns,
             "submission": c.seed.submission, "task_type": c.seed.task_type, "modality": c.seed.modality,
             "classes": c.class_names if c.seed.submission != "proba_binary" else [0, 1]}

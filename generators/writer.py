@@ -75,7 +75,7 @@ def write_candidate(c: Candidate, root: Path, task_id: str, provenance: dict[str
     c.train.to_csv(public / "train.csv", index=False)
     c.test.to_csv(public / "test.csv", index=False)
     c.sample_submission.to_csv(public / "sample_submission.csv", index=False)
-    (public / "description.md").write_text(describe(c, lower), encoding="utf-8")
+    (public / "description.md").write_text(c.description or describe(c, lower), encoding="utf-8")
     c.answers.to_csv(private / "answers.csv", index=False)
     (private / "rule.json").write_text(json.dumps(c.rule, indent=1, sort_keys=True, default=str),
                                        encoding="utf-8")
