@@ -38,6 +38,7 @@ import os
 import shutil
 import tempfile
 import warnings
+import weakref
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Literal
@@ -95,6 +96,8 @@ class LocalSandbox(Sandbox):
         )
         self.pool = WarmPool(self.spec, cfg.pool_size)
         self.sessions: set[LocalSession] = set()
+        # A sandbox dropped without shutdown() still stops its warm zygotes and removes its dir.
+        self._finalizer = weakref.finalize(self, _release, self.pool, self.base_dir)
 
     @property
     def process_limit_enforced(self) -> bool:
@@ -137,8 +140,7 @@ class LocalSandbox(Sandbox):
     async def shutdown(self) -> None:
         for session in list(self.sessions):
             await session.close()
-        await asyncio.to_thread(self.pool.close)
-        shutil.rmtree(self.base_dir, ignore_errors=True)
+        await asyncio.to_thread(self._finalizer)
 
 
 class LocalSession(SandboxSession):
@@ -198,6 +200,11 @@ class LocalSession(SandboxSession):
         self._closed = True
         self.sandbox.sessions.discard(self)
         await asyncio.to_thread(self.zygote.close)
+
+
+def _release(pool: WarmPool, base_dir: Path) -> None:
+    pool.close()
+    shutil.rmtree(base_dir, ignore_errors=True)
 
 
 def make_local(config: LocalSandboxConfig) -> LocalSandbox:
