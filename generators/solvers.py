@@ -39,7 +39,7 @@ reg = INFO["task_type"] in ("regression", "forecasting")
 X, Xt = train.drop(columns=[idc, ycol]), test.drop(columns=[idc])
 y = train[ycol].to_numpy()
 if INFO["modality"] == "text":
-    prep = TfidfVectorizer(ngram_range=(1, 1), min_df=1)
+    prep = TfidfVectorizer(ngram_range=(1, 1), min_df=2, max_features=300)
     col = X.columns[0]
     A, At = prep.fit_transform(X[col].fillna("")), prep.transform(Xt[col].fillna(""))
 else:
@@ -59,9 +59,9 @@ def models():
                 "tree_depth3": DecisionTreeRegressor(max_depth=3, random_state=S),
                 "forest_small": RandomForestRegressor(10, max_depth=4, random_state=S),
                 "forest": RandomForestRegressor(40, random_state=S),
-                "gbt_shallow": GradientBoostingRegressor(n_estimators=40, max_depth=1, random_state=S),
-                "gbt": GradientBoostingRegressor(n_estimators=60, max_depth=3, random_state=S),
-                "gbt_deep": GradientBoostingRegressor(n_estimators=30, max_depth=5, random_state=S),
+                "gbt_shallow": GradientBoostingRegressor(n_estimators=40, max_depth=1, max_features="sqrt", random_state=S),
+                "gbt": GradientBoostingRegressor(n_estimators=60, max_depth=3, max_features="sqrt", random_state=S),
+                "gbt_deep": GradientBoostingRegressor(n_estimators=30, max_depth=5, max_features="sqrt", random_state=S),
                 "tuned": GridSearchCV(Ridge(), {"alpha": [0.1, 1.0, 10.0, 100.0]}, cv=3)}
     return {"linear_weak": LogisticRegression(C=0.01, max_iter=500),
             "linear": LogisticRegression(C=1.0, max_iter=1000),
@@ -69,9 +69,9 @@ def models():
             "tree_depth3": DecisionTreeClassifier(max_depth=3, random_state=S),
             "forest_small": RandomForestClassifier(10, max_depth=4, random_state=S),
             "forest": RandomForestClassifier(40, random_state=S),
-            "gbt_shallow": GradientBoostingClassifier(n_estimators=40, max_depth=1, random_state=S),
-            "gbt": GradientBoostingClassifier(n_estimators=50, max_depth=3, random_state=S),
-            "gbt_deep": GradientBoostingClassifier(n_estimators=30, max_depth=5, random_state=S),
+            "gbt_shallow": GradientBoostingClassifier(n_estimators=40, max_depth=1, max_features="sqrt", random_state=S),
+            "gbt": GradientBoostingClassifier(n_estimators=50, max_depth=3, max_features="sqrt", random_state=S),
+            "gbt_deep": GradientBoostingClassifier(n_estimators=30, max_depth=5, max_features="sqrt", random_state=S),
             "tuned": GridSearchCV(LogisticRegression(max_iter=1000),
                                   {"C": [0.03, 0.3, 3.0, 30.0]}, cv=3)}
 os.makedirs("refsubs", exist_ok=True)

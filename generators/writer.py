@@ -8,6 +8,7 @@ is written only to ``private/rule.json``; ``task.yaml`` keeps the rule's signatu
 from __future__ import annotations
 
 import json
+import logging
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +18,8 @@ from sandmle.core.task import MedalThresholds, Task
 
 from .scoring import evaluator_source, lower_is_better
 from .synth import Candidate
+
+log = logging.getLogger(__name__)
 
 _FORMATS = {
     "proba_binary": "the probability that `{col}` is 1",
@@ -105,7 +108,11 @@ def task_from_dir(root: Path) -> Task:
     except ImportError:
         load_task = None
     if load_task is not None:
-        return load_task(root)
+        try:
+            return load_task(root)
+        except Exception as exc:  # noqa: BLE001 - keep generating; the mismatch is logged
+            log.warning("core load_task rejected generated task %s (%s); using the writer's reader",
+                        root, exc)
     meta = yaml.safe_load((root / "task.yaml").read_text(encoding="utf-8"))
     return Task(id=meta["id"], root=root, public_dir=root / "prepared" / "public",
                 private_dir=root / "prepared" / "private", metric=meta["metric"],
