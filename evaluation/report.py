@@ -48,12 +48,18 @@ def _ident(s: GroupSummary) -> list[str]:
 IDENT = ("task set", "scaffold", "policy", "episodes", "seeds")
 
 
+TERMINAL = ("scaffold", "policy", "task set", "episodes", "valid", "above median", "any medal",
+            "gold", "HumanRank", "reward", "steps", "wall s")
+
+
 def rich_table(summaries: list[GroupSummary], title: str = "evaluation") -> Table:
-    table = Table(title=title)
-    for col in IDENT + COLUMNS:
-        table.add_column(col, justify="left" if col in IDENT[:3] else "right")
+    """The terminal table: the columns that matter most (report.md/html have them all)."""
+    table = Table(title=title, pad_edge=False)
+    for col in TERMINAL:
+        table.add_column(col, justify="left" if col in TERMINAL[:3] else "right")
     for s in summaries:
-        table.add_row(*(escape(c) for c in _ident(s) + row_cells(s)))
+        full = dict(zip(IDENT + COLUMNS, _ident(s) + row_cells(s)))
+        table.add_row(*(escape(full[c]) for c in TERMINAL))
     return table
 
 
@@ -156,6 +162,8 @@ def build_report(out_dir: Path, console: Console | None = None, title: str | Non
     (out_dir / "report.html").write_text(_html(title, summaries, plots, len(rows), len(failed)),
                                          encoding="utf-8")
     if console is not None:
+        if not console.is_terminal and console.width < 160:
+            console = Console(file=console.file, width=160)  # logs: no wrapping of the numbers
         console.print(rich_table(summaries, title))
     return report_md
 
