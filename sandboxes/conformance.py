@@ -273,6 +273,8 @@ async def kill_the_parent(sandbox: Sandbox, task: Task) -> None:
 @check("sandboxes")
 async def kill_every_process(sandbox: Sandbox, task: Task) -> None:
     """Signalling every visible pid hurts neither the harness nor another session."""
+    # Without a pid namespace this would SIGKILL the harness itself: report instead of running.
+    assert getattr(sandbox, "isolated", True), "sandbox shares the host pid namespace; refusing to run"
     async with _session(sandbox, task) as other:
         code = ("import os, signal\nfor pid in os.listdir('/proc'):\n  if pid.isdigit() and int(pid) != os.getpid():\n"
                 "    try: os.kill(int(pid), signal.SIGKILL)\n    except Exception: pass\n")
