@@ -36,7 +36,11 @@ def confined(root: Path, path: str) -> Path:
 
 
 def read_confined(root: Path, path: str) -> bytes:
-    return confined(root, path).read_bytes()
+    target = confined(root, path)
+    if target.exists() and not target.is_file():
+        # A FIFO or device made by agent code would block or stream forever on the host.
+        raise SandboxPathError(f"path {path!r} is not a regular file")
+    return target.read_bytes()
 
 
 def write_confined(root: Path, path: str, data: bytes | str) -> None:

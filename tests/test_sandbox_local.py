@@ -176,3 +176,16 @@ def test_safe_submission_refuses_links_to_answers(tmp_path, task):
     (tmp_path / "submission.csv").unlink()
     (tmp_path / "submission.csv").write_text("id,y\n")
     assert safe_submission(tmp_path) == tmp_path / "submission.csv"
+
+
+def test_host_reads_refuse_fifos_made_by_agent_code(sandbox, task):
+    from sandmle.sandboxes.files import SandboxPathError, safe_submission
+
+    async def go():
+        async with await sandbox.open(task) as s:
+            r = await s.exec("import os\nos.mkfifo('submission.csv')")
+            assert r.ok, r
+            with pytest.raises(SandboxPathError):
+                await s.read_file("submission.csv")
+            return safe_submission(s.workdir)
+    assert run(go()) is None
