@@ -115,6 +115,7 @@ def run_study(recipe: Recipe, registry: Registry, console: Console,
             for row in executor.map_unordered(runner, todo):
                 store.append(row)
                 status.add(row)
+        console.print()
     elapsed = time.monotonic() - started
     if todo:
         console.print(f"ran {len(todo)} episodes in {elapsed:.1f}s "
