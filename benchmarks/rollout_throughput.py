@@ -61,11 +61,15 @@ def main() -> None:
     parser.add_argument("--tasks", type=Path, default=None)
     parser.add_argument("--episodes", type=int, default=24)
     parser.add_argument("--scaffolds", default="react,aide,mledojo")
+    parser.add_argument("--plugin", action="append", default=[],
+                        help="extra plugin module or .py file to load (e.g. a third-party scaffold)")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
     console = Console(stderr=args.json)
     manager = get_manager()
     manager.fill_registry()
+    for spec in args.plugin:
+        manager.load_module(spec)
     with tempfile.TemporaryDirectory() as tmp:
         tasks = args.tasks
         if tasks is None:

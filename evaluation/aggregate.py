@@ -149,11 +149,20 @@ def _metric_stats(s: GroupSummary) -> dict[str, Stat]:
 
 
 def compare(a: list[GroupSummary], b: list[GroupSummary]) -> list[Difference]:
-    """Differences between two runs for every group present in both."""
+    """Differences between two runs for every group present in both (``key`` is b's group)."""
     by_key = {s.key: s for s in a}
+    # Before/after training the policy label usually differs: pair groups on (task set, scaffold)
+    # when that pair identifies one group in each run.
+    by_pair: dict[tuple[str, str], list[GroupSummary]] = {}
+    for s in a:
+        by_pair.setdefault((s.task_set, s.scaffold), []).append(s)
+    pairs_b = [(s.task_set, s.scaffold) for s in b]
     out = []
     for sb in b:
         sa = by_key.get(sb.key)
+        pair = (sb.task_set, sb.scaffold)
+        if sa is None and len(by_pair.get(pair, [])) == 1 and pairs_b.count(pair) == 1:
+            sa = by_pair[pair][0]
         if sa is None:
             continue
         stats_a, stats_b = _metric_stats(sa), _metric_stats(sb)

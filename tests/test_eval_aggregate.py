@@ -79,3 +79,11 @@ def test_compare_differences_and_combined_errors():
     d = diffs["any_medal_rate"]
     assert d.a == pytest.approx(0.5) and d.b == pytest.approx(1.0) and d.diff == pytest.approx(0.5)
     assert d.se == pytest.approx(math.sqrt(0.5 ** 2 + 0.0))
+
+
+def test_compare_pairs_groups_by_scaffold_when_the_policy_changed():
+    before = [_row("react", "t1", 0, medal=False)]
+    after = [dict(_row("react", "t1", 0, medal=True), policy="checkpoint-100")]
+    diffs = {d.metric: d for d in compare(summarize(before), summarize(after))}
+    assert diffs["any_medal_rate"].diff == pytest.approx(1.0)
+    assert diffs["any_medal_rate"].key == ("ts", "react", "checkpoint-100")
