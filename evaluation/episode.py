@@ -140,7 +140,8 @@ class EpisodeRunner:
         grader, reward = self._grader, self._reward
         backend = self._backend(ep.policy_index)
         scaffold = self.recipe.eval_scaffolds()[ep.scaffold_index].build(self.registry, "scaffolds")
-        session = await self._sandbox.open(task)
+        # A scaffold that needs a notebook-like interpreter says so with ``stateful = True``.
+        session = await self._sandbox.open(task, stateful=bool(getattr(scaffold, "stateful", False)))
         try:
             def score(path: Path) -> Grade:
                 return grader.grade(task, safe_submission(Path(path).parent, Path(path).name))
