@@ -23,5 +23,5 @@ def run_generate_stage(recipe: Recipe, registry: Registry, console: Console) -> 
         out = task_set_dir(recipe, ts)
         console.print(f"task set [bold]{ts.name}[/]: {ts.n} tasks -> {out}")
         t0 = time.perf_counter()
-        outcomes = run_generation(generator, out, ts.n, 0, ts.seeds, console)
+        outcomes = run_generation(generator, out, ts.n, int(getattr(recipe, "seed", 0) or 0), ts.seeds, console)
         console.print(summary_table(outcomes, time.perf_counter() - t0))

@@ -183,3 +183,22 @@ def test_cli_generate_and_show(tmp_path):
     assert png.stat().st_size > 1000
     res = runner.invoke(main, ["tasks", "show", str(tmp_path / "ts"), "--json"])
     assert len(json.loads(res.output)) == 2
+
+
+def test_recipe_generate_stage_writes_the_task_set(tmp_path):
+    """Calls the stage the runner calls (the full recipe also needs other helpers' components)."""
+    from rich.console import Console
+
+    from sandmle.core.plugins import get_registry
+    from sandmle.core.recipe import Recipe
+    from sandmle.generators.stage import run_generate_stage
+
+    recipe = Recipe.model_validate({
+        "name": "gen-only", "output_dir": str(tmp_path / "run"), "seed": 4,
+        "tasks": {"name": "micro", "n": 2, "seeds": ["iris-multiclass", "fair-regression"],
+                  "generator": {"name": "procedural", "args": {"workers": 1}}}})
+    with open(tmp_path / "log.txt", "w") as log:
+        run_generate_stage(recipe, get_registry(), Console(file=log))
+    tasks = sorted((tmp_path / "run" / "tasks" / "micro").glob("*/task.yaml"))
+    assert len(tasks) == 2 and all("-s4-" in p.parent.name for p in tasks)
+    assert "generation summary" in (tmp_path / "log.txt").read_text()
