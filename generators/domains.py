@@ -106,7 +106,8 @@ def pick_domain(rng: np.random.Generator, n_columns: int, n_labels: int, modalit
     stories = {"text": TEXT_STORIES, "image": IMAGE_STORIES, "time_series": SERIES_STORIES}.get(modality)
     if stories:
         entity, setting = stories[int(rng.integers(len(stories)))]
-    return Domain(base["name"], entity, setting, tuple(columns), tuple(labels[:n_labels]), base["target"])
+    target = entity.replace(" ", "_") if modality == "time_series" else base["target"]
+    return Domain(base["name"], entity, setting, tuple(columns), tuple(labels[:n_labels]), target)
 
 # Words of description.md's fixed template (generators/writer.py); kept out of text-task
 # keywords so a description can never happen to name a hidden keyword.
