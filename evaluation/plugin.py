@@ -6,6 +6,7 @@ from typing import Any
 
 from sandmle.core.hookspecs import hookimpl
 
+from . import conformance  # noqa: F401  (registers the executor conformance checks)
 from .executors import LocalExecutorConfig
 
 

@@ -88,8 +88,8 @@ class RayExecutor(Executor):
                 pending[actor.run.remote(queue.pop())] = actor
 
         try:
-            for actor in actors:
-                for _ in range(self.config.max_in_flight_per_actor):
+            for _ in range(self.config.max_in_flight_per_actor):
+                for actor in actors:  # round-robin: every actor gets a job before any gets two
                     submit(actor)
             while pending:
                 done, _ = ray.wait(list(pending), num_returns=1)

@@ -87,3 +87,12 @@ def test_compare_pairs_groups_by_scaffold_when_the_policy_changed():
     diffs = {d.metric: d for d in compare(summarize(before), summarize(after))}
     assert diffs["any_medal_rate"].diff == pytest.approx(1.0)
     assert diffs["any_medal_rate"].key == ("ts", "react", "checkpoint-100")
+
+
+def test_local_executor_passes_the_executor_conformance_checks():
+    from sandmle.core.plugins import get_registry
+    from sandmle.core.testing import run_checks
+
+    executor = get_registry().create("executors", "local", {"concurrency": 2})
+    results = run_checks("executors", executor)
+    assert len(results) == 4 and all(r.passed for r in results), results

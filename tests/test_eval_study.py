@@ -194,3 +194,12 @@ def test_ray_executor_runs_and_resumes(task_dir, tmp_path, local_ray):
     assert all(r["status"] == "ok" and r["grade_valid_submission"] for r in rows), rows
     assert len({r["pid"] for r in rows}) >= 1 and all(r["pid"] != os.getpid() for r in rows)
     assert all((tmp_path / "out" / r["trajectory"]).is_file() for r in rows)
+
+
+def test_ray_executor_passes_the_executor_conformance_checks(local_ray):
+    from sandmle.core.plugins import get_registry
+    from sandmle.core.testing import run_checks
+
+    executor = get_registry().create("executors", "ray", {"concurrency": 2})
+    results = run_checks("executors", executor)
+    assert len(results) == 4 and all(r.passed for r in results), results
