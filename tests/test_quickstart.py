@@ -43,3 +43,22 @@ def test_quickstart_runs_end_to_end(tmp_path):
     assert all(r["status"] == "ok" and r["grade_valid_submission"] for r in rows), \
         [(r["task_id"], r["scaffold"], r.get("error")) for r in rows]
     assert (tmp_path / "qs" / "report.html").stat().st_size > 10_000
+
+
+@pytest.mark.parametrize("name", ["quickstart", "cross_scaffold", "eval_mlebench_lite"])
+def test_shipped_recipes_parse(name):
+    """Structure (keys, types) of every shipped recipe; component names are checked by
+    ``sandmle recipe validate`` in the end-to-end tests once all components are registered."""
+    from sandmle.core.recipe import load_recipe
+    from sandmle.evaluation.commands import shipped_recipe
+
+    recipe = load_recipe(shipped_recipe(name))
+    assert recipe.evaluation is not None and recipe.tasks
+    assert "evaluate" in recipe.stages()
+
+
+def test_unknown_recipe_name_lists_the_shipped_ones():
+    proc = subprocess.run([sys.executable, "-m", "sandmle.core.cli", "eval", "no-such-recipe"],
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode != 0 and "Traceback" not in proc.stderr
+    assert "shipped: cross_scaffold, eval_mlebench_lite, quickstart" in proc.stdout + proc.stderr
