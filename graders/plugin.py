@@ -1,5 +1,69 @@
-"""Registers the built-in graders through the same hooks a third-party plugin uses."""
+"""Registers the built-in grader, reward, task sources and the ``grade`` / ``tasks export`` commands."""
 
 from __future__ import annotations
 
-from sandmle.core.hookspecs import hookimpl  # noqa: F401  (hook implementations go here)
+from typing import Any
+
+import click
+
+from sandmle.core.hookspecs import hookimpl
+
+from .grader import DefaultGraderConfig
+from .rewards import MilestoneConfig
+from .sources import PathConfig
+
+
+def _make_default(config: DefaultGraderConfig) -> Any:
+    from .grader import make_default_grader
+
+    return make_default_grader(config)
+
+
+def _make_milestone(config: MilestoneConfig) -> Any:
+    from .rewards import make_milestone
+
+    return make_milestone(config)
+
+
+def _make_directory(config: PathConfig) -> Any:
+    from .sources import make_directory
+
+    return make_directory(config)
+
+
+def _make_release(config: PathConfig) -> Any:
+    from .sources import make_release
+
+    return make_release(config)
+
+
+@hookimpl
+def register_graders(register: Any) -> None:
+    register("default", _make_default, config=DefaultGraderConfig,
+             description="validate, score with the task's metric, MLE-bench medals, HumanRank")
+
+
+@hookimpl
+def register_rewards(register: Any) -> None:
+    register("milestone", _make_milestone, config=MilestoneConfig,
+             description="SandMLE's milestone reward (presets sandmle-code, sandmle-paper, sparse)")
+
+
+@hookimpl
+def register_task_sources(register: Any) -> None:
+    register("directory", _make_directory, config=PathConfig,
+             description="a folder of tasks in sandmle's format (or one task folder)")
+    register("sandmle-release", _make_release, config=PathConfig,
+             description="SandMLE's released bundle (answer.csv + evaluator.py inside public/, kept hidden)")
+
+
+@hookimpl
+def register_commands(cli: click.Group) -> None:
+    from .commands import export_cmd, grade_cmd, tasks_group
+
+    cli.add_command(grade_cmd)
+    existing = cli.commands.get("tasks")
+    if isinstance(existing, click.Group):  # another plugin owns `tasks` (e.g. `tasks show`)
+        existing.add_command(export_cmd)
+    else:
+        cli.add_command(tasks_group)

@@ -1,0 +1,108 @@
+"""Task sources ``directory`` and ``sandmle-release``, and exporting to SandMLE's released layout.
+
+SandMLE's release keeps ``answer.csv`` and ``evaluator.py`` *inside* ``prepared/public/``; a
+task loaded from it lists both in ``Task.hidden_files`` (so no sandbox ever copies them) and is
+graded by running its own ``evaluator.py``.
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+from pathlib import Path
+
+import pandas as pd
+
+from sandmle.core.errors import TaskError
+from sandmle.core.interfaces import ComponentConfig, TaskSource
+from sandmle.core.task import PUBLIC, Task, load_task, validate_task
+
+from .evaluator import evaluator_source
+
+
+class PathConfig(ComponentConfig):
+    """A folder of task folders, or one task folder."""
+
+    path: Path
+
+
+def _task_dirs(root: Path, marker: str) -> list[Path]:
+    """``root`` itself when it holds ``marker``, else its sub-folders that do (sorted)."""
+    if not root.is_dir():
+        raise TaskError(f"task folder {root} does not exist")
+    if (root / marker).exists():
+        return [root]
+    found = sorted(p for p in root.iterdir() if p.is_dir() and (p / marker).exists())
+    if not found:
+        raise TaskError(f"{root} holds no tasks (no {marker} in it or in its sub-folders)")
+    return found
+
+
+class DirectorySource(TaskSource):
+    """Tasks in the toolkit's own format (``task.yaml`` + ``prepared/``)."""
+
+    def __init__(self, config: PathConfig):
+        self.root = Path(config.path)
+
+    def tasks(self) -> list[Task]:
+        return [load_task(d) for d in _task_dirs(self.root, "task.yaml")]
+
+
+_DIRECTION = re.compile(r"""["']?(?:is_)?lower_is_better["']?\s*[:=]\s*(True|False)""")
+
+
+def load_release_task(root: Path) -> Task:
+    """One task folder of SandMLE's release (answers and evaluator inside ``public/``)."""
+    public = root / PUBLIC
+    evaluator, answers = public / "evaluator.py", public / "answer.csv"
+    if not evaluator.is_file():
+        raise TaskError(f"{root}: no {PUBLIC}/evaluator.py (not a SandMLE release task)")
+    sample = public / "sample_submission.csv"
+    columns = [str(c) for c in pd.read_csv(sample, nrows=0).columns] if sample.is_file() else []
+    match = _DIRECTION.search(evaluator.read_text(encoding="utf-8", errors="replace"))
+    task = Task(id=root.name, root=root, public_dir=public, private_dir=None, metric="evaluator",
+                lower_is_better=bool(match and match.group(1) == "True"),
+                id_column=columns[0] if columns else "id", target_columns=columns[1:],
+                answers_path=answers, evaluator_path=evaluator, format="sandmle-release",
+                provenance={"source": "sandmle-release"})
+    return validate_task(task)
+
+
+class SandmleReleaseSource(TaskSource):
+    """SandMLE's released task bundle, loaded as-is."""
+
+    def __init__(self, config: PathConfig):
+        self.root = Path(config.path)
+
+    def tasks(self) -> list[Task]:
+        return [load_release_task(d) for d in _task_dirs(self.root, str(PUBLIC / "evaluator.py"))]
+
+
+def export_release(task: Task, out_root: Path) -> Path:
+    """Write ``task`` in SandMLE's released layout under ``out_root/<task id>/``; return that folder."""
+    if task.answers_path is None or not task.target_columns:
+        raise TaskError(f"task {task.id!r} has no answers/target columns to export")
+    dest = Path(out_root) / task.id / PUBLIC
+    if dest.exists():
+        shutil.rmtree(dest)
+    dest.mkdir(parents=True)
+    for path in task.public_files():
+        target = dest / path.relative_to(task.public_dir)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(path, target)
+    shutil.copy2(task.answers_path, dest / "answer.csv")
+    th = task.thresholds.model_dump() if task.thresholds else {}
+    (dest / "evaluator.py").write_text(evaluator_source(task.metric, task.target_columns, task.id_column, th,
+                                                        task.lower_is_better, answers_file="answer.csv"),
+                                       encoding="utf-8")
+    return dest.parent.parent
+
+
+def make_directory(config: PathConfig) -> DirectorySource:
+    """Factory registered as task source ``directory``."""
+    return DirectorySource(config)
+
+
+def make_release(config: PathConfig) -> SandmleReleaseSource:
+    """Factory registered as task source ``sandmle-release``."""
+    return SandmleReleaseSource(config)
