@@ -1,0 +1,192 @@
+"""``openai`` and ``litellm`` backends: remote chat completions with retries and accounting.
+
+Both share one retry loop (exponential backoff with jitter on rate limits, timeouts, connection
+errors and 5xx; other errors raise at once) and one response parser (text, native tool calls,
+usage, logprobs and, from vLLM with ``return_tokens_as_token_ids``, the sampled token ids).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import random
+import re
+from typing import Any, Awaitable, Callable
+
+from pydantic import Field
+
+from sandmle.core.interfaces import Backend, ComponentConfig
+from sandmle.core.records import Completion, Sampling, ToolCall, Usage
+from sandmle.core.registry import require
+
+
+class RemoteConfig(ComponentConfig):
+    """Shared settings of remote backends."""
+
+    model: str
+    request_timeout_s: float = Field(300.0, gt=0)
+    max_retries: int = Field(5, ge=0)
+    backoff_s: float = Field(1.0, ge=0, description="first retry delay; doubles each retry")
+    max_backoff_s: float = Field(60.0, ge=0)
+    logprobs: bool = False
+    extra_body: dict[str, Any] = Field(default_factory=dict)
+    cost_per_1k_prompt: float = Field(0.0, ge=0, description="USD; litellm's price map is used when 0")
+    cost_per_1k_completion: float = Field(0.0, ge=0)
+
+
+class OpenAIConfig(RemoteConfig):
+    base_url: str | None = None  # default: $OPENAI_BASE_URL, else api.openai.com
+    api_key: str | None = None  # default: $OPENAI_API_KEY ("EMPTY" for local servers)
+
+
+class LitellmConfig(RemoteConfig):
+    api_base: str | None = None
+    api_key: str | None = None
+
+
+TRANSIENT_STATUS = {408, 409, 429, 500, 502, 503, 504}
+
+
+def is_transient(exc: BaseException) -> bool:
+    """Rate limits, timeouts, connection failures and 5xx are worth retrying."""
+    status = getattr(exc, "status_code", None) or getattr(getattr(exc, "response", None), "status_code", None)
+    if isinstance(status, int):
+        return status in TRANSIENT_STATUS or status >= 500
+    name = type(exc).__name__
+    return any(k in name for k in ("Timeout", "RateLimit", "Connection", "ServiceUnavailable",
+                                   "InternalServer", "APIError"))
+
+
+async def with_retries(fn: Callable[[], Awaitable[Any]], cfg: RemoteConfig,
+                       on_retry: Callable[[BaseException], None] | None = None) -> Any:
+    """Call ``fn`` until it succeeds, retrying transient errors up to ``cfg.max_retries`` times."""
+    for attempt in range(cfg.max_retries + 1):
+        try:
+            return await fn()
+        except Exception as exc:  # noqa: BLE001 - classified below
+            if attempt >= cfg.max_retries or not is_transient(exc):
+                raise
+            if on_retry:
+                on_retry(exc)
+            delay = min(cfg.backoff_s * 2 ** attempt, cfg.max_backoff_s)
+            await asyncio.sleep(delay * (0.5 + random.random() / 2))
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
+def _get(obj: Any, key: str, default: Any = None) -> Any:
+    return obj.get(key, default) if isinstance(obj, dict) else getattr(obj, key, default)
+
+
+_TOKEN_ID = re.compile(r"^token_id:(\d+)$")
+
+
+def parse_response(resp: Any, cfg: RemoteConfig) -> Completion:
+    """An OpenAI-format chat response (object or dict) as a :class:`Completion`."""
+    choice = _get(resp, "choices")[0]
+    message = _get(choice, "message")
+    calls = []
+    for i, tc in enumerate(_get(message, "tool_calls") or []):
+        fn = _get(tc, "function")
+        raw = _get(fn, "arguments") or "{}"
+        try:
+            args = json.loads(raw) if isinstance(raw, str) else dict(raw)
+            if not isinstance(args, dict):
+                raise ValueError
+        except ValueError:
+            args = {"__invalid_json__": raw}  # kept so the scaffold can report the format failure
+        calls.append(ToolCall(name=_get(fn, "name") or "", arguments=args, id=_get(tc, "id") or f"call_{i}"))
+    usage_obj = _get(resp, "usage")
+    prompt, completion = int(_get(usage_obj, "prompt_tokens", 0) or 0), int(_get(usage_obj, "completion_tokens", 0) or 0)
+    cost = prompt / 1000 * cfg.cost_per_1k_prompt + completion / 1000 * cfg.cost_per_1k_completion
+    logprobs = token_ids = None
+    content_lp = _get(_get(choice, "logprobs"), "content")
+    if content_lp:
+        logprobs = [float(_get(t, "logprob")) for t in content_lp]
+        ids = [_TOKEN_ID.match(str(_get(t, "token"))) for t in content_lp]
+        token_ids = [int(m.group(1)) for m in ids] if all(ids) else None
+    return Completion(text=_get(message, "content") or "", tool_calls=calls, logprobs=logprobs, token_ids=token_ids,
+                      usage=Usage(prompt_tokens=prompt, completion_tokens=completion, cost_usd=cost, llm_calls=1),
+                      finish_reason=_get(choice, "finish_reason"))
+
+
+def request_args(messages: list[dict[str, Any]], tools: list[dict[str, Any]] | None, sampling: Sampling | None,
+                 cfg: RemoteConfig) -> dict[str, Any]:
+    s = sampling or Sampling()
+    args: dict[str, Any] = {"model": cfg.model, "messages": messages, "temperature": s.temperature,
+                            "top_p": s.top_p, "max_tokens": s.max_tokens}
+    if s.seed is not None:
+        args["seed"] = s.seed
+    if s.stop:
+        args["stop"] = s.stop
+    if tools:
+        args["tools"] = tools
+    if cfg.logprobs:
+        args["logprobs"] = True
+    return args
+
+
+class OpenAIBackend(Backend):
+    """Any OpenAI-compatible server (vLLM, SGLang, llama.cpp, OpenAI)."""
+
+    def __init__(self, config: OpenAIConfig):
+        openai = require("openai", None, "openai backend")
+        self.config, self.name = config, f"openai:{config.model}"
+        self.retries = 0
+        self.client = openai.AsyncOpenAI(
+            base_url=config.base_url or os.environ.get("OPENAI_BASE_URL"),
+            api_key=config.api_key or os.environ.get("OPENAI_API_KEY") or "EMPTY",
+            timeout=config.request_timeout_s, max_retries=0)  # our loop retries, with accounting
+
+    async def complete(self, messages, *, tools=None, sampling=None, protocol=None) -> Completion:
+        args = request_args(messages, tools, sampling, self.config)
+        if self.config.extra_body:
+            args["extra_body"] = self.config.extra_body
+        resp = await with_retries(lambda: self.client.chat.completions.create(**args), self.config, self._count)
+        return parse_response(resp, self.config)
+
+    def _count(self, _exc: BaseException) -> None:
+        self.retries += 1
+
+    async def aclose(self) -> None:
+        await self.client.close()
+
+
+class LitellmBackend(Backend):
+    """Any provider litellm supports (``model="openai/x"`` + ``api_base`` for a local server)."""
+
+    def __init__(self, config: LitellmConfig):
+        os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")  # no network at import
+        self.litellm = require("litellm", None, "litellm backend")
+        self.config, self.name = config, f"litellm:{config.model}"
+        self.retries = 0
+
+    async def complete(self, messages, *, tools=None, sampling=None, protocol=None) -> Completion:
+        cfg = self.config
+        args = request_args(messages, tools, sampling, cfg)
+        args.update(timeout=cfg.request_timeout_s, num_retries=0, **cfg.extra_body)
+        if cfg.api_base:
+            args["api_base"] = cfg.api_base
+        if cfg.api_key:
+            args["api_key"] = cfg.api_key
+        resp = await with_retries(lambda: self.litellm.acompletion(**args), cfg, self._count)
+        completion = parse_response(resp, cfg)
+        if not completion.usage.cost_usd:
+            try:
+                completion.usage.cost_usd = float(self.litellm.completion_cost(completion_response=resp) or 0.0)
+            except Exception:  # noqa: BLE001 - unknown price: cost stays 0
+                pass
+        return completion
+
+    def _count(self, _exc: BaseException) -> None:
+        self.retries += 1
+
+
+def make_openai(config: OpenAIConfig) -> OpenAIBackend:
+    """Registry factory for ``openai``."""
+    return OpenAIBackend(config)
+
+
+def make_litellm(config: LitellmConfig) -> LitellmBackend:
+    """Registry factory for ``litellm``."""
+    return LitellmBackend(config)
