@@ -117,7 +117,8 @@ def validate_task(task: Task) -> Task:
     problems: list[str] = []
     if not task.public_dir.is_dir():
         raise TaskError(f"task {task.id!r}: public folder {task.public_dir} does not exist")
-    for name in REQUIRED_PUBLIC:
+    # MLE-bench competitions ship folders of images/audio instead of train/test CSVs.
+    for name in REQUIRED_PUBLIC if task.format != "mlebench" else ("sample_submission.csv",):
         if not (task.public_dir / name).is_file():
             problems.append(f"missing file {task.public_dir / name}")
     if task.answers_path is None or not task.answers_path.is_file():
