@@ -105,7 +105,12 @@ def parse_response(resp: Any, cfg: RemoteConfig) -> Completion:
         logprobs = [float(_get(t, "logprob")) for t in content_lp]
         ids = [_TOKEN_ID.match(str(_get(t, "token"))) for t in content_lp]
         token_ids = [int(m.group(1)) for m in ids] if all(ids) else None
-    return Completion(text=_get(message, "content") or "", tool_calls=calls, logprobs=logprobs, token_ids=token_ids,
+    text = _get(message, "content") or ""
+    reasoning = _get(message, "reasoning_content")
+    if reasoning and "<think>" not in text:
+        # litellm and vLLM's reasoning parsers split <think> off; scaffolds keep it verbatim.
+        text = f"<think>{reasoning}</think>{text}"
+    return Completion(text=text, tool_calls=calls, logprobs=logprobs, token_ids=token_ids,
                       usage=Usage(prompt_tokens=prompt, completion_tokens=completion, cost_usd=cost, llm_calls=1),
                       finish_reason=_get(choice, "finish_reason"))
 
@@ -165,6 +170,8 @@ class LitellmBackend(Backend):
         cfg = self.config
         args = request_args(messages, tools, sampling, cfg)
         args.update(timeout=cfg.request_timeout_s, num_retries=0, **cfg.extra_body)
+        if tools:  # our tools are plain functions; litellm's MCP path would need the `mcp` package
+            args["_skip_mcp_handler"] = True
         if cfg.api_base:
             args["api_base"] = cfg.api_base
         if cfg.api_key:

@@ -166,6 +166,8 @@ class ReactScaffold(Scaffold):
         if self.config.tool_mode == "native" and completion.tool_calls:
             call = completion.tool_calls[0]
             err = "one tool call per reply" if len(completion.tool_calls) > 1 else None
+            if "__invalid_json__" in call.arguments:
+                err = "invalid tool call: arguments must be a JSON object"
             return call.name, call.arguments, err, call.id or "call_0"
         name, args, err = parse_text_call(text)
         return name, args, err, None
