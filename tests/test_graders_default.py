@@ -185,3 +185,10 @@ def test_generated_tasks_grade_like_their_evaluator(tmp_path: Path) -> None:
         for sub in (task.public_dir / "sample_submission.csv", task.answers_path):
             g, ev = grader.grade(task, sub), _evaluate_in_process(task.evaluator_path, sub)
             assert g.valid_submission and g.score == ev["score"], (task.id, g.reason, ev)
+
+
+def test_default_grader_passes_conformance(sandmle_conformance, tasks: dict[str, Task]) -> None:
+    grader = get_registry().create("graders", "default", {})
+    results = sandmle_conformance("graders", grader)  # on its own toy task
+    assert len(results) >= 3
+    sandmle_conformance("graders", grader, task=tasks["proba"])
