@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from sandmle.core.interfaces import Backend, SandboxSession, ScaffoldLimits, ScoreFn
-from sandmle.core.records import Completion, ExecResult, Grade, Sampling, Trajectory, Turn, Usage
+from sandmle.core.records import Completion, ExecResult, Grade, Sampling, Trajectory, Turn
 from sandmle.core.task import Task
 
 SUBMISSION = "submission.csv"
@@ -165,7 +165,6 @@ class Episode:
         self.traj.messages = list(messages or [])
         self.traj.submission = self.submission_path() if self.submission_exists() else None
         self.traj.wall_s = time.monotonic() - self.t0
-        self.traj.usage = self.traj.usage if self.traj.usage.llm_calls else Usage()
         return self.traj
 
 
