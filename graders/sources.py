@@ -17,13 +17,15 @@ from sandmle.core.errors import TaskError
 from sandmle.core.interfaces import ComponentConfig, TaskSource
 from sandmle.core.task import PUBLIC, Task, load_task, validate_task
 
+from pydantic import DirectoryPath
+
 from .evaluator import evaluator_source
 
 
 class PathConfig(ComponentConfig):
     """A folder of task folders, or one task folder."""
 
-    path: Path
+    path: DirectoryPath  # a missing folder is a recipe error, reported before anything runs
 
 
 def _task_dirs(root: Path, marker: str) -> list[Path]:

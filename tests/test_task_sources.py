@@ -41,8 +41,8 @@ def test_directory_source(task_set: Path, tmp_path: Path) -> None:
     assert [t.id for t in _source("directory", path=task_set / "binary").tasks()] == ["toy-binary"]
     with pytest.raises(TaskError, match="holds no tasks"):
         _source("directory", path=tmp_path).tasks()
-    with pytest.raises(TaskError, match="does not exist"):
-        _source("directory", path=tmp_path / "missing").tasks()
+    with pytest.raises(ValueError, match="does not point to a directory"):  # refused when configured
+        _source("directory", path=tmp_path / "missing")
 
 
 def test_export_release_round_trip(task_set: Path, tmp_path: Path) -> None:
