@@ -1,8 +1,11 @@
-"""Sandbox overhead: p50/p95 latency of a trivial step and a 200-row sklearn step.
+"""Sandbox overhead: p50/p95 latency of a trivial step, a 200-row sklearn step, and a session start.
 
 Compares, in one run: (a) a cold ``python script.py`` subprocess, (b) the ``local`` sandbox with
 its warm pool, (c) the ``docker`` sandbox (skipped with the reason when no engine starts).
-Ratios are cold p50 / mode p50 (higher is better).
+Ratios are cold p50 / mode p50 (higher is better). The ``session-start`` row times
+open + one trivial step + close; its cold counterpart is a fresh interpreter importing pandas and
+sklearn (what a session that starts its own isolated interpreter pays); ``local on demand``
+(``pool_size: 0``) forks every session from the pre-imported mother when it is asked for.
 
     .venv/bin/python benchmarks/sandbox_overhead.py [--reps 30] [--sklearn-reps 10] [--think-s 0.05] [--json]
 """
@@ -65,6 +68,22 @@ async def bench_sandbox(sandbox, task, code: str, reps: int, think_s: float) -> 
     return times
 
 
+SESSION_PRELUDE = "import pandas, sklearn.ensemble\n"
+
+
+async def bench_session_start(sandbox, task, reps: int, think_s: float) -> list[float]:
+    times = []
+    for _ in range(reps):
+        await asyncio.sleep(think_s)
+        t0 = time.perf_counter()
+        async with await sandbox.open(task) as session:
+            r = await session.exec(STEPS["trivial"], timeout=120)
+        times.append(time.perf_counter() - t0)
+        if not r.ok:
+            raise RuntimeError(f"step failed: {r}")
+    return times
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--reps", type=int, default=30, help="repetitions of the trivial step")
@@ -86,6 +105,9 @@ def main() -> None:
         for step, code in STEPS.items():
             rows.append({"mode": "cold subprocess", "step": step,
                          "times": bench_cold(code, reps[step], tmpdir, args.think_s)})
+        rows.append({"mode": "cold subprocess", "step": "session-start",
+                     "times": bench_cold(SESSION_PRELUDE + STEPS["trivial"], args.sklearn_reps, tmpdir,
+                                         args.think_s)})
         sandboxes = [("local warm pool", "local", {"pool_size": 1}, args.think_s),
                      ("local back-to-back", "local", {"pool_size": 1}, 0.0)]
         from sandmle.plugins.docker_sandbox import engine_unavailable_reason
@@ -101,8 +123,16 @@ def main() -> None:
                 for step, code in STEPS.items():
                     times = asyncio.run(bench_sandbox(sandbox, task, code, reps[step], think_s))
                     rows.append({"mode": label, "step": step, "times": times})
+                times = asyncio.run(bench_session_start(sandbox, task, args.sklearn_reps, think_s))
+                rows.append({"mode": label, "step": "session-start", "times": times})
             finally:
                 asyncio.run(sandbox.shutdown())
+        on_demand = get_registry().create("sandboxes", "local", {"pool_size": 0})
+        try:
+            times = asyncio.run(bench_session_start(on_demand, task, args.sklearn_reps, args.think_s))
+            rows.append({"mode": "local on demand", "step": "session-start", "times": times})
+        finally:
+            asyncio.run(on_demand.shutdown())
     cold = {r["step"]: percentiles(r["times"])[0] for r in rows if r["mode"] == "cold subprocess"}
     for r in rows:
         r["p50_ms"], r["p95_ms"] = (round(v * 1000, 1) for v in percentiles(r.pop("times")))

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import click
 from rich.markup import escape
@@ -94,9 +93,10 @@ def recipe_group() -> None:
 
 
 @recipe_group.command("validate")
-@click.argument("path", type=click.Path(path_type=Path))
-def validate_cmd(path: Path) -> None:
-    """Check a recipe: structure, component names and their arguments; print the plan."""
+@click.argument("path")
+def validate_cmd(path: str) -> None:
+    """Check a recipe (a YAML file or a shipped recipe's name): structure, component names and
+    their arguments; print the plan."""
     from .runner import prepare
 
     recipe, _ = prepare(path)
@@ -107,9 +107,11 @@ def validate_cmd(path: Path) -> None:
 
 
 @click.command("run")
-@click.argument("path", type=click.Path(path_type=Path))
-def run_cmd(path: Path) -> None:
-    """Run every stage a recipe names (generate, train, evaluate)."""
+@click.argument("path")
+def run_cmd(path: str) -> None:
+    """Run every stage a recipe names (generate, train, evaluate).
+
+    PATH is a YAML file or the name of a shipped recipe (e.g. quickstart)."""
     from .runner import prepare, run_recipe
 
     recipe, manager = prepare(path)

@@ -6,6 +6,7 @@ import importlib
 import json
 import platform
 import time
+from importlib import resources
 from pathlib import Path
 from typing import Any, Callable
 
@@ -13,15 +14,32 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from .errors import RecipeError
+from .errors import RecipeError, SandmleError
 from .plugins import PluginManager, get_manager
 from .recipe import Recipe, TasksSection, load_recipe, resolve
 from .registry import Registry, singular
 from .task import Task
 
 
-def prepare(path: Path) -> tuple[Recipe, PluginManager]:
-    """Load a recipe, register its local plugins, and validate every component against the registry."""
+def shipped_recipe(name_or_path: str | Path) -> Path:
+    """A recipe path; a bare name (``quickstart``) resolves to a recipe shipped with sandmle."""
+    text = str(name_or_path)
+    path = Path(text)
+    if path.exists() or path.suffix in (".yaml", ".yml") or "/" in text:
+        return path
+    shipped = resources.files("sandmle.recipes") / f"{text}.yaml"
+    if shipped.is_file():
+        return Path(str(shipped))
+    names = sorted(p.name[:-5] for p in resources.files("sandmle.recipes").iterdir()
+                   if p.name.endswith(".yaml"))
+    raise SandmleError(f"no recipe file {text!r} and no shipped recipe of that name "
+                       f"(shipped: {', '.join(names)})")
+
+
+def prepare(path: str | Path) -> tuple[Recipe, PluginManager]:
+    """Load a recipe (a file, or the name of a shipped one), register its local plugins, and
+    validate every component against the registry."""
+    path = shipped_recipe(path)
     recipe = load_recipe(path)
     manager = get_manager()
     manager.fill_registry()

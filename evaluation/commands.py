@@ -4,27 +4,12 @@ from __future__ import annotations
 
 import json
 from dataclasses import asdict
-from importlib import resources
 from pathlib import Path
 
 import click
 from rich.console import Console
 
 from sandmle.core.errors import SandmleError
-
-
-def shipped_recipe(name_or_path: str) -> Path:
-    """A recipe path; a bare name (``quickstart``) resolves to a recipe shipped with sandmle."""
-    path = Path(name_or_path)
-    if path.exists() or path.suffix in (".yaml", ".yml") or "/" in name_or_path:
-        return path
-    shipped = resources.files("sandmle.recipes") / f"{name_or_path}.yaml"
-    if shipped.is_file():
-        return Path(str(shipped))
-    names = sorted(p.name[:-5] for p in resources.files("sandmle.recipes").iterdir()
-                   if p.name.endswith(".yaml"))
-    raise SandmleError(f"no recipe file {name_or_path!r} and no shipped recipe of that name "
-                       f"(shipped: {', '.join(names)})")
 
 
 def _has_results(path: Path) -> Path:
@@ -49,7 +34,7 @@ def eval_cmd(recipe: str, out_dir: Path | None, max_episodes: int | None) -> Non
     from .study import run_study
 
     console = Console()
-    rec, manager = prepare(shipped_recipe(recipe))
+    rec, manager = prepare(recipe)
     if out_dir is not None:
         rec.output_dir = out_dir
     print_plugins(manager, console)

@@ -14,16 +14,30 @@ class SandboxPathError(SandmleError, ValueError):
     """A path that leaves the session directory."""
 
 
-def copy_public_files(task: Task, dest: Path) -> int:
-    """Copy ``task.public_files()`` (never hidden files, never ``private/``) into ``dest``."""
+def copy_public_files(task: Task, dest: Path, owner: int | None = None) -> int:
+    """Copy ``task.public_files()`` (never hidden files, never ``private/``) into ``dest``;
+    ``owner``: the uid agent code runs as, which gets the copies (and their folders)."""
     count = 0
     for src in task.public_files():
         rel = src.relative_to(task.public_dir)
         target = dest / rel
         target.parent.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(src, target)  # a copy, not a link: the agent may overwrite it freely
+        give_to(dest, target, owner)
         count += 1
     return count
+
+
+def give_to(root: Path, target: Path, owner: int | None) -> None:
+    """Make ``target`` and its folders below ``root`` belong to ``owner`` (no-op for None):
+    files the host puts in a session must be the agent's to change, as if it had made them."""
+    if owner is None:
+        return
+    root = root.resolve()
+    path = target.resolve()
+    while path != root and root in path.parents:
+        os.chown(path, owner, owner, follow_symlinks=False)
+        path = path.parent
 
 
 def confined(root: Path, path: str) -> Path:
@@ -43,10 +57,11 @@ def read_confined(root: Path, path: str) -> bytes:
     return target.read_bytes()
 
 
-def write_confined(root: Path, path: str, data: bytes | str) -> None:
+def write_confined(root: Path, path: str, data: bytes | str, owner: int | None = None) -> None:
     target = confined(root, path)
     target.parent.mkdir(parents=True, exist_ok=True)
     target.write_bytes(data.encode("utf-8") if isinstance(data, str) else data)
+    give_to(root, target, owner)
 
 
 def list_confined(root: Path, path: str = ".") -> list[str]:

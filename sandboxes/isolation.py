@@ -1,11 +1,13 @@
-"""How a zygote is walled off from the host: bubblewrap arguments, a scrubbed environment and
-an optional pids cgroup.
+"""How a sandbox's mother process is walled off from the host: bubblewrap arguments and a
+scrubbed environment (each session then isolates itself further, see ``zygote_main``).
 
 The bwrap view of the file system is built from an allow-list, never ``--ro-bind / /``: with the
 host root visible, agent code could read any task's ``prepared/private/answers.csv`` by absolute
 path. Only system directories, the interpreter prefix and the virtual environment are bound
-read-only; the session directory is the one writable bind (at ``/workspace``); ``/tmp`` is a
-private tmpfs; network, pid, ipc and uts namespaces are new.
+read-only; the sandbox's base directory (holding one directory per session) is the one writable
+bind, at ``/sessions``; ``/workspace`` is the empty mount point each session binds its own
+directory on; network, pid, ipc and uts namespaces are new. The mother keeps the capabilities it
+needs to build each session's namespaces; agent code never runs with any.
 """
 
 from __future__ import annotations
@@ -17,12 +19,12 @@ import shutil
 import subprocess
 import sys
 import sysconfig
-import uuid
 from pathlib import Path
 
 log = logging.getLogger(__name__)
 
 SANDBOX_WORKDIR = "/workspace"
+SANDBOX_SESSIONS = "/sessions"
 _SYSTEM_DIRS = ("/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32")
 _ETC_FILES = ("/etc/ld.so.cache", "/etc/ld.so.conf", "/etc/ld.so.conf.d", "/etc/alternatives",
               "/etc/localtime", "/etc/ssl/certs", "/etc/passwd", "/etc/group", "/etc/nsswitch.conf",
@@ -39,7 +41,7 @@ def bwrap_path() -> str | None:
         return None
     try:
         probe = subprocess.run(
-            [path, "--ro-bind", "/", "/", "--unshare-all", "--die-with-parent", "true"],
+            [path, "--ro-bind", "/", "/", *_unshare_flags(), "--cap-add", "ALL", "--die-with-parent", "true"],
             capture_output=True, timeout=20,
         )
     except (OSError, subprocess.TimeoutExpired):
@@ -81,9 +83,20 @@ def scrubbed_env(workdir: str, threads: int = 1) -> dict[str, str]:
     return env
 
 
-def bwrap_argv(bwrap: str, session_dir: Path) -> list[str]:
-    """bwrap arguments that show the sandbox only what Python needs plus the session dir."""
-    argv = [bwrap, "--unshare-all", "--die-with-parent", "--new-session",
+def _unshare_flags() -> list[str]:
+    # A host root keeps real uids (no user namespace) so that each session can run as its own
+    # uid; an unprivileged host gets a user namespace, in which the mother holds the
+    # capabilities to mount (bwrap drops them all unless told otherwise).
+    if os.geteuid() == 0:
+        return ["--unshare-ipc", "--unshare-pid", "--unshare-net", "--unshare-uts", "--unshare-cgroup-try"]
+    return ["--unshare-all"]
+
+
+def bwrap_argv(bwrap: str, sessions_dir: Path) -> list[str]:
+    """bwrap arguments that show the mother only what Python needs plus the sessions' directory."""
+    # No --die-with-parent: it ties bwrap's life to the *thread* that started it (pool threads
+    # are short-lived); the mother exits instead when the host's end of its socket closes.
+    argv = [bwrap, *_unshare_flags(), "--cap-add", "ALL", "--new-session",
             "--proc", "/proc", "--dev", "/dev", "--tmpfs", "/tmp", "--clearenv"]
     for path in _SYSTEM_DIRS:
         if os.path.islink(path):
@@ -93,60 +106,14 @@ def bwrap_argv(bwrap: str, session_dir: Path) -> list[str]:
     for path in _ETC_FILES:
         if os.path.exists(path):
             argv += ["--ro-bind", path, path]
+    made: set[str] = set()
     for root in python_roots():
+        # bwrap makes missing parents 0700; agent code runs as another uid and must traverse them.
+        for parent in reversed(Path(root).parents[:-1]):
+            if str(parent) not in made and not str(parent).startswith(_SYSTEM_DIRS):
+                made.add(str(parent))
+                argv += ["--perms", "0755", "--dir", str(parent)]
         argv += ["--ro-bind", root, root]
-    argv += ["--bind", str(session_dir), SANDBOX_WORKDIR, "--chdir", SANDBOX_WORKDIR]
+    argv += ["--bind", str(sessions_dir), SANDBOX_SESSIONS, "--dir", SANDBOX_WORKDIR,
+             "--chdir", SANDBOX_SESSIONS]
     return argv
-
-
-class PidsCgroup:
-    """A cgroup-v1/v2 pids limit for one zygote and everything it forks (needs root).
-
-    RLIMIT_NPROC does not bind processes that run as host root (as here and in CI containers),
-    so a fork bomb is contained by the cgroup instead. ``available()`` is False elsewhere and
-    RLIMIT_NPROC does the job for unprivileged users.
-    """
-
-    def __init__(self, max_pids: int):
-        self.path: Path | None = None
-        base = self.base()
-        if base is None:
-            return
-        path = base / f"sandmle-{os.getpid()}-{uuid.uuid4().hex[:8]}"
-        try:
-            path.mkdir()
-            (path / "pids.max").write_text(str(max_pids))
-            self.path = path
-        except OSError as exc:
-            log.debug("pids cgroup unavailable: %s", exc)
-
-    @staticmethod
-    @functools.lru_cache(maxsize=1)
-    def base() -> Path | None:
-        for candidate in (Path("/sys/fs/cgroup/pids"), Path("/sys/fs/cgroup")):
-            if (candidate / "cgroup.procs").exists() and os.access(candidate, os.W_OK):
-                if candidate.name == "cgroup" and "pids" not in _v2_controllers(candidate):
-                    continue
-                return candidate
-        return None
-
-    def enter(self) -> None:
-        """Move the calling process into the cgroup (used as a ``preexec_fn``)."""
-        if self.path is not None:
-            (self.path / "cgroup.procs").write_text("0")
-
-    def remove(self) -> None:
-        if self.path is None:
-            return
-        try:
-            self.path.rmdir()
-        except OSError:
-            pass  # still has members for a moment; the kernel frees it once they exit
-        self.path = None
-
-
-def _v2_controllers(path: Path) -> str:
-    try:
-        return (path / "cgroup.controllers").read_text()
-    except OSError:
-        return ""

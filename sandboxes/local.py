@@ -1,40 +1,41 @@
-"""The ``local`` sandbox: bubblewrap isolation combined with a warm pool of pre-imported workers.
+"""The ``local`` sandbox: bubblewrap isolation combined with sessions forked from a warm process.
 
 Design
 ------
 A micro-scale step costs ~0.07 s of real work but ~1.1 s of interpreter start and
-``import pandas, sklearn``. So the unit of isolation is the *session*, and the unit of warmth is
-a *zygote*:
+``import pandas, sklearn``; starting one isolated interpreter per session still costs seconds
+on 2 busy cores. So the unit of warmth is one *mother* process per sandbox, and sessions are
+forks of it:
 
-* a zygote is a Python process started inside its own ``bwrap`` (fresh pid/net/ipc/uts
-  namespaces, no network, an allow-listed read-only view of the system and the interpreter,
-  a private tmpfs ``/tmp``, a scrubbed environment) with one writable bind: a fresh, empty host
-  directory mounted at ``/workspace``. It imports the preload modules and waits.
-* the :class:`~sandmle.sandboxes.pool.WarmPool` keeps ``pool_size`` such zygotes started ahead
-  of need. ``open(task)`` takes one and copies the task's public files into its directory
-  (the bind mount shows them at once), then a replacement starts in the background.
-* each ``exec`` is a child *forked* from the zygote: it inherits the imports for free, calls
-  ``setsid``, gets rlimits (address space, CPU, processes, file size), fresh pipes and only those
-  fds. The zygote enforces wall-clock timeout, output and disk caps, and afterwards SIGKILLs
-  every descendant (it is a child subreaper, so daemonised grandchildren are found too).
+* the mother is a Python process started inside one ``bwrap`` (no network, an allow-listed
+  read-only view of the system and the interpreter, a scrubbed environment) with the sandbox's
+  base directory bound at ``/sessions``. It imports the preload modules once and waits.
+* a session is a fork of the mother that enters its own mount, pid, ipc and network namespaces,
+  bind-mounts only its own directory at ``/workspace`` and hides ``/sessions`` (so concurrent
+  sessions never see each other), and gets private size-capped ``/tmp`` and ``/dev/shm``.
+  The :class:`~sandmle.sandboxes.pool.WarmPool` keeps ``pool_size`` sessions forked ahead of need;
+  ``open(task)`` takes one and copies the task's public files into its directory (the bind mount
+  shows them at once).
+* each ``exec`` is a child *forked* from the session: it inherits the imports for free, calls
+  ``setsid``, gets rlimits (address space, CPU, processes, file size), ``no_new_privs``, fresh pipes
+  and only those fds and, under a root host, its session's own unprivileged uid (so
+  ``RLIMIT_NPROC`` bounds a fork bomb per session, and agent code cannot signal or trace the
+  process that reports its results). The session enforces wall-clock timeout, output and disk
+  caps, and afterwards SIGKILLs every descendant.
 * ``stateful=True`` forks one long-lived kernel child instead and runs every step in its
   globals; a step that kills the kernel (timeout, memory) restarts it and says so.
-* where root makes ``RLIMIT_NPROC`` toothless, each zygote's bwrap is started inside its own
-  pids cgroup (``pids.max``), so a fork bomb stays inside its session.
 
-Isolation and the pool therefore combine at session granularity: sessions never share a
-namespace or a directory; steps of one session share the (already isolated) zygote.
 Hidden answers are never copied into the session and the host file system is not mounted.
-Without bwrap (``isolation="none"`` or not installed) the zygote runs as a plain process with
-rlimits and its own process group; a warning is printed once, and hidden answers are then only
-protected by not being copied (agent code could read them by absolute host path).
+Without bwrap (``isolation="none"`` or not installed) sessions are plain forks working in their
+host directories, with rlimits and their own process group; a warning is printed once, and hidden
+answers are then only protected by not being copied (agent code could read them by absolute host
+path).
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-import os
 import shutil
 import tempfile
 import warnings
@@ -67,13 +68,13 @@ class LocalSandboxConfig(ComponentConfig):
     isolation: Literal["auto", "bwrap", "none"] = "auto"
     memory_mb: int = Field(4096, ge=64, description="address-space limit (RLIMIT_AS)")
     cpu_s: int = Field(600, ge=1, description="CPU seconds per execution (RLIMIT_CPU)")
-    max_procs: int = Field(64, ge=4, description="processes per session (pids cgroup / RLIMIT_NPROC)")
+    max_procs: int = Field(64, ge=4, description="processes per session (RLIMIT_NPROC of the session uid)")
     max_file_mb: int = Field(512, ge=1, description="largest file one execution may write")
     disk_limit_mb: int = Field(2048, ge=1, description="session directory size cap")
     output_limit_bytes: int = Field(16 * MIB, ge=1024, description="stdout+stderr cap per execution")
     tail_bytes: int = Field(8192, ge=256, description="bytes of stdout/stderr kept in ExecResult")
     preload: list[str] = Field(default_factory=lambda: list(DEFAULT_PRELOAD))
-    pool_size: int = Field(2, ge=0, description="zygotes kept warm ahead of need")
+    pool_size: int = Field(2, ge=0, description="sessions forked ahead of need")
     default_timeout_s: float = Field(300.0, gt=0)
     startup_timeout_s: float = Field(120.0, gt=0)
 
@@ -91,20 +92,13 @@ class LocalSandbox(Sandbox):
             limits={"memory_mb": cfg.memory_mb, "cpu_s": cfg.cpu_s, "max_procs": cfg.max_procs,
                     "max_file_mb": cfg.max_file_mb},
             output_limit_bytes=cfg.output_limit_bytes, tail_bytes=cfg.tail_bytes,
-            disk_limit_mb=cfg.disk_limit_mb, max_procs=cfg.max_procs, base_dir=self.base_dir,
+            disk_limit_mb=cfg.disk_limit_mb, base_dir=self.base_dir,
             startup_timeout_s=cfg.startup_timeout_s,
         )
         self.pool = WarmPool(self.spec, cfg.pool_size)
         self.sessions: set[LocalSession] = set()
-        # A sandbox dropped without shutdown() still stops its warm zygotes and removes its dir.
+        # A sandbox dropped without shutdown() still stops its processes and removes its dir.
         self._finalizer = weakref.finalize(self, _release, self.pool, self.base_dir)
-
-    @property
-    def process_limit_enforced(self) -> bool:
-        """True when a fork bomb is bounded: a pids cgroup, or RLIMIT_NPROC for non-root."""
-        from .isolation import PidsCgroup
-
-        return PidsCgroup.base() is not None or os.geteuid() != 0
 
     @property
     def isolated(self) -> bool:
@@ -129,7 +123,7 @@ class LocalSandbox(Sandbox):
     async def open(self, task: Task, *, stateful: bool = False) -> "LocalSession":
         zygote = await asyncio.to_thread(self.pool.acquire)
         try:
-            await asyncio.to_thread(copy_public_files, task, zygote.host_dir)
+            await asyncio.to_thread(copy_public_files, task, zygote.host_dir, zygote.uid)
         except BaseException:
             zygote.close()
             raise
@@ -182,14 +176,13 @@ class LocalSession(SandboxSession):
 
     def _restart(self) -> None:
         self.zygote.close(keep_dir=True)
-        self.zygote = Zygote(self.sandbox.spec, host_dir=self._dir)
-        self.zygote.wait_ready()
+        self.zygote = self.sandbox.pool.start(host_dir=self._dir, uid=self.zygote.uid)
 
     async def read_file(self, path: str) -> bytes:
         return await asyncio.to_thread(read_confined, self._dir, path)
 
     async def write_file(self, path: str, data: bytes | str) -> None:
-        await asyncio.to_thread(write_confined, self._dir, path, data)
+        await asyncio.to_thread(write_confined, self._dir, path, data, self.zygote.uid)
 
     async def list_files(self, path: str = ".") -> list[str]:
         return await asyncio.to_thread(list_confined, self._dir, path)

@@ -1,21 +1,26 @@
-"""Host side of the warm pool: zygote processes started ahead of need, one per future session.
+"""Host side of the warm pool: one pre-imported *mother* per sandbox, and sessions forked from it.
 
-A zygote is ``python -c <zygote_main.py>`` inside its own bwrap (or plain, when isolation is
-off), with a fresh empty host directory bound as its working directory. Starting one costs the
-interpreter start plus the preload imports (~1 s for pandas + sklearn); the pool pays that in a
-background thread so ``Sandbox.open`` only copies the task's public files into an already
-running zygote's directory. All calls are blocking and thread-safe; the async sessions wrap
-them with ``asyncio.to_thread`` so one pool serves any number of event loops.
+The mother is ``python -c <zygote_main.py>`` inside one bwrap (or plain, when isolation is off)
+with the sandbox's base directory bound at ``/sessions``. Starting it costs the interpreter start
+plus the preload imports (~1 s for pandas + sklearn), paid once per sandbox. A session is then a
+fork of the mother that isolates itself in fresh namespaces (see ``zygote_main``): tens of
+milliseconds instead of seconds. The pool keeps a few sessions forked ahead of need so
+``Sandbox.open`` only copies the task's public files into an already running session's directory.
+All calls are blocking and thread-safe; the async sessions wrap them with ``asyncio.to_thread`` so
+one pool serves any number of event loops.
 """
 
 from __future__ import annotations
 
+import itertools
 import json
 import logging
 import os
+import random
 import select
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
@@ -25,67 +30,166 @@ from collections import deque
 from pathlib import Path
 from typing import Any
 
-from .isolation import SANDBOX_WORKDIR, PidsCgroup, bwrap_argv, scrubbed_env
+from .files import give_to
+from .isolation import SANDBOX_SESSIONS, SANDBOX_WORKDIR, bwrap_argv, scrubbed_env
 
 log = logging.getLogger(__name__)
 _ZYGOTE_SOURCE = (Path(__file__).parent / "zygote_main.py").read_text(encoding="utf-8")
 
 
 class ZygoteError(RuntimeError):
-    """The zygote died or stopped answering (the session restarts it)."""
+    """The session or its mother died or stopped answering (the session restarts it)."""
 
 
 class ZygoteSpec:
-    """Everything needed to start identical zygotes."""
+    """Everything needed to start a mother and identical sessions."""
 
     def __init__(self, *, bwrap: str | None, preload: list[str], limits: dict[str, Any],
-                 output_limit_bytes: int, tail_bytes: int, disk_limit_mb: int, max_procs: int,
+                 output_limit_bytes: int, tail_bytes: int, disk_limit_mb: int,
                  base_dir: Path, startup_timeout_s: float = 120.0):
         self.bwrap, self.preload, self.limits = bwrap, preload, limits
         self.output_limit_bytes, self.tail_bytes = output_limit_bytes, tail_bytes
-        self.disk_limit_mb, self.max_procs = disk_limit_mb, max_procs
+        self.disk_limit_mb = disk_limit_mb
         self.base_dir, self.startup_timeout_s = base_dir, startup_timeout_s
 
 
-class Zygote:
-    """One running zygote and its host directory."""
+def _read_line(fd: int, buf: bytearray, timeout: float) -> bytes | None:
+    """One line from ``fd`` within ``timeout`` seconds; None on timeout, b"" on EOF."""
+    deadline = time.monotonic() + timeout
+    while b"\n" not in buf:
+        remaining = deadline - time.monotonic()
+        if remaining <= 0 or not select.select([fd], [], [], remaining)[0]:
+            return None
+        data = os.read(fd, 1 << 16)
+        if not data:
+            return b""
+        buf += data
+    line, _, rest = bytes(buf).partition(b"\n")
+    buf[:] = rest
+    return line
 
-    def __init__(self, spec: ZygoteSpec, host_dir: Path | None = None):
+
+class Mother:
+    """The pre-imported process every session of one sandbox is forked from."""
+
+    def __init__(self, spec: ZygoteSpec):
         self.spec = spec
-        # A restarted zygote reuses its session's directory (the files survive the restart).
-        self.host_dir = host_dir or Path(tempfile.mkdtemp(prefix="session-", dir=spec.base_dir))
-        os.chmod(self.host_dir, 0o777)  # the sandbox may run as an unmapped uid
-        inner = SANDBOX_WORKDIR if spec.bwrap else str(self.host_dir)
-        self.env = scrubbed_env(inner)
-        cfg = {"workdir": inner, "limits": spec.limits, "preload": spec.preload,
-               "output_limit_bytes": spec.output_limit_bytes, "tail_bytes": spec.tail_bytes,
-               "disk_limit_mb": spec.disk_limit_mb}
+        self.log_path = spec.base_dir / "mother.log"
+        # Under a root host each session's code runs as its own unprivileged uid (RLIMIT_NPROC then
+        # bounds a fork bomb per session); uids start at a random offset so that two sandboxes on
+        # one machine rarely share one.
+        self._uids = itertools.count(random.randrange(1 << 20, 1 << 30)) if os.geteuid() == 0 else None
+        self._sids = itertools.count(1)
+        inner = SANDBOX_WORKDIR if spec.bwrap else str(spec.base_dir)
+        cfg = {"sessions_root": SANDBOX_SESSIONS if spec.bwrap else str(spec.base_dir),
+               "workdir": inner, "namespaces": bool(spec.bwrap), "limits": spec.limits,
+               "preload": spec.preload, "output_limit_bytes": spec.output_limit_bytes,
+               "tail_bytes": spec.tail_bytes, "disk_limit_mb": spec.disk_limit_mb}
         python = [sys.executable, "-c", _ZYGOTE_SOURCE, json.dumps(cfg)]
+        env = scrubbed_env(inner)
+        argv = python
         if spec.bwrap:
-            argv = bwrap_argv(spec.bwrap, self.host_dir)
-            for key, value in self.env.items():
+            argv = bwrap_argv(spec.bwrap, spec.base_dir)
+            for key, value in env.items():
                 argv += ["--setenv", key, value]
             argv += python
-        else:
-            argv = python
-        # A few extra pids for bwrap's init and the zygote itself.
-        self.cgroup = PidsCgroup(spec.max_procs + 8)
+        self._sock, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
         self._lock = threading.Lock()
-        self.proc = subprocess.Popen(
-            argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, bufsize=0,
-            stderr=open(spec.base_dir / f"{self.host_dir.name}.log", "wb"),
-            cwd=self.host_dir, env=self.env, start_new_session=True,
-            preexec_fn=self.cgroup.enter if self.cgroup.path else None,
-        )
+        with open(self.log_path, "ab") as log_file:
+            self.proc = subprocess.Popen(argv, stdin=theirs, stdout=subprocess.DEVNULL, stderr=log_file,
+                                         cwd=spec.base_dir, env=env, start_new_session=True)
+        theirs.close()
+        self._sock.settimeout(spec.startup_timeout_s)
+        try:
+            reply = self._sock.recv(1 << 16)
+        except OSError as exc:
+            self.close()
+            raise ZygoteError(f"sandbox did not start within {spec.startup_timeout_s:.0f} s: {exc}") from exc
+        if not reply:
+            self.close()
+            raise ZygoteError(f"sandbox failed to start (status {self.proc.poll()}): {self.log_tail()}")
+        self._sock.settimeout(None)
+        self.ready_info = json.loads(reply)
+        if self.ready_info.get("preload_failed"):
+            log.warning("sandbox preload failed: %s", self.ready_info["preload_failed"])
+
+    def alive(self) -> bool:
+        return self.proc.poll() is None
+
+    def log_tail(self) -> str:
+        try:
+            return self.log_path.read_text(errors="replace")[-2000:]
+        except OSError:
+            return ""
+
+    def _send(self, msg: dict[str, Any], fds: list[int] = ()) -> None:
+        with self._lock:
+            socket.send_fds(self._sock, [json.dumps(msg).encode()], list(fds))
+
+    def spawn(self, host_dir: Path, uid: int | None = None) -> tuple[int, int | None, int, int]:
+        """Fork a session working in ``host_dir`` (``uid``: keep a restarted session's uid);
+        returns (session id, the uid its code runs as or None for the host's own, request fd,
+        reply fd)."""
+        req_r, req_w = os.pipe()
+        reply_r, reply_w = os.pipe()
+        sid = next(self._sids)
+        if uid is None and self._uids is not None:
+            uid = next(self._uids)
+        try:
+            self._send({"op": "spawn", "sid": sid, "dir": host_dir.name, "uid": uid}, [req_r, reply_w])
+        except OSError as exc:
+            for fd in (req_w, reply_r):
+                os.close(fd)
+            raise ZygoteError(f"sandbox is gone: {exc}") from exc
+        finally:
+            os.close(req_r)
+            os.close(reply_w)
+        return sid, uid, req_w, reply_r
+
+    def kill(self, sid: int) -> None:
+        try:
+            self._send({"op": "kill", "sid": sid})
+        except OSError:
+            pass  # the mother is gone, and its sessions with it
+
+    def close(self) -> None:
+        try:
+            self._sock.close()  # the mother exits on EOF and kills its sessions
+            self.proc.wait(5)
+        except (OSError, subprocess.TimeoutExpired):
+            pass
+        if self.proc.poll() is None:
+            try:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+            except OSError:
+                pass
+            self.proc.wait()
+
+
+class Zygote:
+    """One session (forked from the mother) and its host directory."""
+
+    def __init__(self, mother: Mother, host_dir: Path | None = None, uid: int | None = None):
+        self.mother = mother
+        base = mother.spec.base_dir
+        # A restarted session reuses its directory (the files survive the restart).
+        self.host_dir = host_dir or Path(tempfile.mkdtemp(prefix="session-", dir=base))
+        self.env = scrubbed_env(SANDBOX_WORKDIR if mother.spec.bwrap else str(self.host_dir))
+        self._lock = threading.Lock()
+        self._buf = bytearray()
+        self._dead = False
+        self.sid, self.uid, self._req_fd, self._reply_fd = mother.spawn(self.host_dir, uid)
+        give_to(base, self.host_dir, self.uid)
         self.ready_info: dict[str, Any] | None = None
-        self._buf = b""
+
+    @property
+    def log_path(self) -> Path:
+        return self.mother.log_path
 
     def wait_ready(self) -> dict[str, Any]:
-        """Block until the preload imports are done."""
+        """Block until the session has set itself up."""
         if self.ready_info is None:
-            self.ready_info = self._read_reply(self.spec.startup_timeout_s)
-            if self.ready_info.get("preload_failed"):
-                log.warning("sandbox preload failed: %s", self.ready_info["preload_failed"])
+            self.ready_info = self._read_reply(self.mother.spec.startup_timeout_s)
         return self.ready_info
 
     def request(self, req: dict[str, Any], timeout: float) -> dict[str, Any]:
@@ -93,90 +197,85 @@ class Zygote:
         with self._lock:
             self.wait_ready()
             try:
-                assert self.proc.stdin is not None
-                self.proc.stdin.write((json.dumps(req) + "\n").encode())
-                self.proc.stdin.flush()
-            except (BrokenPipeError, OSError) as exc:
-                raise ZygoteError(f"zygote is gone: {exc}") from exc
+                os.write(self._req_fd, (json.dumps(req) + "\n").encode())
+            except OSError as exc:
+                self.kill()
+                raise ZygoteError(f"sandbox session is gone: {exc}") from exc
             return self._read_reply(timeout)
 
     def _read_reply(self, timeout: float) -> dict[str, Any]:
-        """One JSON line from the zygote, waiting at most ``timeout`` seconds (select, no thread)."""
-        assert self.proc.stdout is not None
-        fd = self.proc.stdout.fileno()
-        deadline = time.monotonic() + timeout
-        while b"\n" not in self._buf:
-            remaining = deadline - time.monotonic()
-            ready, _, _ = select.select([fd], [], [], max(remaining, 0)) if remaining > 0 else ([], [], [])
-            if not ready:
-                self.kill()
-                raise ZygoteError(f"zygote did not answer within {timeout:.0f} s")
-            data = os.read(fd, 1 << 16)
-            if not data:
-                self.kill()
-                raise ZygoteError(f"zygote exited (status {self.proc.poll()}); see {self.log_path}")
-            self._buf += data
-        line, self._buf = self._buf.split(b"\n", 1)
+        if self._dead:
+            raise ZygoteError("sandbox session is gone")
+        line = _read_line(self._reply_fd, self._buf, timeout)
+        if not line:
+            self.kill()
+            if line is None:
+                raise ZygoteError(f"sandbox session did not answer within {timeout:.0f} s")
+            raise ZygoteError(f"sandbox session exited; see {self.log_path}: {self.mother.log_tail()[-500:]}")
         return json.loads(line)
 
-    @property
-    def log_path(self) -> Path:
-        return self.spec.base_dir / f"{self.host_dir.name}.log"
-
     def alive(self) -> bool:
-        return self.proc.poll() is None
+        return not self._dead and self.mother.alive()
 
     def kill(self) -> None:
-        """Kill the zygote's whole process group (bwrap, its pid namespace dies with it)."""
-        if self.proc.poll() is None:
-            try:
-                os.killpg(self.proc.pid, signal.SIGKILL)
-            except OSError:
-                pass
-            try:
-                self.proc.wait(5)
-            except subprocess.TimeoutExpired:
-                pass
-        for stream in (self.proc.stdin, self.proc.stdout):
-            try:
-                if stream:
-                    stream.close()
-            except OSError:
-                pass
+        """End the session (its pid namespace, and everything in it, dies with it)."""
+        if not self._dead:
+            self._dead = True
+            self.mother.kill(self.sid)
+            for fd in (self._req_fd, self._reply_fd):
+                try:
+                    os.close(fd)
+                except OSError:
+                    pass
 
     def close(self, keep_dir: bool = False) -> None:
-        """Stop the zygote and delete its directory (unless ``keep_dir``) and cgroup."""
-        if self.proc.poll() is None:
+        """Stop the session and delete its directory (unless ``keep_dir``)."""
+        if not self._dead:
             try:
-                self.proc.stdin.write(b'{"op": "exit"}\n')  # type: ignore[union-attr]
-                self.proc.stdin.flush()  # type: ignore[union-attr]
-                self.proc.wait(2)
-            except (OSError, ValueError, subprocess.TimeoutExpired):
+                os.write(self._req_fd, b'{"op": "exit"}\n')
+            except OSError:
                 pass
         self.kill()
         if not keep_dir:
             shutil.rmtree(self.host_dir, ignore_errors=True)
-        try:
-            self.log_path.unlink()
-        except OSError:
-            pass
-        for _ in range(50):
-            self.cgroup.remove()
-            if self.cgroup.path is None:
-                break
-            time.sleep(0.02)
 
 
 class WarmPool:
-    """Keeps ``size`` ready zygotes; ``acquire`` hands one out and starts a replacement."""
+    """Owns the mother (restarted if it dies) and keeps ``size`` sessions forked ahead of need;
+    ``acquire`` hands one out and forks a replacement in the background."""
 
     def __init__(self, spec: ZygoteSpec, size: int):
         self.spec, self.size = spec, size
         self._ready: deque[Zygote] = deque()
         self._lock = threading.Lock()
+        self._mother_lock = threading.Lock()
+        self._mother: Mother | None = None
         self._closed = False
         self._starting = 0
         self._refill()
+
+    def mother(self) -> Mother:
+        """The running mother, started (once, by whichever thread asks first) when needed."""
+        with self._mother_lock:
+            if self._closed:
+                raise ZygoteError("the sandbox is shut down")
+            if self._mother is None or not self._mother.alive():
+                if self._mother is not None:
+                    log.warning("sandbox mother process died; starting a new one: %s",
+                                self._mother.log_tail()[-300:])
+                    self._mother.close()
+                self._mother = Mother(self.spec)
+            return self._mother
+
+    def start(self, host_dir: Path | None = None, uid: int | None = None) -> Zygote:
+        """Fork a new session now (``host_dir``, ``uid``: those of a session being restarted)."""
+        zygote = Zygote(self.mother(), host_dir, uid)
+        try:
+            zygote.wait_ready()
+        except BaseException:
+            zygote.close(keep_dir=host_dir is not None)
+            raise
+        return zygote
 
     def _refill(self) -> None:
         with self._lock:
@@ -190,13 +289,9 @@ class WarmPool:
     def _start_one(self) -> None:
         zygote = None
         try:
-            zygote = Zygote(self.spec)
-            zygote.wait_ready()
+            zygote = self.start()
         except Exception as exc:  # noqa: BLE001 - the next acquire starts one inline and raises
-            log.warning("warm sandbox worker failed to start: %s", exc)
-            if zygote is not None:
-                zygote.close()
-            zygote = None
+            log.warning("warm sandbox session failed to start: %s", exc)
         with self._lock:
             self._starting -= 1
             if zygote is not None and not self._closed:
@@ -206,7 +301,7 @@ class WarmPool:
             zygote.close()
 
     def acquire(self) -> Zygote:
-        """A ready zygote (from the pool when one is warm, else started now)."""
+        """A ready session (from the pool when one is warm, else forked now)."""
         zygote = None
         with self._lock:
             while self._ready:
@@ -216,10 +311,7 @@ class WarmPool:
                     break
                 candidate.close()
         self._refill()
-        if zygote is None:
-            zygote = Zygote(self.spec)
-            zygote.wait_ready()
-        return zygote
+        return zygote if zygote is not None else self.start()
 
     def close(self) -> None:
         with self._lock:
@@ -227,3 +319,7 @@ class WarmPool:
             ready, self._ready = list(self._ready), deque()
         for zygote in ready:
             zygote.close()
+        with self._mother_lock:
+            if self._mother is not None:
+                self._mother.close()
+                self._mother = None

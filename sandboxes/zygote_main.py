@@ -1,16 +1,26 @@
 """The zygote: the only sandmle code that runs *inside* a sandbox.
 
 It is stdlib-only and never imports ``sandmle`` (the package is not visible inside the
-sandbox): the host reads this file and passes its source to ``python -c``. Protocol: one JSON
-object per line on stdin (requests), one JSON object per line on stdout (replies). The first
-reply is ``{"ready": ...}`` once the preload modules are imported.
+sandbox): the host reads this file and passes its source to ``python -c``.
 
-Every execution is a child forked from this warm process (so it pays no interpreter start and
-no imports). The child gets its own session id, rlimits and fresh stdout/stderr pipes; this
-process enforces the timeout, output cap and disk cap, and afterwards kills every descendant
-(it is a child subreaper, so orphans and daemonised grandchildren come back to it).
-In stateful mode one long-lived child (the "kernel") runs every step in the same globals;
-it is replaced by a fresh fork when a step kills it.
+Two levels of fork, so that neither interpreter start nor imports are ever paid on the hot path:
+
+* the **mother** is started once per sandbox (inside one bwrap with the sandbox's base directory
+  bound at ``/sessions``), imports the preload modules, and then only forks sessions. The host
+  talks to it over a ``SOCK_SEQPACKET`` socket on stdin: ``spawn`` messages carry the two pipe
+  fds of the new session (SCM_RIGHTS), ``kill`` messages end one.
+* a **session** is a fork of the mother that enters fresh mount, pid, ipc and network
+  namespaces, bind-mounts its own directory at ``/workspace``, covers ``/sessions`` (so other
+  sessions are invisible), ``/tmp`` and ``/dev/shm`` with private size-capped tmpfs, mounts its
+  own ``/proc``, and serves one JSON request per line on its pipe. Without bwrap
+  (``isolation="none"``) a session is a plain fork that works in its host directory.
+* every **execution** is a child forked from the session. It gets its own session id, rlimits,
+  fresh stdout/stderr pipes and only those fds, ``no_new_privs``, and (when the host runs as
+  root) its own unprivileged uid, so ``RLIMIT_NPROC`` bounds a fork bomb per session and agent
+  code can neither signal nor trace the session process that reports its results. The session
+  enforces the timeout, output and disk caps and afterwards kills every descendant (it is a
+  child subreaper, or pid 1 of its namespace). In stateful mode one long-lived child (the
+  "kernel") runs every step in the same globals; a step that kills it gets a fresh fork.
 """
 
 import ctypes
@@ -19,18 +29,37 @@ import os
 import resource
 import select
 import signal
+import socket
 import sys
 import time
 import traceback
 
-PR_SET_CHILD_SUBREAPER = 36
+PR_SET_PDEATHSIG, PR_SET_CHILD_SUBREAPER, PR_SET_NO_NEW_PRIVS = 1, 36, 38
+CLONE_NEWNS, CLONE_NEWIPC, CLONE_NEWPID, CLONE_NEWNET = 0x00020000, 0x08000000, 0x20000000, 0x40000000
+MS_NOSUID, MS_NODEV, MS_NOEXEC, MS_BIND, MS_REC, MS_PRIVATE = 2, 4, 8, 4096, 16384, 1 << 18
 MIB = 1024 * 1024
+_libc = ctypes.CDLL(None, use_errno=True)
+
+
+def _check(rc, what):
+    if rc != 0:
+        err = ctypes.get_errno()
+        raise OSError(err, "%s: %s" % (what, os.strerror(err)))
+
+
+def _mount(source, target, fstype=None, flags=0, data=None):
+    _check(_libc.mount(source.encode(), target.encode(), fstype.encode() if fstype else None,
+                       flags, data.encode() if data else None), "mount %s" % target)
+
+
+def _prctl(option, value):
+    _check(_libc.prctl(option, value, 0, 0, 0), "prctl %d" % option)
 
 
 def _set_subreaper():
     try:
-        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
-    except Exception:  # noqa: BLE001 - best effort; without it only the process group is killed
+        _prctl(PR_SET_CHILD_SUBREAPER, 1)
+    except OSError:  # best effort; without it only the process group is killed
         pass
 
 
@@ -164,7 +193,17 @@ def _close_fds_except(keep):
         start = fd + 1
 
 
-def _child_setup(out_w, err_w, limits, workdir, keep=()):
+def _drop_privileges(uid):
+    """No setuid binary may regain privileges; under a root host, become the session's own uid
+    (which also clears every capability)."""
+    _prctl(PR_SET_NO_NEW_PRIVS, 1)
+    if uid is not None:
+        os.setgroups([])
+        os.setgid(uid)
+        os.setuid(uid)
+
+
+def _child_setup(out_w, err_w, limits, workdir, keep=(), uid=None):
     os.setsid()
     null = os.open(os.devnull, os.O_RDONLY)
     os.dup2(null, 0)
@@ -174,6 +213,7 @@ def _child_setup(out_w, err_w, limits, workdir, keep=()):
     os.chdir(workdir)
     signal.signal(signal.SIGPIPE, signal.SIG_DFL)
     _apply_rlimits(limits)
+    _drop_privileges(uid)
     sys.stdout = open(1, "w", buffering=1, closefd=False, errors="backslashreplace")
     sys.stderr = open(2, "w", buffering=1, closefd=False, errors="backslashreplace")
 
@@ -248,7 +288,8 @@ class Zygote:
         if pid == 0:
             code = 1
             try:
-                _child_setup(out_w, err_w, limits, self.workdir, keep=(req_r, ctrl_w))
+                _child_setup(out_w, err_w, limits, self.workdir, keep=(req_r, ctrl_w),
+                             uid=self.cfg.get("uid"))
                 code = _worker_loop(req_r, ctrl_w, one_shot)
             except BaseException:  # noqa: BLE001
                 traceback.print_exc()
@@ -420,24 +461,10 @@ def _decode_status(status, killed, detail):
     return -sig, killed, detail
 
 
-def main():
-    cfg = json.loads(sys.argv[1])
-    _set_subreaper()
-    signal.signal(signal.SIGPIPE, signal.SIG_IGN)
-    os.chdir(cfg["workdir"])
-    sys.path.insert(0, cfg["workdir"])
-    proto_out = os.fdopen(os.dup(1), "w", buffering=1)
-    devnull = os.open(os.devnull, os.O_WRONLY)
-    os.dup2(devnull, 1)  # stray prints from preloaded modules must not corrupt the protocol
-    failed = []
-    for mod in cfg.get("preload", []):
-        try:
-            __import__(mod)
-        except Exception as exc:  # noqa: BLE001 - report, keep going
-            failed.append("%s: %s" % (mod, exc))
-    zygote = Zygote(cfg)
-    proto_out.write(json.dumps({"ready": True, "preload_failed": failed, "pid": os.getpid()}) + "\n")
-    for line in sys.stdin:
+def _serve(zygote, requests, replies, ready):
+    """The session loop: one JSON request per line in, one JSON reply per line out."""
+    replies.write(json.dumps(ready) + "\n")
+    for line in requests:
         req = json.loads(line)
         if req.get("op") == "exit":
             break
@@ -445,11 +472,112 @@ def main():
             reply = zygote.execute(req)
         except Exception:  # noqa: BLE001 - a zygote bug is reported, never silent
             reply = {"exit_code": None, "killed": "error", "detail": traceback.format_exc(limit=5)}
-        proto_out.write(json.dumps(reply) + "\n")
+        replies.write(json.dumps(reply) + "\n")
         # Off the hot path (the agent is thinking now): clean up, then fork the next worker.
         zygote.cleanup()
         zygote.prepare(bool(req.get("stateful")) and req.get("code") is not None)
     zygote.shutdown()
+
+
+def _isolate(cfg, name):
+    """In a fresh session child: own namespaces and a file system view of only its directory."""
+    root, workdir, cap = cfg["sessions_root"], cfg["workdir"], "size=%dm" % cfg.get("disk_limit_mb", 1024)
+    _check(_libc.unshare(CLONE_NEWNS | CLONE_NEWPID | CLONE_NEWIPC | CLONE_NEWNET), "unshare")
+    _mount("none", "/", None, MS_REC | MS_PRIVATE)
+    _mount(os.path.join(root, name), workdir, None, MS_BIND | MS_REC)
+    _mount("tmpfs", root, "tmpfs", MS_NOSUID | MS_NODEV, "size=1m,mode=0755")  # hide the others
+    _mount("tmpfs", "/tmp", "tmpfs", MS_NOSUID | MS_NODEV, cap + ",mode=1777")
+    if os.path.isdir("/dev/shm"):
+        _mount("tmpfs", "/dev/shm", "tmpfs", MS_NOSUID | MS_NODEV, cap + ",mode=1777")
+
+
+def _session_main(cfg, msg, req_fd, reply_fd, ready):
+    """Body of a forked session (never returns)."""
+    code = 1
+    try:
+        _prctl(PR_SET_PDEATHSIG, signal.SIGKILL)  # the mother's death ends every session
+        scfg = dict(cfg, uid=msg.get("uid"))
+        if cfg.get("namespaces"):
+            _isolate(cfg, msg["dir"])
+            pid = os.fork()  # the first child of the new pid namespace is its init
+            if pid:
+                os.close(req_fd)
+                os.close(reply_fd)
+                _, status = os.waitpid(pid, 0)
+                os._exit(os.waitstatus_to_exitcode(status) & 0xFF)
+            _prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+            _mount("proc", "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC)
+        else:
+            scfg["workdir"] = os.path.join(cfg["sessions_root"], msg["dir"])
+            _set_subreaper()
+        os.chdir(scfg["workdir"])
+        sys.path[0] = scfg["workdir"]
+        requests = os.fdopen(req_fd, "r")
+        replies = os.fdopen(reply_fd, "w", buffering=1)
+        _serve(Zygote(scfg), requests, replies, dict(ready, pid=os.getpid()))
+        code = 0
+    except BaseException:  # noqa: BLE001 - the host sees EOF and the mother's log says why
+        traceback.print_exc()
+    os._exit(code)
+
+
+def _mother_loop(cfg, control, ready):
+    """Fork a session per ``spawn`` message; kill on ``kill``; exit when the host goes away."""
+    sessions = {}
+    while True:
+        readable, _, _ = select.select([control], [], [], 1.0)
+        for sid, pid in list(sessions.items()):
+            try:
+                if os.waitpid(pid, os.WNOHANG)[0]:
+                    del sessions[sid]
+            except ChildProcessError:
+                del sessions[sid]
+        if not readable:
+            continue
+        data, fds, _, _ = socket.recv_fds(control, 1 << 16, 2)
+        if not data:
+            break  # the host closed the socket (or died)
+        msg = json.loads(data)
+        if msg["op"] == "spawn":
+            pid = os.fork()
+            if pid == 0:
+                control.close()
+                _session_main(cfg, msg, fds[0], fds[1], ready)
+            sessions[msg["sid"]] = pid
+        elif msg["op"] == "kill" and msg["sid"] in sessions:
+            try:
+                os.kill(sessions[msg["sid"]], signal.SIGKILL)
+            except OSError:
+                pass
+        elif msg["op"] == "exit":
+            break
+        for fd in fds:
+            os.close(fd)
+    for pid in sessions.values():
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except OSError:
+            pass
+
+
+def main():
+    cfg = json.loads(sys.argv[1])
+    signal.signal(signal.SIGPIPE, signal.SIG_IGN)
+    os.chdir(cfg["sessions_root"])
+    sys.path.insert(0, cfg["sessions_root"])
+    control = socket.socket(fileno=os.dup(0))
+    devnull = os.open(os.devnull, os.O_RDWR)
+    for fd in (0, 1):
+        os.dup2(devnull, fd)  # stray prints from preloaded modules must not reach a protocol
+    failed = []
+    for mod in cfg.get("preload", []):
+        try:
+            __import__(mod)
+        except Exception as exc:  # noqa: BLE001 - report, keep going
+            failed.append("%s: %s" % (mod, exc))
+    ready = {"ready": True, "preload_failed": failed}
+    control.sendall(json.dumps(dict(ready, pid=os.getpid())).encode())
+    _mother_loop(cfg, control, ready)
 
 
 if __name__ == "__main__":

@@ -50,15 +50,23 @@ def test_shipped_recipes_parse(name):
     """Structure (keys, types) of every shipped recipe; component names are checked by
     ``sandmle recipe validate`` in the end-to-end tests once all components are registered."""
     from sandmle.core.recipe import load_recipe
-    from sandmle.evaluation.commands import shipped_recipe
+    from sandmle.core.runner import shipped_recipe
 
     recipe = load_recipe(shipped_recipe(name))
     assert recipe.evaluation is not None and recipe.tasks
     assert "evaluate" in recipe.stages()
 
 
-def test_unknown_recipe_name_lists_the_shipped_ones():
-    proc = subprocess.run([sys.executable, "-m", "sandmle.core.cli", "eval", "no-such-recipe"],
+@pytest.mark.parametrize("command", [["eval"], ["run"], ["recipe", "validate"]])
+def test_unknown_recipe_name_lists_the_shipped_ones(command):
+    proc = subprocess.run([sys.executable, "-m", "sandmle.core.cli", *command, "no-such-recipe"],
                           capture_output=True, text=True, timeout=120)
     assert proc.returncode != 0 and "Traceback" not in proc.stderr
     assert "shipped: cross_scaffold, eval_mlebench_lite, quickstart" in proc.stdout + proc.stderr
+
+
+def test_shipped_recipe_validates_by_bare_name():
+    proc = subprocess.run([sys.executable, "-m", "sandmle.core.cli", "recipe", "validate", "quickstart"],
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "is valid" in proc.stdout and "evaluate" in proc.stdout

@@ -113,13 +113,39 @@ def test_shutdown_leaves_no_processes_or_dirs(task):
         s1 = await sb.open(task)
         s2 = await sb.open(task, stateful=True)
         await s2.exec("x = 1")
-        pids = [s1.zygote.proc.pid, s2.zygote.proc.pid]
+        await s1.exec("import subprocess\nsubprocess.Popen(['sleep', '60'], start_new_session=True)")
+        # The mother, the sessions, the kernel and the daemonised sleep, as the host sees them.
+        pids = _descendants(sb.pool.mother().proc.pid) | {sb.pool.mother().proc.pid}
         await sb.shutdown()
         return pids
     pids = run(go())
+    assert len(pids) >= 5, pids
     for pid in pids:
-        assert not Path(f"/proc/{pid}").exists() or "Z" in Path(f"/proc/{pid}/stat").read_text().split()[2]
+        assert not _alive(pid), (pid, Path(f"/proc/{pid}/cmdline").read_bytes()[:200])
     assert not sb.base_dir.exists()
+
+
+def _descendants(root: int) -> set[int]:
+    children: dict[int, set[int]] = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                stat = (entry / "stat").read_text()
+            except OSError:
+                continue
+            children.setdefault(int(stat[stat.rindex(")") + 2:].split()[1]), set()).add(int(entry.name))
+    found, frontier = set(), {root}
+    while frontier:
+        frontier = set().union(*(children.get(p, set()) for p in frontier)) - found
+        found |= frontier
+    return found
+
+
+def _alive(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().split(")")[1].split()[0] != "Z"
+    except OSError:
+        return False
 
 
 def test_isolation_none_falls_back_with_a_warning(task):
@@ -152,12 +178,20 @@ def test_registered_and_config_validated():
     run(sb.shutdown())
 
 
-def test_battery_detects_a_leaky_sandbox(task):
+def test_battery_detects_a_leaky_sandbox():
     """Meta-test: the battery is not vacuous. Without bwrap the host file system is visible,
     so the absolute-path and write-outside checks must fail (the harness-killing checks are
-    not run against this deliberately weak configuration)."""
+    not run against this deliberately weak configuration). The task lies in a world-readable
+    folder: agent code runs as an unprivileged uid under a root host, and pytest's own temporary
+    folders (0700) would hide the answers by accident."""
+    import shutil
+    import tempfile
+
     from sandmle.sandboxes import conformance
 
+    root = Path(tempfile.mkdtemp(prefix="sandmle-leaky-"))
+    root.chmod(0o755)
+    task = make_canary_task(root)
     sb = LocalSandbox(LocalSandboxConfig(isolation="none", pool_size=0, preload=[]))
     try:
         for check in (conformance.read_answers_by_absolute_path, conformance.write_outside_session):
@@ -165,6 +199,7 @@ def test_battery_detects_a_leaky_sandbox(task):
                 run(check(sb, task))
     finally:
         run(sb.shutdown())
+        shutil.rmtree(root, ignore_errors=True)
 
 
 def test_safe_submission_refuses_links_to_answers(tmp_path, task):
