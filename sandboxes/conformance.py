@@ -408,6 +408,23 @@ async def concurrent_sessions(sandbox: Sandbox, task: Task) -> None:
 
 
 @check("sandboxes")
+async def sessions_are_invisible_to_each_other(sandbox: Sandbox, task: Task) -> None:
+    """Agent code in one session can neither find nor change another live session's files."""
+    name = f"sandmle_peer_{uuid.uuid4().hex}.txt"
+    code = ("import os\nfound = []\nfor root, dirs, files in os.walk('/'):\n"
+            "  dirs[:] = [d for d in dirs if os.path.join(root, d) not in ('/proc', '/sys', '/dev')]\n"
+            f"  if {name!r} in files:\n    found.append(os.path.join(root, {name!r}))\n"
+            "    try: open(found[-1], 'w').write('theirs')\n    except OSError: pass\n"
+            "print('FOUND', found)")
+    async with _session(sandbox, task) as mine, _session(sandbox, task) as theirs:
+        await mine.write_file(name, "mine")
+        r = await theirs.exec(code, timeout=120)
+        assert r.ok and "FOUND" in r.stdout_tail, f"search step failed: {r}"
+        assert "FOUND []" in r.stdout_tail, f"another session's files are visible: {r.stdout_tail[-300:]}"
+        assert await mine.read_file(name) == b"mine", "another session changed this session's file"
+
+
+@check("sandboxes")
 async def close_cleans_up(sandbox: Sandbox, task: Task) -> None:
     """close() kills what runs, removes the session directory and may be called twice."""
     marker = f"sandmle_marker_{uuid.uuid4().hex}"

@@ -49,6 +49,26 @@ def test_host_filesystem_is_hidden(sandbox, task):
     assert "False False False False" in r.stdout_tail, r.stdout_tail
 
 
+def test_agent_code_runs_without_privileges(sandbox, task):
+    """No capabilities; under a root host, the session's own uid, which cannot signal the
+    session process that reports its results (so agent code cannot forge an ExecResult)."""
+    code = ("import os, signal\ncaps = open('/proc/self/status').read().split('CapEff:')[1].split()[0]\n"
+            "print(os.getuid(), caps)\ntry:\n  os.kill(os.getppid(), signal.SIGKILL)\n  print('killed')\n"
+            "except OSError as e:\n  print('denied', e.errno)")
+
+    async def go():
+        async with await sandbox.open(task) as s:
+            first = await s.exec(code)
+            return first, await s.exec("print('still here')")
+    r, after = run(go())
+    assert r.ok, r
+    uid, caps = r.stdout_tail.split()[:2]
+    assert int(caps, 16) == 0
+    if os.geteuid() == 0:
+        assert int(uid) != 0 and "denied 1" in r.stdout_tail, r.stdout_tail
+    assert after.ok and "restarted" not in after.detail
+
+
 def test_warm_step_is_fast_and_imports_are_preloaded(sandbox, task):
     async def go():
         async with await sandbox.open(task) as s:
