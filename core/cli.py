@@ -19,6 +19,21 @@ console = Console()
 err_console = Console(stderr=True)
 
 
+# Command groups several plugins add subcommands to; whichever plugin asks first creates it.
+SHARED_GROUPS = {"tasks": "Inspect and export task sets."}
+
+
+def subgroup(cli: click.Group, name: str) -> click.Group:
+    """The shared command group ``name`` of ``cli`` (created on first use), for plugins'
+    ``register_commands`` to add subcommands to: ``subgroup(cli, "tasks").add_command(cmd)``."""
+    existing = cli.commands.get(name)
+    if isinstance(existing, click.Group):
+        return existing
+    group = click.Group(name, help=SHARED_GROUPS.get(name))
+    cli.add_command(group)
+    return group
+
+
 def build_cli() -> click.Group:
     """The root group with every plugin's commands added."""
 

@@ -99,12 +99,7 @@ def task_set_rows(root: Path) -> list[dict[str, Any]]:
     return rows
 
 
-@click.group("tasks")
-def tasks_group() -> None:
-    """Inspect task sets."""
-
-
-@tasks_group.command("show")
+@click.command("show")
 @click.argument("root", type=click.Path(exists=True, file_okay=False, path_type=Path))
 @click.option("--plot", type=click.Path(path_type=Path), default=None, help="write a PNG of the mix")
 @click.option("--json", "as_json", is_flag=True)

@@ -35,12 +35,10 @@ def register_generators(register: Any) -> None:
 
 @hookimpl
 def register_commands(cli: click.Group) -> None:
-    from .commands import generate_cmd, show_cmd, tasks_group
+    from sandmle.core.cli import subgroup
+
+    from .commands import generate_cmd, show_cmd
 
     cli.add_command(generate_cmd)
-    existing = cli.commands.get("tasks")
-    if isinstance(existing, click.Group):  # another plugin owns `tasks` (e.g. `tasks export`)
-        existing.add_command(show_cmd)
-    else:
-        cli.add_command(tasks_group)
+    subgroup(cli, "tasks").add_command(show_cmd)
 

@@ -24,8 +24,9 @@ import pandas as pd
 
 from sandmle.core.interfaces import Sandbox
 from sandmle.core.task import MedalThresholds, Task
+from sandmle.graders.metrics import compute_score as score
+from sandmle.graders.metrics import get_metric
 
-from .scoring import lower_is_better, score
 from .solvers import solver_program
 from .synth import Candidate
 
@@ -153,7 +154,7 @@ def score_submissions(c: Candidate, subs: dict[str, pd.DataFrame]) -> dict[str, 
 
 def judge(c: Candidate, scores: dict[str, float]) -> Verdict:
     """Thresholds and the sanity filter from reference scores."""
-    lower = lower_is_better(c.seed.metric)
+    lower = get_metric(c.seed.metric).lower_is_better
     if "sample" not in scores:
         return Verdict("sample_submission_invalid", scores)
     try:

@@ -15,8 +15,9 @@ from typing import Any
 import yaml
 
 from sandmle.core.task import MedalThresholds, Task
+from sandmle.graders.evaluator import evaluator_source
+from sandmle.graders.metrics import get_metric
 
-from .scoring import evaluator_source, lower_is_better
 from .synth import Candidate
 
 log = logging.getLogger(__name__)
@@ -71,7 +72,7 @@ def write_candidate(c: Candidate, root: Path, task_id: str, provenance: dict[str
                     thresholds: MedalThresholds | None = None,
                     leaderboard: list[float] | None = None) -> Task:
     """Write (or rewrite) the task files under ``root`` and return the Task."""
-    lower = lower_is_better(c.seed.metric)
+    lower = get_metric(c.seed.metric).lower_is_better
     public, private = root / "prepared" / "public", root / "prepared" / "private"
     public.mkdir(parents=True, exist_ok=True)
     private.mkdir(parents=True, exist_ok=True)
@@ -93,7 +94,7 @@ def write_thresholds(c: Candidate, root: Path, task_id: str, provenance: dict[st
     private = root / "prepared" / "private"
     (private / "evaluator.py").write_text(
         evaluator_source(c.seed.metric, c.target_columns, c.id_column, th), encoding="utf-8")
-    meta = {"id": task_id, "metric": c.seed.metric, "lower_is_better": lower_is_better(c.seed.metric),
+    meta = {"id": task_id, "metric": c.seed.metric, "lower_is_better": get_metric(c.seed.metric).lower_is_better,
             "id_column": c.id_column, "target_columns": c.target_columns, "modality": c.seed.modality,
             "task_type": c.seed.task_type, "thresholds": th or None, "leaderboard": leaderboard,
             "answers": "prepared/private/answers.csv", "evaluator": "prepared/private/evaluator.py",

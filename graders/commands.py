@@ -67,12 +67,7 @@ def grade_cmd(task_dir: Path, submission: Path, preset: str, as_json: bool) -> N
     _console().print(parts)
 
 
-@click.group("tasks")
-def tasks_group() -> None:
-    """Inspect and export task sets."""
-
-
-@tasks_group.command("export")
+@click.command("export")
 @click.argument("task_dir", type=click.Path(path_type=Path, exists=True, file_okay=False))
 @click.argument("out", type=click.Path(path_type=Path, file_okay=False))
 @click.option("--format", "fmt", type=click.Choice(["sandmle-release"]), default="sandmle-release",

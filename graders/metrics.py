@@ -6,8 +6,8 @@ scores in-process (:func:`compute_score`) and inside each task's self-contained 
 the submission's target values aligned on the id column (1-D for one target column, 2-D for
 several) and returns a float. Submission problems raise ``ValueError`` with a precise reason.
 
-The nine names the generators use (accuracy, f1_macro, qwk, roc_auc, log_loss, rmse, mae, rmsle,
-r2) compute exactly what ``generators/scoring.py`` computes, rounded to 6 decimals likewise.
+The generators verify candidate tasks and write their ``evaluator.py`` with this same code, so a
+generated task is judged during verification exactly as it is graded later.
 """
 
 from __future__ import annotations

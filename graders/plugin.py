@@ -59,11 +59,9 @@ def register_task_sources(register: Any) -> None:
 
 @hookimpl
 def register_commands(cli: click.Group) -> None:
-    from .commands import export_cmd, grade_cmd, tasks_group
+    from sandmle.core.cli import subgroup
+
+    from .commands import export_cmd, grade_cmd
 
     cli.add_command(grade_cmd)
-    existing = cli.commands.get("tasks")
-    if isinstance(existing, click.Group):  # another plugin owns `tasks` (e.g. `tasks show`)
-        existing.add_command(export_cmd)
-    else:
-        cli.add_command(tasks_group)
+    subgroup(cli, "tasks").add_command(export_cmd)

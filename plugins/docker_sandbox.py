@@ -33,7 +33,7 @@ from sandmle.core.interfaces import ComponentConfig, Sandbox, SandboxSession
 from sandmle.core.records import ExecResult
 from sandmle.core.registry import require
 from sandmle.core.task import Task
-from sandmle.sandboxes.files import copy_public_files, list_confined, read_confined, write_confined
+from sandmle.sandboxes.files import HostDirFiles, copy_public_files
 
 MIB = 1024 * 1024
 DEFAULT_IMAGE = "sandmle/sandbox:bookworm"
@@ -174,7 +174,7 @@ class DockerSandbox(Sandbox):
         shutil.rmtree(self.base_dir, ignore_errors=True)
 
 
-class DockerSession(SandboxSession):
+class DockerSession(HostDirFiles, SandboxSession):
     """One container; steps are ``docker exec`` of the runner."""
 
     def __init__(self, sandbox: DockerSandbox, container: Any, workdir: Path):
@@ -276,15 +276,6 @@ class DockerSession(SandboxSession):
             self.container.exec_run(["kill", "-9", "-1"])
         except Exception:  # noqa: BLE001 - the container may already be gone
             pass
-
-    async def read_file(self, path: str) -> bytes:
-        return await asyncio.to_thread(read_confined, self._dir, path)
-
-    async def write_file(self, path: str, data: bytes | str) -> None:
-        await asyncio.to_thread(write_confined, self._dir, path, data)
-
-    async def list_files(self, path: str = ".") -> list[str]:
-        return await asyncio.to_thread(list_confined, self._dir, path)
 
     async def close(self) -> None:
         if self._closed:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import shutil
 from pathlib import Path
@@ -75,6 +76,24 @@ def list_confined(root: Path, path: str = ".") -> list[str]:
                 continue  # never follow agent-made links out of the session
             out.append(str(full.relative_to(rootr)))
     return sorted(out)
+
+
+class HostDirFiles:
+    """The file API of a :class:`~sandmle.core.interfaces.SandboxSession` whose working directory
+    is a host folder (``_dir``), confined to it; mixed into such sessions. ``file_owner`` is the
+    uid agent code runs as (None: the host's own), which gets the files the host writes."""
+
+    _dir: Path
+    file_owner: int | None = None
+
+    async def read_file(self, path: str) -> bytes:
+        return await asyncio.to_thread(read_confined, self._dir, path)
+
+    async def write_file(self, path: str, data: bytes | str) -> None:
+        await asyncio.to_thread(write_confined, self._dir, path, data, self.file_owner)
+
+    async def list_files(self, path: str = ".") -> list[str]:
+        return await asyncio.to_thread(list_confined, self._dir, path)
 
 
 def safe_submission(workdir: Path, name: str = "submission.csv") -> Path | None:

@@ -51,7 +51,7 @@ from sandmle.core.interfaces import ComponentConfig, Sandbox, SandboxSession
 from sandmle.core.records import ExecResult
 from sandmle.core.task import Task
 
-from .files import copy_public_files, list_confined, read_confined, write_confined
+from .files import HostDirFiles, copy_public_files
 from .isolation import bwrap_path
 from .pool import WarmPool, Zygote, ZygoteError, ZygoteSpec
 
@@ -137,7 +137,7 @@ class LocalSandbox(Sandbox):
         await asyncio.to_thread(self._finalizer)
 
 
-class LocalSession(SandboxSession):
+class LocalSession(HostDirFiles, SandboxSession):
     """One task x one trajectory in one zygote."""
 
     def __init__(self, sandbox: LocalSandbox, zygote: Zygote, stateful: bool):
@@ -178,14 +178,9 @@ class LocalSession(SandboxSession):
         self.zygote.close(keep_dir=True)
         self.zygote = self.sandbox.pool.start(host_dir=self._dir, uid=self.zygote.uid)
 
-    async def read_file(self, path: str) -> bytes:
-        return await asyncio.to_thread(read_confined, self._dir, path)
-
-    async def write_file(self, path: str, data: bytes | str) -> None:
-        await asyncio.to_thread(write_confined, self._dir, path, data, self.zygote.uid)
-
-    async def list_files(self, path: str = ".") -> list[str]:
-        return await asyncio.to_thread(list_confined, self._dir, path)
+    @property
+    def file_owner(self) -> int | None:  # type: ignore[override]
+        return self.zygote.uid
 
     async def close(self) -> None:
         if self._closed:

@@ -35,7 +35,7 @@ def grade(task: Task, path: Path | None) -> Grade:
     registry = get_registry()
     if "default" in registry.names("graders"):
         return registry.create("graders", "default").grade(task, path)
-    from sandmle.generators.scoring import score
+    from sandmle.graders.metrics import compute_score as score
 
     if path is None or not Path(path).is_file():
         return Grade(task_id=task.id, reason="submission file not found")

@@ -16,7 +16,8 @@ from click.testing import CliRunner
 
 from sandmle.core.task import MedalThresholds
 from sandmle.generators.procedural import ProceduralConfig, ProceduralGenerator
-from sandmle.generators.scoring import run_evaluator, score
+from sandmle.graders.evaluator import run_evaluator
+from sandmle.graders.metrics import compute_score as score
 from sandmle.generators.seeds import all_seeds, select_seeds
 from sandmle.generators.synth import synthesize
 from sandmle.generators.verify import derive_thresholds, sanity_reason
