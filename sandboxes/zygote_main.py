@@ -34,7 +34,7 @@ import sys
 import time
 import traceback
 
-PR_SET_PDEATHSIG, PR_SET_CHILD_SUBREAPER, PR_SET_NO_NEW_PRIVS = 1, 36, 38
+PR_SET_PDEATHSIG, PR_SET_DUMPABLE, PR_SET_CHILD_SUBREAPER, PR_SET_NO_NEW_PRIVS = 1, 4, 36, 38
 CLONE_NEWNS, CLONE_NEWIPC, CLONE_NEWPID, CLONE_NEWNET = 0x00020000, 0x08000000, 0x20000000, 0x40000000
 MS_NOSUID, MS_NODEV, MS_NOEXEC, MS_BIND, MS_REC, MS_PRIVATE = 2, 4, 8, 4096, 16384, 1 << 18
 MIB = 1024 * 1024
@@ -201,6 +201,9 @@ def _drop_privileges(uid):
         os.setgroups([])
         os.setgid(uid)
         os.setuid(uid)
+    # The session process is not dumpable (see _session_main) and a uid change clears the flag
+    # too; agent code gets it back so its own /proc/self stays readable (e.g. /proc/self/fd).
+    _prctl(PR_SET_DUMPABLE, 1)
 
 
 def _child_setup(out_w, err_w, limits, workdir, keep=(), uid=None):
@@ -510,6 +513,9 @@ def _session_main(cfg, msg, req_fd, reply_fd, ready):
         else:
             scfg["workdir"] = os.path.join(cfg["sessions_root"], msg["dir"])
             _set_subreaper()
+        # Agent code that shares this process's uid (unprivileged hosts) cannot ptrace it or
+        # write its memory, so it cannot forge the results this process reports.
+        _prctl(PR_SET_DUMPABLE, 0)
         os.chdir(scfg["workdir"])
         sys.path[0] = scfg["workdir"]
         requests = os.fdopen(req_fd, "r")
