@@ -128,13 +128,21 @@ def _save(fig: Any, path: Path, plt: Any) -> Path:
 
 
 def _parts_md(summaries: list[GroupSummary]) -> str:
-    keys = sorted({k for s in summaries for k in s.reward_parts})
-    if not keys:
+    from sandmle.graders.rewards import KEYS  # milestone order: format, valid, tiers, process
+    seen = {k for s in summaries for k in s.reward_parts}
+    if not seen:
         return "(no reward breakdown recorded)"
+    ordered = [k for k in KEYS if k in seen] + sorted(seen - set(KEYS))
+    # A milestone with weight 0 (the process milestones in every preset) contributes 0.000 in every
+    # group; a column of zeros reads like "never reached", so such columns are named, not tabled.
+    keys = [k for k in ordered if any(s.reward_parts.get(k, 0.0) for s in summaries)]
+    silent = [k for k in ordered if k not in keys]
     lines = ["| scaffold | policy | task set | " + " | ".join(keys) + " |", "|" + "---|" * (3 + len(keys))]
     for s in summaries:
         cells = [f"{s.reward_parts.get(k, 0.0):.3f}" for k in keys]
         lines.append(f"| {s.scaffold} | {s.policy} | {s.task_set} | " + " | ".join(cells) + " |")
+    if silent:
+        lines += ["", "Contributed 0 in every group (weight 0, or never reached): " + ", ".join(silent) + "."]
     return "\n".join(lines)
 
 

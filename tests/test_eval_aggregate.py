@@ -96,3 +96,17 @@ def test_local_executor_passes_the_executor_conformance_checks():
     executor = get_registry().create("executors", "local", {"concurrency": 2})
     results = run_checks("executors", executor)
     assert len(results) == 4 and all(r.passed for r in results), results
+
+
+def test_reward_breakdown_tables_earning_milestones_in_reward_order_and_names_silent_ones():
+    from sandmle.evaluation.report import _parts_md
+
+    rows = [_row("react", "t1", 0, medal=True), _row("aide", "t1", 0, medal=False)]
+    rows[0]["reward_parts"] = {"gold": 0.7, "code_ran": 0.0, "format": 0.1, "valid": 0.2}
+    rows[1]["reward_parts"] = {"gold": 0.0, "code_ran": 0.0, "format": 0.05, "valid": 0.2}
+    table = _parts_md(summarize(rows))
+    header = table.splitlines()[0]
+    assert header.index("format") < header.index("valid") < header.index("gold")
+    assert "code_ran" not in header and "weight 0, or never reached): code_ran." in table
+    aide_line = next(line for line in table.splitlines() if line.startswith("| aide"))
+    assert aide_line.endswith("| 0.050 | 0.200 | 0.000 |")  # gold earned by react only: still tabled
