@@ -3,7 +3,9 @@
 Text protocol (SandMLE's): ``<think>…</think>`` then one ``<tool_call>`` holding either the line
 ``python`` and a ``<code>…</code>`` block, or a JSON ``{"name", "arguments"}`` call; observations
 come back as user messages ``<tool_response>…</tool_response>``; ``<answer>submission</answer>``
-ends the episode. ``tool_mode="native"`` offers the same tools as function calls instead.
+ends the episode; an answer before any tool response is a format failure. An episode in which
+more than 20% of the python executions time out stops with reason ``"timeout"`` (SandMLE's
+TIMEOUT, masked out of training). ``tool_mode="native"`` offers the same tools as function calls.
 """
 
 from __future__ import annotations
@@ -129,7 +131,7 @@ class ReactScaffold(Scaffold):
         messages: list[dict[str, Any]] = [{"role": "system", "content": system},
                                           {"role": "user", "content": task_prompt(task, cfg.limits)}]
         schemas = native_tools(tools) if cfg.tool_mode == "native" else None
-        timeouts = executions = 0
+        timeouts = executions = responses = 0
         while True:
             messages = self._fit_context(messages)
             completion, turn = await ep.call(messages, protocol="react", stage="react", tools=schemas)
@@ -147,6 +149,9 @@ class ReactScaffold(Scaffold):
                 turn.format_error = error
             elif cfg.tool_mode == "text" and not think_ok(text):
                 turn.format_error = "reply must start with a non-empty <think>...</think>"
+            if answer is not None and name is None and not responses:
+                # SandMLE's format: at least one tool response comes before the answer.
+                turn.format_ok, turn.format_error = False, "answer before any tool response"
             messages.append(self._assistant_message(text, name, args, call_id))
             if name is not None:
                 obs = error or await self._run_tool(ep, turn, name, args, tools, task, score)
@@ -155,10 +160,13 @@ class ReactScaffold(Scaffold):
                     timeouts += turn.executions[-1].killed == "timeout"
                 turn.observations.append(obs)
                 messages.append(self._observation_message(obs, call_id))
+                responses += 1
             if answer is not None:
                 ep.stop_reason = ep.stop_reason or "answer"
                 break
-        ep.traj.extra["python_timeout_rate"] = timeouts / executions if executions else 0.0
+        rate = ep.traj.extra["python_timeout_rate"] = timeouts / executions if executions else 0.0
+        if rate > 0.2:  # SandMLE (rLLM) marks such an episode TIMEOUT, which training masks out
+            ep.stop_reason = "timeout"
         return ep.finish(ep.stop_reason or "max_llm_calls", messages)
 
     # ------------------------------------------------------------------ parsing

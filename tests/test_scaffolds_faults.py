@@ -86,7 +86,20 @@ def test_react_sandbox_timeout_and_crash_are_observations(task, sandbox):
     assert "ValueError: agent bug" in t1.observations[0] and t1.executions[0].exit_code != 0
     assert t2.executions[0].ok is False and t2.format_ok
     assert traj.extra["python_timeout_rate"] == pytest.approx(1 / 3)
-    assert traj.stop_reason == "answer" and not g.valid_submission
+    assert traj.stop_reason == "timeout" and not g.valid_submission  # > 20% timed out: SandMLE's TIMEOUT
+    ok = Replay([py("print(1)"), py("print(2)"), py("print(3)"), py("print(4)"), py("while True:\n    pass"),
+                 "<think>x</think><answer>submission</answer>"])
+    traj, _ = run_episode(scaffold, ok, sandbox, task)
+    assert traj.extra["python_timeout_rate"] == pytest.approx(1 / 5) and traj.stop_reason == "answer"
+
+
+def test_react_answer_before_any_tool_response_is_a_format_failure(task, sandbox):
+    traj, _ = run_episode(ReactScaffold(), Replay(["<think>easy</think><answer>submission</answer>"]), sandbox, task)
+    assert traj.stop_reason == "answer" and len(traj.turns) == 1
+    assert traj.turns[0].format_error == "answer before any tool response" and traj.format_rate == 0.0
+    # an answer in the same reply as a tool call comes after that call's response: well formed
+    traj, _ = run_episode(ReactScaffold(), Replay([py("print(1)") + "<answer>submission</answer>"]), sandbox, task)
+    assert traj.stop_reason == "answer" and traj.turns[0].format_ok
 
 
 def test_budget_and_backend_failures_end_cleanly(task, sandbox):
