@@ -31,7 +31,7 @@ from pathlib import Path
 from typing import Any
 
 from .files import give_to
-from .isolation import SANDBOX_SESSIONS, SANDBOX_WORKDIR, bwrap_argv, scrubbed_env
+from .isolation import SANDBOX_SESSIONS, SANDBOX_WORKDIR, bwrap_argv, python_roots, scrubbed_env
 
 log = logging.getLogger(__name__)
 _ZYGOTE_SOURCE = (Path(__file__).parent / "zygote_main.py").read_text(encoding="utf-8")
@@ -84,7 +84,8 @@ class Mother:
         cfg = {"sessions_root": SANDBOX_SESSIONS if spec.bwrap else str(spec.base_dir),
                "workdir": inner, "namespaces": bool(spec.bwrap), "limits": spec.limits,
                "preload": spec.preload, "output_limit_bytes": spec.output_limit_bytes,
-               "tail_bytes": spec.tail_bytes, "disk_limit_mb": spec.disk_limit_mb}
+               "tail_bytes": spec.tail_bytes, "disk_limit_mb": spec.disk_limit_mb,
+               "keep_visible": python_roots()}
         python = [sys.executable, "-c", _ZYGOTE_SOURCE, json.dumps(cfg)]
         env = scrubbed_env(inner)
         argv = python

@@ -36,7 +36,8 @@ import traceback
 
 PR_SET_PDEATHSIG, PR_SET_DUMPABLE, PR_SET_CHILD_SUBREAPER, PR_SET_NO_NEW_PRIVS = 1, 4, 36, 38
 CLONE_NEWNS, CLONE_NEWIPC, CLONE_NEWPID, CLONE_NEWNET = 0x00020000, 0x08000000, 0x20000000, 0x40000000
-MS_NOSUID, MS_NODEV, MS_NOEXEC, MS_BIND, MS_REC, MS_PRIVATE = 2, 4, 8, 4096, 16384, 1 << 18
+MS_RDONLY, MS_NOSUID, MS_NODEV, MS_NOEXEC, MS_REMOUNT = 1, 2, 4, 8, 32
+MS_BIND, MS_REC, MS_PRIVATE, MNT_DETACH = 4096, 16384, 1 << 18, 2
 MIB = 1024 * 1024
 _libc = ctypes.CDLL(None, use_errno=True)
 
@@ -48,8 +49,9 @@ def _check(rc, what):
 
 
 def _mount(source, target, fstype=None, flags=0, data=None):
-    _check(_libc.mount(source.encode(), target.encode(), fstype.encode() if fstype else None,
-                       flags, data.encode() if data else None), "mount %s" % target)
+    _check(_libc.mount(source.encode() if source else None, target.encode(),
+                       fstype.encode() if fstype else None, flags, data.encode() if data else None),
+           "mount %s" % target)
 
 
 def _prctl(option, value):
@@ -489,9 +491,29 @@ def _isolate(cfg, name):
     _mount("none", "/", None, MS_REC | MS_PRIVATE)
     _mount(os.path.join(root, name), workdir, None, MS_BIND | MS_REC)
     _mount("tmpfs", root, "tmpfs", MS_NOSUID | MS_NODEV, "size=1m,mode=0755")  # hide the others
-    _mount("tmpfs", "/tmp", "tmpfs", MS_NOSUID | MS_NODEV, cap + ",mode=1777")
+    keep = cfg.get("keep_visible", [])
+    _private_tmpfs("/tmp", cap, keep, stash=os.path.join(root, ".under"))
     if os.path.isdir("/dev/shm"):
-        _mount("tmpfs", "/dev/shm", "tmpfs", MS_NOSUID | MS_NODEV, cap + ",mode=1777")
+        _private_tmpfs("/dev/shm", cap, keep, stash=os.path.join(root, ".under"))
+
+
+def _private_tmpfs(target, cap, keep, stash):
+    """Cover ``target`` with a private size-capped tmpfs, leaving the read-only mounts in ``keep``
+    that lie below it visible at their paths (a Python installed under /tmp, e.g. a CI checkout's
+    virtualenv, must stay importable)."""
+    below = [k for k in keep if k.startswith(target.rstrip("/") + "/")]
+    if below:  # reach the old tree through a stash mount once the tmpfs hides it
+        os.mkdir(stash)
+        _mount(target, stash, None, MS_BIND | MS_REC)
+    _mount("tmpfs", target, "tmpfs", MS_NOSUID | MS_NODEV, cap + ",mode=1777")
+    for path in below:
+        os.makedirs(path, mode=0o755, exist_ok=True)
+        _mount(stash + path[len(target):], path, None, MS_BIND | MS_REC)
+        if not os.statvfs(path).f_flag & os.ST_RDONLY:
+            _mount(None, path, None, MS_REMOUNT | MS_BIND | MS_RDONLY | MS_NOSUID | MS_NODEV)
+    if below:
+        _check(_libc.umount2(stash.encode(), MNT_DETACH), "umount %s" % stash)
+        os.rmdir(stash)
 
 
 def _session_main(cfg, msg, req_fd, reply_fd, ready):

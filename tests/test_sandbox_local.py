@@ -69,6 +69,46 @@ def test_agent_code_runs_without_privileges(sandbox, task):
     assert after.ok and "restarted" not in after.detail
 
 
+def test_an_interpreter_installed_under_tmp_stays_usable(tmp_path):
+    """Sessions cover /tmp with a private tmpfs; a Python that lives below /tmp (a CI checkout's
+    virtualenv) must stay visible there, for imports that were not preloaded and for
+    ``subprocess.run([sys.executable, ...])``. The interpreter is this test's own, reached through
+    a symlinked prefix in /tmp, so the host's Python really is "installed under /tmp"."""
+    import subprocess
+    import sys
+    import tempfile
+
+    if bwrap_path() is None:
+        pytest.skip("bubblewrap unavailable: sessions do not cover /tmp without it")
+    if sys.prefix == sys.base_prefix:
+        pytest.fail("run the tests from the project's virtualenv (make test)")
+    under_tmp = Path(tempfile.mkdtemp(dir="/tmp", prefix="sandmle-venv-"))
+    os.chmod(under_tmp, 0o755)  # agent code runs as another uid and must traverse it
+    (under_tmp / "venv").symlink_to(sys.prefix)
+    python = under_tmp / "venv" / "bin" / Path(sys.executable).name
+    agent = ("import subprocess, sys, rich\n"
+             "print(sys.executable)\n"
+             "print(subprocess.run([sys.executable, '-c', 'print(6 * 7)'], capture_output=True, text=True).stdout)")
+    host = ("import asyncio, pathlib\n"
+            "from sandmle.sandboxes.conformance import make_canary_task\n"
+            "from sandmle.sandboxes.local import LocalSandbox, LocalSandboxConfig\n"
+            "async def main():\n"
+            "    sb = LocalSandbox(LocalSandboxConfig(pool_size=1, preload=['numpy']))\n"
+            f"    async with await sb.open(make_canary_task(pathlib.Path({str(tmp_path)!r}))) as s:\n"
+            f"        r = await s.exec({agent!r})\n"
+            "    await sb.shutdown()\n"
+            "    print(r.ok, r.stdout_tail, r.stderr_tail)\n"
+            "asyncio.run(main())\n")
+    try:
+        proc = subprocess.run([str(python), "-c", host], capture_output=True, text=True, timeout=120)
+    finally:
+        (under_tmp / "venv").unlink()
+        under_tmp.rmdir()
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert proc.stdout.startswith("True"), proc.stdout[-2000:]
+    assert str(python) in proc.stdout and "42" in proc.stdout
+
+
 def test_warm_step_is_fast_and_imports_are_preloaded(sandbox, task):
     async def go():
         async with await sandbox.open(task) as s:
