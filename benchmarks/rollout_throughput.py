@@ -1,8 +1,10 @@
 """Rollout throughput: baseline-policy episodes per hour for each scaffold, warm pool vs cold.
 
-One run, side by side, same tasks and concurrency: the ``local`` sandbox with its warm pool of
-pre-imported workers (its defaults) against cold processes (``pool_size: 0`` and no preloaded
-modules, so every session starts a fresh interpreter that imports pandas/sklearn itself).
+One run, side by side, same tasks and concurrency: the ``local`` sandbox with its defaults (sessions
+forked ahead of need from a mother that has imported pandas/sklearn; every step a fork of its
+session) against cold processes (``pool_size: 0``, no preloaded modules and
+``fresh_interpreter: true``: every step is a new ``python`` process that imports what it uses,
+as SandMLE's tool runs ``python main.py``; the isolation is the same in both modes).
 Each cell runs ``--episodes`` episodes through the real study machinery (executor, episode runner,
 grader, reward, trajectory files). The ratio column is warm / cold (higher is better).
 
@@ -29,7 +31,7 @@ from sandmle.core.recipe import parse_recipe, resolve
 from sandmle.evaluation.episode import EpisodeRunner
 from sandmle.evaluation.study import build_executor, plan_episodes
 
-MODES = {"warm pool": {}, "cold processes": {"pool_size": 0, "preload": []}}
+MODES = {"warm pool": {}, "cold processes": {"pool_size": 0, "preload": [], "fresh_interpreter": True}}
 
 
 def make_recipe(tasks: Path, out: Path, scaffold: str, sandbox_args: dict, seeds: int) -> dict:

@@ -37,6 +37,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import shutil
+import sys
 import tempfile
 import warnings
 import weakref
@@ -60,6 +61,7 @@ MIB = 1024 * 1024
 DEFAULT_PRELOAD = ["numpy", "pandas", "sklearn", "sklearn.ensemble", "sklearn.linear_model",
                    "sklearn.model_selection", "sklearn.metrics", "sklearn.preprocessing"]
 _warned_reduced = False
+_MAX_ARG_BYTES = 128 * 1024 - 1  # Linux MAX_ARG_STRLEN, less the trailing NUL
 
 
 class LocalSandboxConfig(ComponentConfig):
@@ -75,6 +77,10 @@ class LocalSandboxConfig(ComponentConfig):
     tail_bytes: int = Field(8192, ge=256, description="bytes of stdout/stderr kept in ExecResult")
     preload: list[str] = Field(default_factory=lambda: list(DEFAULT_PRELOAD))
     pool_size: int = Field(2, ge=0, description="sessions forked ahead of need")
+    fresh_interpreter: bool = Field(False, description=(
+        "run each stateless code step as a fresh `python -c` process, as SandMLE's tool runs "
+        "`python main.py` (nothing pre-imported or inherited; every step pays interpreter start "
+        "and its imports)"))
     default_timeout_s: float = Field(300.0, gt=0)
     startup_timeout_s: float = Field(120.0, gt=0)
 
@@ -156,6 +162,12 @@ class LocalSession(HostDirFiles, SandboxSession):
         if (code is None) == (command is None):
             return ExecResult(killed="error", detail="pass exactly one of code or command")
         timeout = float(timeout or self.sandbox.config.default_timeout_s)
+        if code is not None and self.sandbox.config.fresh_interpreter and not self.stateful:
+            if len(code.encode()) > _MAX_ARG_BYTES:
+                return ExecResult(killed="error", detail=f"fresh_interpreter passes code as one argument, "
+                                                         f"at most {_MAX_ARG_BYTES} bytes; write it to a file "
+                                                         "and run the file as a command instead")
+            code, command = None, [sys.executable, "-c", code]
         req = {"code": code, "command": list(command) if command is not None else None,
                "timeout": timeout, "stateful": self.stateful, "env": self.zygote.env}
         return await asyncio.to_thread(self._exec_blocking, req, timeout)

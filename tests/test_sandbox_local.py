@@ -123,6 +123,24 @@ def test_warm_step_is_fast_and_imports_are_preloaded(sandbox, task):
     assert run(go()) < 0.5
 
 
+def test_fresh_interpreter_runs_each_step_in_a_new_python(task):
+    sb = LocalSandbox(LocalSandboxConfig(pool_size=0, fresh_interpreter=True))
+
+    async def go():
+        async with await sb.open(task) as s:
+            first = await s.exec("import os, sys\nprint('pandas' in sys.modules, os.getpid())\nx = 1")
+            second = await s.exec("print(x)")
+            big = await s.exec("#" * (200 * 1024))
+            return first, second, big
+    try:
+        first, second, big = run(go())
+    finally:
+        run(sb.shutdown())
+    assert first.ok and first.stdout_tail.startswith("False "), first  # nothing pre-imported
+    assert second.exit_code == 1 and "NameError" in second.stderr_tail  # no state between steps
+    assert big.killed == "error" and "at most" in big.detail
+
+
 def test_sklearn_fit_runs_in_sandbox(sandbox, task):
     code = ("import pandas as pd\nfrom sklearn.ensemble import RandomForestClassifier\n"
             "df = pd.read_csv('train.csv')\nm = RandomForestClassifier(n_estimators=20, random_state=0)"
