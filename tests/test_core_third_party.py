@@ -23,23 +23,27 @@ def _sandmle(*args: str, env: dict | None = None) -> subprocess.CompletedProcess
 
 
 @pytest.fixture(scope="module")
-def example_installed():
-    """pip-install the example plugin into this test environment (no deps: sandmle is here)."""
+def example_installed(tmp_path_factory):
+    """pip-install the example plugin into a private target directory (no deps: sandmle is here)
+    and put it on the path: entry points are found exactly as for a site-packages install, and
+    the project's environment is left as it was. Yields the PYTHONPATH for subprocesses."""
+    target = tmp_path_factory.mktemp("site")
+    subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--no-build-isolation",
+                    "--target", str(target), str(EXAMPLE)], check=True, timeout=300)
+    sys.path.insert(0, str(target))  # for the in-process registry
     try:
-        importlib.metadata.version("sandmle-plugin-example")
-    except importlib.metadata.PackageNotFoundError:
-        subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", "--no-deps",
-                        "--no-build-isolation", str(EXAMPLE)], check=True, timeout=300)
-    return importlib.metadata.version("sandmle-plugin-example")
+        yield {"PYTHONPATH": str(target) + os.pathsep + os.environ.get("PYTHONPATH", "")}
+    finally:
+        sys.path.remove(str(target))
 
 
 def test_example_plugin_is_listed_with_version(example_installed):
-    proc = _sandmle("plugins", "--json")
+    proc = _sandmle("plugins", "--json", env=example_installed)
     assert proc.returncode == 0, proc.stderr
     rows = json.loads(proc.stdout)
     rows = rows["plugins"] if isinstance(rows, dict) else rows
     example = next(r for r in rows if r["name"] == "example")
-    assert example["version"] == example_installed == "0.2.0"
+    assert example["version"] == importlib.metadata.version("sandmle-plugin-example") == "0.2.0"
     assert example["components"] == {"scaffolds": ["one-shot"], "graders": ["exact-match"]}
     assert not example["builtin"]
 
@@ -50,12 +54,12 @@ def test_example_plugin_is_usable_from_a_recipe(example_installed, tmp_path):
         scaffolds: [{name: one-shot, args: {exec_timeout_s: 30}}]
         grader: example/exact-match
     """))
-    proc = _sandmle("recipe", "validate", str(recipe))
+    proc = _sandmle("recipe", "validate", str(recipe), env=example_installed)
     assert proc.returncode == 0, proc.stderr
     assert "one-shot(exec_timeout_s=30)" in proc.stdout and "example/exact-match" in proc.stdout
     bad = tmp_path / "bad.yaml"
     bad.write_text("grader: {name: exact-match, args: {case_sensitive: maybe}}\n")
-    proc = _sandmle("recipe", "validate", str(bad))
+    proc = _sandmle("recipe", "validate", str(bad), env=example_installed)
     assert proc.returncode == 2 and "grader.args.case_sensitive" in proc.stderr
 
 
