@@ -41,7 +41,7 @@ class ProceduralConfig(ComponentConfig):
     """Config of the ``procedural`` generator."""
 
     rows: tuple[int, int] = Field((50, 200), description="training rows, sampled per task")
-    test_rows: tuple[int, int] = Field((700, 1400), description="test rows of table and text tasks: "
+    test_rows: tuple[int, int] = Field((1000, 2000), description="test rows of table and text tasks: "
                                        "micro training, but enough test rows to keep medals above the noise")
     media_test_rows: tuple[int, int] = Field((300, 500), description="test files of image and sound tasks")
     noise: NoiseConfig = Field(default_factory=NoiseConfig)

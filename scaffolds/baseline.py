@@ -48,7 +48,7 @@ def sample_choices(rng: random.Random | None, first_model: str = "forest", avoid
         return Choices(model=model)
     weights = {k: w for k, w in FAMILY_WEIGHTS.items() if k != avoid}
     model = rng.choices(list(weights), weights=list(weights.values()))[0]
-    return Choices(model=model, n_estimators=rng.choice([100, 200, 300]), max_depth=rng.choice([None, 6, 12]),
+    return Choices(model=model, n_estimators=rng.choice([50, 100, 200]), max_depth=rng.choice([None, 6, 12]),
                    min_samples_leaf=rng.choice([1, 2, 4]), learning_rate=rng.choice([0.03, 0.1, 0.2]),
                    C=rng.choice([0.1, 0.3, 1.0, 3.0]), k=rng.choice([5, 10, 20]),
                    parse_dates=rng.random() < 0.5, text_with_columns=rng.random() < 0.5,

@@ -41,7 +41,7 @@ class Choices:
     """What one baseline program does; the defaults are the policy's greedy choices."""
 
     model: str = "forest"
-    n_estimators: int = 200
+    n_estimators: int = 100
     max_depth: int | None = None
     min_samples_leaf: int = 1
     learning_rate: float = 0.1
@@ -130,7 +130,8 @@ M_train, M_test = media("train", train[idc]), media("test", test[idc])
 
 def preprocessor():
     if text_cols:
-        parts = [("txt", TfidfVectorizer(max_features=2000, ngram_range=(1, CH["text_ngrams"])), text_cols[0])]
+        vocab = 300 if CH["model"] == "gbt" else 2000  # boosting densifies the matrix: keep it small
+        parts = [("txt", TfidfVectorizer(max_features=vocab, ngram_range=(1, CH["text_ngrams"])), text_cols[0])]
         rest = [c for c in cols if c not in text_cols]
         if CH["text_with_columns"] and rest:
             parts.append(("num", make_pipeline(SimpleImputer(), StandardScaler()), [c for c in rest if is_num(Xtr_all[c])]))
@@ -183,6 +184,8 @@ def fit_predict(A, y, B):
         if reg:
             return np.full(B.shape[0], float(np.mean(y))), None
         return np.tile([np.mean(y == c) for c in classes], (B.shape[0], 1)), classes
+    if sparse.issparse(A) and CH["model"] == "gbt":  # histogram boosting needs dense input
+        A, B = A.toarray(), B.toarray()
     m.fit(A, y)
     if reg:
         return m.predict(B), None

@@ -117,9 +117,8 @@ def test_generated_tasks_are_verified_across_modalities(generated):
         assert 50 <= meta["provenance"]["n_train"] <= 200
         d = meta["difficulty"]
         # Gold lies between the best reference and the oracle; the noise is below half the gaps.
-        between = (d["oracle_score"] < th.gold <= d["best_reference"]) if lower else \
-            (d["best_reference"] <= th.gold < d["oracle_score"])
-        assert between and th.bronze == pytest.approx(d["best_reference"], abs=1e-6)
+        ranked = [d["oracle_score"], th.gold, d["best_reference"], th.bronze, d["median_reference"]]
+        assert ranked == sorted(ranked, reverse=not lower)
         gaps = [abs(a - b) for a, b in zip([th.gold, th.silver, th.bronze], [th.silver, th.bronze, th.median])]
         assert d["metric_se"] <= 0.5 * min(gaps) + 1e-9 and d["min_threshold_gap"] == pytest.approx(min(gaps), abs=1e-6)
         assert meta["layout"]["family"] == o.family and meta["layout"]["submission"]

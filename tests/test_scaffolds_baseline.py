@@ -107,3 +107,62 @@ def test_reward_breakdown_when_a_reward_is_registered(tasks, sandbox):
     reward = reg.create("rewards", "milestone")
     breakdown = reward.score(traj, grade(task, traj.submission))
     assert set(breakdown.parts) == set(reward.keys) and breakdown.total > 0
+
+
+# ---------------------------------------------------------------------------- sampling (issue 17)
+def _solution(backend, seed, temperature=1.0, prompt="Task: predict the label of test.csv."):
+    """The program the policy writes at ReAct step 1 for one sampling seed."""
+    from sandmle.core.records import Sampling
+
+    messages = [{"role": "system", "content": "tools"}, {"role": "user", "content": prompt},
+                {"role": "assistant", "content": "<think>look</think>"}, {"role": "user", "content": "<tool_response>ok"}]
+    done = asyncio.run(backend.complete(messages, sampling=Sampling(seed=seed, temperature=temperature),
+                                        protocol="react"))
+    return done.text
+
+
+def test_seeds_change_the_policy_choices_as_sampling_would():
+    from sandmle.scaffolds.baseline_programs import Choices, solve_program
+
+    backend = get_registry().create("backends", "baseline")
+    programs = {s: _solution(backend, s) for s in range(8)}
+    assert len(set(programs.values())) >= 4  # model family, hyper-parameters, feature choices vary
+    families = {t.split('"model": "')[1].split('"')[0] for t in programs.values()}
+    assert len(families) >= 2
+    assert _solution(backend, 3) == programs[3]  # the same seed and prompt: the same solution
+    # The prompt is part of the sampler's key, as for a model: another task, other choices.
+    assert any(_solution(backend, seed, prompt="Another task.") != programs[seed] for seed in range(8))
+    # Temperature 0 is greedy: the default choices whatever the seed.
+    greedy = {_solution(backend, s, temperature=0.0) for s in range(4)}
+    assert len(greedy) == 1 and solve_program(Choices()) in greedy.pop()
+
+
+def test_aide_improvement_switches_the_model_family():
+    from sandmle.core.records import Sampling
+    from sandmle.scaffolds.baseline_programs import Choices, solve_program
+
+    backend = get_registry().create("backends", "baseline")
+    for family in ("forest", "gbt", "linear", "knn"):
+        for seed in range(5):
+            prompt = f"Previous solution\n```python\n{solve_program(Choices(model=family))}\n```"
+            done = asyncio.run(backend.complete([{"role": "system", "content": prompt}],
+                                                sampling=Sampling(seed=seed), protocol="aide.improve"))
+            assert f'"model": "{family}"' not in done.text
+
+
+def test_two_seeds_give_different_results_on_a_real_task(tasks, sandbox):
+    """The old scripted policy gave identical grades for every seed (SEM 0)."""
+    task = _by_seed(tasks, "breast-cancer-binary")
+    reg = get_registry()
+
+    async def episode(seed):
+        session = await sandbox.open(task)
+        try:
+            await reg.create("scaffolds", "react").run(task, reg.create("backends", "baseline"), session, seed=seed)
+            return grade(task, session.workdir / "submission.csv")
+        finally:
+            await session.close()
+
+    grades = [asyncio.run(episode(s)) for s in range(4)]
+    assert all(g.valid_submission for g in grades)
+    assert len({round(g.score, 6) for g in grades}) >= 2
