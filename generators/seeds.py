@@ -115,7 +115,7 @@ def all_seeds() -> list[SeedTask]:
     by_family: dict[str, list[SeedTask]] = {}
     for seed in sorted(_load_all().values(), key=lambda s: (s.structure_only, s.name)):
         by_family.setdefault(seed.family, []).append(seed)
-    order = sorted(by_family)
+    order = [f for f in families() if f in by_family]  # families.yaml's order
     out: list[SeedTask] = []
     while any(by_family.values()):
         for fam in order:
