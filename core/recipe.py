@@ -16,8 +16,8 @@ from pydantic import (
     BaseModel, BeforeValidator, ConfigDict, Field, PrivateAttr, ValidationError, model_validator,
 )
 
-from .errors import RecipeError, UnknownComponentError
-from .registry import Registry, singular
+from .errors import DuplicateComponentError, RecipeError, UnknownComponentError
+from .registry import Registry
 
 
 def _name_or_spec(value: Any) -> Any:
@@ -230,21 +230,19 @@ def load_recipe(path: str | Path) -> Recipe:
 
 def resolve(recipe: Recipe, registry: Registry, source: str = "<recipe>") -> Recipe:
     """Check every component name and validate its args against the component's config model."""
+    from .arguments import argument_problems
+
     problems: list[tuple[str, str]] = []
     for path, kind, spec in recipe.components():
         try:
             info = registry.get(kind, spec.name)
-        except UnknownComponentError as exc:
+        except (UnknownComponentError, DuplicateComponentError) as exc:
             problems.append((f"{path}.name" if spec.args else path, str(exc)))
             continue
         try:
             spec._config = info.config.model_validate(spec.args)
         except ValidationError as err:
-            for sub_path, msg in _problems(err, prefix=f"{path}.args"):
-                if msg == "unknown argument":
-                    valid = ", ".join(sorted(info.config.model_fields)) or "(none)"
-                    msg = f"unknown argument for {singular(kind)} {spec.name!r}; valid arguments: {valid}"
-                problems.append((sub_path, msg))
+            problems += argument_problems(err, info, prefix=f"{path}.args")
     if problems:
         raise RecipeError(source, problems)
     return recipe
