@@ -90,6 +90,9 @@ class EvaluationSection(BaseModel):
     seeds: list[int] = Field(default_factory=lambda: [0], min_length=1)
     concurrency: int | Literal["auto"] = "auto"
     executor: Component = Field(default_factory=lambda: ComponentSpec(name="local"))
+    keep_files: bool = Field(True, description="keep each episode's final submission.csv (and AIDE's "
+                                               "best solution) next to its trajectory")
+    keep_max_mb: float = Field(20.0, ge=0, description="largest kept file in MiB; bigger ones are skipped")
 
 
 class Recipe(BaseModel):

@@ -12,6 +12,7 @@ import textwrap
 from pathlib import Path
 
 import pytest
+from cli_support import cli  # noqa: F401  (fixture)
 
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLE = ROOT / "examples" / "sandmle-plugin-example"
@@ -95,34 +96,6 @@ def fake_distribution(site: Path, dist: str, entry: str, source: str) -> dict[st
     (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {dist}\nVersion: 9.9\n")
     (info / "entry_points.txt").write_text(f"[sandmle]\n{entry} = {module}\n")
     return {"PYTHONPATH": str(site) + os.pathsep + os.environ.get("PYTHONPATH", "")}
-
-
-@pytest.fixture
-def cli(capsys, monkeypatch):
-    """``cli(*argv, env={...}) -> (exit code, stdout, stderr with whitespace normalised)``, in
-    this process (a subprocess costs seconds of imports): plugins are looked up afresh each call."""
-    from sandmle.core import plugins
-    from sandmle.core.cli import main
-
-    def run(*argv: str, env: dict[str, str] | None = None) -> tuple[int, str, str]:
-        with monkeypatch.context() as m:
-            for key, value in (env or {}).items():
-                if key == "PYTHONPATH":
-                    m.syspath_prepend(value.split(os.pathsep)[0])
-                else:
-                    m.setenv(key, value)
-            plugins.reset()
-            try:
-                main(list(argv))
-                code = 0
-            except SystemExit as exc:
-                code = exc.code or 0
-            finally:
-                plugins.reset()
-        captured = capsys.readouterr()
-        return code, captured.out, " ".join(captured.err.split())
-
-    return run
 
 
 def test_broken_plugin_is_reported_and_cli_still_works(tmp_path, cli):

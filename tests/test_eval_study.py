@@ -103,6 +103,19 @@ def test_aggregates_match_a_hand_computation_from_results(study):
         assert s["totals"]["total_any_medal"] == sum(bool(r["grade_any_medal"]) for r in mine)
 
 
+def test_each_episode_keeps_its_final_submission_next_to_its_trajectory(study):
+    rows = read_results(study)
+    for row in rows:
+        kept = row["kept_files"]
+        folder = row["trajectory"].removesuffix(".jsonl")
+        assert kept["submission.csv"] == f"{folder}/submission.csv", row
+        assert (study / kept["submission.csv"]).read_text().startswith("id,")
+        if row["scaffold"] == "aide":  # and AIDE's best node's code
+            assert (study / kept["best_solution.py"]).read_text().strip()
+        else:
+            assert "best_solution.py" not in kept
+
+
 def test_report_is_rebuilt_from_results_alone(study, tmp_path):
     copy = tmp_path / "copy"
     copy.mkdir()
