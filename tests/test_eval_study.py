@@ -128,8 +128,8 @@ def test_report_is_rebuilt_from_results_alone(study, tmp_path):
     assert "| gen | react | baseline | 4 (0 failed) | 2 |" in md
     assert f"{100 * react['rates']['valid_submission']['mean']:.1f}%" in md
     html = (copy / "report.html").read_text()
-    assert html.count("data:image/png;base64,") == 3 and "<img" in html and "src=\"plots/" not in html
-    for name in ("medal_rate.png", "reward_distribution.png", "humanrank_by_task.png"):
+    assert html.count("data:image/png;base64,") == 4 and "<img" in html and "src=\"plots/" not in html
+    for name in ("medal_tiers.png", "reward_distribution.png", "humanrank_by_task.png", "reward_breakdown.png"):
         assert (copy / "plots" / name).read_bytes()[:4] == b"\x89PNG"
     # compare a run with itself: every difference is zero
     proc = subprocess.run(SANDMLE + ["compare", str(study), str(copy), "--json"],
