@@ -20,3 +20,29 @@ def _fresh_plugin_manager():
     plugins.reset()
     yield
     plugins.reset()
+
+
+@pytest.fixture(scope="session")
+def installed_examples(tmp_path_factory):
+    """Every plugin distribution under examples/ (the docs' worked examples), pip-installed once
+    into a private target folder that goes on ``sys.path``: entry points are found exactly as in
+    site-packages, and nothing is left installed in the project's environment (the sources are
+    copied first, so no build folders are left in the tree either). Yields the environment for
+    subprocesses (``PYTHONPATH``)."""
+    import shutil
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    examples = sorted((Path(__file__).resolve().parents[1] / "examples").glob("sandmle-*-example"))
+    sources = tmp_path_factory.mktemp("example-sources")
+    copies = [shutil.copytree(src, sources / src.name, ignore=shutil.ignore_patterns("build", "*.egg-info"))
+              for src in examples]
+    target = tmp_path_factory.mktemp("site")
+    subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--no-build-isolation",
+                    "--target", str(target), *map(str, copies)], check=True, timeout=600)
+    sys.path.insert(0, str(target))  # for the in-process registry
+    try:
+        yield {"PYTHONPATH": str(target) + os.pathsep + os.environ.get("PYTHONPATH", "")}
+    finally:
+        sys.path.remove(str(target))

@@ -15,7 +15,6 @@ import pytest
 from cli_support import cli  # noqa: F401  (fixture)
 
 ROOT = Path(__file__).resolve().parents[1]
-EXAMPLE = ROOT / "examples" / "sandmle-plugin-example"
 
 
 def _sandmle(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:
@@ -24,18 +23,9 @@ def _sandmle(*args: str, env: dict | None = None) -> subprocess.CompletedProcess
 
 
 @pytest.fixture(scope="module")
-def example_installed(tmp_path_factory):
-    """pip-install the example plugin into a private target directory (no deps: sandmle is here)
-    and put it on the path: entry points are found exactly as for a site-packages install, and
-    the project's environment is left as it was. Yields the PYTHONPATH for subprocesses."""
-    target = tmp_path_factory.mktemp("site")
-    subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--no-build-isolation",
-                    "--target", str(target), str(EXAMPLE)], check=True, timeout=300)
-    sys.path.insert(0, str(target))  # for the in-process registry
-    try:
-        yield {"PYTHONPATH": str(target) + os.pathsep + os.environ.get("PYTHONPATH", "")}
-    finally:
-        sys.path.remove(str(target))
+def example_installed(installed_examples):
+    """The example distributions, installed once per test session (see conftest.py)."""
+    return installed_examples
 
 
 def test_example_plugin_is_listed_with_version(example_installed):
