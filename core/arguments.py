@@ -59,14 +59,6 @@ def model_at(model: type[BaseModel], names: list[str]) -> type[BaseModel] | None
     return model
 
 
-def loc_path(loc: tuple[Any, ...]) -> str:
-    """``("limits", "max_llm_calls")`` -> ``limits.max_llm_calls``; ``("xs", 0)`` -> ``xs[0]``."""
-    out = ""
-    for part in loc:
-        out += f"[{part}]" if isinstance(part, int) else ("." if out else "") + str(part)
-    return out
-
-
 def unknown_key_message(key: str, valid: list[str], what: str) -> str:
     """``unknown <what> (did you mean 'x'?); valid <what>s: a, b`` with the closest valid key."""
     close = difflib.get_close_matches(key, valid, n=1)
@@ -76,23 +68,15 @@ def unknown_key_message(key: str, valid: list[str], what: str) -> str:
 
 def argument_problems(err: ValidationError, info: ComponentInfo, prefix: str = "") -> list[Problem]:
     """Every problem of a config validation, each with its path below ``prefix``."""
-    problems = []
-    for e in err.errors():
-        loc = tuple(p for p in e["loc"] if isinstance(p, int) or not ("[" in str(p) or "(" in str(p)))
-        path = ".".join(x for x in (prefix, loc_path(loc)) if x).replace(".[", "[")
-        if e["type"] == "extra_forbidden":
-            names = [p for p in loc[:-1] if isinstance(p, str)]
-            model = model_at(info.config, names)
-            valid = sorted(model.model_fields) if model is not None else []
-            what = f"argument for {singular(info.kind)} {info.name!r}"
-            msg = unknown_key_message(str(loc[-1]), valid, "argument").replace(
-                "unknown argument", f"unknown {what}", 1)
-        else:
-            msg = e["msg"]
-            if e["type"] not in ("missing", "value_error") and "input" in e:
-                msg += f" (got {e['input']!r})"
-        problems.append((path, msg))
-    return problems
+    from .recipe import _problems
+
+    def unknown(loc: tuple[Any, ...]) -> str:
+        model = model_at(info.config, [p for p in loc[:-1] if isinstance(p, str)])
+        valid = sorted(model.model_fields) if model is not None else []
+        return unknown_key_message(str(loc[-1]), valid, "argument").replace(
+            "unknown argument", f"unknown argument for {singular(info.kind)} {info.name!r}", 1)
+
+    return _problems(err, prefix, on_extra=unknown)
 
 
 def parse_json_object(text: str | None, option: str) -> dict[str, Any]:

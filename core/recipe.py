@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import difflib
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Callable, Literal
 
 import yaml
 from pydantic import (
@@ -192,13 +192,16 @@ def _hint_for_extra(loc: tuple[Any, ...]) -> str:
     return f"unknown key{did_you_mean}; valid keys: {', '.join(keys)}" if keys else "unknown key"
 
 
-def _problems(err: ValidationError, prefix: str = "") -> list[tuple[str, str]]:
+def _problems(err: ValidationError, prefix: str = "",
+              on_extra: Callable[[tuple[Any, ...]], str] = _hint_for_extra) -> list[tuple[str, str]]:
+    """Every error of ``err`` as (YAML path below ``prefix``, message); ``on_extra`` words an
+    unknown key (given its location)."""
     problems = []
     for e in err.errors():
         loc = _clean_loc(tuple(e["loc"]))
         path = ".".join(x for x in (prefix, _yaml_path(loc)) if x).replace(".[", "[")
         if e["type"] == "extra_forbidden":
-            msg = _hint_for_extra(loc) if not prefix else "unknown argument"
+            msg = on_extra(loc)
         else:
             msg = e["msg"]
             if e["type"] not in ("missing", "value_error") and "input" in e:

@@ -165,15 +165,15 @@ def _kill_escaped_processes() -> None:
 
 # ----------------------------------------------------------------------------- task sources
 def test_sklearn_task_source(env, tmp_path, sandmle_conformance):
-    args = {"datasets": ["iris", "wine", "breast_cancer", "digits"], "cache_dir": str(tmp_path)}
+    args = {"datasets": ["iris", "wine", "breast_cancer"], "cache_dir": str(tmp_path)}
     source = get_registry().create("task_sources", "sklearn-datasets", args)
     sandmle_conformance("task_sources", source)
     tasks = source.tasks()
-    assert [t.id for t in tasks] == ["sklearn-iris", "sklearn-wine", "sklearn-breast_cancer", "sklearn-digits"]
+    assert [t.id for t in tasks] == ["sklearn-iris", "sklearn-wine", "sklearn-breast_cancer"]
     grader = get_registry().create("graders", "default")
     for task in tasks:  # the majority-class sample submission sits exactly at the median
         grade = grader.grade(task, task.public_dir / "sample_submission.csv")
-        assert grade.valid_submission and grade.score == pytest.approx(task.thresholds.median)
+        assert grade.valid_submission and grade.score == pytest.approx(task.thresholds.median, abs=1e-4)
     with pytest.raises(ValueError, match="unknown dataset"):
         get_registry().create("task_sources", "sklearn-datasets", {"datasets": ["mnist"]})
 

@@ -42,6 +42,8 @@ class SklearnDatasets(TaskSource):
         from sklearn.dummy import DummyClassifier
         from sklearn.linear_model import LogisticRegression
         from sklearn.model_selection import train_test_split
+        from sklearn.pipeline import make_pipeline
+        from sklearn.preprocessing import StandardScaler
 
         from sandmle.core import MedalThresholds
         from sandmle.core.task import write_task
@@ -55,8 +57,8 @@ class SklearnDatasets(TaskSource):
         # Medal thresholds from two reference solutions: the majority class sets the median, a
         # logistic regression sets bronze; silver and gold ask for a little more than it reaches.
         median = DummyClassifier().fit(train[features], train["target"]).score(test[features], test["target"])
-        reference = LogisticRegression(max_iter=2000).fit(train[features], train["target"]).score(
-            test[features], test["target"])
+        reference = make_pipeline(StandardScaler(), LogisticRegression(max_iter=1000)).fit(
+            train[features], train["target"]).score(test[features], test["target"])
         bronze = max(reference - 0.02, median + 0.01)
         thresholds = MedalThresholds(gold=min(1.0, bronze + 0.04), silver=min(0.999, bronze + 0.02),
                                      bronze=bronze, median=median)
