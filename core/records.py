@@ -122,7 +122,8 @@ class Grade(BaseModel):
     """A graded submission: MLE-bench report fields plus HumanRank."""
 
     task_id: str = ""
-    score: float | None = None
+    score: float | None = None  # rounded to 5 decimals, as MLE-bench reports it
+    raw_score: float | None = None  # the metric's value before rounding (HumanRank ranks this one)
     valid_submission: bool = False
     submission_exists: bool = False
     reason: str | None = None  # why the submission is invalid
