@@ -10,7 +10,7 @@ import click
 from rich.markup import escape
 from rich.table import Table
 
-from sandmle.core.errors import TaskError
+from sandmle.core.errors import TaskError, UnknownComponentError
 from sandmle.core.records import ExecResult, Trajectory, Turn
 from sandmle.core.task import PUBLIC, Task, load_task
 
@@ -56,6 +56,8 @@ def _component(kind: str, name: str, args: dict[str, Any], option: str) -> Any:
 
     try:
         return get_registry().create(kind, name, args)
+    except UnknownComponentError as exc:
+        raise click.UsageError(str(exc)) from exc
     except ValidationError as exc:
         problems = "; ".join(f"{'.'.join(str(p) for p in e['loc']) or '(root)'}: {e['msg']}" for e in exc.errors())
         raise click.UsageError(f"{option} for {name!r}: {problems}") from exc
@@ -75,8 +77,7 @@ def _component(kind: str, name: str, args: dict[str, Any], option: str) -> Any:
 @click.option("--preset", type=click.Choice(["sandmle-code", "sandmle-paper", "sparse"]), default=None,
               help="Preset of the milestone reward (default sandmle-code).")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON (grade + reward).")
-@click.pass_context
-def grade_cmd(ctx: click.Context, task_dir: Path, submission: Path, grader_name: str, grader_args: str | None,
+def grade_cmd(task_dir: Path, submission: Path, grader_name: str, grader_args: str | None,
               reward_name: str, reward_args: str | None, preset: str | None, as_json: bool) -> None:
     """Grade SUBMISSION for the task in TASK_DIR and show the reward of a one-turn trajectory."""
     task = load_any_task(task_dir)
@@ -99,7 +100,9 @@ def grade_cmd(ctx: click.Context, task_dir: Path, submission: Path, grader_name:
     else:
         _print_grade(task, grade, reward, reward_name)
     if not grade.valid_submission:
-        ctx.exit(EXIT_INVALID_SUBMISSION)
+        # SystemExit, not ctx.exit: the console script runs click with standalone_mode=False, which
+        # returns ctx.exit's code instead of exiting with it.
+        raise SystemExit(EXIT_INVALID_SUBMISSION)
 
 
 def _print_grade(task: Task, grade: Any, reward: Any, reward_name: str) -> None:

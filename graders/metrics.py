@@ -58,7 +58,13 @@ def _int_like(values):
 
 def _id_mismatch_reason(sub_ids, ans_ids, id_column):
     unknown = sorted(set(sub_ids) - set(ans_ids))
-    example = unknown[0] if unknown else sorted(set(ans_ids) - set(sub_ids))[0]
+    missing = sorted(set(ans_ids) - set(sub_ids))
+    if not unknown and not missing:  # same ids, different counts (ids that repeat in the answers)
+        counts, want = sub_ids.value_counts(), ans_ids.value_counts()
+        bad = next(k for k in want.index.union(counts.index) if counts.get(k, 0) != want.get(k, 0))
+        return (f"id {bad!r} appears {counts.get(bad, 0)} time(s), the test set has it {want.get(bad, 0)} "
+                f"time(s): one row per test row, ids as in the sample submission")
+    example = unknown[0] if unknown else missing[0]
     if unknown and all(u.endswith(".0") for u in unknown[:50]) and _int_like(list(ans_ids)[:50]):
         return (f"ids in column {id_column!r} are written as floats (e.g. {example!r}) but the test ids are "
                 f"integers: write them as integers, e.g. sub[{id_column!r}] = sub[{id_column!r}].astype(int)")
