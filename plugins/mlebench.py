@@ -1,8 +1,9 @@
 """Entry-point plugin ``mlebench``: task sources for MLE-bench competitions and MLE-Dojo boards.
 
-- ``mlebench``: MLE-bench competitions. ``path`` holds competition folders (``config.yaml``,
-  ``description.md``, ``leaderboard.csv``, as in ``mlebench/competitions/<id>/``), or is one.
-  The prepared data sits where MLE-bench's registry puts it (``mlebench/registry.py:92-100`` at
+- ``mlebench``: MLE-bench competitions. ``path`` is MLE-bench's data dir (``<id>/prepared/``), whose
+  ``config.yaml`` / ``leaderboard.csv`` / ``description.md`` come from ``competitions_dir`` (mle-bench's
+  ``mlebench/competitions``, found automatically when mle-bench is installed), or a folder of
+  competition folders holding those files. The prepared data sits where MLE-bench's registry puts it (``mlebench/registry.py:92-100`` at
   783b15a): answers and sample submission at ``config.yaml``'s ``dataset`` paths relative to the
   data dir, the agent's folder at ``<data dir>/<id>/prepared/public``. The sample submission's
   name is read from the config (``sampleSubmission.csv``, ``sample_submission_null.csv``, or a
@@ -45,9 +46,15 @@ def lite_competitions() -> dict[str, dict[str, Any]]:
 class CompetitionsConfig(ComponentConfig):
     """Where the competitions are, plus metric overrides for competitions outside the lite list."""
 
-    path: Path = Field(description="one competition folder, or a folder of them")
+    path: Path = Field(description="MLE-bench's data dir (``<id>/prepared/...``, e.g. ~/.cache/mle-bench/data), "
+                                   "a folder of competition folders holding config.yaml, or one of either")
+    competitions_dir: Path | None = Field(None, description="MLE-bench's mlebench/competitions folder (config.yaml, "
+                                                            "leaderboard.csv, description.md per id); default: "
+                                                            "the competition folder itself, else the installed "
+                                                            "mlebench package's")
     data_dir: Path | None = Field(None, description="MLE-bench data dir that config.yaml's dataset paths "
-                                                    "are relative to (default: the competition's parent)")
+                                                    "are relative to (default: ``path`` when it holds the "
+                                                    "prepared data, else the competition folder's parent)")
     metrics: dict[str, str] = Field(default_factory=dict, description="competition id -> metric name")
     competitions: list[str] | None = Field(None, description="only these ids (default: every one found)")
 
@@ -57,6 +64,10 @@ def read_board(path: Path) -> list[float] | None:
     teams); the ``score`` column, else the second column as MLE-Dojo reads it. None when absent."""
     if not path.is_file():
         return None
+    with open(path, "rb") as f:
+        if f.read(40).startswith(b"version https://git-lfs"):
+            raise TaskError(f"{path} is a Git LFS pointer, not the leaderboard: run `git lfs pull` in the "
+                            f"mle-bench checkout (MLE-bench ships its leaderboards through LFS)")
     frame = pd.read_csv(path)
     if frame.empty:
         return None
@@ -67,8 +78,22 @@ def read_board(path: Path) -> list[float] | None:
         raise TaskError(f"{path}: leaderboard scores are not numbers ({exc})") from exc
 
 
+def _installed_competitions_dir() -> Path | None:
+    """``mlebench/competitions`` of an installed mle-bench (located without importing it)."""
+    import importlib.util
+
+    try:
+        spec = importlib.util.find_spec("mlebench")
+    except (ImportError, ValueError):
+        return None
+    for location in (spec.submodule_search_locations or []) if spec else []:
+        if (Path(location) / "competitions").is_dir():
+            return Path(location) / "competitions"
+    return None
+
+
 def _competition_dirs(cfg: CompetitionsConfig, markers: tuple[str, ...]) -> list[Path]:
-    root = Path(cfg.path)
+    root = Path(cfg.path).expanduser()
     if not root.is_dir():
         raise TaskError(f"competition folder {root} does not exist")
     holds = lambda p: any((p / m).exists() for m in markers)  # noqa: E731
@@ -88,7 +113,8 @@ def _metric_info(comp_id: str, cfg: CompetitionsConfig) -> dict[str, Any]:
         metric = get_metric(cfg.metrics[comp_id])
         info["metric"], info["lower_is_better"] = metric.name, metric.lower_is_better
     if "metric" not in info:
-        raise TaskError(f"no metric known for competition {comp_id!r}; pass metrics: {{{comp_id}: <name>}}")
+        raise TaskError(f"no metric known for competition {comp_id!r}; pass metrics: {{{comp_id}: <name>}}, "
+                        f"or choose the competitions to load with competitions: [...]")
     return info
 
 
@@ -124,21 +150,42 @@ class MLEBenchSource(TaskSource):
         self.config = config
 
     def tasks(self) -> list[Task]:
-        return [self._load(d) for d in _competition_dirs(self.config, ("config.yaml",))]
+        # a competition folder (config.yaml) or a prepared-data folder (prepared/) per id
+        return [self._load(d) for d in _competition_dirs(self.config, ("config.yaml", "prepared"))]
 
-    def _load(self, comp: Path) -> Task:
-        try:
-            meta = yaml.safe_load((comp / "config.yaml").read_text(encoding="utf-8")) or {}
-        except yaml.YAMLError as exc:
-            raise TaskError(f"{comp / 'config.yaml'}: invalid YAML: {exc}") from exc
-        comp_id = str(meta.get("id", comp.name))
-        data_dir = Path(self.config.data_dir) if self.config.data_dir else comp.parent
+    def _meta_dir(self, found: Path) -> Path:
+        """Where config.yaml, leaderboard.csv and description.md of competition ``found`` live."""
+        if self.config.competitions_dir is not None:
+            return Path(self.config.competitions_dir).expanduser() / found.name
+        if (found / "config.yaml").is_file():
+            return found
+        installed = _installed_competitions_dir()
+        return installed / found.name if installed is not None else found
+
+    def _load(self, found: Path) -> Task:
+        comp = self._meta_dir(found)
+        meta: dict[str, Any] = {}
+        if (comp / "config.yaml").is_file():
+            try:
+                meta = yaml.safe_load((comp / "config.yaml").read_text(encoding="utf-8")) or {}
+            except yaml.YAMLError as exc:
+                raise TaskError(f"{comp / 'config.yaml'}: invalid YAML: {exc}") from exc
+        comp_id = str(meta.get("id", found.name))
+        if self.config.data_dir is not None:
+            data_dir = Path(self.config.data_dir).expanduser()
+        else:
+            data_dir = found.parent if (found / "prepared").is_dir() or not (found / "config.yaml").is_file() \
+                else comp.parent
         known = lite_competitions().get(comp_id, {})
         dataset = {**{k: known[k] for k in ("answers", "sample_submission") if k in known},
                    **(meta.get("dataset") or {})}
         answers = data_dir / dataset.get("answers", f"{comp_id}/prepared/private/test.csv")
         sample = data_dir / dataset.get("sample_submission", f"{comp_id}/prepared/public/sample_submission.csv")
         public = data_dir / comp_id / "prepared" / "public"
+        board = read_board(comp / "leaderboard.csv")
+        if board is None:  # MLE-bench asserts it exists (mlebench/data.py:403-405)
+            raise TaskError(f"competition {comp_id!r}: no leaderboard.csv in {comp}; point competitions_dir at "
+                            f"mle-bench's mlebench/competitions (after `git lfs pull`)")
         if not (public / "description.md").exists() and (comp / "description.md").exists() and public.is_dir():
             # MLE-bench keeps description.md next to config.yaml; agents read it from public/.
             try:
@@ -146,8 +193,7 @@ class MLEBenchSource(TaskSource):
                                                        encoding="utf-8")
             except OSError as exc:
                 raise TaskError(f"cannot copy description.md into {public}: {exc}") from exc
-        return _build(comp_id, comp, public, answers, sample, self.config, read_board(comp / "leaderboard.csv"),
-                      None, "mlebench")
+        return _build(comp_id, comp, public, answers, sample, self.config, board, None, "mlebench")
 
 
 class MLEDojoSource(TaskSource):

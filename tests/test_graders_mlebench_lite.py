@@ -20,6 +20,7 @@ import pandas as pd
 import pytest
 import yaml
 
+from sandmle.core.errors import TaskError
 from sandmle.core.plugins import get_registry
 from sandmle.core.task import Task
 from sandmle.graders.grader import DefaultGrader
@@ -150,6 +151,28 @@ def test_every_lite_competition_loads_and_grades_from_mlebench_layout(built, tmp
         assert best.valid_submission and best.gold_medal and best.human_rank == 1.0, (comp_id, best.reason, best.score)
         assert sample.valid_submission, (comp_id, sample.reason)
         assert not sample.gold_medal and best.beats_sample_submission, comp_id
+
+
+def test_mlebench_data_dir_with_the_competitions_folder_apart(built, tmp_path: Path) -> None:
+    """MLE-bench's own split: prepared data in its data dir, config.yaml / leaderboard.csv in the
+    package's ``mlebench/competitions`` (registry.py:81-100)."""
+    root, perfect = built
+    source = get_registry().create("task_sources", "mlebench", {
+        "path": root / "data", "competitions_dir": root / "competitions",
+        "competitions": ["random-acts-of-pizza", "denoising-dirty-documents"]})
+    tasks = source.tasks()
+    assert sorted(t.id for t in tasks) == ["denoising-dirty-documents", "random-acts-of-pizza"]
+    for comp_id, (best, sample) in _grade_all(tasks, perfect, tmp_path).items():
+        assert best.gold_medal and sample.valid_submission, (comp_id, sample.reason)
+    lfs = tmp_path / "lfs" / "random-acts-of-pizza"
+    lfs.mkdir(parents=True)
+    (lfs / "leaderboard.csv").write_text("version https://git-lfs.github.com/spec/v1\noid sha256:ab\nsize 9\n")
+    with pytest.raises(TaskError, match="git lfs pull"):
+        get_registry().create("task_sources", "mlebench", {
+            "path": root / "data", "competitions_dir": tmp_path / "lfs", "competitions": ["random-acts-of-pizza"]}).tasks()
+    with pytest.raises(TaskError, match="no leaderboard.csv"):
+        get_registry().create("task_sources", "mlebench", {
+            "path": root / "data", "competitions_dir": tmp_path / "none", "competitions": ["random-acts-of-pizza"]}).tasks()
 
 
 def test_text_normalization_agent_folder_is_public(built) -> None:
