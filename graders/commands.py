@@ -95,7 +95,8 @@ def grade_cmd(task_dir: Path, submission: Path, grader_name: str, grader_args: s
     traj = Trajectory(task_id=task.id, scaffold="cli", backend="none", turns=[turn], submission=submission)
     reward = reward_fn.score(traj, grade)
     if as_json:
-        click.echo(json.dumps({"grade": grade.model_dump(mode="json") | {"tier": grade.tier},
+        # via model_dump_json: a NaN threshold (a NaN board row at a medal position) becomes null
+        click.echo(json.dumps({"grade": json.loads(grade.model_dump_json()) | {"tier": grade.tier},
                                "reward": reward.model_dump(mode="json")}, indent=2))
     else:
         _print_grade(task, grade, reward, reward_name)
