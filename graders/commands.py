@@ -89,7 +89,7 @@ def grade_cmd(task_dir: Path, submission: Path, grader_name: str, grader_args: s
         reward_config.setdefault("preset", preset)
     grader = _component("graders", grader_name, _json_object(grader_args, "--grader-args"), "--grader-args")
     reward_fn = _component("rewards", reward_name, reward_config, "--reward-args")
-    grade = grader.grade(task, submission)
+    grade = _grade_safely(grader, task, submission)
     # A one-turn trajectory: the submission exists as produced by code that ran (format counts as met).
     turn = Turn(messages_in=1, text="", executions=[ExecResult(exit_code=0)] if grade.submission_exists else [])
     traj = Trajectory(task_id=task.id, scaffold="cli", backend="none", turns=[turn], submission=submission)
@@ -104,6 +104,31 @@ def grade_cmd(task_dir: Path, submission: Path, grader_name: str, grader_args: s
         # SystemExit, not ctx.exit: the console script runs click with standalone_mode=False, which
         # returns ctx.exit's code instead of exiting with it.
         raise SystemExit(EXIT_INVALID_SUBMISSION)
+
+
+def _grade_safely(grader: Any, task: Task, submission: Path) -> Any:
+    """Grade a private copy of the submission's bytes, read once with ``O_NOFOLLOW`` (a plugin grader
+    never sees a symlink, a FIFO or a file that changes while it reads); a refused file is an
+    invalid grade, the default grader's own when it is the default grader."""
+    import tempfile
+
+    from sandmle.core.records import Grade
+
+    from .grader import DefaultGrader
+    from .submission import SubmissionRefused, read_submission
+
+    max_bytes = grader.config.max_bytes if isinstance(grader, DefaultGrader) else 1 << 31
+    try:
+        data = read_submission(submission, max_bytes)
+    except SubmissionRefused as refused:
+        if isinstance(grader, DefaultGrader):
+            return grader.grade(task, submission)
+        return Grade(task_id=task.id, is_lower_better=task.lower_is_better, reason=str(refused),
+                     submission_exists=refused.exists)
+    with tempfile.TemporaryDirectory(prefix="sandmle-grade-") as tmp:
+        copy = Path(tmp) / submission.name
+        copy.write_bytes(data)
+        return grader.grade(task, copy)
 
 
 def _print_grade(task: Task, grade: Any, reward: Any, reward_name: str) -> None:

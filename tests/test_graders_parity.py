@@ -448,6 +448,10 @@ def test_grade_cli_exit_codes_and_plugin_components(tmp_path: Path) -> None:
     data = json.loads(out.output)
     assert data["grade"]["score"] == 0.75 and data["reward"]["total"] == pytest.approx(1.75)
     assert run(good, "--reward", "score-as-reward", "--preset", "sparse").exit_code == 2
+    link = tmp_path / "link.csv"
+    link.symlink_to(good)
+    out = run(link, "--grader", "always-valid", "--json")  # the CLI refuses the link for any grader
+    assert out.exit_code == 3 and "symbolic link" in json.loads(out.output)["grade"]["reason"]
     proc = subprocess.run([sys.executable, "-m", "sandmle.core.cli", "grade", str(task.root), str(bad)],
                           capture_output=True, text=True, timeout=120)
     assert proc.returncode == 3 and "Traceback" not in proc.stderr
