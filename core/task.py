@@ -126,8 +126,8 @@ def validate_task(task: Task) -> Task:
     if not task.public_dir.is_dir():
         raise TaskError(f"task {task.id!r}: public folder {task.public_dir} does not exist")
     # MLE-bench competitions ship folders of images/audio instead of train/test CSVs.
-    for path in ([task.public_dir / n for n in REQUIRED_PUBLIC if n != "sample_submission.csv"]
-                 if task.format != "mlebench" else []) + [task.sample_submission_path]:
+    data_files = [] if task.format == "mlebench" else [task.public_dir / n for n in REQUIRED_PUBLIC[:2]]
+    for path in data_files + [task.sample_submission_path]:  # the sample may sit outside public/ (MLE-bench)
         if not path.is_file():
             problems.append(f"missing file {path}")
     if task.answers_path is None or not task.answers_path.is_file():
