@@ -90,5 +90,5 @@ def export_cmd(task_dir: Path, out: Path, fmt: str, as_json: bool) -> None:
                      "evaluator.py inside prepared/public/, as SandMLE's code expects)")
     _console().print(f"{OK_LIST}: {len(listed)} task(s) listed for the release's training and evaluation")
     if left_out:
-        _console().print(f"[yellow]not listed (thresholds missing or not strictly monotone): "
+        _console().print(f"[yellow]not listed (no medal thresholds): "
                          f"{escape(', '.join(left_out))}[/]")

@@ -56,7 +56,8 @@ class AideConfig(PresetConfig):
                       "sampling": {"temperature": 0.0, "top_p": 1.0, "max_tokens": 8192}},
     }
 
-    preset: Literal["aira-greedy", "dojo-aide"] | None = None
+    preset: Literal["aira-greedy", "dojo-aide"] | None = Field(
+        None, description="a named setup filling every field not set here (see the class docstring)")
     limits: ScaffoldLimits = Field(default_factory=lambda: ScaffoldLimits(max_llm_calls=40),
                                    description="sandmle micro-scale budget (WecoAI: 3600 s per execution)")
     steps: int = Field(8, ge=1, description="journal nodes to create (WecoAI: 20, MLE-Dojo: 15, aira-dojo: 500)")

@@ -50,7 +50,8 @@ class MledojoConfig(PresetConfig):
                   "sampling": {"temperature": 0.0, "top_p": 1.0, "max_tokens": 8192}},
     }
 
-    preset: Literal["paper"] | None = None
+    preset: Literal["paper"] | None = Field(
+        None, description="a named setup filling every field not set here (see the class docstring)")
     limits: ScaffoldLimits = Field(default_factory=lambda: ScaffoldLimits(max_llm_calls=30),
                                    description="sandmle micro-scale budget (MLE-Dojo: 43200 s per execution and run)")
     max_steps: int = Field(10, ge=1, description="MLE-Dojo main.py default 10; the paper: 30")

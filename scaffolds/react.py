@@ -28,8 +28,8 @@ from sandmle.graders.rewards import release_format_ok
 
 from .plumbing import Episode, check_submission, estimate_tokens, killed_note, public_file_listing, tail_lines
 from .presets import PresetConfig, SamplingConfig
-from .react_release import (SCORE_TOOL, agent_workdir, prune_release, release_score_reply, release_system_prompt,
-                            release_user_prompt, submission_path_for)
+from .react_release import (SCORE_TOOL, agent_workdir, prune_release, release_score_tool, release_system_prompt,
+                            release_user_prompt)
 
 
 RELEASE_LIMITS = {"max_llm_calls": 15, "max_wall_s": 1200.0, "exec_timeout_s": 300.0}
@@ -59,7 +59,8 @@ class ReactConfig(PresetConfig):
                                  "sampling": {"temperature": 1.0, "top_p": 0.95, "max_tokens": 32768}},
     }
 
-    preset: Literal["sandmle-release", "sandmle-release-eval"] | None = None
+    preset: Literal["sandmle-release", "sandmle-release-eval"] | None = Field(
+        None, description="a named setup filling every field not set here (see the class docstring)")
     limits: ScaffoldLimits = Field(default_factory=ScaffoldLimits,
                                    description="release training limits (custom_train.py: 15 calls, 1200 s, 300 s)")
     tool_mode: Literal["text", "native"] = Field("text", description="text tags (release) or native function calls")
@@ -331,7 +332,7 @@ class ReactScaffold(Scaffold):
             ok, detail = check_submission(ep.session.workdir, task.public_dir)
             return ("Submission format OK: " if ok else "Submission format problem: ") + detail, None
         if name == SCORE_TOOL:
-            return self._release_score(ep, task, args, score, folder)
+            return release_score_tool(ep, task, args, score, folder)
         grade = ep.grade(score)
         if grade is None or not grade.submission_exists:
             return "[Error] submission file not found; write submission.csv first.", None
@@ -342,18 +343,6 @@ class ReactScaffold(Scaffold):
                    "threshold_bronze": grade.bronze_threshold, "threshold_median": grade.median_threshold}
         nudge = "" if grade.any_medal else " Not at bronze yet; keep improving."
         return f"Submission OK.{nudge}\nDetails: {json.dumps(details)}", grade
-
-    @staticmethod
-    def _release_score(ep: Episode, task: Task, args: dict[str, Any], score: ScoreFn | None,
-                       folder: str) -> tuple[str, Grade | None]:
-        competition = args.get("competition_id")
-        if competition is None:  # the release: a TypeError caught as "Error calling tool Score: ..."
-            return f"Error calling tool {SCORE_TOOL}: missing required argument 'competition_id'", None
-        if str(competition).strip() != task.id:
-            return f"[Error] unknown competition_id {str(competition)[:200]!r}; use the Competition ID of the task.", None
-        grade = ep.grade(score) if ep.submission_exists() else None
-        reply = release_score_reply(grade, submission_path_for(folder))
-        return reply, grade if reply.startswith("Submission OK.") else None
 
     # ------------------------------------------------------------------ context
     def _fit_context(self, messages: list[dict[str, Any]]) -> list[dict[str, Any]]:

@@ -18,11 +18,11 @@ from datetime import date
 from pathlib import PurePosixPath
 from typing import Any
 
-from sandmle.core.interfaces import SandboxSession
+from sandmle.core.interfaces import SandboxSession, ScoreFn
 from sandmle.core.records import Grade
 from sandmle.core.task import Task
 
-from .plumbing import SUBMISSION, public_file_listing
+from .plumbing import SUBMISSION, Episode, public_file_listing
 
 SCORE_TOOL = "Score"
 
@@ -142,8 +142,18 @@ def release_score_reply(grade: Grade | None, submission_path: str) -> str:
     return f"Submission OK.{nudge} Details: {json.dumps(details)}"
 
 
-def submission_path_for(folder: str) -> str:
-    return str(PurePosixPath(folder) / SUBMISSION)
+def release_score_tool(ep: Episode, task: Task, args: dict[str, Any], score: ScoreFn | None,
+                       folder: str) -> tuple[str, Grade | None]:
+    """Run the release's Score tool: its reply, and the grade when the call succeeded."""
+    competition = args.get("competition_id")
+    if competition is None:  # the release: a TypeError caught as "Error calling tool Score: ..."
+        return f"Error calling tool {SCORE_TOOL}: missing required argument 'competition_id'", None
+    if str(competition).strip() != task.id:
+        return (f"[Error] unknown competition_id {str(competition)[:200]!r}; use the task's Competition ID.",
+                None)
+    grade = ep.grade(score) if ep.submission_exists() else None
+    reply = release_score_reply(grade, str(PurePosixPath(folder) / SUBMISSION))
+    return reply, grade if reply.startswith("Submission OK.") else None
 
 
 def release_context_tokens(messages: list[dict[str, Any]]) -> int:

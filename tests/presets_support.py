@@ -11,6 +11,8 @@ import asyncio
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from sandmle.core.interfaces import Backend
 from sandmle.core.records import Completion, Grade, Usage
 from sandmle.core.task import MedalThresholds, Task, write_task
@@ -31,6 +33,22 @@ def make_task(root: Path, task_id: str = "toy-binary-lb") -> Task:
                       metric="roc_auc", lower_is_better=False, id_column="id", target_columns=["target"],
                       thresholds=MedalThresholds(gold=0.95, silver=0.9, bronze=0.85, median=0.7),
                       leaderboard=LEADERBOARD, **frames)
+
+
+@pytest.fixture(scope="module")
+def task(tmp_path_factory) -> Task:
+    """Module fixture (import it into a test module): the task of :func:`make_task`."""
+    return make_task(tmp_path_factory.mktemp("task") / "toy-binary-lb")
+
+
+@pytest.fixture(scope="module")
+def sandbox():
+    """Module fixture (import it into a test module): one warm ``local`` sandbox."""
+    from sandmle.core.plugins import get_registry
+
+    sb = get_registry().create("sandboxes", "local")
+    yield sb
+    asyncio.run(sb.shutdown())
 
 
 class Replay(Backend):

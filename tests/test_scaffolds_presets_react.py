@@ -6,13 +6,13 @@ The task, the local sandbox and the grader are real; the model is a scripted ``R
 
 from __future__ import annotations
 
-import asyncio
 import json
 import re
 from datetime import date
 
 import pytest
-from presets_support import GARBAGE, GOOD, SAMPLE, Replay, grade_file, make_task, py, run, score_call
+from presets_support import GARBAGE, GOOD, SAMPLE, Replay, grade_file, py, run, score_call
+from presets_support import sandbox, task  # noqa: F401 - module fixtures
 from pydantic import ValidationError
 
 from sandmle.core.plugins import get_registry
@@ -21,18 +21,6 @@ from sandmle.scaffolds.react import ReactConfig, ReactScaffold
 from sandmle.scaffolds.react_release import prune_release, release_context_tokens
 
 ANSWER = "<think>done</think>\n<answer>submission</answer>"
-
-
-@pytest.fixture(scope="module")
-def task(tmp_path_factory):
-    return make_task(tmp_path_factory.mktemp("task") / "toy-binary-lb")
-
-
-@pytest.fixture(scope="module")
-def sandbox():
-    sb = get_registry().create("sandboxes", "local")
-    yield sb
-    asyncio.run(sb.shutdown())
 
 
 def release(**overrides) -> ReactScaffold:
@@ -140,8 +128,13 @@ def test_timeout_share_is_over_all_tool_responses(task, sandbox):
 def test_release_pruning_rule():
     # deepresearch_agent.py:382-409 (chars/4 of the newline-joined contents) and 425-476, 779-799.
     head = [{"role": "system", "content": "s" * 40}, {"role": "user", "content": "u" * 40}]
-    call = lambda i: {"role": "assistant", "content": f"<think>t</think><tool_call>python {i}</tool_call>"}  # noqa: E731
-    resp = lambda text: {"role": "user", "content": f"<tool_response>\n{text}\n</tool_response>"}  # noqa: E731
+
+    def call(i):
+        return {"role": "assistant", "content": f"<think>t</think><tool_call>python {i}</tool_call>"}
+
+    def resp(text):
+        return {"role": "user", "content": f"<tool_response>\n{text}\n</tool_response>"}
+
     assert release_context_tokens(head) == (40 + 1 + 40) // 4
     msgs = head + [call(1), resp("ok " * 100), call(2), resp("Traceback: ValueError: bad"), call(3), resp("fine")]
     assert prune_release(msgs, 10_000) is msgs  # under budget: untouched
