@@ -270,11 +270,11 @@ class ReactScaffold(Scaffold):
             return False, "no tool call and no answer"
         if error:
             return False, error
-        if not thought:
-            return False, "reply must start with a non-empty <think>...</think>"
         if answered and name is None and not responded:
             # SandMLE's system prompt: at least one tool response comes before the answer.
             return False, "answer before any tool response"
+        if not thought:
+            return False, "reply must start with a non-empty <think>...</think>"
         return True, None
 
     def _finish(self, ep: Episode, messages: list[dict[str, Any]], record: _Record) -> Trajectory:

@@ -125,3 +125,16 @@ def test_mledojo_paper_history_failures_and_positions(task, sandbox):
     traj, _ = run(default, Replay(replies[2:]), sandbox, task)
     assert traj.messages[2]["content"].startswith("Results of your last action:")  # sandmle default
     assert "Position 3 / 5" in traj.turns[-1].observations[0]  # N, not N + 1, everywhere
+
+
+# ---------------------------------------------------------------------------------------- all presets
+@pytest.mark.parametrize("name,args", [("react", {"preset": "sandmle-release"}),
+                                       ("aide", {"preset": "dojo-aide", "steps": 2}),
+                                       ("aide", {"preset": "aira-greedy", "steps": 2, "num_drafts": 1}),
+                                       ("mledojo", {"preset": "paper", "max_steps": 6})])
+def test_presets_pass_the_scaffold_conformance_checks(name, args, sandbox, sandmle_conformance):
+    # The preset's long anchor limits are kept; the step counts are cut to keep the test short.
+    scaffold = get_registry().create("scaffolds", name, args)
+    results = sandmle_conformance("scaffolds", scaffold, sandbox=sandbox)
+    assert {r.name for r in results} >= {"runs_an_episode_with_the_baseline_backend",
+                                         "survives_a_backend_that_returns_garbage"}
