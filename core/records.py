@@ -142,6 +142,12 @@ class Grade(BaseModel):
     human_rank: float | None = None
 
     @property
+    def unrounded_score(self) -> float | None:
+        """The metric's value as computed (``raw_score``), else ``score``: for rules that compare
+        raw floats (SandMLE's release reward, MLE-Dojo's position score)."""
+        return self.raw_score if self.raw_score is not None else self.score
+
+    @property
     def tier(self) -> str:
         """Best tier reached: gold, silver, bronze, median, valid or invalid."""
         if not self.valid_submission:
