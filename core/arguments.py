@@ -100,16 +100,23 @@ def lookup(registry: Registry, kind: str, name: str, option: str) -> ComponentIn
         raise ArgumentError(option, [("", str(exc))]) from None
 
 
-def build_component(registry: Registry, kind: str, name: str, args_json: str | None = None, *,
-                    name_option: str, args_option: str) -> Any:
-    """Build component ``name`` of ``kind`` from a JSON arguments string given on the command
-    line: bad JSON, unknown names and arguments the config model refuses are
-    :class:`ArgumentError` s (exit code 2, no traceback), worded as for recipes."""
+def validate_args(registry: Registry, kind: str, name: str, args_json: str | None = None, *,
+                  name_option: str, args_option: str) -> tuple[ComponentInfo, BaseModel]:
+    """Look component ``name`` of ``kind`` up and validate its JSON arguments, building nothing:
+    bad JSON, unknown names and arguments the config model refuses are :class:`ArgumentError` s
+    (exit code 2, no traceback), worded as for recipes."""
     info = lookup(registry, kind, name, name_option)
     args = parse_json_object(args_json, args_option)
     try:
-        config = info.config.model_validate(args)
+        return info, info.config.model_validate(args)
     except ValidationError as err:
         raise ArgumentError(f"{args_option} for {singular(kind)} {name!r}",
                             argument_problems(err, info)) from None
+
+
+def build_component(registry: Registry, kind: str, name: str, args_json: str | None = None, *,
+                    name_option: str, args_option: str) -> Any:
+    """:func:`validate_args`, then build the component."""
+    info, config = validate_args(registry, kind, name, args_json, name_option=name_option,
+                                 args_option=args_option)
     return info.build(config)

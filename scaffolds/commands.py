@@ -66,18 +66,18 @@ def _tier(grade: dict[str, Any]) -> str:
     return "median" if grade.get("at_or_above_median") else "valid"
 
 
-def build_rollout_components(scaffold: str, scaffold_args: str | None, backend: str,
-                             backend_args: str | None, sandbox: str, grader: str,
-                             reward: str) -> dict[str, Any]:
-    """Every component of one rollout, built from command-line names and JSON arguments with the
-    same validation (and the same messages) as a recipe."""
-    from sandmle.core.arguments import build_component
+def validate_rollout_components(scaffold: str, scaffold_args: str | None, backend: str,
+                                backend_args: str | None, sandbox: str, grader: str,
+                                reward: str) -> dict[str, Any]:
+    """Every component of one rollout, looked up and its JSON arguments validated (nothing built
+    yet), with the same messages as a recipe: ``{role: (info, config)}``."""
+    from sandmle.core.arguments import validate_args
     from sandmle.core.plugins import get_registry
 
     reg = get_registry()
 
     def one(kind: str, name: str, args: str | None, name_option: str, args_option: str) -> Any:
-        return build_component(reg, kind, name, args, name_option=name_option, args_option=args_option)
+        return validate_args(reg, kind, name, args, name_option=name_option, args_option=args_option)
 
     return {"scaffold": one("scaffolds", scaffold, scaffold_args, "--scaffold", "--args"),
             "backend": one("backends", backend, backend_args, "--backend", "--backend-args"),
@@ -131,8 +131,9 @@ def rollout(task_dir: Path, scaffold: str, backend: str, scaffold_args: str | No
 
     console = _console()
     t0 = time.monotonic()
-    task = load_any_task(task_dir)
-    parts = build_rollout_components(scaffold, scaffold_args, backend, backend_args, sandbox, grader, reward)
+    specs = validate_rollout_components(scaffold, scaffold_args, backend, backend_args, sandbox, grader, reward)
+    task = load_any_task(task_dir)  # after the arguments: a typo is reported before any loading
+    parts = {role: info.build(config) for role, (info, config) in specs.items()}
     keep = KeepPolicy(enabled=keep_files, max_mb=keep_max_mb)
     with console.status(f"{scaffold} x {backend} on {task.id} ..."):
         record = asyncio.run(_rollout(task, parts, {"scaffold": scaffold, "backend": backend}, seed, keep, out))

@@ -22,10 +22,10 @@ def _sandmle(*args: str, env: dict | None = None) -> subprocess.CompletedProcess
                           text=True, timeout=180, env={**os.environ, **(env or {})})
 
 
-@pytest.fixture(scope="module")
-def example_installed(installed_examples):
+@pytest.fixture
+def example_installed(examples_on_path):
     """The example distributions, installed once per test session (see conftest.py)."""
-    return installed_examples
+    return examples_on_path
 
 
 def test_example_plugin_is_listed_with_version(example_installed):

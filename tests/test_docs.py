@@ -121,7 +121,7 @@ def example_dir(tmp_path_factory) -> Path:
 
 
 @pytest.mark.parametrize("page", PYTHON_PAGES)
-def test_python_examples_run(page, example_dir, installed_examples, monkeypatch, capsys):
+def test_python_examples_run(page, example_dir, examples_on_path, monkeypatch, capsys):
     """The page's ```python blocks run in order in one namespace, in a folder holding a task.
     Blocks that define test functions are run too: the functions are defined, not called."""
     monkeypatch.chdir(example_dir)
@@ -185,8 +185,7 @@ def test_docs_show_commands():
 
 
 @pytest.mark.parametrize("page,argv,env", COMMANDS, ids=[f"{p}:{' '.join(a)[:60]}" for p, a, _ in COMMANDS])
-def test_shell_examples_parse(page, argv, env, installed_examples, monkeypatch):
-    monkeypatch.syspath_prepend(installed_examples["PYTHONPATH"].split(os.pathsep)[0])
+def test_shell_examples_parse(page, argv, env, examples_on_path):
     from sandmle.core import plugins
 
     plugins.reset()

@@ -32,9 +32,9 @@ EXPECTED = {  # entry point -> (version, components)
 }
 
 
-@pytest.fixture(scope="module")
-def env(installed_examples):
-    return installed_examples
+@pytest.fixture
+def env(examples_on_path):
+    return examples_on_path
 
 
 @pytest.fixture(scope="module")
@@ -45,7 +45,7 @@ def toy_task(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def local_sandbox(env):
+def local_sandbox():
     sandbox = get_registry().create("sandboxes", "local")
     yield sandbox
     asyncio.run(sandbox.shutdown())
