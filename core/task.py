@@ -45,7 +45,32 @@ class MedalThresholds(BaseModel):
 
 
 class Task(BaseModel):
-    """A loaded task. ``public_dir`` minus ``hidden_files`` is all an agent may see."""
+    """A loaded task. ``public_dir`` minus ``hidden_files`` is all an agent may see.
+
+    Attributes:
+        id: Unique, stable name (studies resume by it).
+        root: The task folder.
+        public_dir: Files copied into every sandbox session (``prepared/public``).
+        private_dir: Where the hidden files live (``prepared/private``), if anywhere.
+        metric: Name of the metric (``sandmle.graders.metrics``), or ``evaluator`` when the task's
+            own ``evaluator.py`` grades it.
+        lower_is_better: The metric's direction.
+        id_column: Column that identifies rows of ``test.csv`` and of a submission.
+        target_columns: Columns a submission must predict.
+        modality: ``tabular``, ``text``, ``image``, ``time_series``, ``audio``, ``graph`` or
+            ``multimodal``.
+        task_type: ``classification``, ``regression``, ``forecasting``, ...
+        thresholds: Medal thresholds (gold, silver, bronze, median) in the metric's units.
+        leaderboard: Scores of a human leaderboard, best first (MLE-bench's leaderboard.csv),
+            for HumanRank.
+        public_leaderboard: MLE-Dojo's public board, when the task has one.
+        answers_path: The hidden answers; never copied into a sandbox.
+        evaluator_path: The task's own evaluator script; never copied into a sandbox.
+        hidden_files: Files inside ``public_dir`` that agents must not see (SandMLE's release
+            keeps ``answer.csv`` and ``evaluator.py`` there).
+        format: The layout it was loaded from: ``sandmle``, ``sandmle-release`` or ``mlebench``.
+        provenance: Where the task came from (generator, seed task, source), free-form.
+    """
 
     model_config = ConfigDict(arbitrary_types_allowed=True)
 
@@ -64,6 +89,9 @@ class Task(BaseModel):
     public_leaderboard: list[float] | None = None  # MLE-Dojo keeps a public and a private board
     answers_path: Path | None = None
     evaluator_path: Path | None = None
+    # MLE-bench names it per competition (``sampleSubmission.csv``, ``sample_submission_null.csv``,
+    # or a file under ``private/``); None means ``public_dir / "sample_submission.csv"``.
+    sample_submission: Path | None = None
     hidden_files: list[Path] = Field(default_factory=list)
     format: Literal["sandmle", "sandmle-release", "mlebench"] = "sandmle"
     provenance: dict[str, Any] = Field(default_factory=dict)
@@ -83,6 +111,11 @@ class Task(BaseModel):
             p for p in self.public_dir.rglob("*")
             if p.is_file() and p.resolve() not in hidden and not p.is_symlink()
         )
+
+    @property
+    def sample_submission_path(self) -> Path:
+        """The task's sample submission (it may sit outside ``public_dir``, as in MLE-bench)."""
+        return self.sample_submission or self.public_dir / "sample_submission.csv"
 
     @property
     def description(self) -> str:
@@ -118,9 +151,10 @@ def validate_task(task: Task) -> Task:
     if not task.public_dir.is_dir():
         raise TaskError(f"task {task.id!r}: public folder {task.public_dir} does not exist")
     # MLE-bench competitions ship folders of images/audio instead of train/test CSVs.
-    for name in REQUIRED_PUBLIC if task.format != "mlebench" else ("sample_submission.csv",):
-        if not (task.public_dir / name).is_file():
-            problems.append(f"missing file {task.public_dir / name}")
+    data_files = [] if task.format == "mlebench" else [task.public_dir / n for n in REQUIRED_PUBLIC[:2]]
+    for path in data_files + [task.sample_submission_path]:  # the sample may sit outside public/ (MLE-bench)
+        if not path.is_file():
+            problems.append(f"missing file {path}")
     if task.answers_path is None or not task.answers_path.is_file():
         problems.append(f"missing answers file {task.answers_path}")
     if task.evaluator_path is not None and not task.evaluator_path.is_file():
@@ -128,7 +162,7 @@ def validate_task(task: Task) -> Task:
     if task.format != "sandmle-release" and not task.target_columns:
         problems.append("target_columns is empty")
     want = [task.id_column, *task.target_columns] if task.target_columns else []
-    for label, path in (("answers", task.answers_path), ("sample submission", task.public_dir / "sample_submission.csv")):
+    for label, path in (("answers", task.answers_path), ("sample submission", task.sample_submission_path)):
         if want and path is not None and path.is_file():
             missing = [c for c in want if c not in _csv_columns(path)]
             if missing:

@@ -29,8 +29,10 @@ def check_cmd(name: str, as_json: bool, config_json: str | None) -> None:
 
     from .conformance import make_canary_task
 
-    args = json.loads(config_json) if config_json else {}
-    sandbox = get_registry().create("sandboxes", name, args)
+    from sandmle.core.arguments import build_component
+
+    sandbox = build_component(get_registry(), "sandboxes", name, config_json,
+                              name_option="sandbox NAME", args_option="--config")
     with tempfile.TemporaryDirectory(prefix="sandmle-canary-") as tmp:
         task = make_canary_task(Path(tmp))
         try:
