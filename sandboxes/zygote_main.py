@@ -66,7 +66,8 @@ def _set_subreaper():
 
 
 def _apply_rlimits(limits):
-    """Limits for agent code; set in the child before it runs anything."""
+    """Limits for agent code; set in the child before it runs anything. Every hard limit equals
+    its soft limit, so agent code can lower a limit but never raise one back up."""
     pairs = [
         (resource.RLIMIT_AS, limits.get("memory_mb"), MIB),
         (resource.RLIMIT_CPU, limits.get("cpu_s"), 1),
@@ -81,6 +82,24 @@ def _apply_rlimits(limits):
             resource.setrlimit(what, (int(value * unit), int(value * unit)))
         except (ValueError, OSError):
             pass
+    for name in dir(resource):
+        if name.startswith("RLIMIT_"):
+            what = getattr(resource, name)
+            try:
+                soft, hard = resource.getrlimit(what)
+                if soft != hard:
+                    resource.setrlimit(what, (soft, soft))
+            except (ValueError, OSError):
+                pass
+
+
+def _set_limit(pid, what, value):
+    """Set ``pid``'s limit ``what`` to ``value`` (soft = hard); False when not permitted."""
+    try:
+        resource.prlimit(pid, what, (value, value))
+        return True
+    except (ValueError, OSError):
+        return False
 
 
 def _descendants(root):
@@ -129,13 +148,16 @@ def _reap(keep=()):
             return
 
 
-def _dir_size(path, cap):
-    total = 0
+def _dir_usage(path, byte_cap, entry_cap):
+    """(bytes in blocks, entries) under ``path``, counted until either passes its cap: an empty
+    file costs no block but an inode, so a flood of them is caught by the entry count."""
+    total = entries = 0
     stack = [path]
-    while stack and total <= cap:
+    while stack and total <= byte_cap and entries <= entry_cap:
         try:
             with os.scandir(stack.pop()) as it:
                 for entry in it:
+                    entries += 1
                     try:
                         if entry.is_dir(follow_symlinks=False):
                             stack.append(entry.path)
@@ -145,7 +167,65 @@ def _dir_size(path, cap):
                         pass
         except OSError:
             pass
+    return total, entries
+
+
+def _used_bytes(path):
+    """Bytes in use on the file system holding ``path`` (the session's scratch tmpfs)."""
+    try:
+        st = os.statvfs(path)
+    except OSError:
+        return 0
+    return (st.f_blocks - st.f_bfree) * st.f_frsize
+
+
+def _proportional_memory(pids):
+    """Resident memory of ``pids``, shared pages split among their sharers (PSS), in bytes."""
+    total = 0
+    for pid in pids:
+        try:
+            with open("/proc/%d/smaps_rollup" % pid, "rb") as fh:
+                for line in fh:
+                    if line.startswith(b"Pss:"):
+                        total += int(line.split()[1]) * 1024
+                        break
+        except (OSError, ValueError, IndexError):
+            continue
     return total
+
+
+_TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def _cpu_seconds(pid):
+    """CPU time of ``pid`` (all its threads and the children it reaped), read from /proc: the
+    kernel's account, which agent code inside ``pid`` cannot forge."""
+    try:
+        with open("/proc/%d/stat" % pid, "rb") as fh:
+            fields = fh.read().rsplit(b")", 1)[1].split()
+        return sum(int(x) for x in fields[11:15]) / _TICKS  # utime stime cutime cstime
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+def _peak_rss_mb(pid):
+    """Peak resident memory of ``pid`` since its last reset (VmHWM), in MiB."""
+    try:
+        with open("/proc/%d/status" % pid, "rb") as fh:
+            for line in fh:
+                if line.startswith(b"VmHWM:"):
+                    return int(line.split()[1]) / 1024.0
+    except (OSError, ValueError, IndexError):
+        pass
+    return 0.0
+
+
+def _reset_peak_rss(pid):
+    try:
+        with open("/proc/%d/clear_refs" % pid, "w") as fh:
+            fh.write("5")  # resets VmHWM to the current RSS
+    except OSError:
+        pass
 
 
 class Tail:
@@ -224,7 +304,9 @@ def _child_setup(out_w, err_w, limits, workdir, keep=(), uid=None):
 
 
 class Worker:
-    """A forked child waiting for requests on a pipe (one-shot for stateless sessions)."""
+    """A forked child waiting for requests on a pipe: one-shot for stateless steps (its exit
+    status *is* the result), or the long-lived kernel of a stateful session (``ctrl_r`` only
+    says a step is over; everything measured comes from the kernel's /proc)."""
 
     def __init__(self, pid, req_w, ctrl_r, out_r, err_r):
         self.pid, self.req_w, self.ctrl_r, self.out_r, self.err_r = pid, req_w, ctrl_r, out_r, err_r
@@ -233,25 +315,16 @@ class Worker:
         self.rusage = None
 
     def fds(self):
-        return (self.req_w, self.ctrl_r, self.out_r, self.err_r, self.pidfd)
+        return tuple(fd for fd in (self.req_w, self.ctrl_r, self.out_r, self.err_r, self.pidfd) if fd is not None)
 
 
-def _worker_loop(req_r, ctrl_w, one_shot):
-    """Body of a worker: run requests in one globals dict, report each over ``ctrl_w``."""
+def _worker_loop(req_r, ctrl_w):
+    """Body of a worker: run requests in one globals dict. A one-shot worker (``ctrl_w`` None)
+    runs one request and exits with its code; a kernel writes one line per finished step."""
     glb = {"__name__": "__main__", "__builtins__": __builtins__}
     reader = os.fdopen(req_r, "r")
     for line in reader:
         req = json.loads(line)
-        r0 = resource.getrusage(resource.RUSAGE_SELF)
-        c0 = resource.getrusage(resource.RUSAGE_CHILDREN)
-        cpu_cap = req.get("cpu_s")
-        if cpu_cap:
-            # Cumulative for a long-lived kernel, so the soft cap moves with each step.
-            try:
-                resource.setrlimit(resource.RLIMIT_CPU, (int(r0.ru_utime + r0.ru_stime + cpu_cap) + 1,
-                                                         resource.RLIM_INFINITY))
-            except (ValueError, OSError):
-                pass
         if req.get("command") is not None:
             argv = req["command"]
             try:
@@ -260,14 +333,9 @@ def _worker_loop(req_r, ctrl_w, one_shot):
                 print("cannot run %r: %s" % (argv[0], exc), file=sys.stderr)
                 return 127
         rc = _run_code(req["code"], glb)
-        r1 = resource.getrusage(resource.RUSAGE_SELF)
-        c1 = resource.getrusage(resource.RUSAGE_CHILDREN)
-        cpu = (r1.ru_utime + r1.ru_stime - r0.ru_utime - r0.ru_stime
-               + c1.ru_utime + c1.ru_stime - c0.ru_utime - c0.ru_stime)
-        os.write(ctrl_w, (json.dumps({"exit_code": rc, "cpu_s": cpu,
-                                      "peak_mem_mb": max(r1.ru_maxrss, c1.ru_maxrss) / 1024.0}) + "\n").encode())
-        if one_shot:
+        if ctrl_w is None:
             return rc
+        os.write(ctrl_w, (json.dumps({"exit_code": rc & 0xFF}) + "\n").encode())
     return 0
 
 
@@ -279,28 +347,29 @@ class Zygote:
         self.workdir = cfg["workdir"]
         self.limits = cfg["limits"]
         self.tail_bytes = cfg.get("tail_bytes", 8192)
+        # Private /tmp and /dev/shm share one tmpfs (see _isolate) whose bytes count as memory.
+        self.scratch = "/tmp" if cfg.get("namespaces") else None
         self.spare = None   # one-shot worker for the next stateless step
         self.kernel = None  # persistent worker of a stateful session
 
     def _spawn(self, one_shot):
         req_r, req_w = os.pipe()
-        ctrl_r, ctrl_w = os.pipe()
+        ctrl_r, ctrl_w = os.pipe() if not one_shot else (None, None)
         out_r, out_w = os.pipe()
         err_r, err_w = os.pipe()
-        # RLIMIT_CPU is set per step by the worker itself (soft cap, cumulative for kernels).
-        limits = dict(self.limits, cpu_s=None)
         pid = os.fork()
         if pid == 0:
             code = 1
             try:
-                _child_setup(out_w, err_w, limits, self.workdir, keep=(req_r, ctrl_w),
-                             uid=self.cfg.get("uid"))
-                code = _worker_loop(req_r, ctrl_w, one_shot)
+                keep = (req_r,) if one_shot else (req_r, ctrl_w)
+                _child_setup(out_w, err_w, self.limits, self.workdir, keep=keep, uid=self.cfg.get("uid"))
+                code = _worker_loop(req_r, ctrl_w)
             except BaseException:  # noqa: BLE001
                 traceback.print_exc()
             os._exit(code & 0xFF if isinstance(code, int) else 1)
         for fd in (req_r, ctrl_w, out_w, err_w):
-            os.close(fd)
+            if fd is not None:
+                os.close(fd)
         return Worker(pid, req_w, ctrl_r, out_r, err_r)
 
     def prepare(self, stateful):
@@ -319,23 +388,60 @@ class Zygote:
         worker = self.kernel if stateful else self.spare
         if not stateful:
             self.spare = None
-        msg = {"code": req.get("code"), "command": req.get("command"), "env": req.get("env"),
-               "cpu_s": self.limits.get("cpu_s")}
+        scratch0 = _used_bytes(self.scratch) if self.scratch else 0
+        memory = self.limits.get("memory_mb")
+        if memory and self.scratch:  # what /tmp and /dev/shm hold is not the step's to allocate
+            _set_limit(worker.pid, resource.RLIMIT_AS, max(memory * MIB - scratch0, 16 * MIB))
+        cpu0 = None
+        if stateful:
+            cpu0 = self._resume_kernel(worker)
+        msg = {"code": req.get("code"), "command": req.get("command"), "env": req.get("env")}
         try:
             os.write(worker.req_w, (json.dumps(msg) + "\n").encode())
         except OSError:
             pass  # the worker is gone; _watch reports how it ended
-        reply = self._watch(worker, timeout, t0)
+        reply = self._watch(worker, timeout, t0, req, cpu0, scratch0)
         if stateful and (reply["killed"] or worker.status is not None):
             self.kernel = None  # _watch already killed it and closed its fds
             reply["detail"] = (reply["detail"] + "; interpreter restarted, variables lost").lstrip("; ")
         return reply
 
-    def cleanup(self):
-        """After the reply: end the spent worker and anything the step left running."""
-        keep = {self.kernel.pid} if self.kernel else set()
-        if self.spare is not None:
-            keep.add(self.spare.pid)
+    def _resume_kernel(self, kernel):
+        """Before a stateful step: drop stale step reports (lines a thread of the last step
+        wrote after it ended), move the CPU cap up by one step's worth, reset the peak memory
+        mark, and let the stopped kernel run again. Returns its CPU seconds so far."""
+        _drain(kernel.ctrl_r, None)
+        cpu0 = _cpu_seconds(kernel.pid) or 0.0
+        cap = self.limits.get("cpu_s")
+        if cap:
+            _set_limit(kernel.pid, resource.RLIMIT_CPU, int(cpu0 + cap) + 1)
+        _reset_peak_rss(kernel.pid)
+        try:
+            os.kill(kernel.pid, signal.SIGCONT)
+        except OSError:
+            pass
+        return cpu0
+
+    def _settle(self, worker, stateful):
+        """After a step and before its reply: stop the kernel (every thread: nothing it left
+        running may change files or burn CPU while the host grades) and kill every other process
+        of the step, so between steps nothing of the agent's runs."""
+        keep = set()
+        if stateful and worker.status is None:
+            try:
+                os.kill(worker.pid, signal.SIGSTOP)
+                _, status, rusage = os.wait4(worker.pid, os.WUNTRACED)
+                if not os.WIFSTOPPED(status):
+                    worker.status, worker.rusage = status, rusage
+            except ChildProcessError:
+                worker.status = -1
+            except OSError:
+                pass
+            if worker.status is None:
+                keep.add(worker.pid)
+        for idle in (self.spare, self.kernel):  # forked ahead of need, or stopped since its step
+            if idle is not None and idle is not worker and idle.status is None:
+                keep.add(idle.pid)
         _kill_descendants(keep)
 
     def _kill(self, worker):
@@ -362,17 +468,31 @@ class Zygote:
         self.spare = self.kernel = None
         _kill_descendants()
 
-    def _watch(self, worker, timeout, t0):
-        """Collect output until the step reports or dies; enforce timeout, output and disk caps."""
+    def _over_memory(self, memory_mb):
+        """Files in the scratch tmpfs plus the resident memory of every process of the session
+        (the kernel and spare included) past ``memory_mb``: a message, else None."""
+        scratch = _used_bytes(self.scratch)
+        procs = _proportional_memory(_descendants(os.getpid()))
+        if scratch + procs <= memory_mb * MIB:
+            return None
+        return ("memory limit reached: processes %d MiB + /tmp and /dev/shm %d MiB > %d MiB"
+                % (procs // MIB, scratch // MIB, memory_mb))
+
+    def _watch(self, worker, timeout, t0, req, cpu0, scratch0):
+        """Collect output until the step ends; enforce timeout, output, disk and memory caps;
+        settle the session; build the reply from what the session measured itself."""
+        stateful = cpu0 is not None
         out, err = Tail(self.tail_bytes), Tail(self.tail_bytes)
         streams = {worker.out_r: out, worker.err_r: err}
-        watch = {worker.out_r, worker.err_r, worker.ctrl_r, worker.pidfd}
+        watch = {worker.out_r, worker.err_r, worker.pidfd} | ({worker.ctrl_r} if stateful else set())
         output_limit = self.cfg.get("output_limit_bytes", 8 * MIB)
         disk_limit = self.cfg.get("disk_limit_mb", 1024) * MIB
-        killed, detail, done = None, "", None
+        file_limit = int(req.get("max_files") or self.cfg.get("max_files") or 100000)
+        memory = self.limits.get("memory_mb")
+        killed, detail, report = None, "", None
         deadline = t0 + timeout
-        next_disk_check = t0 + 0.2
-        while done is None and worker.status is None:
+        next_check, first_usage = t0 + 0.2, None
+        while report is None and worker.status is None:
             now = time.perf_counter()
             if now >= deadline:
                 killed, detail = "timeout", "killed after %.1f s timeout" % timeout
@@ -388,40 +508,82 @@ class Zygote:
                 elif fd == worker.ctrl_r:
                     line = _read(fd)
                     watch.discard(fd)
-                    if line:
-                        done = json.loads(line.decode().splitlines()[0])
+                    report = line.decode("utf-8", "replace").splitlines()[0] if line else ""
                 elif fd == worker.pidfd:
                     watch.discard(fd)
-                    _, worker.status, worker.rusage = os.wait4(worker.pid, 0)
+                    try:
+                        _, worker.status, worker.rusage = os.wait4(worker.pid, 0)
+                    except ChildProcessError:  # reaped elsewhere: how it ended is unknown
+                        worker.status = -1
             if out.total + err.total > output_limit:
                 killed, detail = "output", "output exceeded %d bytes" % output_limit
                 break
-            if time.perf_counter() >= next_disk_check:
-                next_disk_check = time.perf_counter() + 0.2
-                if _dir_size(self.workdir, disk_limit) > disk_limit:
+            if time.perf_counter() >= next_check:
+                began = time.perf_counter()
+                used, entries = _dir_usage(self.workdir, disk_limit, file_limit)
+                # A step that only frees space (cleaning up after an earlier flood) is never
+                # stopped for usage it found on arrival.
+                grew = first_usage is not None and (used > first_usage[0] or entries > first_usage[1])
+                first_usage = first_usage or (used, entries)
+                if used > disk_limit and grew:
                     killed, detail = "disk", "session directory exceeded %d MiB" % (disk_limit // MIB)
                     break
+                if entries > file_limit and grew:
+                    killed, detail = "disk", "session directory holds more than %d files and folders" % file_limit
+                    break
+                if memory and self.scratch:
+                    detail = self._over_memory(memory)
+                    if detail:
+                        killed = "memory"
+                        break
+                    detail = ""
+                spent = time.perf_counter() - began
+                # A big folder takes a while to scan: check less often (<= ~20% of a core).
+                next_check = time.perf_counter() + min(2.0, max(0.2, 5 * spent))
         if killed is not None:
             self._kill(worker)
+        self._settle(worker, stateful and killed is None)
         for fd in (worker.out_r, worker.err_r):
             _drain(fd, streams[fd])  # only what is buffered: orphans may hold the pipes open
         exit_code, cpu_s, peak = None, 0.0, 0.0
-        if done is not None:
-            exit_code, cpu_s, peak = done["exit_code"], done["cpu_s"], done["peak_mem_mb"]
-        elif worker.status is not None and killed is None:
-            exit_code, killed, detail = _decode_status(worker.status, killed, detail)
+        if stateful and worker.status is None and report is not None:
+            exit_code, killed, detail = _kernel_exit_code(report, killed, detail)
+            cpu_s = max((_cpu_seconds(worker.pid) or cpu0) - cpu0, 0.0)
+            peak = _peak_rss_mb(worker.pid)
+        elif worker.status is not None and worker.status != -1:
             if worker.rusage is not None:
-                cpu_s = worker.rusage.ru_utime + worker.rusage.ru_stime
+                cpu_s = worker.rusage.ru_utime + worker.rusage.ru_stime - (cpu0 or 0.0)
                 peak = worker.rusage.ru_maxrss / 1024.0
+            if killed is None:
+                exit_code, killed, detail = _decode_status(worker.status, cpu_s, self.limits.get("cpu_s"))
+        elif killed is None:
+            killed, detail = "signal", "the worker ended without a trace"
         if killed is None and "MemoryError" in err.text()[-2000:]:
             killed, detail = "memory", "memory limit reached (MemoryError)"
+            if scratch0 >= MIB:
+                detail += "; /tmp and /dev/shm hold %d MiB of the limit" % (scratch0 // MIB)
+        if stateful and killed is not None and worker.status is None:
+            self._kill(worker)  # a kernel whose report was malformed is not trusted again
         if worker is not self.kernel or killed is not None or worker.status is not None:
             _close_fds(worker)  # exactly once: one-shot workers always, a kernel when it died
         return {
             "exit_code": exit_code, "stdout_tail": out.text(), "stderr_tail": err.text(),
-            "wall_s": time.perf_counter() - t0, "cpu_s": cpu_s, "peak_mem_mb": peak,
+            "wall_s": time.perf_counter() - t0, "cpu_s": max(cpu_s, 0.0), "peak_mem_mb": peak,
             "killed": killed, "detail": detail,
         }
+
+
+def _kernel_exit_code(report, killed, detail):
+    """The exit code in a kernel's end-of-step line (agent code can write that pipe, so the
+    line is checked: an int 0-255, else the step is reported as an error)."""
+    try:
+        code = json.loads(report)["exit_code"]
+        if isinstance(code, int) and not isinstance(code, bool) and 0 <= code <= 255:
+            return code, killed, detail
+    except (ValueError, TypeError, KeyError):
+        pass
+    return None, killed or "error", detail or "the step's end-of-step report was malformed"
+
 
 def _close_fds(worker):
     for fd in worker.fds():
@@ -439,30 +601,36 @@ def _read(fd):
 
 
 def _drain(fd, tail):
+    """Read what ``fd`` holds now without waiting (into ``tail``, or discarded when None)."""
     os.set_blocking(fd, False)
     while True:
         try:
             data = os.read(fd, 65536)
         except (BlockingIOError, OSError):
-            return
-        if not data or tail.total > 64 * MIB:
-            return
-        tail.add(data)
+            break
+        if not data:
+            break
+        if tail is not None:
+            if tail.total > 64 * MIB:
+                break
+            tail.add(data)
+    if tail is None:
+        os.set_blocking(fd, True)
 
 
-def _decode_status(status, killed, detail):
+def _decode_status(status, cpu_s, cpu_cap):
+    """(exit code, kill reason, detail) of a worker's wait status."""
     if os.WIFEXITED(status):
-        return os.WEXITSTATUS(status), killed, detail
+        return os.WEXITSTATUS(status), None, ""
     sig = os.WTERMSIG(status)
-    if killed is None:
-        if sig == signal.SIGXCPU:
-            killed, detail = "timeout", "CPU time limit reached"
-        elif sig == signal.SIGXFSZ:
-            killed, detail = "disk", "file size limit reached"
-        elif sig == signal.SIGKILL:
-            killed, detail = "memory", "killed by SIGKILL (likely out of memory)"
-        else:
-            killed, detail = "signal", "killed by signal %d" % sig
+    if sig == signal.SIGXCPU or (sig == signal.SIGKILL and cpu_cap and cpu_s >= cpu_cap - 0.05):
+        killed, detail = "timeout", "CPU time limit reached"  # hard = soft: the kernel sends SIGKILL
+    elif sig == signal.SIGXFSZ:
+        killed, detail = "disk", "file size limit reached"
+    elif sig == signal.SIGKILL:
+        killed, detail = "memory", "killed by SIGKILL (likely out of memory)"
+    else:
+        killed, detail = "signal", "killed by signal %d" % sig
     return -sig, killed, detail
 
 
@@ -478,41 +646,62 @@ def _serve(zygote, requests, replies, ready):
         except Exception:  # noqa: BLE001 - a zygote bug is reported, never silent
             reply = {"exit_code": None, "killed": "error", "detail": traceback.format_exc(limit=5)}
         replies.write(json.dumps(reply) + "\n")
-        # Off the hot path (the agent is thinking now): clean up, then fork the next worker.
-        zygote.cleanup()
+        # Off the hot path (the agent is thinking now): fork the next worker.
         zygote.prepare(bool(req.get("stateful")) and req.get("code") is not None)
     zygote.shutdown()
 
 
 def _isolate(cfg, name):
-    """In a fresh session child: own namespaces and a file system view of only its directory."""
-    root, workdir, cap = cfg["sessions_root"], cfg["workdir"], "size=%dm" % cfg.get("disk_limit_mb", 1024)
+    """In a fresh session child: own namespaces and a file system view of only its directory.
+
+    The sandbox's base folder leaves this namespace once the session's own folder is bound at
+    /workspace (other sessions' folders are not covered but gone, and so is the host path of
+    the base folder from /proc/self/mountinfo). /tmp and /dev/shm are two folders of one private
+    tmpfs sized by ``memory_mb`` with an inode cap: their files are memory and count against it.
+    """
+    root, workdir = cfg["sessions_root"], cfg["workdir"]
+    memory = cfg["limits"].get("memory_mb") or cfg.get("disk_limit_mb", 1024)
     _check(_libc.unshare(CLONE_NEWNS | CLONE_NEWPID | CLONE_NEWIPC | CLONE_NEWNET), "unshare")
     _mount("none", "/", None, MS_REC | MS_PRIVATE)
     _mount(os.path.join(root, name), workdir, None, MS_BIND | MS_REC)
-    _mount("tmpfs", root, "tmpfs", MS_NOSUID | MS_NODEV, "size=1m,mode=0755")  # hide the others
-    keep, stash = cfg.get("keep_visible", []), os.path.join(root, ".under")
-    _private_tmpfs("/tmp", cap, keep, stash)
-    if os.path.isdir("/dev/shm"):
-        _private_tmpfs("/dev/shm", cap, keep, stash)
+    _umount(root)
+    _mount("tmpfs", root, "tmpfs", MS_NOSUID | MS_NODEV, "size=1m,mode=0700")  # set-up space
+    scratch, stash = os.path.join(root, "scratch"), os.path.join(root, "stash")
+    os.mkdir(scratch)
+    _mount("tmpfs", scratch, "tmpfs", MS_NOSUID | MS_NODEV,
+           "size=%dm,nr_inodes=%d,mode=0755" % (memory, int(cfg.get("max_files") or 100000)))
+    keep = cfg.get("keep_visible", [])
+    for target, sub in (("/tmp", "tmp"), ("/dev/shm", "shm")):
+        if os.path.isdir(target):
+            os.mkdir(os.path.join(scratch, sub), 0o1777)
+            os.chmod(os.path.join(scratch, sub), 0o1777)
+            _private_scratch(target, os.path.join(scratch, sub), keep, stash)
+    _umount(scratch)
+    _umount(root)
 
 
-def _private_tmpfs(target, cap, keep, stash):
-    """Cover ``target`` with a private size-capped tmpfs, leaving the read-only mounts in ``keep``
-    that lie below it visible at their paths (a Python installed under /tmp, e.g. a CI checkout's
-    virtualenv, must stay importable)."""
+def _umount(path):
+    _check(_libc.umount2(path.encode(), MNT_DETACH), "umount %s" % path)
+
+
+def _private_scratch(target, source, keep, stash):
+    """Replace ``target`` by a bind of ``source``, leaving the read-only mounts in ``keep`` that
+    lie below it visible at their paths (a Python installed under /tmp, e.g. a CI checkout's
+    virtualenv, must stay importable); the covered mount is removed, not just hidden."""
     below = [k for k in keep if k.startswith(target.rstrip("/") + "/")]
-    if below:  # reach the old tree through a stash mount once the tmpfs hides it
+    if below:  # reach the old tree through a stash mount once it is gone from ``target``
         os.mkdir(stash)
         _mount(target, stash, None, MS_BIND | MS_REC)
-    _mount("tmpfs", target, "tmpfs", MS_NOSUID | MS_NODEV, cap + ",mode=1777")
+    if os.path.ismount(target):
+        _umount(target)
+    _mount(source, target, None, MS_BIND)
     for path in below:
         os.makedirs(path, mode=0o755, exist_ok=True)
         _mount(stash + path[len(target):], path, None, MS_BIND | MS_REC)
         if not os.statvfs(path).f_flag & os.ST_RDONLY:
             _mount(None, path, None, MS_REMOUNT | MS_BIND | MS_RDONLY | MS_NOSUID | MS_NODEV)
     if below:
-        _check(_libc.umount2(stash.encode(), MNT_DETACH), "umount %s" % stash)
+        _umount(stash)
         os.rmdir(stash)
 
 
@@ -531,6 +720,7 @@ def _session_main(cfg, msg, req_fd, reply_fd, ready):
                 _, status = os.waitpid(pid, 0)
                 os._exit(os.waitstatus_to_exitcode(status) & 0xFF)
             _prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+            _umount("/proc")  # the mother's, covered otherwise
             _mount("proc", "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC)
         else:
             scfg["workdir"] = os.path.join(cfg["sessions_root"], msg["dir"])
