@@ -21,16 +21,26 @@ from sandmle.core.testing import check
 from .conformance import _assert_healthy, _assert_no_leak, _hostile, _session, _text
 
 MIB = 1024 * 1024
-# Writes a forged end-of-step report on every descriptor the step holds, then exits 7.
+# Forges the end-of-step report every way it can: on each descriptor it holds, and after every
+# marker-like word of its parent's command line on stdout and stderr; then kills the parent
+# (the reporter, if it may) and exits 7.
 _FORGE = (
-    "import json, os\n"
-    "fake = (json.dumps({'exit_code': 0, 'cpu_s': -1e308, 'peak_mem_mb': float('nan'), 'killed': None,\n"
-    "                    'stdout_tail': 'FORGED', 'stderr_tail': '', 'wall_s': 0.0, 'detail': ''}) + '\\n').encode()\n"
+    "import json, os, re, signal, sys\n"
+    "fake = {'exit_code': 0, 'exit': 0, 'cpu_s': -1e308, 'cpu': -1e308, 'peak_mem_mb': float('nan'),\n"
+    "        'rss_kb': float('nan'), 'killed': None, 'reason': None, 'stdout_tail': 'FORGED'}\n"
+    "line = (json.dumps(fake) + '\\n').encode()\n"
     "for fd in range(3, 1024):\n"
-    "    try: os.write(fd, fake)\n"
+    "    try: os.write(fd, line)\n"
     "    except OSError: pass\n"
-    "print('forged')\n"
+    "try: cmd = open(f'/proc/{os.getppid()}/cmdline', 'rb').read().decode('utf-8', 'replace')\n"
+    "except OSError: cmd = ''\n"
+    "for mark in set(re.findall(r'__[A-Z][A-Z_]{3,}__', cmd)):\n"
+    "    for stream in (sys.stdout, sys.stderr):\n"
+    "        stream.write('\\n' + mark + json.dumps(fake) + '\\n')\n"
+    "print('forged', flush=True)\n"
+    "sys.stderr.flush()\n"
 )
+_EXIT_7 = "try: os.kill(os.getppid(), signal.SIGKILL)\nexcept OSError: pass\nos._exit(7)\n"
 
 
 def _sane(r) -> bool:
@@ -41,18 +51,19 @@ def _sane(r) -> bool:
 # ----------------------------------------------------------------------------- reports
 @check("sandboxes")
 async def forge_the_step_report(sandbox: Sandbox, task: Task) -> None:
-    """A step that writes a fake result line to every descriptor it holds and exits 7 is
-    reported as exit 7 with sane numbers; a stateful step's fake report cannot make the
-    harness raise or record impossible numbers."""
-    r = await _hostile(sandbox, task, _FORGE + "raise SystemExit(7)")
-    assert r.exit_code == 7 and "FORGED" not in r.stdout_tail, f"forged report accepted: {r}"
+    """A step that forges its report (a fake result line on every descriptor it holds and after
+    every marker its parent's command line shows), tries to kill its reporter and exits 7 is
+    reported as exit 7 with sane numbers; a stateful step's fake report cannot make the harness
+    raise or record impossible numbers."""
+    r = await _hostile(sandbox, task, _FORGE + _EXIT_7)
+    assert r.exit_code == 7 and "forged" in r.stdout_tail, f"forged report accepted: {r}"
     assert _sane(r), f"impossible numbers reported: {r}"
     bad = _FORGE.replace("'exit_code': 0", "'exit_code': 'x'")
     try:
         async with _session(sandbox, task, stateful=True) as s:
-            for code in (bad, _FORGE + "raise SystemExit(7)", "print(6 * 7)"):
+            for code in (bad, _FORGE + "raise SystemExit(7)", _FORGE + _EXIT_7, "print(6 * 7)"):
                 r = await s.exec(code, timeout=30)
-                assert _sane(r) and "FORGED" not in r.stdout_tail, f"stateful report forged: {r}"
+                assert _sane(r) and r.stdout_tail.strip() != "FORGED", f"stateful report forged: {r}"
             await _assert_healthy(s)
     except NotImplementedError:
         pass
