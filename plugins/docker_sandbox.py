@@ -38,6 +38,7 @@ from sandmle.core.registry import require
 from sandmle.core.task import Task
 from sandmle.sandboxes.files import HostDirFiles, copy_public_files, write_regular
 from sandmle.sandboxes.results import exec_result_from_reply
+from sandmle.sandboxes.stale import make_owned_dir, owner_alive, owner_record, remove_stale_dirs
 
 MIB = 1024 * 1024
 DEFAULT_IMAGE = "sandmle/sandbox:bookworm"
@@ -163,8 +164,24 @@ class DockerSandbox(Sandbox):
         if reason:
             raise SandmleError(f"docker sandbox unavailable: {reason}")
         self.client = docker.from_env(timeout=60)
-        self.base_dir = Path(tempfile.mkdtemp(prefix="sandmle-docker-"))
+        self._owner = json.dumps(owner_record(), sort_keys=True)
+        self._remove_stale()
+        self.base_dir = make_owned_dir("sandmle-docker-")
         self.sessions: set[DockerSession] = set()
+
+    def _remove_stale(self) -> None:
+        """Containers and folders left by runs that were killed (their owner process is gone)."""
+        remove_stale_dirs("sandmle-docker-")
+        try:
+            for container in self.client.containers.list(all=True, filters={"label": "sandmle.owner"}):
+                try:
+                    record = json.loads(container.labels.get("sandmle.owner", ""))
+                except ValueError:
+                    continue
+                if isinstance(record, dict) and not owner_alive(record):
+                    container.remove(force=True)
+        except Exception:  # noqa: BLE001 - cleaning up is best effort
+            pass
 
     async def open(self, task: Task, *, stateful: bool = False) -> "DockerSession":
         if stateful:
@@ -194,7 +211,8 @@ class DockerSandbox(Sandbox):
             volumes={str(workdir): {"bind": "/workspace", "mode": "rw"}}, working_dir="/workspace",
             environment={"HOME": "/workspace", "PYTHONUNBUFFERED": "1", "OMP_NUM_THREADS": "1",
                          "OPENBLAS_NUM_THREADS": "1", "MPLBACKEND": "Agg"},
-            labels={"sandmle.session": "1"}, name=f"sandmle-{uuid.uuid4().hex[:12]}",
+            labels={"sandmle.session": "1", "sandmle.owner": self._owner},
+            name=f"sandmle-{uuid.uuid4().hex[:12]}",
         )
         session = DockerSession(self, container, workdir, owner, c.max_files + copied)
         self.sessions.add(session)

@@ -38,7 +38,6 @@ import asyncio
 import logging
 import shutil
 import sys
-import tempfile
 import warnings
 import weakref
 from collections.abc import Sequence
@@ -56,13 +55,15 @@ from .files import HostDirFiles, copy_public_files
 from .isolation import bwrap_path
 from .pool import WarmPool, Zygote, ZygoteError, ZygoteSpec
 from .results import exec_result_from_reply
+from .stale import make_owned_dir, remove_stale_dirs
 
 log = logging.getLogger(__name__)
 MIB = 1024 * 1024
 DEFAULT_PRELOAD = ["numpy", "pandas", "sklearn", "sklearn.ensemble", "sklearn.linear_model",
                    "sklearn.model_selection", "sklearn.metrics", "sklearn.preprocessing"]
 _warned_reduced = False
-_MAX_ARG_BYTES = 128 * 1024 - 1  # Linux MAX_ARG_STRLEN, less the trailing NUL
+_MAX_ARG_BYTES = 128 * 1024 - 1
+BASE_PREFIX = "sandmle-sandbox-"  # Linux MAX_ARG_STRLEN, less the trailing NUL
 
 
 class LocalSandboxConfig(ComponentConfig):
@@ -97,7 +98,8 @@ class LocalSandbox(Sandbox):
     def __init__(self, config: LocalSandboxConfig | None = None):
         self.config = config or LocalSandboxConfig()
         self.bwrap = self._choose_isolation()
-        self.base_dir = Path(tempfile.mkdtemp(prefix="sandmle-sandbox-"))
+        remove_stale_dirs(BASE_PREFIX)  # left behind by runs that were killed
+        self.base_dir = make_owned_dir(BASE_PREFIX)
         cfg = self.config
         self.spec = ZygoteSpec(
             bwrap=self.bwrap, preload=cfg.preload,
