@@ -37,13 +37,17 @@ def load_any_task(path: Path) -> Task:
 @click.option("--preset", type=click.Choice(["sandmle-code", "sandmle-paper", "sparse"]), default="sandmle-code",
               show_default=True, help="Milestone reward preset for the breakdown.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON (grade + reward).")
-def grade_cmd(task_dir: Path, submission: Path, preset: str, as_json: bool) -> None:
+@click.option("--evaluator-timeout", "evaluator_timeout_s", type=click.FloatRange(min=0, min_open=True),
+              default=None, help="Seconds a task's own evaluator.py may run (default 300).")
+def grade_cmd(task_dir: Path, submission: Path, preset: str, as_json: bool,
+              evaluator_timeout_s: float | None) -> None:
     """Grade SUBMISSION for the task in TASK_DIR and show the reward of a one-turn trajectory."""
     from sandmle.core.plugins import get_registry
 
     task = load_any_task(task_dir)
     registry = get_registry()
-    grade = registry.create("graders", "default", {}).grade(task, submission)
+    args = {"evaluator_timeout_s": evaluator_timeout_s} if evaluator_timeout_s is not None else {}
+    grade = registry.create("graders", "default", args).grade(task, submission)
     # A one-turn trajectory: the submission exists as produced by code that ran (format counts as met).
     turn = Turn(messages_in=1, text="", executions=[ExecResult(exit_code=0)] if grade.submission_exists else [])
     traj = Trajectory(task_id=task.id, scaffold="cli", backend="none", turns=[turn], submission=submission)
