@@ -10,6 +10,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from sandmle.core.errors import TaskError
+from sandmle.core.terminal import printable
 from sandmle.core.records import ExecResult, Trajectory, Turn
 from sandmle.core.task import PUBLIC, Task, load_task
 
@@ -59,8 +60,8 @@ def grade_cmd(task_dir: Path, submission: Path, preset: str, as_json: bool,
     table = Table(title=f"grade: {escape(task.id)}")
     table.add_column("field")
     table.add_column("value", justify="right")
-    for key, value in grade.model_dump().items():
-        table.add_row(key, escape(str(value)))
+    for key, value in grade.model_dump().items():  # a reason may quote the submission's bytes
+        table.add_row(key, escape(printable(value)))
     table.add_row("tier", grade.tier)
     _console().print(table)
     parts = Table(title=f"reward milestone/{preset}: {reward.total:.3f}")

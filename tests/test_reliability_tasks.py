@@ -68,3 +68,21 @@ def test_grade_takes_an_evaluator_time_limit(tmp_path):
     grade = json.loads(ran.stdout)["grade"]
     assert not grade["valid_submission"] and "evaluator" in grade["reason"], grade
     no_traceback(sandmle("grade", release, sub, "--evaluator-timeout", "0"), "--evaluator-timeout")
+
+
+def test_grade_escapes_control_codes_a_submission_smuggles_into_the_reason(tmp_path):
+    """A task's evaluator.py that echoes a bad submission value in its error (as evaluators
+    do): the submission's terminal control codes reach the grade's reason, not the terminal."""
+    from sandmle.graders.sources import export_release
+
+    from test_reliability_cli import ESCAPES
+
+    release = export_release(fake_generated(tmp_path / "src", 0), tmp_path / "rel")
+    (release / "prepared" / "public" / "evaluator.py").write_text(
+        "import json, sys\nbad = open(sys.argv[2]).read().splitlines()[1]\n"
+        "print(json.dumps({'score': None, 'error': 'bad value: ' + bad}))\n")
+    sub = tmp_path / "sub.csv"
+    sub.write_text("id,y\n" + ESCAPES.replace("\r", "") + ",0\n")
+    ran = sandmle("grade", release, sub)
+    assert "bad value" in ran.stdout, ran.stdout
+    assert "\x1b" not in ran.stdout and "\x07" not in ran.stdout and "\\x1b[2J" in ran.stdout, ran.stdout
