@@ -31,10 +31,12 @@ from pathlib import Path
 from typing import Any
 
 from .files import give_to
+from .zygote_main import ZYGOTE_FILES
 from .isolation import SANDBOX_SESSIONS, SANDBOX_WORKDIR, bwrap_argv, python_roots, scrubbed_env
 
 log = logging.getLogger(__name__)
-_ZYGOTE_SOURCE = (Path(__file__).parent / "zygote_main.py").read_text(encoding="utf-8")
+# The zygote's modules, joined into the one program the sandbox's python runs (see zygote_main).
+_ZYGOTE_SOURCE = "\n".join((Path(__file__).parent / name).read_text(encoding="utf-8") for name in ZYGOTE_FILES)
 
 
 class ZygoteError(RuntimeError):

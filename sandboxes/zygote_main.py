@@ -1,7 +1,8 @@
 """The zygote: the only sandmle code that runs *inside* a sandbox.
 
 It is stdlib-only and never imports ``sandmle`` (the package is not visible inside the
-sandbox): the host reads this file and passes its source to ``python -c``.
+sandbox): the host joins the sources of ``zygote_os.py``, this file and ``zygote_mother.py``
+(:data:`ZYGOTE_FILES`) and passes them to ``python -c`` as one program.
 
 Two levels of fork, so that neither interpreter start nor imports are ever paid on the hot path:
 
@@ -10,239 +11,40 @@ Two levels of fork, so that neither interpreter start nor imports are ever paid 
   talks to it over a ``SOCK_SEQPACKET`` socket on stdin: ``spawn`` messages carry the two pipe
   fds of the new session (SCM_RIGHTS), ``kill`` messages end one.
 * a **session** is a fork of the mother that enters fresh mount, pid, ipc and network
-  namespaces, bind-mounts its own directory at ``/workspace``, covers ``/sessions`` (so other
-  sessions are invisible), ``/tmp`` and ``/dev/shm`` with private size-capped tmpfs, mounts its
-  own ``/proc``, and serves one JSON request per line on its pipe. Without bwrap
+  namespaces, bind-mounts its own directory at ``/workspace``, unmounts ``/sessions`` (other
+  sessions are gone from its view), makes ``/tmp`` and ``/dev/shm`` two folders of one private
+  tmpfs sized by the memory limit, mounts its own ``/proc``, and serves one JSON request per line
+  on its pipe. Without bwrap
   (``isolation="none"``) a session is a plain fork that works in its host directory.
 * every **execution** is a child forked from the session. It gets its own session id, rlimits,
   fresh stdout/stderr pipes and only those fds, ``no_new_privs``, and (when the host runs as
   root) its own unprivileged uid, so ``RLIMIT_NPROC`` bounds a fork bomb per session and agent
   code can neither signal nor trace the session process that reports its results. The session
-  enforces the timeout, output and disk caps and afterwards kills every descendant (it is a
-  child subreaper, or pid 1 of its namespace). In stateful mode one long-lived child (the
-  "kernel") runs every step in the same globals; a step that kills it gets a fresh fork.
+  enforces the timeout, output, disk, file-count and memory caps and, before it replies, kills
+  every other descendant (it is a child subreaper, or pid 1 of its namespace). A stateless step
+  is a one-shot child whose exit status and rusage are the result. In stateful mode one
+  long-lived child (the "kernel") runs every step in the same globals; it is stopped (SIGSTOP)
+  between steps, so nothing of the agent's runs while the host grades, and its CPU time and
+  peak memory are read from its /proc; a step that kills it gets a fresh fork.
 """
 
-import ctypes
 import json
 import os
 import resource
 import select
 import signal
-import socket
 import sys
 import time
 import traceback
 
-PR_SET_PDEATHSIG, PR_SET_DUMPABLE, PR_SET_CHILD_SUBREAPER, PR_SET_NO_NEW_PRIVS = 1, 4, 36, 38
-CLONE_NEWNS, CLONE_NEWIPC, CLONE_NEWPID, CLONE_NEWNET = 0x00020000, 0x08000000, 0x20000000, 0x40000000
-MS_RDONLY, MS_NOSUID, MS_NODEV, MS_NOEXEC, MS_REMOUNT = 1, 2, 4, 8, 32
-MS_BIND, MS_REC, MS_PRIVATE, MNT_DETACH = 4096, 16384, 1 << 18, 2
-MIB = 1024 * 1024
-_libc = ctypes.CDLL(None, use_errno=True)
+ZYGOTE_FILES = ("zygote_os.py", "zygote_main.py", "zygote_mother.py")  # one program, in this order
 
-
-def _check(rc, what):
-    if rc != 0:
-        err = ctypes.get_errno()
-        raise OSError(err, "%s: %s" % (what, os.strerror(err)))
-
-
-def _mount(source, target, fstype=None, flags=0, data=None):
-    _check(_libc.mount(source.encode() if source else None, target.encode(),
-                       fstype.encode() if fstype else None, flags, data.encode() if data else None),
-           "mount %s" % target)
-
-
-def _prctl(option, value):
-    _check(_libc.prctl(option, value, 0, 0, 0), "prctl %d" % option)
-
-
-def _set_subreaper():
-    try:
-        _prctl(PR_SET_CHILD_SUBREAPER, 1)
-    except OSError:  # best effort; without it only the process group is killed
-        pass
-
-
-def _apply_rlimits(limits):
-    """Limits for agent code; set in the child before it runs anything. Every hard limit equals
-    its soft limit, so agent code can lower a limit but never raise one back up."""
-    pairs = [
-        (resource.RLIMIT_AS, limits.get("memory_mb"), MIB),
-        (resource.RLIMIT_CPU, limits.get("cpu_s"), 1),
-        (resource.RLIMIT_NPROC, limits.get("max_procs"), 1),
-        (resource.RLIMIT_FSIZE, limits.get("max_file_mb"), MIB),
-        (resource.RLIMIT_CORE, 0, 1),
-    ]
-    for what, value, unit in pairs:
-        if value is None:
-            continue
-        try:
-            resource.setrlimit(what, (int(value * unit), int(value * unit)))
-        except (ValueError, OSError):
-            pass
-    for name in dir(resource):
-        if name.startswith("RLIMIT_"):
-            what = getattr(resource, name)
-            try:
-                soft, hard = resource.getrlimit(what)
-                if soft != hard:
-                    resource.setrlimit(what, (soft, soft))
-            except (ValueError, OSError):
-                pass
-
-
-def _set_limit(pid, what, value):
-    """Set ``pid``'s limit ``what`` to ``value`` (soft = hard); False when not permitted."""
-    try:
-        resource.prlimit(pid, what, (value, value))
-        return True
-    except (ValueError, OSError):
-        return False
-
-
-def _descendants(root):
-    """Pids whose parent chain reaches ``root`` (read from /proc)."""
-    parents = {}
-    for name in os.listdir("/proc"):
-        if not name.isdigit():
-            continue
-        try:
-            with open("/proc/%s/stat" % name, "rb") as fh:
-                stat = fh.read()
-            parents[int(name)] = int(stat[stat.rindex(b")") + 2:].split()[1])
-        except (OSError, ValueError, IndexError):
-            continue
-    found, frontier = set(), {root}
-    while frontier:
-        frontier = {pid for pid, ppid in parents.items() if ppid in frontier and pid not in found}
-        found |= frontier
-    return found
-
-
-def _kill_descendants(keep=()):
-    """SIGKILL everything below this process except ``keep``, rescanning until no new pid
-    shows up (a fork bomb keeps spawning); pids already signalled are not waited for."""
-    signalled = set()
-    for _ in range(200):
-        fresh = _descendants(os.getpid()) - set(keep) - signalled
-        if not fresh:
-            break
-        for pid in fresh:
-            try:
-                os.kill(pid, signal.SIGKILL)
-            except OSError:
-                pass
-        signalled |= fresh
-    _reap()
-
-
-def _reap(keep=()):
-    while True:
-        try:
-            pid, _ = os.waitpid(-1, os.WNOHANG)
-        except ChildProcessError:
-            return
-        if pid == 0:
-            return
-
-
-def _dir_usage(path, byte_cap, entry_cap):
-    """(bytes in blocks, entries) under ``path``, counted until either passes its cap: an empty
-    file costs no block but an inode, so a flood of them is caught by the entry count."""
-    total = entries = 0
-    stack = [path]
-    while stack and total <= byte_cap and entries <= entry_cap:
-        try:
-            with os.scandir(stack.pop()) as it:
-                for entry in it:
-                    entries += 1
-                    try:
-                        if entry.is_dir(follow_symlinks=False):
-                            stack.append(entry.path)
-                        elif entry.is_file(follow_symlinks=False):
-                            total += entry.stat(follow_symlinks=False).st_blocks * 512
-                    except OSError:
-                        pass
-        except OSError:
-            pass
-    return total, entries
-
-
-def _used_bytes(path):
-    """Bytes in use on the file system holding ``path`` (the session's scratch tmpfs)."""
-    try:
-        st = os.statvfs(path)
-    except OSError:
-        return 0
-    return (st.f_blocks - st.f_bfree) * st.f_frsize
-
-
-def _proportional_memory(pids):
-    """Resident memory of ``pids``, shared pages split among their sharers (PSS), in bytes."""
-    total = 0
-    for pid in pids:
-        try:
-            with open("/proc/%d/smaps_rollup" % pid, "rb") as fh:
-                for line in fh:
-                    if line.startswith(b"Pss:"):
-                        total += int(line.split()[1]) * 1024
-                        break
-        except (OSError, ValueError, IndexError):
-            continue
-    return total
-
-
-_TICKS = os.sysconf("SC_CLK_TCK")
-
-
-def _cpu_seconds(pid):
-    """CPU time of ``pid`` (all its threads and the children it reaped), read from /proc: the
-    kernel's account, which agent code inside ``pid`` cannot forge."""
-    try:
-        with open("/proc/%d/stat" % pid, "rb") as fh:
-            fields = fh.read().rsplit(b")", 1)[1].split()
-        return sum(int(x) for x in fields[11:15]) / _TICKS  # utime stime cutime cstime
-    except (OSError, ValueError, IndexError):
-        return None
-
-
-def _peak_rss_mb(pid):
-    """Peak resident memory of ``pid`` since its last reset (VmHWM), in MiB."""
-    try:
-        with open("/proc/%d/status" % pid, "rb") as fh:
-            for line in fh:
-                if line.startswith(b"VmHWM:"):
-                    return int(line.split()[1]) / 1024.0
-    except (OSError, ValueError, IndexError):
-        pass
-    return 0.0
-
-
-def _reset_peak_rss(pid):
-    try:
-        with open("/proc/%d/clear_refs" % pid, "w") as fh:
-            fh.write("5")  # resets VmHWM to the current RSS
-    except OSError:
-        pass
-
-
-class Tail:
-    """Keeps the last ``keep`` bytes of a stream and counts all of them."""
-
-    def __init__(self, keep):
-        self.keep, self.buf, self.total = keep, bytearray(), 0
-
-    def add(self, data):
-        self.total += len(data)
-        self.buf += data
-        if len(self.buf) > 2 * self.keep:
-            del self.buf[:-self.keep]
-
-    def text(self):
-        return bytes(self.buf[-self.keep:]).decode("utf-8", "replace")
-
+if __package__:  # imported as part of sandmle (the host, tests); joined into one program otherwise
+    from .zygote_os import (  # noqa: F401
+        MIB, PR_SET_DUMPABLE, PR_SET_NO_NEW_PRIVS, Tail, _apply_rlimits, _cpu_seconds, _descendants, _drain,
+        _kill_descendants, _peak_rss_mb, _prctl, _proportional_memory, _read, _reset_peak_rss, _set_limit,
+        _used_bytes, _dir_usage,
+    )
 
 def _run_code(code, glb):
     """Run agent code in ``glb``; returns its exit code (tracebacks go to stderr)."""
@@ -593,31 +395,6 @@ def _close_fds(worker):
             pass
 
 
-def _read(fd):
-    try:
-        return os.read(fd, 65536)
-    except OSError:
-        return b""
-
-
-def _drain(fd, tail):
-    """Read what ``fd`` holds now without waiting (into ``tail``, or discarded when None)."""
-    os.set_blocking(fd, False)
-    while True:
-        try:
-            data = os.read(fd, 65536)
-        except (BlockingIOError, OSError):
-            break
-        if not data:
-            break
-        if tail is not None:
-            if tail.total > 64 * MIB:
-                break
-            tail.add(data)
-    if tail is None:
-        os.set_blocking(fd, True)
-
-
 def _decode_status(status, cpu_s, cpu_cap):
     """(exit code, kill reason, detail) of a worker's wait status."""
     if os.WIFEXITED(status):
@@ -649,152 +426,3 @@ def _serve(zygote, requests, replies, ready):
         # Off the hot path (the agent is thinking now): fork the next worker.
         zygote.prepare(bool(req.get("stateful")) and req.get("code") is not None)
     zygote.shutdown()
-
-
-def _isolate(cfg, name):
-    """In a fresh session child: own namespaces and a file system view of only its directory.
-
-    The sandbox's base folder leaves this namespace once the session's own folder is bound at
-    /workspace (other sessions' folders are not covered but gone, and so is the host path of
-    the base folder from /proc/self/mountinfo). /tmp and /dev/shm are two folders of one private
-    tmpfs sized by ``memory_mb`` with an inode cap: their files are memory and count against it.
-    """
-    root, workdir = cfg["sessions_root"], cfg["workdir"]
-    memory = cfg["limits"].get("memory_mb") or cfg.get("disk_limit_mb", 1024)
-    _check(_libc.unshare(CLONE_NEWNS | CLONE_NEWPID | CLONE_NEWIPC | CLONE_NEWNET), "unshare")
-    _mount("none", "/", None, MS_REC | MS_PRIVATE)
-    _mount(os.path.join(root, name), workdir, None, MS_BIND | MS_REC)
-    _umount(root)
-    _mount("tmpfs", root, "tmpfs", MS_NOSUID | MS_NODEV, "size=1m,mode=0700")  # set-up space
-    scratch, stash = os.path.join(root, "scratch"), os.path.join(root, "stash")
-    os.mkdir(scratch)
-    _mount("tmpfs", scratch, "tmpfs", MS_NOSUID | MS_NODEV,
-           "size=%dm,nr_inodes=%d,mode=0755" % (memory, int(cfg.get("max_files") or 100000)))
-    keep = cfg.get("keep_visible", [])
-    for target, sub in (("/tmp", "tmp"), ("/dev/shm", "shm")):
-        if os.path.isdir(target):
-            os.mkdir(os.path.join(scratch, sub), 0o1777)
-            os.chmod(os.path.join(scratch, sub), 0o1777)
-            _private_scratch(target, os.path.join(scratch, sub), keep, stash)
-    _umount(scratch)
-    _umount(root)
-
-
-def _umount(path):
-    _check(_libc.umount2(path.encode(), MNT_DETACH), "umount %s" % path)
-
-
-def _private_scratch(target, source, keep, stash):
-    """Replace ``target`` by a bind of ``source``, leaving the read-only mounts in ``keep`` that
-    lie below it visible at their paths (a Python installed under /tmp, e.g. a CI checkout's
-    virtualenv, must stay importable); the covered mount is removed, not just hidden."""
-    below = [k for k in keep if k.startswith(target.rstrip("/") + "/")]
-    if below:  # reach the old tree through a stash mount once it is gone from ``target``
-        os.mkdir(stash)
-        _mount(target, stash, None, MS_BIND | MS_REC)
-    if os.path.ismount(target):
-        _umount(target)
-    _mount(source, target, None, MS_BIND)
-    for path in below:
-        os.makedirs(path, mode=0o755, exist_ok=True)
-        _mount(stash + path[len(target):], path, None, MS_BIND | MS_REC)
-        if not os.statvfs(path).f_flag & os.ST_RDONLY:
-            _mount(None, path, None, MS_REMOUNT | MS_BIND | MS_RDONLY | MS_NOSUID | MS_NODEV)
-    if below:
-        _umount(stash)
-        os.rmdir(stash)
-
-
-def _session_main(cfg, msg, req_fd, reply_fd, ready):
-    """Body of a forked session (never returns)."""
-    code = 1
-    try:
-        _prctl(PR_SET_PDEATHSIG, signal.SIGKILL)  # the mother's death ends every session
-        scfg = dict(cfg, uid=msg.get("uid"))
-        if cfg.get("namespaces"):
-            _isolate(cfg, msg["dir"])
-            pid = os.fork()  # the first child of the new pid namespace is its init
-            if pid:
-                os.close(req_fd)
-                os.close(reply_fd)
-                _, status = os.waitpid(pid, 0)
-                os._exit(os.waitstatus_to_exitcode(status) & 0xFF)
-            _prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
-            _umount("/proc")  # the mother's, covered otherwise
-            _mount("proc", "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC)
-        else:
-            scfg["workdir"] = os.path.join(cfg["sessions_root"], msg["dir"])
-            _set_subreaper()
-        # Agent code that shares this process's uid (unprivileged hosts) cannot ptrace it or
-        # write its memory, so it cannot forge the results this process reports.
-        _prctl(PR_SET_DUMPABLE, 0)
-        os.chdir(scfg["workdir"])
-        sys.path[0] = scfg["workdir"]
-        requests = os.fdopen(req_fd, "r")
-        replies = os.fdopen(reply_fd, "w", buffering=1)
-        _serve(Zygote(scfg), requests, replies, dict(ready, pid=os.getpid()))
-        code = 0
-    except BaseException:  # noqa: BLE001 - the host sees EOF and the mother's log says why
-        traceback.print_exc()
-    os._exit(code)
-
-
-def _mother_loop(cfg, control, ready):
-    """Fork a session per ``spawn`` message; kill on ``kill``; exit when the host goes away."""
-    sessions = {}
-    while True:
-        readable, _, _ = select.select([control], [], [], 1.0)
-        for sid, pid in list(sessions.items()):
-            try:
-                if os.waitpid(pid, os.WNOHANG)[0]:
-                    del sessions[sid]
-            except ChildProcessError:
-                del sessions[sid]
-        if not readable:
-            continue
-        data, fds, _, _ = socket.recv_fds(control, 1 << 16, 2)
-        if not data:
-            break  # the host closed the socket (or died)
-        msg = json.loads(data)
-        if msg["op"] == "spawn":
-            pid = os.fork()
-            if pid == 0:
-                control.close()
-                _session_main(cfg, msg, fds[0], fds[1], ready)
-            sessions[msg["sid"]] = pid
-        elif msg["op"] == "kill" and msg["sid"] in sessions:
-            try:
-                os.kill(sessions[msg["sid"]], signal.SIGKILL)
-            except OSError:
-                pass
-        for fd in fds:
-            os.close(fd)
-    for pid in sessions.values():
-        try:
-            os.kill(pid, signal.SIGKILL)
-        except OSError:
-            pass
-
-
-def main():
-    cfg = json.loads(sys.argv[1])
-    signal.signal(signal.SIGPIPE, signal.SIG_IGN)
-    os.chdir(cfg["sessions_root"])
-    sys.path.insert(0, cfg["sessions_root"])
-    control = socket.socket(fileno=os.dup(0))
-    devnull = os.open(os.devnull, os.O_RDWR)
-    for fd in (0, 1):
-        os.dup2(devnull, fd)  # stray prints from preloaded modules must not reach a protocol
-    failed = []
-    for mod in cfg.get("preload", []):
-        try:
-            __import__(mod)
-        except Exception as exc:  # noqa: BLE001 - report, keep going
-            failed.append("%s: %s" % (mod, exc))
-    ready = {"ready": True, "preload_failed": failed}
-    control.sendall(json.dumps(dict(ready, pid=os.getpid())).encode())
-    _mother_loop(cfg, control, ready)
-
-
-if __name__ == "__main__":
-    main()
