@@ -42,8 +42,8 @@ ZYGOTE_FILES = ("zygote_os.py", "zygote_main.py", "zygote_mother.py")  # one pro
 if __package__:  # imported as part of sandmle (the host, tests); joined into one program otherwise
     from .zygote_os import (  # noqa: F401
         MIB, PR_SET_DUMPABLE, PR_SET_NO_NEW_PRIVS, Tail, _apply_rlimits, _cpu_seconds, _descendants, _drain,
-        _kill_descendants, _peak_rss_mb, _prctl, _proportional_memory, _read, _reset_peak_rss, _set_limit,
-        _used_bytes, _dir_usage,
+        _kill_descendants, _peak_rss_mb, _prctl, _proportional_memory, _read, _reap, _reset_peak_rss,
+        _set_limit, _used_bytes, _dir_usage,
     )
 
 def _run_code(code, glb):
@@ -120,10 +120,14 @@ class Worker:
         return tuple(fd for fd in (self.req_w, self.ctrl_r, self.out_r, self.err_r, self.pidfd) if fd is not None)
 
 
-def _worker_loop(req_r, ctrl_w):
-    """Body of a worker: run requests in one globals dict. A one-shot worker (``ctrl_w`` None)
-    runs one request and exits with its code; a kernel writes one line per finished step."""
+def _worker_loop(req_r, ctrl_w, one_shot):
+    """Body of a worker: run requests in one globals dict. After each step it writes its exit
+    code (and its children's peak memory) on ``ctrl_w`` and stops itself: the session reads
+    the report once the worker is stopped, measures the rest from /proc, and either lets a
+    kernel continue (SIGCONT) for the next step or kills a one-shot worker after replying, so
+    the cost of tearing down a big address space never delays a reply."""
     glb = {"__name__": "__main__", "__builtins__": __builtins__}
+    stop, me, write, rusage = os.kill, os.getpid(), os.write, resource.getrusage  # before agent code
     reader = os.fdopen(req_r, "r")
     for line in reader:
         req = json.loads(line)
@@ -135,9 +139,11 @@ def _worker_loop(req_r, ctrl_w):
                 print("cannot run %r: %s" % (argv[0], exc), file=sys.stderr)
                 return 127
         rc = _run_code(req["code"], glb)
-        if ctrl_w is None:
+        children_kb = rusage(resource.RUSAGE_CHILDREN).ru_maxrss
+        write(ctrl_w, (json.dumps({"exit_code": rc & 0xFF, "children_peak_kb": children_kb}) + "\n").encode())
+        stop(me, signal.SIGSTOP)
+        if one_shot:
             return rc
-        os.write(ctrl_w, (json.dumps({"exit_code": rc & 0xFF}) + "\n").encode())
     return 0
 
 
@@ -153,29 +159,38 @@ class Zygote:
         self.scratch = "/tmp" if cfg.get("namespaces") else None
         self.spare = None   # one-shot worker for the next stateless step
         self.kernel = None  # persistent worker of a stateful session
+        # A worker that stops itself raises SIGCHLD; its handler writes to this pipe, which the
+        # step loop selects on (a stop, unlike an exit, does not wake a pidfd).
+        self.wakeup_r, wakeup_w = os.pipe()
+        for fd in (self.wakeup_r, wakeup_w):
+            os.set_blocking(fd, False)
+        signal.signal(signal.SIGCHLD, lambda *_: None)
+        signal.set_wakeup_fd(wakeup_w)
 
     def _spawn(self, one_shot):
         req_r, req_w = os.pipe()
-        ctrl_r, ctrl_w = os.pipe() if not one_shot else (None, None)
+        ctrl_r, ctrl_w = os.pipe()
         out_r, out_w = os.pipe()
         err_r, err_w = os.pipe()
         pid = os.fork()
         if pid == 0:
             code = 1
             try:
-                keep = (req_r,) if one_shot else (req_r, ctrl_w)
-                _child_setup(out_w, err_w, self.limits, self.workdir, keep=keep, uid=self.cfg.get("uid"))
-                code = _worker_loop(req_r, ctrl_w)
+                signal.set_wakeup_fd(-1)  # the session's, not to be written by a child's signals
+                signal.signal(signal.SIGCHLD, signal.SIG_DFL)
+                _child_setup(out_w, err_w, self.limits, self.workdir, keep=(req_r, ctrl_w), uid=self.cfg.get("uid"))
+                code = _worker_loop(req_r, ctrl_w, one_shot)
             except BaseException:  # noqa: BLE001
                 traceback.print_exc()
             os._exit(code & 0xFF if isinstance(code, int) else 1)
         for fd in (req_r, ctrl_w, out_w, err_w):
-            if fd is not None:
-                os.close(fd)
+            os.close(fd)
         return Worker(pid, req_w, ctrl_r, out_r, err_r)
 
     def prepare(self, stateful):
-        """Fork the next worker ahead of need (called while the agent is thinking)."""
+        """Fork the next worker ahead of need (called while the agent is thinking), and reap
+        the workers killed after the last reply."""
+        _reap()
         if stateful:
             if self.kernel is None:
                 self.kernel = self._spawn(one_shot=False)
@@ -194,24 +209,22 @@ class Zygote:
         memory = self.limits.get("memory_mb")
         if memory and self.scratch:  # what /tmp and /dev/shm hold is not the step's to allocate
             _set_limit(worker.pid, resource.RLIMIT_AS, max(memory * MIB - scratch0, 16 * MIB))
-        cpu0 = None
-        if stateful:
-            cpu0 = self._resume_kernel(worker)
+        cpu0 = self._resume_kernel(worker) if stateful else 0.0
         msg = {"code": req.get("code"), "command": req.get("command"), "env": req.get("env")}
         try:
             os.write(worker.req_w, (json.dumps(msg) + "\n").encode())
         except OSError:
             pass  # the worker is gone; _watch reports how it ended
-        reply = self._watch(worker, timeout, t0, req, cpu0, scratch0)
+        reply = self._watch(worker, timeout, t0, req, cpu0, scratch0, stateful)
         if stateful and (reply["killed"] or worker.status is not None):
             self.kernel = None  # _watch already killed it and closed its fds
             reply["detail"] = (reply["detail"] + "; interpreter restarted, variables lost").lstrip("; ")
         return reply
 
     def _resume_kernel(self, kernel):
-        """Before a stateful step: drop stale step reports (lines a thread of the last step
-        wrote after it ended), move the CPU cap up by one step's worth, reset the peak memory
-        mark, and let the stopped kernel run again. Returns its CPU seconds so far."""
+        """Before a stateful step: drop stale step reports, move the CPU cap up by one step's
+        worth, reset the peak memory mark, and let the stopped kernel run again. Returns its
+        CPU seconds so far."""
         _drain(kernel.ctrl_r, None)
         cpu0 = _cpu_seconds(kernel.pid) or 0.0
         cap = self.limits.get("cpu_s")
@@ -224,27 +237,31 @@ class Zygote:
             pass
         return cpu0
 
-    def _settle(self, worker, stateful):
-        """After a step and before its reply: stop the kernel (every thread: nothing it left
-        running may change files or burn CPU while the host grades) and kill every other process
-        of the step, so between steps nothing of the agent's runs."""
-        keep = set()
-        if stateful and worker.status is None:
-            try:
-                os.kill(worker.pid, signal.SIGSTOP)
-                _, status, rusage = os.wait4(worker.pid, os.WUNTRACED)
-                if not os.WIFSTOPPED(status):
-                    worker.status, worker.rusage = status, rusage
-            except ChildProcessError:
-                worker.status = -1
-            except OSError:
-                pass
-            if worker.status is None:
-                keep.add(worker.pid)
-        for idle in (self.spare, self.kernel):  # forked ahead of need, or stopped since its step
-            if idle is not None and idle is not worker and idle.status is None:
-                keep.add(idle.pid)
+    def _poll_worker(self, worker):
+        """True when ``worker`` has stopped itself; records its status if it exited instead."""
+        try:
+            pid, status, rusage = os.wait4(worker.pid, os.WNOHANG | os.WUNTRACED)
+        except ChildProcessError:
+            worker.status = -1
+            return False
+        if pid == 0:
+            return False
+        if os.WIFSTOPPED(status):
+            return True
+        worker.status, worker.rusage = status, rusage
+        return False
+
+    def _settle(self, worker, keep_worker):
+        """Before the reply: kill every process of the step but the idle workers and, if
+        ``keep_worker``, the (stopped) kernel, which is stopped again once nothing else of
+        the agent's is left to wake it: between steps nothing of the agent's runs."""
+        keep = {idle.pid for idle in (self.spare, self.kernel)
+                if idle is not None and idle is not worker and idle.status is None}
+        if keep_worker:
+            keep.add(worker.pid)
         _kill_descendants(keep)
+        if keep_worker and not _hold_stopped(worker.pid):
+            self._kill(worker)
 
     def _kill(self, worker):
         """SIGKILL the worker's session and the worker, and reap it."""
@@ -280,21 +297,20 @@ class Zygote:
         return ("memory limit reached: processes %d MiB + /tmp and /dev/shm %d MiB > %d MiB"
                 % (procs // MIB, scratch // MIB, memory_mb))
 
-    def _watch(self, worker, timeout, t0, req, cpu0, scratch0):
+    def _watch(self, worker, timeout, t0, req, cpu0, scratch0, stateful):
         """Collect output until the step ends; enforce timeout, output, disk and memory caps;
         settle the session; build the reply from what the session measured itself."""
-        stateful = cpu0 is not None
         out, err = Tail(self.tail_bytes), Tail(self.tail_bytes)
         streams = {worker.out_r: out, worker.err_r: err}
-        watch = {worker.out_r, worker.err_r, worker.pidfd} | ({worker.ctrl_r} if stateful else set())
+        watch = {worker.out_r, worker.err_r, worker.pidfd, self.wakeup_r}
         output_limit = self.cfg.get("output_limit_bytes", 8 * MIB)
         disk_limit = self.cfg.get("disk_limit_mb", 1024) * MIB
         file_limit = int(req.get("max_files") or self.cfg.get("max_files") or 100000)
         memory = self.limits.get("memory_mb")
-        killed, detail, report = None, "", None
+        killed, detail, stopped = None, "", False
         deadline = t0 + timeout
         next_check, first_usage = t0 + 0.2, None
-        while report is None and worker.status is None:
+        while not stopped and worker.status is None:
             now = time.perf_counter()
             if now >= deadline:
                 killed, detail = "timeout", "killed after %.1f s timeout" % timeout
@@ -307,10 +323,9 @@ class Zygote:
                         streams[fd].add(data)
                     else:
                         watch.discard(fd)
-                elif fd == worker.ctrl_r:
-                    line = _read(fd)
-                    watch.discard(fd)
-                    report = line.decode("utf-8", "replace").splitlines()[0] if line else ""
+                elif fd == self.wakeup_r:
+                    _drain(fd, None)
+                    stopped = self._poll_worker(worker)
                 elif fd == worker.pidfd:
                     watch.discard(fd)
                     try:
@@ -320,7 +335,7 @@ class Zygote:
             if out.total + err.total > output_limit:
                 killed, detail = "output", "output exceeded %d bytes" % output_limit
                 break
-            if time.perf_counter() >= next_check:
+            if not stopped and time.perf_counter() >= next_check:
                 began = time.perf_counter()
                 used, entries = _dir_usage(self.workdir, disk_limit, file_limit)
                 # A step that only frees space (cleaning up after an earlier flood) is never
@@ -339,26 +354,26 @@ class Zygote:
                         killed = "memory"
                         break
                     detail = ""
-                spent = time.perf_counter() - began
                 # A big folder takes a while to scan: check less often (<= ~20% of a core).
-                next_check = time.perf_counter() + min(2.0, max(0.2, 5 * spent))
+                next_check = time.perf_counter() + min(2.0, max(0.2, 5 * (time.perf_counter() - began)))
+        exit_code, cpu_s, peak = None, 0.0, 0.0
         if killed is not None:
             self._kill(worker)
-        self._settle(worker, stateful and killed is None)
+        elif stopped:  # measured now, from the kernel's accounts, while the worker is stopped
+            cpu_s = (_cpu_seconds(worker.pid) or cpu0) - cpu0
+            peak = _peak_rss_mb(worker.pid)
+            exit_code, killed, detail, children_mb = _step_report(_last_line(worker.ctrl_r), memory)
+            peak = max(peak, children_mb)
+        self._settle(worker, keep_worker=stateful and stopped and killed is None)
         for fd in (worker.out_r, worker.err_r):
             _drain(fd, streams[fd])  # only what is buffered: orphans may hold the pipes open
-        exit_code, cpu_s, peak = None, 0.0, 0.0
-        if stateful and worker.status is None and report is not None:
-            exit_code, killed, detail = _kernel_exit_code(report, killed, detail)
-            cpu_s = max((_cpu_seconds(worker.pid) or cpu0) - cpu0, 0.0)
-            peak = _peak_rss_mb(worker.pid)
-        elif worker.status is not None and worker.status != -1:
+        if not stopped and worker.status is not None and worker.status != -1:
             if worker.rusage is not None:
-                cpu_s = worker.rusage.ru_utime + worker.rusage.ru_stime - (cpu0 or 0.0)
+                cpu_s = worker.rusage.ru_utime + worker.rusage.ru_stime - cpu0
                 peak = worker.rusage.ru_maxrss / 1024.0
             if killed is None:
                 exit_code, killed, detail = _decode_status(worker.status, cpu_s, self.limits.get("cpu_s"))
-        elif killed is None:
+        elif killed is None and not stopped:
             killed, detail = "signal", "the worker ended without a trace"
         if killed is None and "MemoryError" in err.text()[-2000:]:
             killed, detail = "memory", "memory limit reached (MemoryError)"
@@ -375,16 +390,64 @@ class Zygote:
         }
 
 
-def _kernel_exit_code(report, killed, detail):
-    """The exit code in a kernel's end-of-step line (agent code can write that pipe, so the
-    line is checked: an int 0-255, else the step is reported as an error)."""
+def _hold_stopped(pid, wait_s=1.0):
+    """Stop ``pid`` (again: a process of the step may have continued it before it was killed)
+    and wait until it is; consume the stop notice so the next step's own stop is the next one
+    seen. False when it could not be held stopped."""
     try:
-        code = json.loads(report)["exit_code"]
-        if isinstance(code, int) and not isinstance(code, bool) and 0 <= code <= 255:
-            return code, killed, detail
+        os.kill(pid, signal.SIGSTOP)
+    except OSError:
+        return False
+    deadline = time.perf_counter() + wait_s
+    while _proc_state(pid) not in ("T", "t"):
+        if _proc_state(pid) in (None, "Z", "X") or time.perf_counter() > deadline:
+            return False
+        time.sleep(0.0005)
+    while True:
+        try:
+            if os.waitpid(pid, os.WNOHANG | os.WUNTRACED)[0] == 0:
+                return True
+        except ChildProcessError:
+            return False
+
+
+def _proc_state(pid):
+    try:
+        with open("/proc/%d/stat" % pid, "rb") as fh:
+            return fh.read().rsplit(b")", 1)[1].split()[0].decode()
+    except (OSError, IndexError):
+        return None
+
+
+def _last_line(fd):
+    """The last complete line waiting on ``fd`` (the end-of-step report), or None."""
+    data = bytearray()
+    os.set_blocking(fd, False)
+    try:
+        while True:
+            chunk = os.read(fd, 65536)
+            if not chunk or len(data) > 1 << 20:
+                break
+            data += chunk
+    except (BlockingIOError, OSError):
+        pass
+    os.set_blocking(fd, True)
+    lines = bytes(data).decode("utf-8", "replace").splitlines()
+    return lines[-1] if lines else None
+
+
+def _step_report(line, memory_mb):
+    """(exit code, kill reason, detail, children's peak MiB) from a worker's end-of-step line.
+    Agent code can write that pipe too, so the line is checked: an exit code 0-255 and a peak
+    no larger than the memory limit, else the step is reported as an error."""
+    try:
+        report = json.loads(line)
+        code, kb = report["exit_code"], report.get("children_peak_kb", 0)
+        if type(code) is int and 0 <= code <= 255 and type(kb) in (int, float) and 0 <= kb < float("inf"):
+            return code, None, "", min(kb / 1024.0, float(memory_mb or kb / 1024.0))
     except (ValueError, TypeError, KeyError):
         pass
-    return None, killed or "error", detail or "the step's end-of-step report was malformed"
+    return None, "error", "the step's end-of-step report was missing or malformed", 0.0
 
 
 def _close_fds(worker):
