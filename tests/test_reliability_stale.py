@@ -69,3 +69,16 @@ def test_docker_removes_containers_and_folders_of_dead_owners():
         assert stale.id not in {c.id for c in client.containers.list(all=True)}
     finally:
         asyncio.run(sb.shutdown())
+
+
+def test_any_sandmle_process_removes_them_at_start():
+    """A resumed run with nothing left to do starts no sandbox; loading the plugins is enough."""
+    from sandmle.core import plugins
+
+    dead = subprocess.Popen(["true"])
+    dead.wait()
+    folder = make_owned_dir(BASE_PREFIX)
+    (folder / OWNER_FILE).write_text(json.dumps(owner_record(dead.pid) | {"start": 1}))
+    plugins.reset()
+    plugins.get_registry()
+    assert not folder.exists()
