@@ -62,3 +62,15 @@ def test_recipe_validate_and_eval_refuse_zero_concurrency(tmp_path):
     recipe.write_text("name: r\ntasks: {generator: procedural, n: 1}\nevaluation: {concurrency: 0}\n")
     no_traceback(sandmle("recipe", "validate", str(recipe)), "evaluation.concurrency", "at least 1")
     no_traceback(sandmle("eval", str(recipe)), "evaluation.concurrency")
+
+
+def test_executor_concurrency_is_checked_too():
+    from sandmle.core.plugins import get_registry
+    from sandmle.evaluation.executors import resolve_concurrency
+
+    recipe = parse_recipe({"evaluation": {"executor": {"name": "local", "args": {"concurrency": 0}}}})
+    with pytest.raises(RecipeError) as info:
+        resolve(recipe, get_registry())
+    assert "at least 1" in dict(info.value.problems)["evaluation.executor.args.concurrency"]
+    with pytest.raises(ValueError):
+        resolve_concurrency(-2)
