@@ -1,12 +1,14 @@
 """Kill-and-resume soak: ``kill -9`` ``sandmle generate`` and ``sandmle eval`` at random moments,
 rerun each until it finishes, and compare what is left with one uninterrupted run of each.
 
-For ``generate``: the task set must hold exactly N tasks, every folder loading as a task, no
+Kills land while work is left: when a resumed run finishes before its kill, that output folder's
+cycle is compared and the next cycle starts on a fresh folder. For ``generate``: each cycle's
+task set must hold exactly N tasks, every folder loading as a task, no
 candidate index or hidden rule twice (0 lost, 0 duplicated), each task byte-identical to the
 uninterrupted run's task of the same id. For ``eval`` (whose recipe generates its own tasks, so
 kills land in the generation stage too): every planned episode has exactly one usable row in
 ``results.jsonl`` (0 lost, 0 duplicated) and the same grade and reward as the uninterrupted
-run. Both: no sandbox folder of a killed run is left once the next run has started.
+run. Both: no sandbox folder of a killed run is left at the end.
 
     .venv/bin/python benchmarks/kill_resume_soak.py [--kills 20] [--tasks 4] [--seeds 2]
         [--scaffolds react,mledojo] [--only generate|eval] [--seed 0] [--json]
@@ -27,7 +29,7 @@ import tempfile
 import time
 from collections import Counter
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 SEED_TASKS = "breast-cancer-binary,diabetes-regression"
 FILES = ("task.yaml", "prepared/public/train.csv", "prepared/public/test.csv",
@@ -52,38 +54,46 @@ def run_to_end(argv: list[str], log: Path) -> float:
     return time.monotonic() - t0
 
 
-def kill_and_resume(argv: list[str], kills: int, window: tuple[float, float], rng: random.Random,
+def kill_and_resume(argv_for: Callable[[Path], list[str]], compare: Callable[[Path], dict[str, Any]],
+                    folder: Path, kills: int, window: tuple[float, float], rng: random.Random,
                     log: Path) -> dict[str, Any]:
-    """Start ``argv``, SIGKILL it after a random delay in ``window``, ``kills`` times (a run that
-    finishes first counts as a run, not a kill), then run it to the end."""
+    """Start the command on a fresh output folder and SIGKILL it after a random delay in
+    ``window``, again and again; a run that finishes first ends that folder's cycle (its output
+    is compared) and the next cycle starts on a new folder, so every kill lands while work is
+    left. After ``kills`` kills the last cycle runs to its end. Returns the summed comparison."""
     killed: list[int] = []
-    finished_early = 0
+    results: list[dict[str, Any]] = []
     t0 = time.monotonic()
+
+    def out() -> Path:
+        return folder / f"cycle{len(results)}"
+
     while len(killed) < kills:
         with open(log, "ab") as fh:
-            proc = subprocess.Popen(argv, stdout=fh, stderr=subprocess.STDOUT, env=_env())
+            proc = subprocess.Popen(argv_for(out()), stdout=fh, stderr=subprocess.STDOUT, env=_env())
             try:
                 proc.wait(timeout=rng.uniform(*window))
-                finished_early += 1
-                if finished_early > 3 * kills + 3:
-                    raise RuntimeError("the command keeps finishing before the kill; widen the window")
-                if proc.returncode != 0:
-                    raise RuntimeError(f"{' '.join(argv[3:])} failed ({proc.returncode}); see {log}")
             except subprocess.TimeoutExpired:
                 os.kill(proc.pid, signal.SIGKILL)  # the main process only, as `kill -9 PID`
                 proc.wait()
                 killed.append(proc.pid)
-    final_pid = _run_final(argv, log)
-    return {"kills": len(killed), "finished_before_kill": finished_early, "killed_pids": killed,
-            "final_pid": final_pid, "wall_s": round(time.monotonic() - t0, 1)}
-
-
-def _run_final(argv: list[str], log: Path) -> int:
-    with open(log, "ab") as fh:
-        proc = subprocess.Popen(argv, stdout=fh, stderr=subprocess.STDOUT, env=_env())
-        if proc.wait(timeout=3600) != 0:
-            raise RuntimeError(f"the final uninterrupted run failed ({proc.returncode}); see {log}")
-    return proc.pid
+                continue
+        if proc.returncode != 0:
+            raise RuntimeError(f"{' '.join(argv_for(out())[3:])} failed ({proc.returncode}); see {log}")
+        results.append(compare(out()))  # this cycle finished between kills: the next starts afresh
+    final = out()
+    run_to_end(argv_for(final), log)
+    results.append(compare(final))
+    summed: dict[str, Any] = {"kills": len(killed), "cycles": len(results), "wall_s": round(time.monotonic() - t0, 1),
+                              "leftover_sandbox_folders": leftover_folders(killed)}
+    for key, value in results[0].items():
+        if isinstance(value, bool):
+            summed[key] = any(r[key] for r in results)
+        elif isinstance(value, (int, float)):
+            summed[key] = sum(r[key] for r in results)
+        elif isinstance(value, list):
+            summed[key] = [item for r in results for item in r[key]]
+    return summed
 
 
 def leftover_folders(pids: list[int]) -> list[str]:
@@ -149,15 +159,15 @@ def compare_results(ref: Path, soak: Path) -> dict[str, Any]:
 
 
 def soak_generate(work: Path, kills: int, n: int, rng: random.Random) -> dict[str, Any]:
-    argv = lambda out: _sandmle("generate", "--n", str(n), "--out", str(out), "--seeds", SEED_TASKS,  # noqa: E731
-                                "--workers", "1", "--seed", "0")
+    def argv_for(out: Path) -> list[str]:
+        return _sandmle("generate", "--n", str(n), "--out", str(out), "--seeds", SEED_TASKS, "--workers", "1",
+                        "--seed", "0")
+
     log = work / "generate.log"
-    ref_wall = run_to_end(argv(work / "gen-ref"), log)
-    run = kill_and_resume(argv(work / "gen-soak"), kills, (0.5, max(1.5, ref_wall)), rng, log)
-    killed = run.pop("killed_pids")
-    report = compare_task_sets(work / "gen-ref", work / "gen-soak", n)
-    return report | run | {"uninterrupted_wall_s": round(ref_wall, 1),
-                           "leftover_sandbox_folders": leftover_folders(killed)}
+    ref_wall = run_to_end(argv_for(work / "gen-ref"), log)
+    report = kill_and_resume(argv_for, lambda out: compare_task_sets(work / "gen-ref", out, n), work / "gen-soak",
+                             kills, (0.5, max(1.5, ref_wall)), rng, log)
+    return report | {"uninterrupted_wall_s": round(ref_wall, 1)}
 
 
 def soak_eval(work: Path, kills: int, n: int, seeds: int, scaffolds: str, rng: random.Random) -> dict[str, Any]:
@@ -168,16 +178,19 @@ def soak_eval(work: Path, kills: int, n: int, seeds: int, scaffolds: str, rng: r
         f"seeds: [{SEED_TASKS}]}}\n"
         f"backend: baseline\nscaffolds: [{scaffolds}]\n"
         f"evaluation: {{seeds: {list(range(seeds))}, concurrency: 2}}\n", encoding="utf-8")
-    argv = lambda out: _sandmle("eval", str(recipe), "--out", str(out))  # noqa: E731
+
+    def argv_for(out: Path) -> list[str]:
+        return _sandmle("eval", str(recipe), "--out", str(out))
+
+    def compare(out: Path) -> dict[str, Any]:
+        report = compare_results(work / "eval-ref", out)
+        tasks = compare_task_sets(work / "eval-ref" / "tasks" / "soak", out / "tasks" / "soak", n)
+        return report | {"tasks_lost": tasks["lost"], "tasks_duplicated": tasks["duplicated"]}
+
     log = work / "eval.log"
-    ref_wall = run_to_end(argv(work / "eval-ref"), log)
-    run = kill_and_resume(argv(work / "eval-soak"), kills, (0.5, max(1.5, ref_wall)), rng, log)
-    killed = run.pop("killed_pids")
-    report = compare_results(work / "eval-ref", work / "eval-soak")
-    tasks = compare_task_sets(work / "eval-ref" / "tasks" / "soak", work / "eval-soak" / "tasks" / "soak", n)
-    return report | run | {"uninterrupted_wall_s": round(ref_wall, 1), "tasks_lost": tasks["lost"],
-                           "tasks_duplicated": tasks["duplicated"],
-                           "leftover_sandbox_folders": leftover_folders(killed)}
+    ref_wall = run_to_end(argv_for(work / "eval-ref"), log)
+    report = kill_and_resume(argv_for, compare, work / "eval-soak", kills, (0.5, max(1.5, ref_wall)), rng, log)
+    return report | {"uninterrupted_wall_s": round(ref_wall, 1)}
 
 
 def passed(report: dict[str, Any]) -> bool:
@@ -211,7 +224,7 @@ def main(argv: list[str] | None = None) -> int:
     else:
         for name, r in report.items():
             what = "tasks" if name == "generate" else "episodes"
-            print(f"{name}: {r['kills']} kills (+{r['finished_before_kill']} runs that finished first), "
+            print(f"{name}: {r['kills']} kills over {r['cycles']} complete runs, "
                   f"{r[what]}/{r['expected']} {what}, {r['lost']} lost, {r['duplicated']} duplicated, "
                   f"{len(r['leftover_sandbox_folders'])} sandbox folders left; {r['wall_s']} s "
                   f"(uninterrupted: {r['uninterrupted_wall_s']} s)")

@@ -24,9 +24,10 @@ def test_kill_and_resume_loses_and_duplicates_nothing(tmp_path, capsys):
     report = json.loads(capsys.readouterr().out)
     gen, ev = report["generate"], report["eval"]
     assert gen["kills"] == 2 and ev["kills"] == 2
-    assert (gen["tasks"], gen["lost"], gen["duplicated"], gen["invalid"]) == (2, 0, 0, [])
-    assert gen["same_as_uninterrupted"] == 2 and not gen["staging_left"]
-    assert (ev["episodes"], ev["lost"], ev["duplicated"], ev["extra"]) == (2, 0, 0, 0)
+    # Sums over every complete run (a resumed run that finished before its kill ends a cycle).
+    assert gen["tasks"] == gen["expected"] >= 2 and (gen["lost"], gen["duplicated"], gen["invalid"]) == (0, 0, [])
+    assert gen["same_as_uninterrupted"] == gen["expected"] and not gen["staging_left"]
+    assert ev["episodes"] == ev["expected"] >= 2 and (ev["lost"], ev["duplicated"], ev["extra"]) == (0, 0, 0)
     assert ev["differ_from_uninterrupted"] == 0 and ev["tasks_lost"] == 0 and ev["tasks_duplicated"] == 0
     assert not gen["leftover_sandbox_folders"] and not ev["leftover_sandbox_folders"]
     assert code == 0 and report["passed"]
