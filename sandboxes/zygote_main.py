@@ -325,13 +325,15 @@ class Zygote:
                         watch.discard(fd)
                 elif fd == self.wakeup_r:
                     _drain(fd, None)
-                    stopped = self._poll_worker(worker)
+                    if worker.status is None:
+                        stopped = self._poll_worker(worker)
                 elif fd == worker.pidfd:
                     watch.discard(fd)
-                    try:
-                        _, worker.status, worker.rusage = os.wait4(worker.pid, 0)
-                    except ChildProcessError:  # reaped elsewhere: how it ended is unknown
-                        worker.status = -1
+                    if worker.status is None:  # not already reaped through its SIGCHLD
+                        try:
+                            _, worker.status, worker.rusage = os.wait4(worker.pid, 0)
+                        except ChildProcessError:  # reaped elsewhere: how it ended is unknown
+                            worker.status = -1
             if out.total + err.total > output_limit:
                 killed, detail = "output", "output exceeded %d bytes" % output_limit
                 break

@@ -15,7 +15,7 @@ import traceback
 if __package__:  # imported as part of sandmle; joined into one program otherwise
     from .zygote_main import Zygote, _serve
     from .zygote_os import (
-        MS_NODEV, MS_NOEXEC, MS_NOSUID, PR_SET_DUMPABLE, PR_SET_PDEATHSIG, _isolate, _mount, _prctl,
+        MS_MOVE, MS_NODEV, MS_NOEXEC, MS_NOSUID, PR_SET_DUMPABLE, PR_SET_PDEATHSIG, _isolate, _mount, _prctl,
         _set_subreaper, _umount,
     )
 
@@ -35,8 +35,13 @@ def _session_main(cfg, msg, req_fd, reply_fd, ready):
                 _, status = os.waitpid(pid, 0)
                 os._exit(os.waitstatus_to_exitcode(status) & 0xFF)
             _prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
-            _umount("/proc")  # the mother's, covered otherwise
-            _mount("proc", "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC)
+            # This pid namespace's own /proc replaces the mother's (not stacked on it). It is
+            # mounted while the old one is still fully visible, which an unprivileged user
+            # namespace requires, then moved into place.
+            spare_point = cfg["sessions_root"]  # an empty folder since _isolate
+            _mount("proc", spare_point, "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC)
+            _umount("/proc")
+            _mount(spare_point, "/proc", None, MS_MOVE)
         else:
             scfg["workdir"] = os.path.join(cfg["sessions_root"], msg["dir"])
             _set_subreaper()

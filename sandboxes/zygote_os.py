@@ -12,7 +12,7 @@ import signal
 PR_SET_PDEATHSIG, PR_SET_DUMPABLE, PR_SET_CHILD_SUBREAPER, PR_SET_NO_NEW_PRIVS = 1, 4, 36, 38
 CLONE_NEWNS, CLONE_NEWIPC, CLONE_NEWPID, CLONE_NEWNET = 0x00020000, 0x08000000, 0x20000000, 0x40000000
 MS_RDONLY, MS_NOSUID, MS_NODEV, MS_NOEXEC, MS_REMOUNT = 1, 2, 4, 8, 32
-MS_BIND, MS_REC, MS_PRIVATE, MNT_DETACH = 4096, 16384, 1 << 18, 2
+MS_BIND, MS_MOVE, MS_REC, MS_PRIVATE, MNT_DETACH = 4096, 8192, 16384, 1 << 18, 2
 MIB = 1024 * 1024
 _libc = ctypes.CDLL(None, use_errno=True)
 
@@ -262,18 +262,15 @@ def _isolate(cfg, name):
     _mount("none", "/", None, MS_REC | MS_PRIVATE)
     _mount(os.path.join(root, name), workdir, None, MS_BIND | MS_REC)
     _umount(root)
-    _mount("tmpfs", root, "tmpfs", MS_NOSUID | MS_NODEV, "size=1m,mode=0700")  # set-up space
-    scratch, stash = os.path.join(root, "scratch"), os.path.join(root, "stash")
-    os.mkdir(scratch)
-    _mount("tmpfs", scratch, "tmpfs", MS_NOSUID | MS_NODEV,
+    # The scratch tmpfs is set up where the sessions' folder was, then reached only via its binds.
+    _mount("tmpfs", root, "tmpfs", MS_NOSUID | MS_NODEV,
            "size=%dm,nr_inodes=%d,mode=0755" % (memory, int(cfg.get("max_files") or 100000)))
-    keep = cfg.get("keep_visible", [])
+    keep, stash = cfg.get("keep_visible", []), os.path.join(root, ".stash")
     for target, sub in (("/tmp", "tmp"), ("/dev/shm", "shm")):
         if os.path.isdir(target):
-            os.mkdir(os.path.join(scratch, sub), 0o1777)
-            os.chmod(os.path.join(scratch, sub), 0o1777)
-            _private_scratch(target, os.path.join(scratch, sub), keep, stash)
-    _umount(scratch)
+            os.mkdir(os.path.join(root, sub), 0o1777)
+            os.chmod(os.path.join(root, sub), 0o1777)
+            _private_scratch(target, os.path.join(root, sub), keep, stash)
     _umount(root)
 
 
