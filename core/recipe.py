@@ -10,7 +10,7 @@ from __future__ import annotations
 import difflib
 import os
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Callable, Literal
 
 import yaml
 from pydantic import (
@@ -18,8 +18,8 @@ from pydantic import (
     model_validator,
 )
 
-from .errors import RecipeError, UnknownComponentError
-from .registry import Registry, singular
+from .errors import DuplicateComponentError, RecipeError, UnknownComponentError
+from .registry import Registry
 
 
 def _name_or_spec(value: Any) -> Any:
@@ -117,6 +117,9 @@ class EvaluationSection(BaseModel):
     seeds: Annotated[list[int], AfterValidator(_distinct)] = Field(default_factory=lambda: [0], min_length=1)
     concurrency: Concurrency = "auto"
     executor: Component = Field(default_factory=lambda: ComponentSpec(name="local"))
+    keep_files: bool = Field(True, description="keep each episode's final submission.csv (and AIDE's "
+                                               "best solution) next to its trajectory")
+    keep_max_mb: float = Field(20.0, ge=0, description="largest kept file in MiB; bigger ones are skipped")
 
 
 class Recipe(BaseModel):
@@ -224,13 +227,16 @@ def _hint_for_extra(loc: tuple[Any, ...]) -> str:
     return f"unknown key{did_you_mean}; valid keys: {', '.join(keys)}" if keys else "unknown key"
 
 
-def _problems(err: ValidationError, prefix: str = "") -> list[tuple[str, str]]:
+def _problems(err: ValidationError, prefix: str = "",
+              on_extra: Callable[[tuple[Any, ...]], str] = _hint_for_extra) -> list[tuple[str, str]]:
+    """Every error of ``err`` as (YAML path below ``prefix``, message); ``on_extra`` words an
+    unknown key (given its location)."""
     problems = []
     for e in err.errors():
         loc = _clean_loc(tuple(e["loc"]))
         path = ".".join(x for x in (prefix, _yaml_path(loc)) if x).replace(".[", "[")
         if e["type"] == "extra_forbidden":
-            msg = _hint_for_extra(loc) if not prefix else "unknown argument"
+            msg = on_extra(loc)
         else:
             msg = e["msg"]
             if e["type"] not in ("missing", "value_error") and "input" in e:
@@ -298,6 +304,8 @@ def output_dir_problem(path: str | Path) -> str | None:
 def resolve(recipe: Recipe, registry: Registry, source: str = "<recipe>") -> Recipe:
     """Check every component name and validate its args against the component's config model,
     and that the output folders can be written."""
+    from .arguments import argument_problems
+
     problems: list[tuple[str, str]] = []
     where = [("output_dir" if recipe.output_dir else "name", recipe.out)]
     where += [(f"tasks[{i}].dir", ts.dir) for i, ts in enumerate(recipe.tasks) if ts.dir is not None]
@@ -308,17 +316,13 @@ def resolve(recipe: Recipe, registry: Registry, source: str = "<recipe>") -> Rec
     for path, kind, spec in recipe.components():
         try:
             info = registry.get(kind, spec.name)
-        except UnknownComponentError as exc:
+        except (UnknownComponentError, DuplicateComponentError) as exc:
             problems.append((f"{path}.name" if spec.args else path, str(exc)))
             continue
         try:
             spec._config = info.config.model_validate(spec.args)
         except ValidationError as err:
-            for sub_path, msg in _problems(err, prefix=f"{path}.args"):
-                if msg == "unknown argument":
-                    valid = ", ".join(sorted(info.config.model_fields)) or "(none)"
-                    msg = f"unknown argument for {singular(kind)} {spec.name!r}; valid arguments: {valid}"
-                problems.append((sub_path, msg))
+            problems += argument_problems(err, info, prefix=f"{path}.args")
     if problems:
         raise RecipeError(source, problems)
     return recipe

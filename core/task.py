@@ -45,7 +45,32 @@ class MedalThresholds(BaseModel):
 
 
 class Task(BaseModel):
-    """A loaded task. ``public_dir`` minus ``hidden_files`` is all an agent may see."""
+    """A loaded task. ``public_dir`` minus ``hidden_files`` is all an agent may see.
+
+    Attributes:
+        id: Unique, stable name (studies resume by it).
+        root: The task folder.
+        public_dir: Files copied into every sandbox session (``prepared/public``).
+        private_dir: Where the hidden files live (``prepared/private``), if anywhere.
+        metric: Name of the metric (``sandmle.graders.metrics``), or ``evaluator`` when the task's
+            own ``evaluator.py`` grades it.
+        lower_is_better: The metric's direction.
+        id_column: Column that identifies rows of ``test.csv`` and of a submission.
+        target_columns: Columns a submission must predict.
+        modality: ``tabular``, ``text``, ``image``, ``time_series``, ``audio``, ``graph`` or
+            ``multimodal``.
+        task_type: ``classification``, ``regression``, ``forecasting``, ...
+        thresholds: Medal thresholds (gold, silver, bronze, median) in the metric's units.
+        leaderboard: Scores of a human leaderboard, best first (MLE-bench's leaderboard.csv),
+            for HumanRank.
+        public_leaderboard: MLE-Dojo's public board, when the task has one.
+        answers_path: The hidden answers; never copied into a sandbox.
+        evaluator_path: The task's own evaluator script; never copied into a sandbox.
+        hidden_files: Files inside ``public_dir`` that agents must not see (SandMLE's release
+            keeps ``answer.csv`` and ``evaluator.py`` there).
+        format: The layout it was loaded from: ``sandmle``, ``sandmle-release`` or ``mlebench``.
+        provenance: Where the task came from (generator, seed task, source), free-form.
+    """
 
     model_config = ConfigDict(arbitrary_types_allowed=True)
 

@@ -7,35 +7,12 @@ import json
 import tempfile
 from pathlib import Path
 
-from typing import Any
-
 import click
-
-from sandmle.core.errors import SandmleError
 
 
 @click.group("sandbox")
 def sandbox_group() -> None:
     """Sandboxes: conformance battery."""
-
-
-def config_from_json(text: str | None, model: Any, name: str) -> Any:
-    """``--config`` text as a validated config of sandbox ``name``; any fault is a user error
-    naming the argument (bad JSON, not an object, unknown or invalid keys)."""
-    from pydantic import ValidationError
-
-    try:
-        data = json.loads(text) if text else {}
-    except ValueError as exc:
-        raise SandmleError(f"--config is not valid JSON: {exc}") from None
-    if not isinstance(data, dict):
-        raise SandmleError(f"--config must be a JSON object, got {type(data).__name__}")
-    try:
-        return model.model_validate(data)
-    except ValidationError as exc:
-        problems = "; ".join(f"{'.'.join(map(str, e['loc'])) or '(config)'}: {e['msg']}" for e in exc.errors())
-        valid = ", ".join(sorted(model.model_fields)) or "(none)"
-        raise SandmleError(f"--config for sandbox {name!r}: {problems} (valid keys: {valid})") from None
 
 
 @sandbox_group.command("check")
@@ -54,9 +31,10 @@ def check_cmd(name: str, as_json: bool, config_json: str | None) -> None:
 
     from .conformance import make_canary_task
 
-    registry = get_registry()
-    info = registry.get("sandboxes", name)
-    sandbox = registry.create("sandboxes", name, config_from_json(config_json, info.config, name))
+    from sandmle.core.arguments import build_component
+
+    sandbox = build_component(get_registry(), "sandboxes", name, config_json,
+                              name_option="sandbox NAME", args_option="--config")
     with tempfile.TemporaryDirectory(prefix="sandmle-canary-") as tmp:
         task = make_canary_task(Path(tmp))
         try:

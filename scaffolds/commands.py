@@ -14,24 +14,14 @@ from rich.panel import Panel
 from rich.table import Table
 
 from sandmle.core.errors import SandmleError
+from sandmle.evaluation.graded_episode import KeepPolicy, run_graded_episode
+from sandmle.evaluation.episode import _safe_name
 
 
 def _console():
     from sandmle.core.cli import console
 
     return console
-
-
-def _json_arg(text: str | None, what: str) -> dict[str, Any]:
-    if not text:
-        return {}
-    try:
-        value = json.loads(text)
-    except ValueError as exc:
-        raise SandmleError(f"{what} is not valid JSON: {exc}") from exc
-    if not isinstance(value, dict):
-        raise SandmleError(f"{what} must be a JSON object")
-    return value
 
 
 def render_turn(index: int, turn: dict[str, Any], max_chars: int = 1500) -> Panel:
@@ -89,66 +79,87 @@ def _tier(grade: dict[str, Any]) -> str:
     return "median" if grade.get("at_or_above_median") else "valid"
 
 
-async def _rollout(task_dir: Path, scaffold_name: str, scaffold_args: dict, backend_name: str,
-                   backend_args: dict, sandbox_name: str, grader_name: str, reward_name: str,
-                   seed: int) -> dict[str, Any]:
+def validate_rollout_components(scaffold: str, scaffold_args: str | None, backend: str,
+                                backend_args: str | None, sandbox: str, grader: str,
+                                reward: str) -> dict[str, Any]:
+    """Every component of one rollout, looked up and its JSON arguments validated (nothing built
+    yet), with the same messages as a recipe: ``{role: (info, config)}``."""
+    from sandmle.core.arguments import validate_args
     from sandmle.core.plugins import get_registry
-    from sandmle.core.task import load_task
-    from sandmle.sandboxes.files import safe_submission
 
     reg = get_registry()
-    task = load_task(task_dir)
-    scaffold = reg.create("scaffolds", scaffold_name, scaffold_args)
-    backend = reg.create("backends", backend_name, backend_args)
-    grader = reg.create("graders", grader_name)
-    reward = reg.create("rewards", reward_name)
-    sandbox = reg.create("sandboxes", sandbox_name)
-    try:
-        session = await sandbox.open(task, stateful=bool(getattr(scaffold, "stateful", False)))
-        try:
-            def score(path: Path):
-                return grader.grade(task, safe_submission(Path(path).parent, Path(path).name))
 
-            traj = await scaffold.run(task, backend, session, seed=seed, score=score)
-            grade = await asyncio.to_thread(grader.grade, task, safe_submission(session.workdir))
-        finally:
-            await session.close()
+    def one(kind: str, name: str, args: str | None, name_option: str, args_option: str) -> Any:
+        return validate_args(reg, kind, name, args, name_option=name_option, args_option=args_option)
+
+    return {"scaffold": one("scaffolds", scaffold, scaffold_args, "--scaffold", "--args"),
+            "backend": one("backends", backend, backend_args, "--backend", "--backend-args"),
+            "grader": one("graders", grader, None, "--grader", "--grader"),
+            "reward": one("rewards", reward, None, "--reward", "--reward"),
+            "sandbox": one("sandboxes", sandbox, None, "--sandbox", "--sandbox")}
+
+
+async def _rollout(task: Any, parts: dict[str, Any], names: dict[str, str], seed: int,
+                   keep: KeepPolicy, out: Path) -> dict[str, Any]:
+    scaffold, backend, grader, reward, sandbox = (parts[k] for k in ("scaffold", "backend", "grader",
+                                                                     "reward", "sandbox"))
+    stem = f"{_safe_name(task.id)}.{_safe_name(names['scaffold'])}.{_safe_name(names['backend'])}.s{seed}"
+    try:
+        traj, grade = await run_graded_episode(task, scaffold, backend, sandbox, grader, seed=seed,
+                                               keep=keep, keep_dir=out / stem)
     finally:
         await backend.aclose()
         await sandbox.shutdown()
-    return {"episode": {"task_id": task.id, "scaffold": scaffold_name, "backend": backend_name, "seed": seed},
+    return {"episode": {"task_id": task.id, "scaffold": names["scaffold"], "backend": names["backend"],
+                        "seed": seed},
             "trajectory": traj.model_dump(mode="json"), "grade": grade.model_dump(mode="json"),
-            "reward": reward.score(traj, grade).model_dump(mode="json")}
+            "reward": reward.score(traj, grade).model_dump(mode="json"), "_stem": stem}
 
 
 @click.command("rollout")
 @click.argument("task_dir", type=click.Path(exists=True, file_okay=False, path_type=Path))
 @click.option("--scaffold", default="react", show_default=True)
 @click.option("--backend", default="baseline", show_default=True)
-@click.option("--args", "scaffold_args", default=None, help="scaffold config as JSON")
-@click.option("--backend-args", default=None, help="backend config as JSON")
+@click.option("--args", "scaffold_args", default=None, help="scaffold config as a JSON object")
+@click.option("--backend-args", default=None, help="backend config as a JSON object")
 @click.option("--sandbox", default="local", show_default=True)
 @click.option("--grader", default="default", show_default=True)
 @click.option("--reward", default="milestone", show_default=True)
 @click.option("--seed", default=0, show_default=True)
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=Path("runs/rollouts"),
-              show_default=True, help="folder for the trajectory JSONL")
+              show_default=True, help="folder for the trajectory JSONL (and the kept submission)")
+@click.option("--keep-files/--no-keep-files", default=True, show_default=True,
+              help="keep the final submission.csv (and AIDE's best solution) next to the trajectory")
+@click.option("--keep-max-mb", type=click.FloatRange(min=0), default=KeepPolicy().max_mb, show_default=True,
+              help="largest kept file; a bigger one is recorded as skipped")
 @click.option("--json", "as_json", is_flag=True, help="print the saved record as JSON")
 def rollout(task_dir: Path, scaffold: str, backend: str, scaffold_args: str | None, backend_args: str | None,
-            sandbox: str, grader: str, reward: str, seed: int, out: Path, as_json: bool) -> None:
-    """Run one episode on TASK_DIR, show it turn by turn, grade it and save the trajectory."""
+            sandbox: str, grader: str, reward: str, seed: int, out: Path, keep_files: bool,
+            keep_max_mb: float, as_json: bool) -> None:
+    """Run one episode on TASK_DIR, show it turn by turn, grade it and save the trajectory.
+
+    TASK_DIR is a task in sandmle's format (``task.yaml``) or in SandMLE's release layout
+    (``prepared/public/evaluator.py``)."""
+    from sandmle.graders.commands import load_any_task
+
     console = _console()
     t0 = time.monotonic()
-    with console.status(f"{scaffold} x {backend} on {task_dir.name} ..."):
-        record = asyncio.run(_rollout(task_dir, scaffold, _json_arg(scaffold_args, "--args"), backend,
-                                      _json_arg(backend_args, "--backend-args"), sandbox, grader, reward, seed))
+    specs = validate_rollout_components(scaffold, scaffold_args, backend, backend_args, sandbox, grader, reward)
+    task = load_any_task(task_dir)  # after the arguments: a typo is reported before any loading
+    parts = {role: info.build(config) for role, (info, config) in specs.items()}
+    keep = KeepPolicy(enabled=keep_files, max_mb=keep_max_mb)
+    with console.status(f"{scaffold} x {backend} on {task.id} ..."):
+        record = asyncio.run(_rollout(task, parts, {"scaffold": scaffold, "backend": backend}, seed, keep, out))
     out.mkdir(parents=True, exist_ok=True)
-    path = out / f"{record['episode']['task_id']}.{scaffold}.{backend}.s{seed}.jsonl"
+    path = out / f"{record.pop('_stem')}.jsonl"
     path.write_text(json.dumps(record) + "\n", encoding="utf-8")
     if as_json:
         click.echo(json.dumps(record))
         return
     _print_record(record)
+    kept = record["trajectory"].get("extra", {}).get("kept_files") or {}
+    for name, where in kept.items():
+        console.print(f"kept {name}: {where}")
     console.print(f"trajectory: {path}  ({time.monotonic() - t0:.1f}s)")
 
 

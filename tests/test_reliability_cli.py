@@ -64,7 +64,7 @@ def test_show_refuses_binary_and_foreign_files(tmp_path):
 
 
 def test_sandbox_check_refuses_a_bad_config():
-    no_traceback(sandmle("sandbox", "check", "local", "--config", "{bad"), "--config is not valid JSON")
+    no_traceback(sandmle("sandbox", "check", "local", "--config", "{bad"), "--config", "not valid JSON")
     no_traceback(sandmle("sandbox", "check", "local", "--config", "[1]"), "must be a JSON object")
-    no_traceback(sandmle("sandbox", "check", "local", "--config", '{"memroy_mb": 5}'), "memroy_mb", "valid keys")
+    no_traceback(sandmle("sandbox", "check", "local", "--config", '{"memroy_mb": 5}'), "memroy_mb", "valid arguments")
     no_traceback(sandmle("sandbox", "check", "local", "--config", '{"memory_mb": 1}'), "memory_mb")
