@@ -1,8 +1,10 @@
 """MkDocs hooks: reference pages generated from the code, so they cannot drift from it.
 
-- ``on_config`` links every ``sandmle.*`` package folder (``core/`` -> ``sandmle/core``) under
-  ``build/docs-src`` so mkdocstrings finds the modules statically (the editable install's import
-  hook is invisible to static tools).
+- Loading this module links every ``sandmle.*`` package folder (``core/`` -> ``sandmle/core``)
+  under ``build/docs-src`` so mkdocstrings finds the modules statically (the editable install's
+  import hook is invisible to static tools). It happens at import, while MkDocs reads the config:
+  mkdocstrings drops search paths that do not exist when its handler starts (it globs them), which
+  is before any ``on_config`` hook of ours runs on a fresh clone.
 - ``on_page_markdown`` replaces markers with generated Markdown:
 
   ``<!-- sandmle:cli -->``               every command of ``sandmle`` (from click)
@@ -28,8 +30,8 @@ ROOT = Path(__file__).resolve().parents[1]
 MARKER = re.compile(r"<!-- sandmle:(\w+) -->")
 
 
-def on_config(config: Any) -> Any:
-    os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
+def link_packages() -> None:
+    """Symlink each package folder under ``build/docs-src/sandmle`` (idempotent)."""
     package_dirs = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]["package-dir"]
     farm = ROOT / "build" / "docs-src" / "sandmle"
     farm.mkdir(parents=True, exist_ok=True)
@@ -40,6 +42,13 @@ def on_config(config: Any) -> Any:
         if link.is_symlink():
             link.unlink()
         link.symlink_to(ROOT / folder, target_is_directory=True)
+
+
+link_packages()
+
+
+def on_config(config: Any) -> Any:
+    os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
     return config
 
 

@@ -68,11 +68,11 @@ def summary_table(outcomes: list[Outcome], wall_s: float) -> Table:
 
 
 @click.command("generate")
-@click.option("--n", "n", type=int, default=100, show_default=True, help="verified tasks wanted")
+@click.option("--n", "n", type=click.IntRange(min=1), default=100, show_default=True, help="verified tasks wanted")
 @click.option("--out", type=click.Path(path_type=Path), required=True, help="task set folder")
 @click.option("--seeds", default=None, help="comma-separated seed names (default: all)")
 @click.option("--generator", "gen_name", default="procedural", show_default=True)
-@click.option("--workers", type=int, default=2, show_default=True)
+@click.option("--workers", type=click.IntRange(min=1), default=2, show_default=True)
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--json", "as_json", is_flag=True, help="print the outcomes as JSON lines")
 @click.option("--calibrate/--no-calibrate", default=None,
@@ -83,7 +83,18 @@ def generate_cmd(n: int, out: Path, seeds: str | None, gen_name: str, workers: i
     """Generate N verified micro-scale tasks into OUT (resumable: rerun to continue)."""
     from sandmle.core.plugins import get_registry
 
+    from sandmle.core.errors import SandmleError
+    from sandmle.core.recipe import output_dir_problem
+
+    from .resume import scan_output
+
+    problem = output_dir_problem(out)
+    if problem:
+        raise SandmleError(f"--out: {problem}")
     console = _console()
+    note = scan_output(out).describe() if out.is_dir() else None
+    if note:
+        console.print(f"[yellow]{escape(note)}[/]")
     args: dict[str, Any] = {"workers": workers}
     generator = get_registry().create("generators", gen_name, args)
     t0 = time.perf_counter()
@@ -117,6 +128,8 @@ def show_cmd(root: Path, plot: Path | None, as_json: bool) -> None:
         return
     console = _console()
     if (root / "task.yaml").is_file():
+        if not rows:
+            raise click.ClickException(f"{root}/task.yaml is not a readable task (id, modality and metric needed)")
         console.print(task_detail(rows[0]))
         return
     table = Table(title=f"{escape(str(root))}: {len(rows)} tasks")

@@ -19,8 +19,8 @@ _FORMAT = {"proba_binary": "P(1) column", "proba_multi": "per-class probabilitie
 
 def task_row(meta: dict[str, Any], root: Path) -> dict[str, Any]:
     """One task's summary, read from its ``task.yaml`` (older tasks lack layout/difficulty)."""
-    prov = meta.get("provenance") or {}
-    layout = meta.get("layout") or {}
+    prov = meta.get("provenance") if isinstance(meta.get("provenance"), dict) else {}
+    layout = meta.get("layout") if isinstance(meta.get("layout"), dict) else {}
     public = root / "prepared" / "public"
     folders = layout.get("folders") or {p.name + "/": sum(1 for _ in p.iterdir()) for p in public.iterdir()
                                         if p.is_dir()} if public.is_dir() else {}
@@ -37,7 +37,16 @@ def task_row(meta: dict[str, Any], root: Path) -> dict[str, Any]:
 def task_set_rows(root: Path) -> list[dict[str, Any]]:
     """One row per task folder under ``root`` (or the one task ``root`` is)."""
     paths = [root / "task.yaml"] if (root / "task.yaml").is_file() else sorted(root.glob("*/task.yaml"))
-    return [task_row(yaml.safe_load(p.read_text(encoding="utf-8")) or {}, p.parent) for p in paths]
+    rows = []
+    for path in paths:
+        try:
+            meta = yaml.safe_load(path.read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError, yaml.YAMLError):
+            meta = None
+        if not isinstance(meta, dict) or not {"id", "modality", "metric"} <= set(meta):
+            continue  # not a readable task (generate moves such folders aside)
+        rows.append(task_row(meta, path.parent))
+    return rows
 
 
 def _num(x: Any, digits: int = 4) -> str:

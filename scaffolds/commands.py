@@ -26,24 +26,34 @@ def _console():
 
 def render_turn(index: int, turn: dict[str, Any], max_chars: int = 1500) -> Panel:
     """One recorded turn as a rich panel: the model's text, tool calls, observations, timings."""
-    from rich.markup import escape
+    from rich.markup import escape as markup_escape
 
-    text = turn.get("text") or ""
+    from sandmle.core.terminal import printable
+
+    def escape(value: object) -> str:  # agent-made text: no markup, no terminal control codes
+        return markup_escape(printable(value))
+
+    text = str(turn.get("text") or "")
     body = escape(text[:max_chars] + ("…" if len(text) > max_chars else ""))
     for call in turn.get("tool_calls") or []:
-        body += f"\n[cyan]tool call[/] {escape(call['name'])} {escape(json.dumps(call.get('arguments'))[:300])}"
+        body += f"\n[cyan]tool call[/] {escape(call.get('name'))} {escape(json.dumps(call.get('arguments'))[:300])}"
     for obs in turn.get("observations") or []:
-        body += f"\n[green]observation[/]\n{escape(obs[:max_chars])}"
+        body += f"\n[green]observation[/]\n{escape(str(obs)[:max_chars])}"
     ntok = len(turn.get("token_ids") or [])
     fmt = "[green]ok[/]" if turn.get("format_ok", True) else f"[red]format failure[/]: {escape(str(turn.get('format_error')))}"
-    title = (f"turn {index} · {turn.get('stage') or ''} · {fmt} · {turn.get('wall_s', 0):.2f}s"
+    title = (f"turn {index} · {escape(turn.get('stage') or '')} · {fmt} · {turn.get('wall_s', 0):.2f}s"
              + (f" · {ntok} tokens" if ntok else ""))
     return Panel(body or "[dim](empty reply)[/]", title=title, title_align="left")
 
 
 def render_summary(record: dict[str, Any]) -> Table:
+    from rich.text import Text
+
+    from sandmle.core.terminal import printable
+
     traj, grade, reward = record["trajectory"], record.get("grade") or {}, record.get("reward") or {}
-    table = Table(title=f"{traj['task_id']} · {traj['scaffold']} · {traj['backend']}", show_header=False)
+    title = Text(printable(f"{traj.get('task_id')} · {traj.get('scaffold')} · {traj.get('backend')}"))
+    table = Table(title=title, show_header=False)
     usage = traj.get("usage", {})
     rows = [("stop reason", traj.get("stop_reason")), ("turns", len(traj.get("turns", []))),
             ("LLM calls", usage.get("llm_calls")), ("tokens (prompt/completion)",
@@ -51,9 +61,12 @@ def render_summary(record: dict[str, Any]) -> Table:
             ("wall time", f"{traj.get('wall_s', 0):.2f}s"),
             ("valid submission", grade.get("valid_submission")), ("score", grade.get("score")),
             ("medal / tier", _tier(grade)), ("reward", reward.get("total"))]
-    rows += [(f"  {k}", f"{v:.3f}") for k, v in (reward.get("parts") or {}).items()]
-    for k, v in rows:
-        table.add_row(str(k), str(v))
+    rows += [(f"  {k}", f"{v:.3f}" if isinstance(v, (int, float)) else v)
+             for k, v in (reward.get("parts") or {}).items()]
+    if (traj.get("extra") or {}).get("backend_error"):  # why the episode stopped, in full
+        rows.append(("backend error", traj["extra"]["backend_error"]))
+    for k, v in rows:  # Text: printed as is, never read as markup
+        table.add_row(Text(printable(k)), Text(printable(v)))
     return table
 
 
@@ -162,15 +175,22 @@ def _print_record(record: dict[str, Any]) -> None:
 @click.option("--line", default=0, show_default=True, help="which record of the JSONL file")
 def show(trajectory: Path, line: int) -> None:
     """Replay a saved trajectory JSONL (from ``rollout`` or an evaluation study) turn by turn."""
-    lines = [ln for ln in trajectory.read_text(encoding="utf-8").splitlines() if ln.strip()]
+    try:
+        text = trajectory.read_bytes().decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise SandmleError(f"{trajectory}: not a text JSONL file ({exc.reason} at byte {exc.start})") from None
+    lines = [ln for ln in text.splitlines() if ln.strip()]
     if not lines or not 0 <= line < len(lines):
         raise SandmleError(f"{trajectory}: no record {line} (the file has {len(lines)})")
     try:
         record = json.loads(lines[line])
     except ValueError as exc:
         raise SandmleError(f"{trajectory}: record {line} is not JSON: {exc}") from exc
+    if not isinstance(record, dict) or ("trajectory" not in record and "turns" not in record):
+        raise SandmleError(f"{trajectory}: record {line} is not a trajectory record")
     if "trajectory" not in record:
-        if "turns" not in record:
-            raise SandmleError(f"{trajectory}: not a trajectory record")
         record = {"trajectory": record}
+    turns = record["trajectory"].get("turns", []) if isinstance(record["trajectory"], dict) else None
+    if not isinstance(turns, list) or not all(isinstance(t, dict) for t in turns):
+        raise SandmleError(f"{trajectory}: record {line} is not a trajectory record")
     _print_record(record)

@@ -7,6 +7,7 @@ from __future__ import annotations
 import os
 import re
 import shlex
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -40,6 +41,9 @@ def mkdocs_build(config: Path, site: Path) -> subprocess.CompletedProcess:
 @pytest.fixture(scope="module")
 def site(tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("site")
+    # Start from no link farm, as a fresh clone does (a farm left by an earlier build once hid a
+    # build that only failed on fresh clones).
+    shutil.rmtree(ROOT / "build" / "docs-src", ignore_errors=True)
     proc = mkdocs_build(ROOT / "mkdocs.yml", out)
     assert proc.returncode == 0, proc.stderr[-4000:]
     return out
