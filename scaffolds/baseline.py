@@ -1,8 +1,10 @@
 """``baseline``: a scripted AutoML policy that speaks every built-in scaffold's protocol.
 
 It reads only the conversation (never the task object), like any model behind a backend:
-explore the files, fit a model, validate the submission format, finish (MLE-Dojo: a second model
-family; AIDE: drafts, then improvements that switch the model family). When an execution fails it
+explore the files, fit a model, check the submission with the tools the scaffold offers, finish
+(ReAct: ``validate``, or the release's ``Score`` under the ``sandmle-release*`` presets; MLE-Dojo:
+a second model family, then ``end``, or further solutions where ``end`` is not offered, as under
+preset ``paper``; AIDE: drafts, then improvements that switch the model family). When an execution fails it
 falls back to the training prior, which always yields a valid submission. Used as the quickstart
 policy and as the lower bound of every study.
 
@@ -27,11 +29,15 @@ from sandmle.core.interfaces import Backend, ComponentConfig
 from sandmle.core.records import Completion, Sampling, ToolCall, Usage
 
 from .baseline_programs import EXPLORE, FAMILIES, Choices, solve_program
+from .react import TOOL_DOCS, parse_text_call
+from .react_release import SCORE_TOOL
 
 _METRIC = re.compile(r"VALIDATION_METRIC (\S+) (\S+) (True|False)")
-_MODEL_IN_CODE = re.compile(r'"model": "(\w+)"')
+_MODEL_IN_CODE = re.compile(r'\\?"model\\?": \\?"(\w+)')  # plain, or JSON-escaped in an MLE-Dojo action
 # Sampled model families and their weights (what an AutoML-minded agent reaches for first).
 FAMILY_WEIGHTS = {"forest": 0.35, "gbt": 0.3, "linear": 0.25, "knn": 0.1}
+FAMILIES_CYCLE = list(FAMILY_WEIGHTS)  # the greedy policy's later MLE-Dojo solutions, in turn
+_END_ACTION = "- end: params {}"  # how the MLE-Dojo prompt offers `end` (absent under preset paper)
 
 
 class BaselineConfig(ComponentConfig):
@@ -74,6 +80,45 @@ def _failed(observation: str) -> bool:
         "submission.csv was not found" in observation
 
 
+# The checking tools the ReAct policy calls after its solution, in this order, when offered:
+# sandmle's `validate`, the release's `Score` (react presets sandmle-release*), sandmle's `score`.
+_CHECKS = [("validate", "Check the submission format."), (SCORE_TOOL, "Grade the submission with the Score tool."),
+           ("score", "Grade the submission.")]
+_TASK_ID = re.compile(r"## (?:Competition|Task) ID: (\S+)")
+
+
+def offered_react_tools(messages: list[dict[str, Any]], tools: list[dict[str, Any]] | None) -> set[str]:
+    """The tools a ReAct scaffold offers: the native schemas, else what its system prompt documents
+    (sandmle's prompt lists each tool's doc line; the release's shows a Score call)."""
+    if tools:
+        return {t.get("function", {}).get("name") for t in tools}
+    system = next((_content(m) for m in messages if m.get("role") == "system"), "")
+    offered = {name for name in ("python", "validate", "score") if TOOL_DOCS[name] in system}
+    if TOOL_DOCS[SCORE_TOOL] in system or f'"name": "{SCORE_TOOL}"' in system:
+        offered.add(SCORE_TOOL)
+    return offered | {"python"}
+
+
+def called_react_tools(messages: list[dict[str, Any]]) -> list[str]:
+    """Names of the tools the policy's earlier replies called (native calls or text calls)."""
+    names = []
+    for m in messages:
+        if m.get("role") != "assistant":
+            continue
+        native = [c.get("function", {}).get("name") for c in m.get("tool_calls") or []]
+        names += native or [parse_text_call(_content(m))[0]]
+    return [n for n in names if n]
+
+
+def competition_id(messages: list[dict[str, Any]]) -> str:
+    """The task id the user prompt states (the release's Score tool needs it)."""
+    for m in messages:
+        found = _TASK_ID.search(_content(m)) if m.get("role") == "user" else None
+        if found:
+            return found.group(1)
+    return ""
+
+
 class BaselineBackend(Backend):
     """Scripted AutoML agent; ``protocol`` tells it which scaffold stage is asking."""
 
@@ -114,7 +159,6 @@ class BaselineBackend(Backend):
         step = sum(m.get("role") == "assistant" for m in messages)
         obs = _last_user(messages) if step else ""
         native = bool(tools)
-        tool_names = {t.get("function", {}).get("name") for t in tools or []}
         if step == 0:
             return self._react_call("Look at the files and the sample submission first.", "python",
                                     {"code": EXPLORE}, native)
@@ -125,10 +169,13 @@ class BaselineBackend(Backend):
         if step == 2 and _failed(obs):
             return self._react_call("That failed; fall back to the training prior.", "python",
                                     {"code": solve_program("constant")}, native)
-        if "validate" not in " ".join(_content(m) for m in messages if m.get("role") == "assistant") and \
-                (not native or "validate" in tool_names):
-            return self._react_call("Check the submission format.", "validate", {}, native)
-        return "<think>The submission is written and validated.</think>\n<answer>submission</answer>", []
+        # Check the submission with each checking tool the scaffold offers, once, then answer.
+        offered, called = offered_react_tools(messages, tools), called_react_tools(messages)
+        for name, thought in _CHECKS:
+            if name in offered and name not in called:
+                args = {"competition_id": competition_id(messages)} if name == SCORE_TOOL else {}
+                return self._react_call(thought, name, args, native)
+        return "<think>The submission is written and checked.</think>\n<answer>submission</answer>", []
 
     @staticmethod
     def _react_call(thought: str, name: str, args: dict[str, Any], native: bool) -> tuple[str, list[ToolCall]]:
@@ -179,8 +226,14 @@ class BaselineBackend(Backend):
             action = {"action": "execute_code", "params": {"code": solve_program("constant")}}
         elif len(executed) == 1:
             action = {"action": "execute_code", "params": {"code": solve_program(self._episode_choices(messages, sampling)[1])}}
-        else:
+        elif _END_ACTION in (_content(messages[0]) if messages else ""):
             action = {"action": "end", "params": {}}
+        else:  # no `end` (preset paper, as MLE-Agent): keep trying other solutions; the best one is kept
+            previous = _MODEL_IN_CODE.findall(executed[-1])
+            rng = self._rng(sampling, f"{len(executed)}|{_content(messages[0])}")
+            greedy = FAMILIES_CYCLE[len(executed) % len(FAMILIES_CYCLE)]
+            choice = sample_choices(rng, greedy, avoid=previous[-1] if previous else None)
+            action = {"action": "execute_code", "params": {"code": solve_program(choice)}}
         return f"```json\n{json.dumps(action)}\n```", []
 
 

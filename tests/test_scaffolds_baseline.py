@@ -4,6 +4,7 @@ real generated tasks of every modality: valid submissions, graded, rewarded."""
 from __future__ import annotations
 
 import asyncio
+import json
 
 import pytest
 from scaffolds_support import SEEDS, generate_tasks, grade, run_episode
@@ -166,3 +167,38 @@ def test_two_seeds_give_different_results_on_a_real_task(tasks, sandbox):
     grades = [asyncio.run(episode(s)) for s in range(4)]
     assert all(g.valid_submission for g in grades)
     assert len({round(g.score, 6) for g in grades}) >= 2
+
+
+# ------------------------------------------------------------------- presets without validate/end
+@pytest.mark.parametrize("preset", ["sandmle-release", "sandmle-release-eval"])
+def test_baseline_uses_the_release_score_tool_under_the_release_presets(tasks, sandbox, preset):
+    """The release offers PythonInterpreter and Score only (SandMLE@0912362 examples/deepresearch/
+    custom_train.py:58-61): the policy grades with Score, never calls the absent `validate`."""
+    task = _by_seed(tasks, "breast-cancer-binary")
+    reg = get_registry()
+    scaffold = reg.create("scaffolds", "react", {"preset": preset})
+    traj, g = run_episode(scaffold, reg.create("backends", "baseline"), sandbox, task)
+    assert g.valid_submission and traj.stop_reason == "answer" and traj.format_rate == 1.0
+    calls = [m["content"] for m in traj.messages if m["role"] == "assistant" and "<tool_call>" in m["content"]]
+    assert len(calls) == 3 and '"name": "validate"' not in "".join(calls)
+    assert json.loads(calls[-1].split("<tool_call>")[1].split("</tool_call>")[0]) == \
+        {"name": "Score", "arguments": {"competition_id": task.id}}
+    replies = [t.observations for t in traj.turns]
+    assert replies[2][0].startswith("Submission OK.") and "available tools" not in str(replies)  # none refused
+
+
+def test_baseline_keeps_solving_where_mledojo_offers_no_end(tasks, sandbox):
+    """Preset paper offers only MLE-Agent's actions (no `end`): the policy keeps executing other
+    solutions until the step budget, with no rejected action, and the best one is kept."""
+    from sandmle.scaffolds.baseline import _MODEL_IN_CODE
+
+    task = _by_seed(tasks, "wine-multiclass")
+    reg = get_registry()
+    scaffold = reg.create("scaffolds", "mledojo", {"preset": "paper", "max_steps": 4})
+    traj, g = run_episode(scaffold, reg.create("backends", "baseline"), sandbox, task)
+    assert g.valid_submission and traj.stop_reason == "max_steps" and traj.format_rate == 1.0
+    actions = [json.loads(t.text.split("```json")[1].split("```")[0])["action"] for t in traj.turns]
+    assert actions == ["request_info", "execute_code", "execute_code", "execute_code"]
+    families = [_MODEL_IN_CODE.findall(t.text)[0] for t in traj.turns[1:]]  # JSON-escaped in the action
+    assert families[1] != families[0] and families[2] != families[1]
+    assert g.raw_score == pytest.approx(traj.extra["best_raw_score"], abs=1e-12)
