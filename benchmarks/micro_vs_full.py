@@ -123,6 +123,8 @@ def main() -> None:
                          "full_train_rows": len(full.train), "full_size_source": FULL_ROWS[family][1],
                          "full_step_s": round(full_s, 3), "full_peak_mb": round(full_mb, 1)})
             shutil.rmtree(work / family / "full", ignore_errors=True)
+            # Progress on stderr: a full-scale run takes long, and a cut-off run still shows its rows.
+            print(f"full {family}: {len(full.train)} rows, {full_s:.1f} s, {full_mb:.0f} MB", file=sys.stderr, flush=True)
         for row, (micro_s, micro_mb) in zip(rows, asyncio.run(_micro_steps(micro_tasks, args.reps))):
             row.update(micro_step_s=round(micro_s, 3), micro_peak_mb=round(micro_mb, 1),
                        speedup=round(row["full_step_s"] / max(micro_s, 1e-6), 1))
