@@ -25,33 +25,17 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from statistics import median
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
 import pandas as pd
-from pydantic import Field
-
-from sandmle.core.interfaces import ComponentConfig
 from sandmle.core.task import MedalThresholds
 from sandmle.graders.metrics import get_metric
 
+from .configs import ThresholdPolicy
+
 # Reference variants that are not models of the data: kept off the leaderboard's anchors.
 NOT_MODELS = ("sample", "constant")
-
-
-class ThresholdPolicy(ComponentConfig):
-    """Where medal thresholds go; positions on the anchor scale 0 = median reference score,
-    1 = best reference score, 2 = oracle score (see the module docstring)."""
-
-    kind: Literal["calibrated", "positions"] = "calibrated"
-    median: float = Field(0.0, ge=0.0, le=2.0)
-    bronze: float = Field(0.8, ge=0.0, le=2.0)
-    silver: float = Field(1.3, ge=0.0, le=2.0)
-    gold: float = Field(1.6, ge=0.0, le=2.0)
-    max_se_per_gap: float = Field(0.5, gt=0.0, description="bootstrap SE / smallest threshold gap, at most")
-    min_headroom_se: float = Field(4.0, ge=0.0, description="oracle - best reference, in SEs, at least")
-    widen: bool = Field(True, description="widen gaps that are below the noise instead of rejecting")
-    bootstrap: int = Field(60, ge=10, description="bootstrap resamples of the test set")
 
 
 @dataclass

@@ -30,27 +30,16 @@ from typing import Any, TypedDict
 
 import numpy as np
 import pandas as pd
-from pydantic import Field
-
 from sandmle.core.interfaces import Backend
 from sandmle.core.task import Task
 
+from .configs import MultiAgentConfig
 from .domains import Domain
-from .procedural import ProceduralConfig, VerifyingGenerator
+from .procedural import VerifyingGenerator
 from .seeds import SeedTask
 from .synth import Candidate
 
 FILES = ("train.csv", "test.csv", "answers.csv", "sample_submission.csv")
-
-
-class MultiAgentConfig(ProceduralConfig):
-    """Config of ``multiagent``: the procedural knobs plus the backend and retry bounds."""
-
-    backend: str = Field("litellm", description="registered backend name")
-    backend_args: dict[str, Any] = Field(default_factory=dict)
-    max_parse_retries: int = Field(1, ge=0)
-    max_debug_rounds: int = Field(2, ge=0)
-    code_timeout_s: float = Field(60.0, gt=0)
 
 
 class GenState(TypedDict, total=False):

@@ -8,7 +8,7 @@ import click
 
 from sandmle.core.hookspecs import hookimpl
 
-from .procedural import ProceduralConfig
+from .configs import MultiAgentConfig, ProceduralConfig
 
 
 def _make_procedural(config: ProceduralConfig) -> Any:
@@ -25,8 +25,6 @@ def _make_multiagent(config: Any) -> Any:
 
 @hookimpl
 def register_generators(register: Any) -> None:
-    from .multiagent import MultiAgentConfig
-
     register("procedural", _make_procedural, config=ProceduralConfig,
              description="hidden-rule micro tasks from real-data seeds, verified in the sandbox (no LLM)")
     register("multiagent", _make_multiagent, config=MultiAgentConfig,

@@ -23,31 +23,15 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from pydantic import Field
+from sandmle.core.interfaces import Generator, Sandbox
 
-from sandmle.core.interfaces import ComponentConfig, Generator, Sandbox
-
-from .calibration import ThresholdPolicy
+from .configs import ProceduralConfig, ThresholdPolicy
 from .resume import REJECTIONS, scan_output
 from .seeds import SeedTask, select_seeds
-from .synth import Candidate, NoiseConfig, synthesize
+from .synth import Candidate, synthesize
 from .verify import judge, run_reference_solvers, score_submissions
 from .writer import write_candidate, write_thresholds
 
-
-
-class ProceduralConfig(ComponentConfig):
-    """Config of the ``procedural`` generator."""
-
-    rows: tuple[int, int] = Field((50, 200), description="training rows, sampled per task")
-    test_rows: tuple[int, int] = Field((1000, 2000), description="test rows of table and text tasks: "
-                                       "micro training, but enough test rows to keep medals above the noise")
-    media_test_rows: tuple[int, int] = Field((300, 500), description="test files of image and sound tasks")
-    noise: NoiseConfig = Field(default_factory=NoiseConfig)
-    thresholds: ThresholdPolicy = Field(default_factory=ThresholdPolicy)
-    workers: int = Field(2, ge=1, description="candidates verified concurrently")
-    solver_timeout_s: float = Field(120.0, gt=0)
-    max_attempts_factor: float = Field(3.0, ge=1.0, description="stop after n * this many candidates")
 
 
 @dataclass

@@ -20,25 +20,10 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from pydantic import Field
-
-from sandmle.core.interfaces import ComponentConfig
-
+from .configs import NoiseConfig
 from .domains import Domain, pick_domain
 from .rules import Targets
 from .seeds import SeedTask
-
-
-class NoiseConfig(ComponentConfig):
-    """Ranges the procedural generator samples its adversarial noise from (per task)."""
-
-    label_noise: tuple[float, float] = Field((0.0, 0.06), description="share of redrawn labels")
-    target_noise: tuple[float, float] = Field((0.1, 0.4), description="regression noise / signal std")
-    latent_weight: tuple[float, float] = Field((0.1, 0.4), description="unobserved cause / signal std")
-    missing_rate: tuple[float, float] = Field((0.0, 0.08), description="NaN share in affected columns")
-    outlier_rate: tuple[float, float] = Field((0.0, 0.02))
-    irrelevant_features: tuple[int, int] = (1, 4)
-    correlated_features: tuple[int, int] = (0, 2)
 
 
 @dataclass

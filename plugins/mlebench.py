@@ -26,7 +26,6 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-import pandas as pd
 import yaml
 from pydantic import Field
 
@@ -68,6 +67,8 @@ def read_board(path: Path) -> list[float] | None:
         if f.read(40).startswith(b"version https://git-lfs"):
             raise TaskError(f"{path} is a Git LFS pointer, not the leaderboard: run `git lfs pull` in the "
                             f"mle-bench checkout (MLE-bench ships its leaderboards through LFS)")
+    import pandas as pd  # here, not at the top: every sandmle command loads this plugin
+
     frame = pd.read_csv(path)
     if frame.empty:
         return None
@@ -123,6 +124,8 @@ def _columns(comp_id: str, info: dict[str, Any], sample: Path) -> tuple[str, lis
     sample submission's first column and the rest."""
     if not sample.is_file():
         raise TaskError(f"competition {comp_id!r}: sample submission {sample} not found")
+    import pandas as pd
+
     header = [str(c) for c in pd.read_csv(sample, nrows=0).columns]
     id_column = info.get("id_column") if info.get("id_column") in header else header[0]
     targets = info.get("target_columns") or [c for c in header if c != id_column

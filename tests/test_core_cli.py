@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 
 import pytest
 
@@ -112,3 +115,18 @@ def test_plugins_table_never_cuts_plugin_names(capsys, monkeypatch):
     for name in ("sandmle.evaluation.plugin", "sandmle.generators.plugin", "sandmle.scaffolds.plugin"):
         assert name in out, f"{name} cut in:\n{out}"
     assert "…" not in out.split("┃ plugin")[1].split("\n")[2]
+
+
+def test_loading_every_plugin_imports_no_heavy_library():
+    """Every ``sandmle`` command loads all plugins to build its command line; a plugin that
+    imports pandas/sklearn/torch at registration made even ``sandmle --help`` take seconds (it
+    took 7 s). Factories and commands import them when used. A fresh interpreter, so that
+    nothing imported by other tests hides a regression."""
+    heavy = ["pandas", "numpy", "scipy", "sklearn", "torch", "transformers", "langgraph", "litellm",
+             "ray", "verl", "trl"]
+    code = ("import sys\nfrom sandmle.core.cli import build_cli\nbuild_cli()\n"
+            f"print(','.join(m for m in {heavy!r} if m in sys.modules))")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
+                          env={**os.environ, "LITELLM_LOCAL_MODEL_COST_MAP": "True"})
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert proc.stdout.strip() == "", f"imported while loading plugins: {proc.stdout.strip()}"
