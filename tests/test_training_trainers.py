@@ -118,17 +118,18 @@ def test_sft_then_grpo_in_react_then_eval_in_three_scaffolds(tmp_path, tasks_dir
         name: eval-test
         output_dir: {tmp_path}/eval
         tasks: {{name: gen, source: {{name: directory, args: {{path: {tasks_dir}}}}}, limit: 1}}
-        backend: {{name: transformers, args: {{model: {grpo_out}, max_new_tokens: 6}}}}
         scaffolds:
           - {{name: react, args: {{limits: {limits}, llm_timeout_s: 3600}}}}
           - {{name: aide, args: {{steps: 1, num_drafts: 1, parse_attempts: 1, limits: {limits}}}}}
           - {{name: mledojo, args: {{max_steps: 1, parse_attempts: 1, limits: {limits}}}}}
         evaluation: {{seeds: [0], concurrency: 1}}
         """)
-    main(["eval", str(eval_recipe)])
+    main(["eval", str(eval_recipe), "--backend", "transformers",
+          "--backend-args", json.dumps({"model": str(grpo_out), "max_new_tokens": 6})])
     results = [json.loads(line) for line in (tmp_path / "eval" / "results.jsonl").read_text().splitlines()]
     assert sorted(r["scaffold"].split("(")[0] for r in results) == ["aide", "mledojo", "react"]
     assert all(r["status"] == "ok" and r["llm_calls"] >= 1 for r in results), results
+    assert all(r["policy"].startswith("transformers(") and str(grpo_out) in r["policy"] for r in results)
 
 
 def test_all_zero_mask_leaves_the_weights_unchanged(tmp_path, tasks_dir, reward_plugin):
@@ -153,9 +154,9 @@ def test_resume_after_kill_9_continues_from_the_last_checkpoint(tmp_path):
     deadline = time.time() + 600
     while not (out / "checkpoint-2" / MARKER).is_file():
         assert proc.poll() is None and time.time() < deadline, "training ended or stalled before step 2"
-        time.sleep(0.2)
+        time.sleep(0.02)
     proc.send_signal(signal.SIGKILL)
-    proc.wait()
+    assert proc.wait() == -signal.SIGKILL  # killed mid-run, not finished
     saved = [s for s, _ in complete_checkpoints(out)]
     assert 2 in saved and 4 not in saved
     last = max(saved)
@@ -165,5 +166,5 @@ def test_resume_after_kill_9_continues_from_the_last_checkpoint(tmp_path):
     state = json.loads((out / "checkpoint-4" / "trainer_state.json").read_text())
     assert state["global_step"] == 4
     steps = [r["step"] for r in read_metrics(out) if "loss" in r]
-    assert steps[-(4 - last):] == list(range(last + 1, 5))  # the rerun went on from there, not from 0
+    assert steps[-(4 - last):] == list(range(last + 1, 5)) and steps.count(1) == 1  # went on, not from 0
     assert (out / "final" / "model.safetensors").is_file()
