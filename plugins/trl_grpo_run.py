@@ -97,6 +97,7 @@ class EpisodeRollout:
     def __call__(self, prompts: list[str], trainer: Any) -> dict[str, Any]:
         step = int(trainer.state.global_step) + 1  # the optimizer step these rollouts feed
         backend = self.backend_for(trainer.accelerator.unwrap_model(trainer.model))
+        backend.clear_kv_cache()  # keys/values of the previous step came from the previous weights
         cfg, before = self.cfg, backend.stats.as_dict()
         jobs = [(self.tasks[p], self.job.seed * 1_000_003 + step * 1_009 + i) for i, p in enumerate(prompts)]
         budgeted = [BudgetedBackend(backend, max_prompt_tokens=cfg.max_prompt_tokens,
@@ -119,6 +120,7 @@ class EpisodeRollout:
         if self.progress is not None:
             self.progress.status(f"step {step}: updating the policy on {len(jobs)} episodes")
         stats = StepStats(rollout_s=time.perf_counter() - t0, episodes=len(outcomes))
+        backend.clear_kv_cache()  # free the memory before the update
         after = backend.stats.as_dict()
         stats.generate_s = after["generate_s"] - before["generate_s"]
         stats.generated_tokens = int(after["generated_tokens"] - before["generated_tokens"])

@@ -46,7 +46,8 @@ MSGS = [{"role": "system", "content": "You answer briefly."}, {"role": "user", "
 def test_seeded_sampling_returns_token_ids_and_logprobs(smol):
     a = asyncio.run(smol.complete(MSGS, sampling=Sampling(seed=3, temperature=0.8, max_tokens=12)))
     b = asyncio.run(smol.complete(MSGS, sampling=Sampling(seed=3, temperature=0.8, max_tokens=12)))
-    assert a.token_ids == b.token_ids and a.logprobs == pytest.approx(b.logprobs)  # same seed, same sample
+    # same seed, same sample; b reuses a's cached keys/values, so its logprobs agree up to float noise
+    assert a.token_ids == b.token_ids and a.logprobs == pytest.approx(b.logprobs, abs=1e-4)
     assert 0 < len(a.token_ids) <= 12 and len(a.logprobs) == len(a.token_ids)
     assert all(lp <= 0 and math.isfinite(lp) for lp in a.logprobs)
     assert smol.tokenizer.decode(a.token_ids, skip_special_tokens=True) == a.text

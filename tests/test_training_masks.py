@@ -89,3 +89,27 @@ def test_length_budget_stops_the_episode(smollm2, task, sandbox):
     assert outcome.stop_reason == BUDGET_STOP_REASON
     seq = outcome.sequence()
     assert 0 < len(seq.completion_ids) <= 40 + 24 and len(outcome.trajectory.turns) < 5
+
+
+def test_kv_cache_of_earlier_turns_gives_the_same_replies(smollm2):
+    """The next turn encodes only its new tokens, and samples exactly what a full re-encode would."""
+    from sandmle.plugins.backend_transformers import TransformersBackend, TransformersConfig
+
+    fresh = TransformersBackend.from_model(smollm2.model, smollm2.tokenizer,
+                                           TransformersConfig(max_new_tokens=24, kv_cache_tokens=0))
+
+    async def conversation(backend):
+        msgs = [{"role": "user", "content": "Name a fruit."}]
+        replies = []
+        for seed in (5, 6, 7):
+            c = await backend.complete(msgs, sampling=Sampling(seed=seed, max_tokens=8))
+            replies.append(c)
+            msgs = msgs + [{"role": "assistant", "content": c.text}, {"role": "user", "content": "Another."}]
+        return replies
+
+    cached_before = smollm2.stats.cached_prompt_tokens
+    with_cache, without = asyncio.run(conversation(smollm2)), asyncio.run(conversation(fresh))
+    assert smollm2.stats.cached_prompt_tokens > cached_before and fresh.stats.cached_prompt_tokens == 0
+    for a, b in zip(with_cache, without):
+        assert a.prompt_token_ids == b.prompt_token_ids and a.token_ids == b.token_ids
+        assert a.logprobs == pytest.approx(b.logprobs, abs=1e-3)
