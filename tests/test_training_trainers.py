@@ -33,7 +33,7 @@ ALL_STOP_REASONS = ["answer", "max_llm_calls", "format_error", "timeout", "unkno
 @pytest.fixture(scope="module")
 def tasks_dir(tmp_path_factory):
     out = tmp_path_factory.mktemp("train_tasks")
-    generate_tasks(out, ["iris-multiclass"])
+    generate_tasks(out, ["iris-multiclass", "wine-multiclass"])
     return out
 
 
@@ -77,6 +77,37 @@ def test_compact_filtering_removes_timeout_episodes_from_the_loss_mask():
     failed = EpisodeOutcome(SimpleNamespace(id="t"), 0, None, Grade(), None)  # harness failure, no turn
     rows = rollout_rows([failed], StepStats(), masked=[], max_episode_tokens=100, filler_id=2)
     assert rows["prompt_ids"] == [[2]] and rows["env_mask"] == [[0]] and failed.stop_reason == "unknown"
+
+
+# ------------------------------------------------------------------ SFT data from evaluation runs
+def test_trajectories_export_filters_and_holds_out_whole_tasks(tmp_path, tasks_dir):
+    from sandmle.evaluation.store import read_results
+    from sandmle.training.sft_data import is_heldout
+
+    recipe = write_recipe(tmp_path / "eval.yaml", f"""
+        name: export-test
+        output_dir: {tmp_path}/run
+        tasks: {{name: gen, source: {{name: directory, args: {{path: {tasks_dir}}}}}}}
+        backend: baseline
+        scaffolds: [react, mledojo]
+        evaluation: {{seeds: [0, 1]}}
+        """)
+    main(["eval", str(recipe)])
+    rows = read_results(tmp_path / "run")
+    assert len(rows) == 8
+    for rule, field in (("valid", "grade_valid_submission"), ("medal", "grade_any_medal")):
+        out = tmp_path / f"{rule}.jsonl"
+        main(["trajectories", "export", str(tmp_path / "run"), "--filter", rule, "--out", str(out),
+              "--heldout", "0.5", "--seed", "3", "--scaffold", "react"])
+        train = [json.loads(x) for x in out.read_text().splitlines()]
+        held = [json.loads(x) for x in (tmp_path / f"{rule}.heldout.jsonl").read_text().splitlines()]
+        expected = [r for r in rows if r[field] and r["scaffold"] == "react"]
+        assert len(train) + len(held) == len(expected)
+        assert not {r["task_id"] for r in train} & {r["task_id"] for r in held}
+        assert all(is_heldout(r["task_id"], 0.5, 3) for r in held)
+        for r in train + held:
+            assert r["scaffold"] == "react" and r["messages"][0]["role"] == "system"
+            assert any(m["role"] == "assistant" for m in r["messages"])
 
 
 # ------------------------------------------------------------------ the chain
