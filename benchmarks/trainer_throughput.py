@@ -28,7 +28,8 @@ from rich.table import Table
 
 ROWS = [("step_s", "step, s"), ("rollout_s", "  rollout, s"), ("generate_s", "    model generation, s"),
         ("exec_s", "    sandbox execution (summed over episodes), s"), ("grade_s", "  grading (summed), s"),
-        ("update_s", "  update (fwd + bwd + optimizer), s"), ("generated_tokens", "tokens generated"),
+        ("update_s", "  update (fwd + bwd + optimizer), s"),
+        ("encoded_prompt_tokens", "prompt tokens encoded (not from the KV cache)"), ("generated_tokens", "tokens generated"),
         ("generation_tokens_per_s", "generation, tokens/s"), ("train_tokens", "tokens trained on"),
         ("training_tokens_per_s", "training, tokens/s")]
 
@@ -90,8 +91,8 @@ def main() -> None:
     for col in ("", a_name, b_name, "batched / one at a time"):
         table.add_column(col, justify="right" if col else "left")
     for key, label in ROWS:
-        ratio = a[key] / b[key] if b[key] else float("nan")
-        table.add_row(label, f"{a[key]:.1f}", f"{b[key]:.1f}", f"{ratio:.2f}x")
+        ratio = f"{a[key] / b[key]:.2f}x" if b[key] else "-"
+        table.add_row(label, f"{a[key]:.1f}", f"{b[key]:.1f}", ratio)
     Console().print(table)
 
 

@@ -43,6 +43,7 @@ class StepStats:
     rollout_s: float = 0.0
     generate_s: float = 0.0
     generated_tokens: int = 0
+    encoded_prompt_tokens: int = 0  # prompt tokens the model had to encode (not from the KV cache)
     exec_s: float = 0.0
     grade_s: float = 0.0
     episodes: int = 0
@@ -59,6 +60,7 @@ class StepStats:
         mean = sum(self.rewards) / n
         out = {"rollout_s": self.rollout_s, "generate_s": self.generate_s, "exec_s": self.exec_s,
                "grade_s": self.grade_s, "generated_tokens": self.generated_tokens,
+               "encoded_prompt_tokens": self.encoded_prompt_tokens,
                "generation_tokens_per_s": self.generated_tokens / self.generate_s if self.generate_s else 0.0,
                "episodes": self.episodes, "masked_episodes": self.masked, "train_tokens": self.train_tokens,
                "reward_mean": mean, "format_rate": self.format_rate, "valid_rate": self.valid_rate}
@@ -124,6 +126,8 @@ class EpisodeRollout:
         after = backend.stats.as_dict()
         stats.generate_s = after["generate_s"] - before["generate_s"]
         stats.generated_tokens = int(after["generated_tokens"] - before["generated_tokens"])
+        stats.encoded_prompt_tokens = int((after["prompt_tokens"] - after["cached_prompt_tokens"])
+                                          - (before["prompt_tokens"] - before["cached_prompt_tokens"]))
         out = self._rows(outcomes, stats)
         self.stats[step] = stats
         self.outcomes = outcomes
