@@ -30,7 +30,7 @@ ROWS = [("step_s", "step, s"), ("rollout_s", "  rollout, s"), ("generate_s", "  
         ("exec_s", "    sandbox execution (summed over episodes), s"), ("grade_s", "  grading (summed), s"),
         ("update_s", "  update (fwd + bwd + optimizer), s"),
         ("encoded_prompt_tokens", "prompt tokens encoded (not from the KV cache)"), ("generated_tokens", "tokens generated"),
-        ("generation_tokens_per_s", "generation, tokens/s"), ("train_tokens", "tokens trained on"),
+        ("generation_tokens_per_s", "sampled tokens per generation second (prefill included)"), ("train_tokens", "tokens trained on"),
         ("training_tokens_per_s", "training, tokens/s")]
 
 
