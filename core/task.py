@@ -45,7 +45,32 @@ class MedalThresholds(BaseModel):
 
 
 class Task(BaseModel):
-    """A loaded task. ``public_dir`` minus ``hidden_files`` is all an agent may see."""
+    """A loaded task. ``public_dir`` minus ``hidden_files`` is all an agent may see.
+
+    Attributes:
+        id: Unique, stable name (studies resume by it).
+        root: The task folder.
+        public_dir: Files copied into every sandbox session (``prepared/public``).
+        private_dir: Where the hidden files live (``prepared/private``), if anywhere.
+        metric: Name of the metric (``sandmle.graders.metrics``), or ``evaluator`` when the task's
+            own ``evaluator.py`` grades it.
+        lower_is_better: The metric's direction.
+        id_column: Column that identifies rows of ``test.csv`` and of a submission.
+        target_columns: Columns a submission must predict.
+        modality: ``tabular``, ``text``, ``image``, ``time_series``, ``audio``, ``graph`` or
+            ``multimodal``.
+        task_type: ``classification``, ``regression``, ``forecasting``, ...
+        thresholds: Medal thresholds (gold, silver, bronze, median) in the metric's units.
+        leaderboard: Scores of a human leaderboard, best first (MLE-bench's leaderboard.csv),
+            for HumanRank.
+        public_leaderboard: MLE-Dojo's public board, when the task has one.
+        answers_path: The hidden answers; never copied into a sandbox.
+        evaluator_path: The task's own evaluator script; never copied into a sandbox.
+        hidden_files: Files inside ``public_dir`` that agents must not see (SandMLE's release
+            keeps ``answer.csv`` and ``evaluator.py`` there).
+        format: The layout it was loaded from: ``sandmle``, ``sandmle-release`` or ``mlebench``.
+        provenance: Where the task came from (generator, seed task, source), free-form.
+    """
 
     model_config = ConfigDict(arbitrary_types_allowed=True)
 
@@ -120,16 +145,56 @@ def _csv_columns(path: Path) -> list[str]:
         raise TaskError(f"{path}: not a readable CSV ({type(exc).__name__}: {exc})") from exc
 
 
+def _data_file_problem(path: Path) -> str | None:
+    """Why ``path`` is not a usable data CSV (binary, empty, no rows, unparseable), else None."""
+    import pandas as pd
+
+    try:
+        with open(path, "rb") as fh:
+            head = fh.read(8192)
+    except OSError as exc:
+        return f"{path.name} cannot be read ({exc.strerror})"
+    if not head.strip():
+        return f"{path.name} is empty"
+    if b"\0" in head:
+        return f"{path.name} is not a text CSV (binary data)"
+    try:
+        rows = pd.read_csv(path, nrows=5)
+    except Exception as exc:  # noqa: BLE001 - any unreadable file is a task error
+        return f"{path.name} is not a readable CSV ({type(exc).__name__}: {str(exc).splitlines()[0][:120]})"
+    if rows.empty:
+        return f"{path.name} has a header but no rows"
+    return None
+
+
 def validate_task(task: Task) -> Task:
-    """Check files, columns and thresholds of a loaded task; raise :class:`TaskError` naming each fault."""
+    """Check files, columns, data and thresholds of a loaded task; raise :class:`TaskError`
+    naming each fault (a task that fails here would otherwise end every episode "no submission"
+    or mark every submission invalid, blaming the agent)."""
     problems: list[str] = []
     if not task.public_dir.is_dir():
         raise TaskError(f"task {task.id!r}: public folder {task.public_dir} does not exist")
-    # MLE-bench competitions ship folders of images/audio instead of train/test CSVs.
+    # MLE-bench competitions ship folders of images/audio instead of train/test CSVs, and its
+    # task source supplies description.md itself.
     data_files = [] if task.format == "mlebench" else [task.public_dir / n for n in REQUIRED_PUBLIC[:2]]
     for path in data_files + [task.sample_submission_path]:  # the sample may sit outside public/ (MLE-bench)
         if not path.is_file():
             problems.append(f"missing file {path}")
+        else:
+            problem = _data_file_problem(path)
+            if problem:
+                problems.append(problem)
+    if task.format != "mlebench" and not (task.public_dir / "description.md").is_file():
+        problems.append(f"missing file {task.public_dir / 'description.md'}")
+    if task.format != "sandmle-release" and task.target_columns:  # scored in-process by name
+        try:
+            from sandmle.graders.metrics import get_metric
+
+            get_metric(task.metric)
+        except KeyError as exc:
+            problems.append(str(exc.args[0]) if exc.args else f"unknown metric {task.metric!r}")
+        except ImportError:  # the graders room is not installed: nothing to check against
+            pass
     if task.answers_path is None or not task.answers_path.is_file():
         problems.append(f"missing answers file {task.answers_path}")
     if task.evaluator_path is not None and not task.evaluator_path.is_file():
@@ -177,7 +242,10 @@ def load_task(path: Path | str) -> Task:
         if lower is None:
             from sandmle.graders.metrics import get_metric
 
-            lower = get_metric(meta["metric"]).lower_is_better
+            try:
+                lower = get_metric(meta["metric"]).lower_is_better
+            except KeyError as exc:
+                raise TaskError(f"{meta_path}: {exc.args[0] if exc.args else exc}") from None
         task = Task(id=str(meta["id"]), root=root, public_dir=public, private_dir=root / PRIVATE,
                     metric=meta["metric"], lower_is_better=bool(lower), format=fmt,
                     thresholds=MedalThresholds(**meta["thresholds"]) if meta.get("thresholds") else None,

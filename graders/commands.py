@@ -11,6 +11,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from sandmle.core.errors import TaskError, UnknownComponentError
+from sandmle.core.terminal import printable
 from sandmle.core.records import ExecResult, Trajectory, Turn
 from sandmle.core.task import PUBLIC, Task, load_task
 
@@ -77,17 +78,24 @@ def _component(kind: str, name: str, args: dict[str, Any], option: str) -> Any:
 @click.option("--preset", type=click.Choice(["sandmle-code", "sandmle-paper", "sparse"]), default=None,
               help="Preset of the milestone reward (default sandmle-code).")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON (grade + reward).")
+@click.option("--evaluator-timeout", "evaluator_timeout_s", type=click.FloatRange(min=0, min_open=True),
+              default=None, help="Seconds a task's own evaluator.py may run (the default grader's "
+                                 "evaluator_timeout_s, 300 unless set).")
 def grade_cmd(task_dir: Path, submission: Path, grader_name: str, grader_args: str | None,
-              reward_name: str, reward_args: str | None, preset: str | None, as_json: bool) -> None:
+              reward_name: str, reward_args: str | None, preset: str | None, as_json: bool,
+              evaluator_timeout_s: float | None) -> None:
     """Grade SUBMISSION for the task in TASK_DIR and show the reward of a one-turn trajectory."""
     task = load_any_task(task_dir)
+    grader_config = _json_object(grader_args, "--grader-args")
+    if evaluator_timeout_s is not None:
+        grader_config["evaluator_timeout_s"] = evaluator_timeout_s
     reward_config = _json_object(reward_args, "--reward-args")
     if preset is not None:
         if reward_name != "milestone":
             raise click.UsageError(f"--preset belongs to the milestone reward; pass {reward_name!r}'s "
                                    f"settings with --reward-args")
         reward_config.setdefault("preset", preset)
-    grader = _component("graders", grader_name, _json_object(grader_args, "--grader-args"), "--grader-args")
+    grader = _component("graders", grader_name, grader_config, "--grader-args")
     reward_fn = _component("rewards", reward_name, reward_config, "--reward-args")
     grade = _grade_safely(grader, task, submission)
     # A one-turn trajectory: the submission exists as produced by code that ran (format counts as met).
@@ -135,8 +143,8 @@ def _print_grade(task: Task, grade: Any, reward: Any, reward_name: str) -> None:
     table = Table(title=f"grade: {escape(task.id)}")
     table.add_column("field")
     table.add_column("value", justify="right")
-    for key, value in grade.model_dump().items():
-        table.add_row(key, escape(str(value)))
+    for key, value in grade.model_dump().items():  # a reason may quote the submission's bytes
+        table.add_row(key, escape(printable(value)))
     table.add_row("tier", grade.tier)
     _console().print(table)
     parts = Table(title=f"reward {escape(reward_name)}: {reward.total:.3f}")

@@ -383,6 +383,7 @@ def test_beats_sample_on_a_lower_is_better_release_task(tmp_path: Path) -> None:
     public.mkdir(parents=True)
     (public / "answer.csv").write_text("id,y\n1,1.0\n2,2.0\n")
     (public / "sample_submission.csv").write_text("id,y\n1,0.0\n2,0.0\n")
+    (public / "description.md").write_text("Predict y.\n")  # loading now requires it (issue 18)
     for name in ("train.csv", "test.csv"):
         (public / name).write_text("id,x\n1,0\n")
     (public / "evaluator.py").write_text(SANDMLE_STYLE_EVALUATOR)
