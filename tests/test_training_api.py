@@ -18,6 +18,8 @@ from sandmle.training import (
 )
 from sandmle.training import checkpoints as ck
 
+from cli_support import cli  # noqa: F401  (fixture)
+
 
 def _turn(prompt, sampled, logprobs=None):
     return Turn(messages_in=1, text="x", prompt_token_ids=prompt, token_ids=sampled,
@@ -129,6 +131,31 @@ def test_train_section_errors_name_their_yaml_path(change, expected):
         resolve(parse_recipe(__import__("yaml").safe_load(textwrap.dedent(text))), get_registry())
     paths = [p for p, _ in info.value.problems]
     assert any(p.startswith("train") or p == "" for p in paths), info.value.problems
+
+
+def test_top_level_trainer_is_short_for_a_train_section():
+    # main's docs and the best-of-n example plugin write `trainer: NAME` at the top level
+    recipe = parse_recipe({"name": "t", "trainer": {"name": "sft", "args": {"lr": 1e-5}}})
+    assert recipe.train is not None and recipe.trainer.name == "sft" and recipe.stages() == ["train"]
+    assert recipe.train.max_steps == 10 and recipe.train.trainer.args == {"lr": 1e-5}
+    with pytest.raises(RecipeError) as info:
+        parse_recipe({"name": "t", "trainer": "sft", "train": {"trainer": "grpo"}})
+    assert "not both" in str(info.value)
+
+
+@pytest.mark.parametrize("argv,expected", [
+    (["train", "TRAIN", "--max-steps", "0"], "0 is not in the range x>=1"),
+    (["train", "TRAIN", "--out", "/proc/sandmle-x"], "--out: /proc/sandmle-x lies under /proc"),
+    (["train", "quickstart"], "has no train: section"),
+    (["trajectories", "export", ".", "--out", "x.jsonl", "--heldout", "1"], "1.0 is not in the range"),
+])
+def test_train_and_export_refuse_bad_options_before_any_work(cli, tmp_path, monkeypatch, argv, expected):
+    monkeypatch.chdir(tmp_path)  # the recipe's output folder would be runs/t here
+    recipe = tmp_path / "t.yaml"
+    recipe.write_text(TRAIN)
+    code, _, err = cli(*[str(recipe) if a == "TRAIN" else a for a in argv])
+    assert code != 0 and expected in err, err
+    assert not (tmp_path / "runs").exists()
 
 
 # ------------------------------------------------------------------ checkpoints

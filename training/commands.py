@@ -19,17 +19,18 @@ def _console():
 @click.argument("recipe")
 @click.option("--out", "out_dir", type=click.Path(path_type=Path, file_okay=False), default=None,
               help="Train output folder (default: the recipe's train.output_dir, else OUTPUT/train).")
-@click.option("--max-steps", type=int, default=None, help="Override train.max_steps.")
+@click.option("--max-steps", type=click.IntRange(min=1), default=None, help="Override train.max_steps.")
 @click.option("--fresh", is_flag=True, help="Start over instead of resuming from the last checkpoint.")
 def train_cmd(recipe: str, out_dir: Path | None, max_steps: int | None, fresh: bool) -> None:
     """Train with the recipe's train: section; rerun the same command to resume.
 
     RECIPE is a YAML file or a shipped recipe's name (e.g. train_sft_smollm2_cpu). Task sets made
-    by a generator are generated first when their folder has no tasks yet. Checkpoints are
+    by a generator are generated (or their generation resumed) first. Checkpoints are
     backends: sandmle rollout TASK --backend transformers --backend-args '{"model": "OUT"}'.
     """
     from sandmle.core.errors import SandmleError
-    from sandmle.core.runner import prepare, print_plugins, task_set_dir, write_run_metadata
+    from sandmle.core.recipe import output_dir_problem
+    from sandmle.core.runner import prepare, print_plugins, write_run_metadata
 
     from .stage import run_train_stage
 
@@ -38,18 +39,18 @@ def train_cmd(recipe: str, out_dir: Path | None, max_steps: int | None, fresh: b
     if rec.train is None:
         raise SandmleError(f"recipe {recipe!r} has no train: section")
     if out_dir is not None:
+        problem = output_dir_problem(out_dir)
+        if problem:
+            raise SandmleError(f"--out: {problem}")
         rec.train.output_dir = out_dir
     if max_steps is not None:
-        if max_steps < 1:
-            raise SandmleError("--max-steps must be at least 1")
         rec.train.max_steps = max_steps
     if fresh:
         rec.train.resume = False
     print_plugins(manager, console)
     write_run_metadata(rec, manager)
-    wanted = rec.train.tasks or [ts.name for ts in rec.tasks]
-    if any(ts.generator and ts.name in wanted and not any(task_set_dir(rec, ts).glob("*/task.yaml"))
-           for ts in rec.tasks):
+    if any(ts.generator for ts in rec.tasks):
+        # Always, as eval does: a killed generation leaves a task set short (a finished one starts nothing).
         from sandmle.generators.stage import run_generate_stage
 
         run_generate_stage(rec, manager.registry, console)
@@ -62,7 +63,7 @@ def train_cmd(recipe: str, out_dir: Path | None, max_steps: int | None, fresh: b
               default="valid", show_default=True, help="Which episodes to keep.")
 @click.option("--out", type=click.Path(dir_okay=False, path_type=Path), required=True,
               help="SFT JSONL to write; held-out tasks go to OUT with .heldout before the suffix.")
-@click.option("--heldout", type=float, default=0.2, show_default=True,
+@click.option("--heldout", type=click.FloatRange(0.0, 1.0, max_open=True), default=0.2, show_default=True,
               help="Fraction of tasks held out (split by task id).")
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of the held-out split.")
 @click.option("--scaffold", default=None, help="Only episodes of this scaffold.")
