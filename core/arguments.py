@@ -100,13 +100,14 @@ def lookup(registry: Registry, kind: str, name: str, option: str) -> ComponentIn
         raise ArgumentError(option, [("", str(exc))]) from None
 
 
-def validate_args(registry: Registry, kind: str, name: str, args_json: str | None = None, *,
+def validate_args(registry: Registry, kind: str, name: str, args_json: str | dict[str, Any] | None = None, *,
                   name_option: str, args_option: str) -> tuple[ComponentInfo, BaseModel]:
-    """Look component ``name`` of ``kind`` up and validate its JSON arguments, building nothing:
-    bad JSON, unknown names and arguments the config model refuses are :class:`ArgumentError` s
-    (exit code 2, no traceback), worded as for recipes."""
+    """Look component ``name`` of ``kind`` up and validate its arguments (JSON text, or a dict a
+    command already parsed with :func:`parse_json_object` and completed from other options),
+    building nothing: bad JSON, unknown names and arguments the config model refuses are
+    :class:`ArgumentError` s (exit code 2, no traceback), worded as for recipes."""
     info = lookup(registry, kind, name, name_option)
-    args = parse_json_object(args_json, args_option)
+    args = args_json if isinstance(args_json, dict) else parse_json_object(args_json, args_option)
     try:
         return info, info.config.model_validate(args)
     except ValidationError as err:
@@ -114,7 +115,7 @@ def validate_args(registry: Registry, kind: str, name: str, args_json: str | Non
                             argument_problems(err, info)) from None
 
 
-def build_component(registry: Registry, kind: str, name: str, args_json: str | None = None, *,
+def build_component(registry: Registry, kind: str, name: str, args_json: str | dict[str, Any] | None = None, *,
                     name_option: str, args_option: str) -> Any:
     """:func:`validate_args`, then build the component."""
     info, config = validate_args(registry, kind, name, args_json, name_option=name_option,

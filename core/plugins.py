@@ -148,7 +148,7 @@ class UnknownHookError(SandmleError):
 
     def __init__(self, plugin: str, hooks: list[str], distribution: str | None = None):
         self.plugin, self.hooks = plugin, hooks
-        valid = sorted(n for n in dir(hookspecs) if n.startswith("register_"))
+        valid = sorted(n for n, fn in vars(hookspecs).items() if hasattr(fn, "sandmle_spec"))
         parts = []
         for hook in hooks:
             close = difflib.get_close_matches(hook, valid, n=1, cutoff=0.6)

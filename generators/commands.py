@@ -9,13 +9,16 @@ from pathlib import Path
 from typing import Any
 
 import click
-import yaml
 from rich.console import Console
 from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from .procedural import Outcome
+from .show import difficulty_summary, family_mix, per_task_table, task_detail, task_set_rows
+
+
+CALIBRATE_FROM = 20  # fewer tasks give medal rates too coarse to calibrate anything
 
 
 def _console() -> Console:
@@ -54,11 +57,13 @@ def summary_table(outcomes: list[Outcome], wall_s: float) -> Table:
         table.add_row("acceptance rate (this run)", f"{sum(o.accepted for o in fresh) / len(fresh):.0%}")
         table.add_row("mean seconds per candidate", f"{sum(o.seconds for o in fresh) / len(fresh):.2f}")
         table.add_row("verified tasks per minute", f"{60 * sum(o.accepted for o in fresh) / max(wall_s, 1e-9):.1f}")
-    for key in ("modality", "metric"):
+    for key in ("family", "modality", "metric"):
         mix = Counter(getattr(o, key) for o in ok)
         table.add_row(f"{key} mix", ", ".join(f"{k} {v}" for k, v in sorted(mix.items())))
     if ok:
         table.add_row("mean training rows", f"{sum(o.n_train for o in ok) / len(ok):.0f}")
+    for what, value in difficulty_summary([o.difficulty for o in ok]):
+        table.add_row(what, value)
     return table
 
 
@@ -70,8 +75,11 @@ def summary_table(outcomes: list[Outcome], wall_s: float) -> Table:
 @click.option("--workers", type=click.IntRange(min=1), default=2, show_default=True)
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--json", "as_json", is_flag=True, help="print the outcomes as JSON lines")
+@click.option("--calibrate/--no-calibrate", default=None,
+              help="run the baseline policy in react, aide and mledojo on the set and print its medal rates "
+                   f"(default: on for sets of {CALIBRATE_FROM}+ tasks)")
 def generate_cmd(n: int, out: Path, seeds: str | None, gen_name: str, workers: int, seed: int,
-                 as_json: bool) -> None:
+                 as_json: bool, calibrate: bool | None) -> None:
     """Generate N verified micro-scale tasks into OUT (resumable: rerun to continue)."""
     from sandmle.core.plugins import get_registry
 
@@ -96,23 +104,15 @@ def generate_cmd(n: int, out: Path, seeds: str | None, gen_name: str, workers: i
             click.echo(json.dumps(o.__dict__))
     else:
         console.print(summary_table(outcomes, time.perf_counter() - t0))
+    accepted = sum(o.accepted for o in outcomes)
+    if calibrate or (calibrate is None and accepted >= CALIBRATE_FROM):
+        from .baseline_calibration import calibrate as run_calibration, calibration_table
 
-
-def task_set_rows(root: Path) -> list[dict[str, Any]]:
-    """One row per task folder under ``root`` (read from task.yaml)."""
-    rows = []
-    for meta_path in sorted(root.glob("*/task.yaml")):
-        try:
-            meta = yaml.safe_load(meta_path.read_text(encoding="utf-8"))
-        except (OSError, UnicodeDecodeError, yaml.YAMLError):
-            meta = None
-        if not isinstance(meta, dict) or not {"id", "modality", "metric"} <= set(meta):
-            continue  # not a readable task (generate moves such folders aside)
-        prov = meta.get("provenance") if isinstance(meta.get("provenance"), dict) else {}
-        rows.append({"id": meta["id"], "modality": meta["modality"], "metric": meta["metric"],
-                     "task_type": meta.get("task_type"), "n_train": prov.get("n_train"),
-                     "seed": prov.get("seed_task"), "thresholds": meta.get("thresholds")})
-    return rows
+        result = run_calibration(out, console)
+        if as_json:
+            click.echo(json.dumps({"calibration": result}))
+        else:
+            console.print(calibration_table(result))
 
 
 @click.command("show")
@@ -120,12 +120,18 @@ def task_set_rows(root: Path) -> list[dict[str, Any]]:
 @click.option("--plot", type=click.Path(path_type=Path), default=None, help="write a PNG of the mix")
 @click.option("--json", "as_json", is_flag=True)
 def show_cmd(root: Path, plot: Path | None, as_json: bool) -> None:
-    """Summarise the task set in ROOT (modality/metric mix, sizes)."""
+    """Summarise the task set in ROOT (mix, sizes, then per task: files, target format and
+    difficulty figures), or everything about ROOT when it is one task folder."""
     rows = task_set_rows(root)
     if as_json:
         click.echo(json.dumps(rows, indent=1))
         return
     console = _console()
+    if (root / "task.yaml").is_file():
+        if not rows:
+            raise click.ClickException(f"{root}/task.yaml is not a readable task (id, modality and metric needed)")
+        console.print(task_detail(rows[0]))
+        return
     table = Table(title=f"{escape(str(root))}: {len(rows)} tasks")
     for col in ("modality", "metric", "count", "mean train rows"):
         table.add_column(col)
@@ -134,6 +140,8 @@ def show_cmd(root: Path, plot: Path | None, as_json: bool) -> None:
         sizes = [r["n_train"] for r in rows if (r["modality"], r["metric"]) == (mod, met) and r["n_train"]]
         table.add_row(mod, met, str(count), f"{sum(sizes) / len(sizes):.0f}" if sizes else "-")
     console.print(table)
+    console.print(f"family mix: {family_mix(rows)}")
+    console.print(per_task_table(rows, "per task: files, target format, difficulty"))
     if plot is not None:
         write_mix_plot(rows, plot)
         console.print(f"plot written to {escape(str(plot))}")

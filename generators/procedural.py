@@ -3,7 +3,9 @@
 Candidates are numbered 0, 1, 2, ...; candidate ``i`` uses seed ``seeds[i % len(seeds)]`` and
 the RNG ``default_rng([seed, i])``, so the same (seed, i) always gives byte-identical files and
 a resumed run continues where the last stopped (accepted task folders and ``rejections.jsonl``
-entries are kept and skipped). Up to ``workers`` candidates verify at once in the sandbox.
+entries are kept and skipped). Each seed has a quota (``seed_quotas``): a rejected candidate is
+replaced by the next candidate of the same seed, so a set of ``n`` tasks covers its seeds evenly.
+Up to ``workers`` candidates verify at once in the sandbox.
 """
 
 from __future__ import annotations
@@ -14,8 +16,9 @@ import queue
 import shutil
 import threading
 import time
+from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +27,7 @@ from pydantic import Field
 
 from sandmle.core.interfaces import ComponentConfig, Generator, Sandbox
 
+from .calibration import ThresholdPolicy
 from .resume import REJECTIONS, scan_output
 from .seeds import SeedTask, select_seeds
 from .synth import Candidate, NoiseConfig, synthesize
@@ -36,8 +40,11 @@ class ProceduralConfig(ComponentConfig):
     """Config of the ``procedural`` generator."""
 
     rows: tuple[int, int] = Field((50, 200), description="training rows, sampled per task")
-    test_rows: tuple[int, int] = Field((60, 120), description="test rows, sampled per task")
+    test_rows: tuple[int, int] = Field((1000, 2000), description="test rows of table and text tasks: "
+                                       "micro training, but enough test rows to keep medals above the noise")
+    media_test_rows: tuple[int, int] = Field((300, 500), description="test files of image and sound tasks")
     noise: NoiseConfig = Field(default_factory=NoiseConfig)
+    thresholds: ThresholdPolicy = Field(default_factory=ThresholdPolicy)
     workers: int = Field(2, ge=1, description="candidates verified concurrently")
     solver_timeout_s: float = Field(120.0, gt=0)
     max_attempts_factor: float = Field(3.0, ge=1.0, description="stop after n * this many candidates")
@@ -59,6 +66,8 @@ class Outcome:
     seconds: float = 0.0
     path: str | None = None
     resumed: bool = False
+    family: str = ""
+    difficulty: dict[str, Any] = field(default_factory=dict)
 
 
 Synthesizer = Callable[[SeedTask, np.random.Generator, int, int], Candidate]
@@ -100,7 +109,7 @@ class VerifyingGenerator(Generator):
 
     async def _run(self, out: Path, n: int, seed: int, seed_names: list[str], sandbox: Sandbox | None,
                    emit: Callable[[Outcome], None]) -> None:
-        seeds = select_seeds(seed_names)
+        seeds = list({s.name: s for s in select_seeds(seed_names)}.values())
         out.mkdir(parents=True, exist_ok=True)
         accepted, seen_idx, signatures = _resume_state(out)
         for o in accepted.values():
@@ -116,45 +125,52 @@ class VerifyingGenerator(Generator):
         self._sessions: asyncio.Queue = asyncio.Queue()
         self._opened: list[Any] = []
         lock = asyncio.Lock()
-        n_ok = len(accepted)
-        budget = int(n * self.config.max_attempts_factor)
+        quota = seed_quotas(seeds, n)
+        have = Counter(o.seed for o in accepted.values())
+        in_flight: Counter = Counter()
+        budget = int(n * self.config.max_attempts_factor) - (len(seen_idx) - len(accepted))
         pending: set[asyncio.Task] = set()
 
-        async def one(i: int) -> None:
-            nonlocal n_ok
+        async def one(i: int, seed_task: SeedTask) -> None:
             async with sem:
-                if n_ok >= n:
-                    return
-                o = await self._candidate(out, seeds[i % len(seeds)], seed, i, sandbox, signatures, lock)
+                o = await self._candidate(out, seed_task, seed, i, sandbox, signatures, lock)
             async with lock:
-                if o.accepted and n_ok >= n:  # a concurrent candidate filled the set first
-                    shutil.rmtree(out / o.task_id, ignore_errors=True)
-                    return
-                n_ok += o.accepted
+                in_flight[seed_task.name] -= 1
+                have[seed_task.name] += o.accepted
                 if not o.accepted:
                     with open(out / REJECTIONS, "a", encoding="utf-8") as fh:
                         fh.write(json.dumps(asdict(o)) + "\n")
             emit(o)
 
+        k = len(seeds)
+        next_of = list(range(k))  # seed j's candidates are j, j + k, j + 2k, ...
+
+        def next_index() -> int | None:
+            """The lowest next candidate among seeds that still lack tasks (accepted + in flight)."""
+            best = None
+            for j, s in enumerate(seeds):
+                if have[s.name] + in_flight[s.name] >= quota[s.name]:
+                    continue
+                while next_of[j] in seen_idx:
+                    next_of[j] += k
+                best = next_of[j] if best is None else min(best, next_of[j])
+            return best
+
         try:
-            i = 0
-            while n_ok < n and i < budget:
-                if i not in seen_idx:
-                    while len(pending) >= self.config.workers * 2:
-                        _, pending = await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
-                    if n_ok >= n:
+            attempts = 0
+            while True:
+                while len(pending) < self.config.workers * 2 and attempts < budget:
+                    found = next_index()
+                    if found is None:
                         break
-                    pending.add(asyncio.create_task(one(i)))
-                i += 1
-                if i >= budget or n_ok >= n:
+                    seed_task = seeds[found % k]
+                    in_flight[seed_task.name] += 1
+                    next_of[found % k] += k
+                    pending.add(asyncio.create_task(one(found, seed_task)))
+                    attempts += 1
+                if not pending:
                     break
-            while pending:
-                _, pending = await asyncio.wait(pending)
-                if n_ok < n and i < budget:  # some were rejected: keep going
-                    while i in seen_idx:
-                        i += 1
-                    pending.add(asyncio.create_task(one(i)))
-                    i += 1
+                _, pending = await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
         finally:
             shutil.rmtree(out / ".staging", ignore_errors=True)
             for session in self._opened:
@@ -166,7 +182,8 @@ class VerifyingGenerator(Generator):
                          signatures: dict[str, str], lock: asyncio.Lock) -> Outcome:
         t0 = time.perf_counter()
         task_id = f"{seed_task.name}-s{seed}-{i:05d}"
-        o = Outcome(i, task_id, seed_task.name, seed_task.modality, seed_task.metric, False)
+        o = Outcome(i, task_id, seed_task.name, seed_task.modality, seed_task.metric, False,
+                    family=seed_task.family)
         stage = out / ".staging" / task_id
         shutil.rmtree(stage, ignore_errors=True)
         try:
@@ -195,7 +212,9 @@ class VerifyingGenerator(Generator):
             if not subs:
                 o.reason, o.detail = ("evaluator_failed" if detail.startswith("evaluator") else "solvers_failed"), detail
                 return o
-            verdict = judge(cand, score_submissions(cand, subs))
+            verdict = await asyncio.to_thread(judge, cand, score_submissions(cand, subs), subs,
+                                              self.config.thresholds)
+            o.difficulty = verdict.difficulty
             if verdict.reason:
                 o.reason, o.detail = verdict.reason, json.dumps(verdict.scores)[:400]
                 async with lock:
@@ -203,7 +222,7 @@ class VerifyingGenerator(Generator):
                 return o
             prov["reference_scores"] = verdict.scores
             await asyncio.to_thread(write_thresholds, cand, stage, task_id, prov, verdict.thresholds,
-                                    verdict.leaderboard)
+                                    verdict.leaderboard, verdict.difficulty)
             final = out / task_id
             shutil.rmtree(final, ignore_errors=True)
             stage.rename(final)
@@ -236,10 +255,19 @@ class ProceduralGenerator(VerifyingGenerator):
                              stage: Path) -> tuple[Candidate | None, str, dict[str, Any]]:
         cfg = self.config
         n_train = int(rng.integers(cfg.rows[0], cfg.rows[1] + 1))
-        n_test = int(rng.integers(cfg.test_rows[0], cfg.test_rows[1] + 1))
-        if seed.task_type == "forecasting":  # the horizon equals the test length: keep it short
-            n_test = max(10, n_test // 4)
-        return synthesize(seed, rng, n_train, n_test, cfg.noise), "", {}
+        test_rows = cfg.media_test_rows if seed.synth in ("image", "audio") else cfg.test_rows
+        n_test = int(rng.integers(test_rows[0], test_rows[1] + 1))
+        return await asyncio.to_thread(synthesize, seed, rng, n_train, n_test, cfg.noise), "", {}
+
+
+def seed_quotas(seeds: Sequence[SeedTask], n: int) -> Counter:
+    """Tasks wanted per seed: ``n`` spread over the seeds in order (the first ``n % k`` get one
+    more), so a set covers its seeds evenly and a rejected candidate is replaced from its own seed.
+    Candidates of one seed run in index order, so the accepted set does not depend on timing."""
+    quota: Counter = Counter()
+    for j in range(n):
+        quota[seeds[j % len(seeds)].name] += 1
+    return quota
 
 
 def _resume_state(out: Path) -> tuple[dict[int, Outcome], set[int], dict[str, str]]:
@@ -253,7 +281,8 @@ def _resume_state(out: Path) -> tuple[dict[int, Outcome], set[int], dict[str, st
         sigs[prov.get("rule_signature", "")] = done.task_id
         accepted[i] = Outcome(i, done.task_id, prov.get("seed_task", ""), meta.get("modality", ""),
                               meta.get("metric", ""), True, n_train=int(prov.get("n_train", 0) or 0),
-                              path=str(done.path), resumed=True)
+                              path=str(done.path), resumed=True, family=prov.get("family", ""),
+                              difficulty=meta.get("difficulty") or {})
     return accepted, state.seen, sigs
 
 

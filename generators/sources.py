@@ -72,6 +72,30 @@ def _digits() -> pd.DataFrame:
     return df
 
 
+def _crystal() -> pd.DataFrame:
+    # nomad2018's column structure (space group, atom count, Al/Ga/In fractions, lattice vectors
+    # and angles) as a fixed synthetic table: the competition's own data cannot ship.
+    rng = np.random.default_rng(20180101)
+    n = 2400
+    groups = np.array(["12", "33", "167", "194", "206", "227"], dtype=object)
+    frac = rng.dirichlet([1.2, 1.0, 0.8], n)
+    atoms = rng.choice([10, 20, 30, 40, 60, 80], n, p=[0.05, 0.1, 0.2, 0.25, 0.2, 0.2])
+    vec = np.abs(rng.normal([8.0, 8.0, 12.0], [3.0, 2.5, 5.0], (n, 3))) + 3.0
+    angles = np.column_stack([rng.normal(90, 2, n), rng.normal(90, 8, n), rng.choice([90.0, 120.0], n)])
+    df = pd.DataFrame({"spacegroup": rng.choice(groups, n), "number_of_total_atoms": atoms.astype(float),
+                       "percent_atom_al": frac[:, 0], "percent_atom_ga": frac[:, 1], "percent_atom_in": frac[:, 2]})
+    for i in range(3):
+        df[f"lattice_vector_{i + 1}"] = vec[:, i]
+    for i, name in enumerate(("alpha", "beta", "gamma")):
+        df[f"lattice_angle_{name}"] = angles[:, i]
+    return df
+
+
+# Media seeds draw their content (generators/media.py); these names only mark where it comes from.
+MEDIA_SOURCES = {"sklearn_sample_images": "scikit-learn's sample photographs as textures + drawn shapes",
+                 "sklearn_digits": "scikit-learn's digits as glyphs in drawn scenes",
+                 "synthetic_calls": "synthesised calls (tones, chirps, trills) over noise"}
+
 LOADERS: dict[str, Loader] = {
     "sklearn_breast_cancer": lambda: _sklearn("breast_cancer"),
     "sklearn_wine": lambda: _sklearn("wine"),
@@ -85,6 +109,7 @@ LOADERS: dict[str, Loader] = {
     "statsmodels_sunspots": lambda: _statsmodels("sunspots", ["SUNACTIVITY"]),
     "statsmodels_macrodata": lambda: _statsmodels("macrodata", ["realgdp", "cpi", "unemp", "infl"]),
     "synthetic_gaussian": _gaussian,
+    "synthetic_crystal": _crystal,
 }
 
 

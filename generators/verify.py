@@ -1,32 +1,32 @@
-"""Verification of a candidate: reference solvers in the sandbox -> leaderboard -> thresholds.
+"""Verification of a candidate: reference solvers in the sandbox -> scores -> thresholds.
 
-Thresholds follow MLE-bench's position rules for N < 100 entries (gold = position
-max(1, floor(0.1 N)), silver = floor(0.2 N), bronze = floor(0.4 N), median = median score) on a
-leaderboard of the reference variants (all but the sample submission). MLE-bench gives gold and
-silver the same position below N = 10, so the solver program ships 12 non-sample variants and
-tied scores count once: positions 1, 2 and 4 then differ; fewer than 5 distinct scores is a
-rejection (``too_few_reference_scores``). The sanity filter (SandMLE): strictly monotone thresholds and a median that
-strictly beats the sample submission; we also reject tasks where no model beats the constant
-baseline (``no_signal``), and tasks whose own ``evaluator.py`` fails or disagrees.
+The reference solvers (a standard scikit-learn portfolio) run in the sandbox on the public files;
+their submissions are scored on the host with the graders' metric code, next to the oracle's
+(the noiseless rule's) submission. :mod:`~sandmle.generators.calibration` places the thresholds
+(its :class:`ThresholdPolicy`) and applies the sanity filter: SandMLE's (strictly monotone
+thresholds, a median that strictly beats the sample submission), learnability (some model beats
+the constant baseline: ``no_signal``), headroom (``no_headroom``) and metric noise
+(``gap_below_noise``). A task whose own ``evaluator.py`` fails or disagrees is rejected too.
 """
 
 from __future__ import annotations
 
+import asyncio
 import io
 import json
 import math
+import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
-from statistics import median
 from typing import Any
 
 import pandas as pd
 
-from sandmle.core.interfaces import Sandbox
 from sandmle.core.task import MedalThresholds, Task
 from sandmle.graders.metrics import compute_score as score
 from sandmle.graders.metrics import get_metric
 
+from .calibration import ThresholdPolicy, bootstrap_se, place_thresholds
 from .solvers import solver_program
 from .synth import Candidate
 
@@ -41,44 +41,14 @@ class Verdict:
     leaderboard: list[float] = field(default_factory=list)
     detail: str = ""
     solver_wall_s: float = 0.0
-
-
-def derive_thresholds(scores: dict[str, float], lower: bool) -> tuple[MedalThresholds, list[float]]:
-    """MLE-bench N<100 position rules on the reference leaderboard (sample submission excluded)."""
-    # Tied scores count once: discrete metrics (accuracy on 60 rows) tie often, and a tie at a
-    # medal position would make two thresholds equal.
-    board = sorted({round(v, 5) for k, v in scores.items() if k != "sample"}, reverse=not lower)
-    n = len(board)
-    if n < 5:
-        raise ValueError(f"only {n} distinct reference scores; need at least 5 for distinct medal positions")
-    pos = {"gold": max(1, n // 10), "silver": max(2, n // 5), "bronze": max(3, int(0.4 * n))}
-    th = MedalThresholds(gold=board[pos["gold"] - 1], silver=board[pos["silver"] - 1],
-                         bronze=board[pos["bronze"] - 1], median=round(median(board), 5))
-    return th, board
-
-
-def sanity_reason(scores: dict[str, float], th: MedalThresholds, lower: bool) -> str | None:
-    """SandMLE's sanity filter plus a learnability check; ``None`` when the task passes."""
-    if not th.is_monotone(lower):
-        return "non_monotone"
-    better = (lambda a, b: a < b) if lower else (lambda a, b: a > b)
-    if "sample" in scores and not better(th.median, scores["sample"]):
-        return "median_not_better_than_sample"
-    best = min(scores.values()) if lower else max(scores.values())
-    if "constant" in scores and not better(best, scores["constant"]):
-        return "no_signal"
-    return None
+    difficulty: dict[str, Any] = field(default_factory=dict)
 
 
 def public_info(c: Candidate) -> dict[str, Any]:
     """The public structure the reference solvers may use (what description.md also says)."""
-    label = "label" if c.seed.submission in ("proba_multi", "label") or c.class_names else c.target_columns[0]
-    if c.seed.task_type in ("regression", "forecasting"):
-        label = c.target_columns[0]
-    label = c.label_column or label
-    return {"id_column": c.id_column, "label_column": label, "target_columns": c.target_columns,
+    return {"id_column": c.id_column, "label_columns": c.train_columns, "target_columns": c.target_columns,
             "submission": c.seed.submission, "task_type": c.seed.task_type, "modality": c.seed.modality,
-            "classes": c.class_names if c.seed.submission != "proba_binary" else [0, 1]}
+            "classes": [str(x) for x in c.class_names], "positive": c.seed.positive_target}
 
 
 async def run_reference_solvers(c: Candidate, task: Task, session: Any,
@@ -90,10 +60,11 @@ async def run_reference_solvers(c: Candidate, task: Task, session: Any,
     The evaluator check writes the answers there too; agents never get these sessions.
     """
     sub = f"cand_{task.id}"
-    for path in task.public_files():
-        await session.write_file(f"{sub}/{path.relative_to(task.public_dir)}", path.read_bytes())
+    # One archive instead of one write per file: image and sound tasks have hundreds of files.
+    await session.write_file(f"{sub}/public.zip", await asyncio.to_thread(_zip_public, task))
     try:
-        program = f"import os\nos.chdir({sub!r})\n" + solver_program(public_info(c))
+        program = (f"import os, zipfile\nos.chdir({sub!r})\nzipfile.ZipFile('public.zip').extractall('.')\n"
+                   "os.remove('public.zip')\n" + solver_program(public_info(c)))
         res = await session.exec(program, timeout=timeout)
         subs: dict[str, pd.DataFrame] = {}
         if res.ok:
@@ -108,6 +79,14 @@ async def run_reference_solvers(c: Candidate, task: Task, session: Any,
         return subs, detail, res.wall_s
     finally:
         await session.exec(f"import shutil; shutil.rmtree({sub!r}, ignore_errors=True)", timeout=30)
+
+
+def _zip_public(task: Task) -> bytes:
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", zipfile.ZIP_STORED) as zf:
+        for path in task.public_files():
+            zf.write(path, str(path.relative_to(task.public_dir)))
+    return buf.getvalue()
 
 
 _EVAL_RUN = """import runpy, sys, io, contextlib, json
@@ -152,13 +131,23 @@ def score_submissions(c: Candidate, subs: dict[str, pd.DataFrame]) -> dict[str, 
     return out
 
 
-def judge(c: Candidate, scores: dict[str, float]) -> Verdict:
-    """Thresholds and the sanity filter from reference scores."""
+def judge(c: Candidate, scores: dict[str, float], subs: dict[str, pd.DataFrame] | None = None,
+          policy: ThresholdPolicy | None = None) -> Verdict:
+    """Thresholds, the sanity filter and the difficulty figures from reference scores."""
+    policy = policy or ThresholdPolicy()
     lower = get_metric(c.seed.metric).lower_is_better
     if "sample" not in scores:
         return Verdict("sample_submission_invalid", scores)
-    try:
-        th, board = derive_thresholds(scores, lower)
-    except ValueError as exc:
-        return Verdict("too_few_reference_scores", scores, detail=str(exc))
-    return Verdict(sanity_reason(scores, th, lower), scores, th, board)
+    oracle = None
+    if c.oracle is not None:
+        oracle = score_submissions(c, {"oracle": c.oracle}).get("oracle")
+    models = {k: v for k, v in scores.items() if k not in ("sample", "constant")}
+    se = float("nan")
+    if subs and models:
+        best = (min if lower else max)(models, key=models.get)
+        se = bootstrap_se(c.seed.metric, c.answers, subs[best], c.target_columns, c.id_column,
+                          policy.bootstrap)
+    placed = place_thresholds(policy, scores, oracle, se if math.isfinite(se) else 0.0, lower)
+    figures = {"n_train": len(c.train), "n_test": len(c.test), **placed.figures}
+    board = sorted((round(v, 6) for k, v in scores.items() if k != "sample"), reverse=not lower)
+    return Verdict(placed.reason, scores, placed.thresholds, board, difficulty=figures)

@@ -24,16 +24,36 @@ log = logging.getLogger(__name__)
 
 _FORMATS = {
     "proba_binary": "the probability that `{col}` is 1",
-    "proba_multi": "one probability per class column ({cols}); each row should sum to 1",
+    "proba_multi": "one probability per class column ({cols}); each row must sum to 1",
     "label": "the predicted `{col}` (one of the class names seen in train.csv)",
     "value": "the predicted numeric `{col}`",
+    "multilabel": "one probability per label column ({cols}), each the probability that the label is 1",
+    "multi_value": "one predicted number per target column ({cols})",
 }
 _WHAT = {"tabular": "Each row describes one {entity} at {setting}.",
+         "multimodal": "Each row is one {entity} at {setting}: a free-text `text` column and metadata columns.",
          "text": "Each row is one {entity} written at {setting}; the `text` column holds it.",
-         "image": "Each row is one 8x8 grey {entity} from {setting}, flattened row by row into "
-                  "`px0`..`px63` (intensities in [0, 1]).",
-         "time_series": "Rows are consecutive time steps of the {entity} series of {setting}; "
-                        "`lag_k` columns hold the value k steps earlier."}
+         "image": "Each example is one {entity} from {setting}, stored as an image file named by its id.",
+         "audio": "Each example is one {entity} from {setting}, stored as a sound file named by its id.",
+         "time_series": "Rows are daily values of the {entity} of several series at {setting} (`series` "
+                        "names the series); `promo` is known in advance for every date."}
+_GOAL = {"binary": "classify", "multiclass": "classify", "multilabel": "tag", "regression": "predict",
+         "multitarget": "predict", "forecasting": "forecast"}
+
+
+def _files_section(c: Candidate) -> list[str]:
+    label_cols = ", ".join(f"`{x}`" for x in c.train_columns)
+    lines = [f"- `train.csv`: {len(c.train)} rows with the target column(s) {label_cols}.",
+             f"- `test.csv`: {len(c.test)} rows without them."]
+    if c.files:
+        ext = next(iter(c.files)).rsplit(".", 1)[-1]
+        n_train = sum(k.startswith("train/") for k in c.files)
+        lines += [f"- `train/<id>.{ext}`: {n_train} {c.media_note} (one per `train.csv` row).",
+                  f"- `test/<id>.{ext}`: {len(c.files) - n_train} files (one per `test.csv` row)."]
+    if c.seed.task_type == "forecasting":
+        lines.append("- The test rows are the dates that follow the last training date of each series.")
+    lines.append("- `sample_submission.csv`: a valid submission in the required format.")
+    return lines
 
 
 def describe(c: Candidate, metric_direction: bool) -> str:
@@ -42,21 +62,19 @@ def describe(c: Candidate, metric_direction: bool) -> str:
     fmt = _FORMATS[c.seed.submission].format(col=col, cols=", ".join(f"`{x}`" for x in c.target_columns))
     features = [x for x in c.test.columns if x != c.id_column]
     shown = ", ".join(f"`{x}`" for x in features[:20]) + (" ..." if len(features) > 20 else "")
-    goal = {"binary": "classify", "multiclass": "classify", "regression": "predict",
-            "forecasting": "forecast"}[c.seed.task_type]
-    label_col = "label" if c.class_names else col
+    goal = _GOAL[c.seed.task_type]
+    what = ", ".join(f"`{x}`" for x in c.train_columns)
+    columns = (f"Feature columns: {shown}. " if features else "") + f"The id column is `{c.id_column}`."
     return "\n".join([
         f"# {c.domain.entity.title()} {goal} task",
         "",
         _WHAT[c.seed.modality].format(entity=c.domain.entity, setting=c.domain.setting),
-        f"Your goal is to {goal} `{label_col}` for the rows of `test.csv`.",
+        f"Your goal is to {goal} {what} for the rows of `test.csv`.",
         "",
         "## Files",
-        f"- `train.csv`: {len(c.train)} rows with the target column `{label_col}`.",
-        f"- `test.csv`: {len(c.test)} rows without it.",
-        "- `sample_submission.csv`: a valid submission in the required format.",
+        *_files_section(c),
         "",
-        f"Feature columns: {shown}. The id column is `{c.id_column}`.",
+        columns,
         "",
         "## Evaluation",
         f"Submissions are scored with **{c.seed.metric}** "
@@ -79,16 +97,32 @@ def write_candidate(c: Candidate, root: Path, task_id: str, provenance: dict[str
     c.train.to_csv(public / "train.csv", index=False)
     c.test.to_csv(public / "test.csv", index=False)
     c.sample_submission.to_csv(public / "sample_submission.csv", index=False)
+    for rel, data in c.files.items():
+        (public / rel).parent.mkdir(parents=True, exist_ok=True)
+        (public / rel).write_bytes(data)
     (public / "description.md").write_text(c.description or describe(c, lower), encoding="utf-8")
     c.answers.to_csv(private / "answers.csv", index=False)
+    if c.oracle is not None:
+        c.oracle.to_csv(private / "oracle.csv", index=False)
     (private / "rule.json").write_text(json.dumps(c.rule, indent=1, sort_keys=True, default=str),
                                        encoding="utf-8")
     write_thresholds(c, root, task_id, provenance, thresholds, leaderboard)
     return task_from_dir(root)
 
 
+def layout(c: Candidate) -> dict[str, Any]:
+    """What an agent meets, for ``task.yaml`` and ``sandmle tasks show``: files, target format."""
+    folders: dict[str, int] = {}
+    for rel in c.files:
+        folders[rel.split("/", 1)[0] + "/"] = folders.get(rel.split("/", 1)[0] + "/", 0) + 1
+    return {"family": c.seed.family, "files": ["train.csv", "test.csv", "sample_submission.csv", "description.md"],
+            "folders": folders, "media": c.media_note or None, "submission": c.seed.submission,
+            "train_target_columns": c.train_columns, "pitfalls": c.pitfalls}
+
+
 def write_thresholds(c: Candidate, root: Path, task_id: str, provenance: dict[str, Any],
-                     thresholds: MedalThresholds | None, leaderboard: list[float] | None) -> None:
+                     thresholds: MedalThresholds | None, leaderboard: list[float] | None,
+                     difficulty: dict[str, Any] | None = None) -> None:
     """Write ``task.yaml`` and ``evaluator.py`` (both carry the thresholds)."""
     th = thresholds.model_dump() if thresholds else {}
     private = root / "prepared" / "private"
@@ -98,7 +132,7 @@ def write_thresholds(c: Candidate, root: Path, task_id: str, provenance: dict[st
             "id_column": c.id_column, "target_columns": c.target_columns, "modality": c.seed.modality,
             "task_type": c.seed.task_type, "thresholds": th or None, "leaderboard": leaderboard,
             "answers": "prepared/private/answers.csv", "evaluator": "prepared/private/evaluator.py",
-            "provenance": provenance}
+            "layout": layout(c), "difficulty": difficulty or None, "provenance": provenance}
     (root / "task.yaml").write_text(yaml.safe_dump(meta, sort_keys=False), encoding="utf-8")
 
 

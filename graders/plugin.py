@@ -8,9 +8,8 @@ import click
 
 from sandmle.core.hookspecs import hookimpl
 
-from .grader import DefaultGraderConfig
+from .configs import DefaultGraderConfig, PathConfig
 from .rewards import MilestoneConfig
-from .sources import PathConfig
 
 
 def _make_default(config: DefaultGraderConfig) -> Any:
@@ -65,3 +64,13 @@ def register_commands(cli: click.Group) -> None:
 
     cli.add_command(grade_cmd)
     subgroup(cli, "tasks").add_command(export_cmd)
+
+
+@hookimpl
+def metric_lower_is_better(metric: str) -> bool | None:
+    from .metrics import get_metric
+
+    try:
+        return get_metric(metric).lower_is_better
+    except KeyError:  # not one of ours; another plugin may score it
+        return None

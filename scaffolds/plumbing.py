@@ -198,10 +198,12 @@ def killed_note(result: ExecResult, timeout: float) -> str:
 
 
 # ---------------------------------------------------------------------- submission checks
-def check_submission(workdir: Path, public_dir: Path) -> tuple[bool, str]:
-    """Compare ``submission.csv`` with the public ``sample_submission.csv`` (columns, ids, NaNs).
+def check_submission(workdir: Path, sample_path: Path | None) -> tuple[bool, str]:
+    """Compare ``submission.csv`` with the task's sample submission (columns, ids, NaNs).
 
-    Uses only public files, so its verdict may be shown to the agent.
+    ``sample_path`` is :attr:`Task.sample_submission_path` (it need not be called
+    ``sample_submission.csv``, nor sit in ``public/``: MLE-bench names it per competition). It
+    uses only public files, so its verdict may be shown to the agent.
     """
     import pandas as pd
 
@@ -212,8 +214,7 @@ def check_submission(workdir: Path, public_dir: Path) -> tuple[bool, str]:
         sub = pd.read_csv(io.BytesIO(read_regular(Path(workdir), SUBMISSION)))
     except Exception as exc:  # noqa: BLE001
         return False, f"submission.csv is not a readable CSV: {exc}"
-    sample_path = Path(public_dir) / "sample_submission.csv"
-    if not sample_path.is_file():
+    if sample_path is None or not Path(sample_path).is_file():
         return True, f"submission.csv has {len(sub)} rows (no sample submission to compare with)"
     sample = pd.read_csv(sample_path)
     if list(sub.columns) != list(sample.columns):

@@ -8,7 +8,7 @@ import shutil
 
 import pandas as pd
 
-from sandmle.core.task import write_task
+from sandmle.graders.task_writer import write_task
 from sandmle.generators.resume import INVALID_DIR, REJECTIONS, scan_output
 
 from test_reliability_cli import no_traceback, sandmle

@@ -4,6 +4,7 @@ real generated tasks of every modality: valid submissions, graded, rewarded."""
 from __future__ import annotations
 
 import asyncio
+import json
 
 import pytest
 from scaffolds_support import SEEDS, generate_tasks, grade, run_episode
@@ -107,3 +108,97 @@ def test_reward_breakdown_when_a_reward_is_registered(tasks, sandbox):
     reward = reg.create("rewards", "milestone")
     breakdown = reward.score(traj, grade(task, traj.submission))
     assert set(breakdown.parts) == set(reward.keys) and breakdown.total > 0
+
+
+# ---------------------------------------------------------------------------- sampling (issue 17)
+def _solution(backend, seed, temperature=1.0, prompt="Task: predict the label of test.csv."):
+    """The program the policy writes at ReAct step 1 for one sampling seed."""
+    from sandmle.core.records import Sampling
+
+    messages = [{"role": "system", "content": "tools"}, {"role": "user", "content": prompt},
+                {"role": "assistant", "content": "<think>look</think>"}, {"role": "user", "content": "<tool_response>ok"}]
+    done = asyncio.run(backend.complete(messages, sampling=Sampling(seed=seed, temperature=temperature),
+                                        protocol="react"))
+    return done.text
+
+
+def test_seeds_change_the_policy_choices_as_sampling_would():
+    from sandmle.scaffolds.baseline_programs import Choices, solve_program
+
+    backend = get_registry().create("backends", "baseline")
+    programs = {s: _solution(backend, s) for s in range(8)}
+    assert len(set(programs.values())) >= 4  # model family, hyper-parameters, feature choices vary
+    families = {t.split('"model": "')[1].split('"')[0] for t in programs.values()}
+    assert len(families) >= 2
+    assert _solution(backend, 3) == programs[3]  # the same seed and prompt: the same solution
+    # The prompt is part of the sampler's key, as for a model: another task, other choices.
+    assert any(_solution(backend, seed, prompt="Another task.") != programs[seed] for seed in range(8))
+    # Temperature 0 is greedy: the default choices whatever the seed.
+    greedy = {_solution(backend, s, temperature=0.0) for s in range(4)}
+    assert len(greedy) == 1 and solve_program(Choices()) in greedy.pop()
+
+
+def test_aide_improvement_switches_the_model_family():
+    from sandmle.core.records import Sampling
+    from sandmle.scaffolds.baseline_programs import Choices, solve_program
+
+    backend = get_registry().create("backends", "baseline")
+    for family in ("forest", "gbt", "linear", "knn"):
+        for seed in range(5):
+            prompt = f"Previous solution\n```python\n{solve_program(Choices(model=family))}\n```"
+            done = asyncio.run(backend.complete([{"role": "system", "content": prompt}],
+                                                sampling=Sampling(seed=seed), protocol="aide.improve"))
+            assert f'"model": "{family}"' not in done.text
+
+
+def test_two_seeds_give_different_results_on_a_real_task(tasks, sandbox):
+    """The old scripted policy gave identical grades for every seed (SEM 0)."""
+    task = _by_seed(tasks, "breast-cancer-binary")
+    reg = get_registry()
+
+    async def episode(seed):
+        session = await sandbox.open(task)
+        try:
+            await reg.create("scaffolds", "react").run(task, reg.create("backends", "baseline"), session, seed=seed)
+            return grade(task, session.workdir / "submission.csv")
+        finally:
+            await session.close()
+
+    grades = [asyncio.run(episode(s)) for s in range(4)]
+    assert all(g.valid_submission for g in grades)
+    assert len({round(g.score, 6) for g in grades}) >= 2
+
+
+# ------------------------------------------------------------------- presets without validate/end
+@pytest.mark.parametrize("preset", ["sandmle-release", "sandmle-release-eval"])
+def test_baseline_uses_the_release_score_tool_under_the_release_presets(tasks, sandbox, preset):
+    """The release offers PythonInterpreter and Score only (SandMLE@0912362 examples/deepresearch/
+    custom_train.py:58-61): the policy grades with Score, never calls the absent `validate`."""
+    task = _by_seed(tasks, "breast-cancer-binary")
+    reg = get_registry()
+    scaffold = reg.create("scaffolds", "react", {"preset": preset})
+    traj, g = run_episode(scaffold, reg.create("backends", "baseline"), sandbox, task)
+    assert g.valid_submission and traj.stop_reason == "answer" and traj.format_rate == 1.0
+    calls = [m["content"] for m in traj.messages if m["role"] == "assistant" and "<tool_call>" in m["content"]]
+    assert len(calls) == 3 and '"name": "validate"' not in "".join(calls)
+    assert json.loads(calls[-1].split("<tool_call>")[1].split("</tool_call>")[0]) == \
+        {"name": "Score", "arguments": {"competition_id": task.id}}
+    replies = [t.observations for t in traj.turns]
+    assert replies[2][0].startswith("Submission OK.") and "available tools" not in str(replies)  # none refused
+
+
+def test_baseline_keeps_solving_where_mledojo_offers_no_end(tasks, sandbox):
+    """Preset paper offers only MLE-Agent's actions (no `end`): the policy keeps executing other
+    solutions until the step budget, with no rejected action, and the best one is kept."""
+    from sandmle.scaffolds.baseline import _MODEL_IN_CODE
+
+    task = _by_seed(tasks, "wine-multiclass")
+    reg = get_registry()
+    scaffold = reg.create("scaffolds", "mledojo", {"preset": "paper", "max_steps": 4})
+    traj, g = run_episode(scaffold, reg.create("backends", "baseline"), sandbox, task)
+    assert g.valid_submission and traj.stop_reason == "max_steps" and traj.format_rate == 1.0
+    actions = [json.loads(t.text.split("```json")[1].split("```")[0])["action"] for t in traj.turns]
+    assert actions == ["request_info", "execute_code", "execute_code", "execute_code"]
+    families = [_MODEL_IN_CODE.findall(t.text)[0] for t in traj.turns[1:]]  # JSON-escaped in the action
+    assert families[1] != families[0] and families[2] != families[1]
+    assert g.raw_score == pytest.approx(traj.extra["best_raw_score"], abs=1e-12)

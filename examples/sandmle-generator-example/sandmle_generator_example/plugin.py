@@ -65,7 +65,7 @@ class LinearTasks(Generator):
         from sklearn.linear_model import LogisticRegression
 
         from sandmle.core import MedalThresholds
-        from sandmle.core.task import write_task
+        from sandmle.graders.task_writer import write_task
 
         cfg = self.config
         rng = np.random.default_rng(rng_seed)

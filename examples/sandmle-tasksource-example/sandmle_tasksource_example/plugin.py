@@ -46,7 +46,7 @@ class SklearnDatasets(TaskSource):
         from sklearn.preprocessing import StandardScaler
 
         from sandmle.core import MedalThresholds
-        from sandmle.core.task import write_task
+        from sandmle.graders.task_writer import write_task
 
         frame = getattr(sklearn.datasets, f"load_{name}")(as_frame=True).frame
         frame.columns = [str(c).replace(" ", "_") for c in frame.columns]

@@ -1,0 +1,118 @@
+"""File-based families: images (classification, regression, multi-label) and sound clips.
+
+Images: every row gets drawn scene attributes (:data:`~sandmle.generators.media.IMAGE_ATTRIBUTES`);
+a hidden rule over a few of them makes the target, and the scene is rendered to
+``train/<id>.png`` / ``test/<id>.png``. The ``sklearn_digits`` source instead stamps a real digit
+glyph into each scene and labels by a hidden regrouping of the digits. Sounds: each label is a
+call type ("species") with its own band and shape; a clip holds the calls of its clean labels at
+random loudness, unlabelled distractor calls (one close to a labelled band), wind, hum and clicks.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from .media import CallType, SceneSpec, glyph_digits, render_clips, render_images, sample_image_attributes
+from .rules import HiddenRule, draw, draw_int, noisy_labels, sample_labels, standardize
+from .seeds import SeedTask
+from .synth import NoiseConfig, Parts
+from .synth_tabular import KIND, outputs_of, targets_for
+
+
+def image_parts(seed: SeedTask, rng: np.random.Generator, n_train: int, n_test: int,
+                noise: NoiseConfig) -> Parts:
+    """Scenes drawn from attributes; the target follows a hidden rule over the attributes."""
+    n = n_train + n_test
+    size = draw_int(rng, seed.image_size)
+    spec = SceneSpec(size=size, noise=draw(rng, (0.02, 0.07)))
+    attrs = sample_image_attributes(rng, n, size)
+    glyphs: list | None = None
+    if seed.source == "sklearn_digits":
+        K, targets, core, glyphs = _digit_targets(seed, rng, n, noise)
+        attrs[:, :3] = rng.poisson(0.3, (n, 3))  # less clutter: the glyph is the subject
+        attrs[:, 6] = np.minimum(attrs[:, 6], 1)
+        attrs[:, 8] = 0  # plain, bright backgrounds under a darker glyph
+        attrs[:, 5] = rng.uniform(0.6, 0.85, n)
+    else:
+        K, outputs = outputs_of(seed, rng)
+        inputs = _rule_inputs(attrs)
+        # Two inputs colour statistics can see, often one that needs shape- or texture-aware features.
+        relevant = [int(i) for i in rng.choice(VISIBLE, 2, replace=False)]
+        if rng.random() < 0.6:
+            relevant.append(int(rng.integers(VISIBLE, inputs.shape[1])))
+        rule = HiddenRule.sample(rng, inputs.shape[1], outputs, relevant=relevant,
+                                 transforms=("linear", "tanh", "step"), interaction=False)
+        # One visible input reads monotonically and weighs most, so colour statistics find a signal;
+        # the shape/texture input adds headroom without hiding it.
+        rule.transforms[0] = str(rng.choice(["linear", "tanh"]))
+        rule.weights[0] = np.sign(rule.weights[0]) * 1.3 * np.abs(rule.weights).max(axis=0)
+        rule.weights[2:] *= 0.6
+        targets = targets_for(seed, rng, rule.scores(standardize(inputs)), noise, signal=1.5, n_classes=K)
+        core = {**rule.describe(), "inputs": RULE_INPUTS}
+    media = render_images(rng, attrs, spec, None if glyphs is None else [int(g) for g in glyphs])
+    return Parts(X=pd.DataFrame(index=range(n)), targets=targets, rule={"core": core, **targets.info},
+                 n_train=n_train, n_outputs=K, media=media, media_ext="png",
+                 media_note=f"{size}x{size} RGB PNG images", pitfalls=list(seed.pitfalls))
+
+
+RULE_INPUTS = ["background_brightness", "warm_area", "object_area", "texture", "n_lines",
+               "n_circle", "n_square", "n_triangle", "line_orientation"]
+VISIBLE = 3  # the first three show in colour statistics; the rest need shape- or texture-aware features
+
+
+def _rule_inputs(attrs: np.ndarray) -> np.ndarray:
+    """What the hidden rule reads, in :data:`RULE_INPUTS` order."""
+    total = attrs[:, :3].sum(axis=1)
+    area = total * attrs[:, 4] ** 2
+    return np.column_stack([attrs[:, 5], attrs[:, 3] * area, area, attrs[:, 8], attrs[:, 6],
+                            attrs[:, 0], attrs[:, 1], attrs[:, 2], np.cos(2 * attrs[:, 7])])
+
+
+def _digit_targets(seed: SeedTask, rng: np.random.Generator, n: int, noise: NoiseConfig):
+    digits = glyph_digits()
+    kind = KIND[seed.task_type]
+    K = 2 if kind == "binary" else draw_int(rng, seed.n_classes)
+    perm = rng.permutation(10)
+    if K == 2:
+        group_of = np.isin(np.arange(10), perm[: int(rng.integers(2, 5))]).astype(int)
+        pos = rng.random(n) < draw(rng, seed.minority_share)
+        pool = [np.flatnonzero(group_of[digits] == g) for g in (0, 1)]
+        glyphs = np.where(pos, rng.choice(pool[1], n), rng.choice(pool[0], n))
+    else:
+        group_of = np.zeros(10, int)
+        for g, members in enumerate(np.array_split(perm, K)):
+            group_of[members] = g
+        glyphs = rng.integers(0, len(digits), n)
+    y_clean = group_of[digits[glyphs]]
+    targets = noisy_labels(kind, rng, y_clean, K, draw(rng, noise.label_noise))
+    return K, targets, {"digit_groups": group_of.tolist()}, glyphs
+
+
+def audio_parts(seed: SeedTask, rng: np.random.Generator, n_train: int, n_test: int,
+                noise: NoiseConfig) -> Parts:
+    """Clips holding the calls of their clean labels; call detection or multi-label presence."""
+    n = n_train + n_test
+    kind = KIND[seed.task_type]
+    K = 1 if kind == "binary" else draw_int(rng, seed.n_classes)
+    species = [CallType.sample(rng) for _ in range(K)]
+    # Unlabelled "twins": the band of a labelled call with another shape, so a whole-clip spectrum
+    # cannot tell them apart but a time-frequency view can (the right-whale upcall problem).
+    distractors = [CallType(sp.freq * float(rng.uniform(0.93, 1.07)),
+                            str(rng.choice([s for s in ("tone", "up", "down", "trill") if s != sp.shape])),
+                            sp.seconds) for k, sp in enumerate(species) if k == 0 or rng.random() < 0.6]
+    distractors += [CallType.sample(rng) for _ in range(draw_int(rng, (0, 2)))]
+    y_clean = sample_labels(kind, rng, n, K, seed.minority_share)
+    labels = y_clean.reshape(n, -1)
+    levels = draw(rng, (0.15, 0.4)) * rng.uniform(0.6, 1.5, n)
+    clip_calls = []
+    for row in range(n):
+        calls = [(species[k], levels[row] * rng.uniform(0.3, 3.0)) for k in range(K) if labels[row, k]]
+        calls += [(d, levels[row] * rng.uniform(0.3, 3.0)) for d in distractors if rng.random() < 0.35]
+        clip_calls.append(calls)
+    media = render_clips(rng, clip_calls, levels, hum=levels * rng.uniform(0, 0.6, n))
+    targets = noisy_labels(kind, rng, y_clean, 2 if kind == "binary" else K, draw(rng, noise.label_noise))
+    core = {"calls": [vars(s) for s in species], "distractors": [vars(d) for d in distractors]}
+    return Parts(X=pd.DataFrame(index=range(n)), targets=targets, rule={"core": core, **targets.info},
+                 n_train=n_train, n_outputs=2 if kind == "binary" else K, media=media, media_ext="wav",
+                 media_note="0.5 s mono 16-bit WAV clips at 4 kHz")

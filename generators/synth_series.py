@@ -1,0 +1,73 @@
+"""Time-series family: several daily series side by side and a forecast horizon.
+
+``train.csv`` holds the history of every series (``date``, ``series``, a known-in-advance
+``promo`` flag, the target); ``test.csv`` the next ``horizon`` dates of every series. Each series
+is a level, a trend, a weekly cycle, the shape of a real offline series (a segment of co2,
+sunspots or macro data, resampled) and a promo effect, plus AR(1) noise. The oracle forecasts the
+noiseless part; a model that ignores the trend, the weekly cycle or the promo flag stays far from it.
+"""
+
+from __future__ import annotations
+
+from datetime import date, timedelta
+
+import numpy as np
+import pandas as pd
+
+from .rules import Targets, draw, draw_int
+from .seeds import SeedTask
+from .sources import load_source
+from .synth import NoiseConfig, Parts
+
+
+def _shape(rng: np.random.Generator, raw: pd.DataFrame, length: int) -> np.ndarray:
+    base = raw[raw.columns[int(rng.integers(raw.shape[1]))]].to_numpy(float)
+    step = float(rng.uniform(0.2, 1.0)) * min(1.0, (len(base) - 2) / length)
+    start = float(rng.uniform(0, max(0.0, len(base) - 1 - step * length)))
+    grid = np.mod(start + step * np.arange(length), len(base) - 1)
+    shape = np.interp(grid, np.arange(len(base)), base)
+    return (shape - shape.mean()) / (shape.std() or 1.0)
+
+
+def series_parts(seed: SeedTask, rng: np.random.Generator, n_train: int, n_test: int,
+                 noise: NoiseConfig) -> Parts:
+    """History rows of every series first, then the horizon rows (the test set)."""
+    raw = load_source(seed.source)
+    n_series = draw_int(rng, (2, 5))
+    history = max(20, n_train // n_series)
+    horizon = int(min(max(7, n_test // n_series), history))  # forecast no further ahead than the history
+    length = history + horizon
+    t = np.arange(length)
+    start = date(2012, 1, 1) + timedelta(days=int(rng.integers(0, 3000)))
+    dates = np.array([(start + timedelta(days=int(d))).isoformat() for d in t], dtype=object)
+    weekday = np.array([(start + timedelta(days=int(d))).weekday() for d in t])
+    week_profile = rng.normal(0, 1, 7)
+    promo_effect = float(rng.uniform(0.5, 2.0))
+    ratio, phi = draw(rng, noise.target_noise), float(rng.uniform(0.2, 0.7))
+    scale, offset = float(rng.choice([1.0, 5.0, 20.0])), float(rng.uniform(10, 100))
+    clean, noisy, promos, core = [], [], [], []
+    for _ in range(n_series):
+        level, trend = rng.normal(0, 2), rng.normal(0, 2.5 / length)
+        w_shape, w_week = float(rng.uniform(0.3, 1.5)), float(rng.uniform(0.2, 1.0))
+        promo = (rng.random(length) < 0.15).astype(int)
+        y = level + trend * t + w_shape * _shape(rng, raw, length) + w_week * week_profile[weekday] + promo_effect * promo
+        ar = np.zeros(length)
+        eps = rng.normal(0, ratio * (y.std() or 1.0), length)
+        for i in range(1, length):
+            ar[i] = phi * ar[i - 1] + eps[i]
+        clean.append(y * scale + offset)
+        noisy.append((y + ar) * scale + offset)
+        promos.append(promo)
+        core.append({"level": round(float(level), 3), "trend": round(float(trend), 5), "shape_weight": round(w_shape, 3),
+                     "week_weight": round(w_week, 3)})
+    names = [f"S{k:02d}" for k in rng.permutation(100)[:n_series]]
+    rows = [(k, i) for part in (range(history), range(history, length)) for k in range(n_series) for i in part]
+    X = pd.DataFrame({"date": [dates[i] for _, i in rows], "series": [names[k] for k, _ in rows],
+                      "promo": [promos[k][i] for k, i in rows]})
+    y_all = np.round(np.array([noisy[k][i] for k, i in rows]), 4)
+    oracle = np.array([clean[k][i] for k, i in rows])
+    rule = {"core": {"series": core, "week_profile": np.round(week_profile, 3).tolist(),
+                     "promo_effect": round(promo_effect, 3)}, "ar_phi": round(phi, 3),
+            "noise_ratio": round(ratio, 4), "horizon": horizon}
+    return Parts(X=X, targets=Targets(y_all, oracle, {"horizon": horizon}), rule=rule,
+                 n_train=history * n_series, n_outputs=1)
