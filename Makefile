@@ -46,6 +46,7 @@ bench: $(VENV)/.dev-installed system-deps
 	$(PY) benchmarks/generation_throughput.py
 	$(PY) benchmarks/micro_vs_full.py
 	$(PY) benchmarks/rollout_throughput.py
+	$(PY) benchmarks/trainer_throughput.py
 
 clean:
 	rm -rf $(VENV) runs build *.egg-info

@@ -156,17 +156,17 @@ def _registry_and_builtins() -> tuple[Any, set[str]]:
 
 # ----------------------------------------------------------------------------- generators
 def recipe_sections() -> str:
-    from sandmle.core.recipe import ComponentSpec, EvaluationSection, Recipe, TasksSection
+    from sandmle.core.recipe import ComponentSpec, EvaluationSection, Recipe, TasksSection, TrainSection
 
     sections = ((Recipe, "top level"), (TasksSection, "tasks: (one task set, or a list of them)"),
-                (EvaluationSection, "evaluation:"),
+                (TrainSection, "train:"), (EvaluationSection, "evaluation:"),
                 (ComponentSpec, "a `component`: a name, or {name, args}"))
     return "\n".join(model_table(model, title=title, expand=False) for model, title in sections)
 
 
 #: How a recipe selects a component of each kind.
 RECIPE_KEY = {"generators": "tasks: {{generator: {name}}}", "scaffolds": "scaffolds: [{name}]",
-              "graders": "grader: {name}", "rewards": "reward: {name}", "trainers": "trainer: {name}",
+              "graders": "grader: {name}", "rewards": "reward: {name}", "trainers": "train: {{trainer: {name}}}",
               "sandboxes": "sandbox: {name}", "backends": "backend: {name}",
               "task_sources": "tasks: {{source: {{name: {name}, args: {{...}}}}}}",
               "executors": "evaluation: {{executor: {name}}}"}

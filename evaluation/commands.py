@@ -24,7 +24,12 @@ def _has_results(path: Path) -> Path:
               help="Output directory (default: the recipe's output_dir); rerun on it to resume.")
 @click.option("--max-episodes", type=click.IntRange(min=0), default=None,
               help="Stop after this many new episodes (0: only rebuild the report).")
-def eval_cmd(recipe: str, out_dir: Path | None, max_episodes: int | None) -> None:
+@click.option("--backend", "backend_name", default=None,
+              help="Evaluate this backend instead of the recipe's policies (e.g. transformers).")
+@click.option("--backend-args", default=None,
+              help='Its config as JSON, e.g. \'{"model": "runs/train_grpo_smollm2_cpu/train"}\' (a checkpoint).')
+def eval_cmd(recipe: str, out_dir: Path | None, max_episodes: int | None, backend_name: str | None,
+             backend_args: str | None) -> None:
     """Run (or resume) the recipe's evaluation study and write its report.
 
     RECIPE is a YAML file or the name of a shipped recipe (e.g. quickstart). Task sets made by a
@@ -37,6 +42,8 @@ def eval_cmd(recipe: str, out_dir: Path | None, max_episodes: int | None) -> Non
 
     console = Console()
     rec, manager = prepare(recipe)
+    if backend_name is not None or backend_args is not None:
+        _override_policy(rec, manager.registry, backend_name, backend_args)
     if out_dir is not None:
         problem = output_dir_problem(out_dir)
         if problem:
@@ -50,6 +57,21 @@ def eval_cmd(recipe: str, out_dir: Path | None, max_episodes: int | None) -> Non
 
         run_generate_stage(rec, manager.registry, console)
     run_study(rec, manager.registry, console, max_episodes=max_episodes)
+
+
+def _override_policy(rec, registry, name: str | None, args_json: str | None) -> None:  # noqa: ANN001
+    """Make ``--backend``/``--backend-args`` the study's only policy (validated like ``rollout``'s)."""
+    from sandmle.core.arguments import parse_json_object, validate_args
+    from sandmle.core.recipe import ComponentSpec, EvaluationSection
+
+    name = name or rec.backend.name
+    _, config = validate_args(registry, "backends", name, args_json, name_option="--backend",
+                              args_option="--backend-args")
+    spec = ComponentSpec(name=name, args=parse_json_object(args_json, "--backend-args"))
+    spec._config = config  # as resolve() leaves it
+    if rec.evaluation is None:
+        rec.evaluation = EvaluationSection()
+    rec.evaluation.policies = [spec]
 
 
 @click.command("report")

