@@ -92,6 +92,33 @@ class EvaluationSection(BaseModel):
     executor: Component = Field(default_factory=lambda: ComponentSpec(name="local"))
 
 
+class TrainSection(BaseModel):
+    """``train:``: which trainer trains which policy on which task sets, in which scaffold.
+
+    Trainer-specific settings (learning rate, group size, LoRA, SFT data) are the trainer's
+    ``args``, validated against its own config model like every component's.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    trainer: Component
+    policy: Component = Field(default_factory=lambda: ComponentSpec(name="transformers"),
+                              description="the backend whose model is trained (default: transformers)")
+    tasks: Annotated[list[str], BeforeValidator(_one_or_many)] = Field(
+        default_factory=list, description="names of the recipe's task sets to train on (default: all)")
+    scaffold: Component | None = Field(None, description="default: the recipe's first scaffold")
+    reward: Component | None = Field(None, description="default: the recipe's reward")
+    output_dir: Path | None = Field(None, description="default: OUTPUT/train")
+    max_steps: int = Field(10, ge=1, description="optimizer steps in total (a resumed run continues to it)")
+    save_every: int = Field(1, ge=1, description="checkpoint every this many steps")
+    keep_checkpoints: int = Field(2, ge=1, description="how many checkpoints to keep on disk")
+    seed: int | None = Field(None, description="default: the recipe's seed")
+    compact_filtering: list[str] = Field(
+        default_factory=lambda: ["timeout", "unknown"],
+        description="stop reasons whose episodes are masked out of the loss (SandMLE: timeout, unknown)")
+    resume: bool = Field(True, description="continue from the last complete checkpoint in output_dir")
+
+
 class Recipe(BaseModel):
     """A whole run: tasks, components, and which stages to run."""
 
@@ -108,12 +135,37 @@ class Recipe(BaseModel):
     scaffolds: ComponentList = Field(default_factory=lambda: [ComponentSpec(name="react")])
     grader: Component = Field(default_factory=lambda: ComponentSpec(name="default"))
     reward: Component = Field(default_factory=lambda: ComponentSpec(name="milestone"))
-    trainer: Component | None = None
+    train: TrainSection | None = None
     evaluation: EvaluationSection | None = None
+
+    @model_validator(mode="after")
+    def _train_task_sets_exist(self) -> "Recipe":
+        if self.train is not None:
+            names = [ts.name for ts in self.tasks]
+            unknown = [n for n in self.train.tasks if n not in names]
+            if unknown:
+                raise ValueError(f"train.tasks names unknown task set(s) {unknown}; "
+                                 f"task sets: {names or '(none)'}")
+        return self
 
     @property
     def out(self) -> Path:
         return self.output_dir or Path("runs") / self.name
+
+    @property
+    def train_dir(self) -> Path:
+        """Where the trainer writes checkpoints, logs and metrics."""
+        if self.train is None or self.train.output_dir is None:
+            return self.out / "train"
+        return self.train.output_dir
+
+    def train_scaffold(self) -> ComponentSpec:
+        assert self.train is not None
+        return self.train.scaffold or self.scaffolds[0]
+
+    def train_reward(self) -> ComponentSpec:
+        assert self.train is not None
+        return self.train.reward or self.reward
 
     def components(self) -> list[tuple[str, str, ComponentSpec]]:
         """Every component of the recipe as ``(yaml_path, kind, spec)``."""
@@ -126,8 +178,13 @@ class Recipe(BaseModel):
         found += [("sandbox", "sandboxes", self.sandbox), ("backend", "backends", self.backend)]
         found += [(f"scaffolds[{i}]", "scaffolds", s) for i, s in enumerate(self.scaffolds)]
         found += [("grader", "graders", self.grader), ("reward", "rewards", self.reward)]
-        if self.trainer is not None:
-            found.append(("trainer", "trainers", self.trainer))
+        if self.train is not None:
+            tr = self.train
+            found += [("train.trainer", "trainers", tr.trainer), ("train.policy", "backends", tr.policy)]
+            if tr.scaffold is not None:
+                found.append(("train.scaffold", "scaffolds", tr.scaffold))
+            if tr.reward is not None:
+                found.append(("train.reward", "rewards", tr.reward))
         if self.evaluation is not None:
             ev = self.evaluation
             found += [(f"evaluation.policies[{i}]", "backends", p) for i, p in enumerate(ev.policies)]
@@ -138,7 +195,7 @@ class Recipe(BaseModel):
     def stages(self) -> list[str]:
         """The stages ``sandmle run`` performs, in order."""
         stages = ["generate"] if any(ts.generator for ts in self.tasks) else []
-        if self.trainer is not None:
+        if self.train is not None:
             stages.append("train")
         if self.evaluation is not None:
             stages.append("evaluate")
@@ -155,10 +212,10 @@ class Recipe(BaseModel):
 
 # Which model describes the mapping at a YAML path (for "valid keys" hints).
 _SECTION_MODELS: dict[str, type[BaseModel]] = {
-    "": Recipe, "tasks": TasksSection, "evaluation": EvaluationSection,
+    "": Recipe, "tasks": TasksSection, "evaluation": EvaluationSection, "train": TrainSection,
 }
 _COMPONENT_FIELDS = {"generator", "source", "sandbox", "backend", "scaffolds", "grader", "reward",
-                     "trainer", "policies", "executor"}
+                     "trainer", "policies", "executor", "policy", "scaffold"}
 
 
 def _yaml_path(loc: tuple[Any, ...]) -> str:

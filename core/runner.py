@@ -64,7 +64,7 @@ def print_plan(recipe: Recipe, console: Console) -> None:
     for path, kind, spec in recipe.components():
         table.add_row(path, singular(kind), escape(spec.label))
     console.print(table)
-    stages = recipe.stages() or ["(nothing to run: add tasks.generator, trainer or evaluation)"]
+    stages = recipe.stages() or ["(nothing to run: add tasks.generator, train or evaluation)"]
     console.print(f"stages: [bold]{' -> '.join(stages)}[/]   output: {escape(str(recipe.out))}")
 
 
@@ -126,19 +126,10 @@ def run_recipe(recipe: Recipe, manager: PluginManager, console: Console) -> None
         if stage == "generate":
             impl = _stage_impl("sandmle.generators.stage", "run_generate_stage")
         elif stage == "train":
-            impl = run_train_stage
+            impl = _stage_impl("sandmle.training.stage", "run_train_stage")
         else:
             impl = _stage_impl("sandmle.evaluation.study", "run_evaluate_stage")
         if impl is None:
             console.print(f"[yellow]stage {stage!r} is not available yet in this version of sandmle[/]")
             continue
         impl(recipe, registry, console)
-
-
-def run_train_stage(recipe: Recipe, registry: Registry, console: Console) -> None:
-    """Train the recipe's trainer on every task set."""
-    assert recipe.trainer is not None
-    tasks = [t for ts in recipe.tasks for t in load_task_set(recipe, ts, registry)]
-    trainer = recipe.trainer.build(registry, "trainers")
-    result = trainer.train(recipe, tasks)
-    console.print(f"trained {result.steps} steps; checkpoints: {escape(str(result.checkpoint_dir))}")

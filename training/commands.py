@@ -1,0 +1,92 @@
+"""``sandmle train`` and ``sandmle trajectories export``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+from rich.markup import escape
+from rich.table import Table
+
+
+def _console():
+    from sandmle.core.cli import console
+
+    return console
+
+
+@click.command("train")
+@click.argument("recipe")
+@click.option("--out", "out_dir", type=click.Path(path_type=Path, file_okay=False), default=None,
+              help="Train output folder (default: the recipe's train.output_dir, else OUTPUT/train).")
+@click.option("--max-steps", type=int, default=None, help="Override train.max_steps.")
+@click.option("--fresh", is_flag=True, help="Start over instead of resuming from the last checkpoint.")
+def train_cmd(recipe: str, out_dir: Path | None, max_steps: int | None, fresh: bool) -> None:
+    """Train with the recipe's train: section; rerun the same command to resume.
+
+    RECIPE is a YAML file or a shipped recipe's name (e.g. train_sft_smollm2_cpu). Task sets made
+    by a generator are generated first when their folder has no tasks yet. Checkpoints are
+    backends: sandmle rollout TASK --backend transformers --backend-args '{"model": "OUT"}'.
+    """
+    from sandmle.core.errors import SandmleError
+    from sandmle.core.runner import prepare, print_plugins, task_set_dir, write_run_metadata
+
+    from .stage import run_train_stage
+
+    console = _console()
+    rec, manager = prepare(recipe)
+    if rec.train is None:
+        raise SandmleError(f"recipe {recipe!r} has no train: section")
+    if out_dir is not None:
+        rec.train.output_dir = out_dir
+    if max_steps is not None:
+        if max_steps < 1:
+            raise SandmleError("--max-steps must be at least 1")
+        rec.train.max_steps = max_steps
+    if fresh:
+        rec.train.resume = False
+    print_plugins(manager, console)
+    write_run_metadata(rec, manager)
+    wanted = rec.train.tasks or [ts.name for ts in rec.tasks]
+    if any(ts.generator and ts.name in wanted and not any(task_set_dir(rec, ts).glob("*/task.yaml"))
+           for ts in rec.tasks):
+        from sandmle.generators.stage import run_generate_stage
+
+        run_generate_stage(rec, manager.registry, console)
+    run_train_stage(rec, manager.registry, console)
+
+
+@click.command("export")
+@click.argument("run_dirs", nargs=-1, required=True, type=click.Path(exists=True, path_type=Path))
+@click.option("--filter", "rule", type=click.Choice(["all", "valid", "above_median", "medal"]),
+              default="valid", show_default=True, help="Which episodes to keep.")
+@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), required=True,
+              help="SFT JSONL to write; held-out tasks go to OUT with .heldout before the suffix.")
+@click.option("--heldout", type=float, default=0.2, show_default=True,
+              help="Fraction of tasks held out (split by task id).")
+@click.option("--seed", type=int, default=0, show_default=True, help="Seed of the held-out split.")
+@click.option("--scaffold", default=None, help="Only episodes of this scaffold.")
+def export_cmd(run_dirs: tuple[Path, ...], rule: str, out: Path, heldout: float, seed: int,
+               scaffold: str | None) -> None:
+    """Turn evaluation runs (or rollout folders) into SFT data: final transcripts of the episodes
+    that pass --filter, split by task into a training and a held-out file."""
+    from .sft_data import export_sft_data
+
+    s = export_sft_data(list(run_dirs), rule, out, heldout=heldout, seed=seed, scaffold=scaffold)
+    table = Table(title=f"trajectories export --filter {rule}", show_header=False)
+    table.add_row("episodes read", str(s.episodes))
+    table.add_row("kept by the filter", str(s.kept) + (f"  ({', '.join(f'{k} {v}' for k, v in sorted(s.tiers.items()))})"
+                                                        if s.tiers else ""))
+    table.add_row("training", f"{s.train} episodes of {len(s.train_tasks)} tasks -> {escape(str(s.train_path))}")
+    table.add_row("held out", f"{s.heldout} episodes of {len(s.heldout_tasks)} tasks -> {escape(str(s.heldout_path))}")
+    _console().print(table)
+    if s.kept == 0:
+        _console().print("[yellow]no episode passed the filter; the files are empty[/]")
+
+
+@click.group("trajectories")
+def trajectories_group() -> None:
+    """Work with saved trajectories (SFT data)."""
+
+
+trajectories_group.add_command(export_cmd)
