@@ -38,6 +38,7 @@ from verl.experimental.agent_loop.agent_loop import AgentLoopBase, AgentLoopMetr
 
 from sandmle.core.errors import SandmleError
 from sandmle.core.records import Grade, RewardBreakdown, Trajectory
+from sandmle.training import SANDMLE_MASKED_STOP_REASONS, compact_filter
 
 from .verl_config import LoopSettings, check_verl_version
 from .verl_export import task_from_extra_info
@@ -45,10 +46,8 @@ from .verl_token_backend import Budget, ContinuousTokenBackend
 
 check_verl_version()
 
-#: Stop reasons that mean the harness failed, not the agent: always masked.
+#: The stop reason of an episode the harness failed (not the agent): always masked.
 FAILED = "error"
-#: Default compact filter when the loop settings name none (SandMLE: mask_timeout, mask_unknown).
-DEFAULT_MASKED = ("timeout", "unknown", FAILED)
 #: The parameters of veRL's ``AgentLoopBase.__init__``; every other YAML key is ours.
 _BASE_KWARGS = {"trainer_config", "server_manager", "tokenizer", "processor", "dataset_cls", "data_config",
                 "hf_model_type"}
@@ -102,7 +101,7 @@ class SandmleAgentLoop(AgentLoopBase):
         self.segments_allowed = bool(self.config.trainer.get("use_v1", True))
         self.tool_format = str(rollout.multi_turn.get("format") or "hermes")
         masked = self.settings.mask_stop_reasons
-        self.masked_reasons = set(DEFAULT_MASKED if masked is None else masked) | {FAILED}
+        self.masked_reasons = [*(SANDMLE_MASKED_STOP_REASONS if masked is None else masked), FAILED]
 
     # ------------------------------------------------------------------ veRL entry point
     async def run(self, sampling_params: dict[str, Any], **kwargs: Any) -> AgentLoopOutput | list[AgentLoopOutput]:
@@ -196,7 +195,7 @@ class SandmleAgentLoop(AgentLoopBase):
     # ------------------------------------------------------------------ veRL outputs
     async def _outputs(self, backend: ContinuousTokenBackend, outcome: EpisodeOutcome,
                        raw_prompt: Any) -> list[AgentLoopOutput]:
-        masked = outcome.stop_reason in self.masked_reasons
+        masked = not compact_filter([outcome.stop_reason], self.masked_reasons)[0]
         extra = self._extra_fields(backend, outcome, masked)
         metrics = AgentLoopMetrics(generate_sequences=backend.generate_s,
                                    tool_calls=max(outcome.timings.get("episode_s", 0.0) - backend.generate_s, 0.0),

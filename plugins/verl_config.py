@@ -22,10 +22,11 @@ import re
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from sandmle.core.errors import SandmleError
 from sandmle.core.interfaces import ComponentConfig
+from sandmle.training.config import GRPOSettings
 
 #: The veRL release this adapter is written and tested against (its agent-loop API is alpha and
 #: renamed between minor versions, e.g. ``dataset_config`` -> ``data_config``).
@@ -52,10 +53,23 @@ def check_verl_version() -> str:
     return found
 
 
-class VerlTrainerConfig(ComponentConfig):
-    """GRPO on veRL with SandMLE's settings (train_mle_syn_qwen3_8b.sh) as defaults."""
+#: The shared ``loss_type`` names (TRL's) in veRL's ``actor.loss_agg_mode`` terms.
+LOSS_AGG_MODES = {"grpo": "seq-mean-token-mean", "dapo": "token-mean", "bnpo": "token-mean",
+                  "dr_grpo": "seq-mean-token-sum-norm"}
 
-    model: str = Field("Qwen/Qwen3-8B", description="HF model id or path (actor, rollout, tokenizer); sh:47")
+
+class VerlTrainerConfig(GRPOSettings):
+    """GRPO on veRL with SandMLE's settings (train_mle_syn_qwen3_8b.sh, "sh:" line numbers).
+
+    The GRPO fields are the ones every sandmle trainer shares (:class:`GRPOSettings`), so a recipe
+    moves from ``grpo`` to ``verl`` unchanged: batch_tasks (sh:41), n (sh:69), lr (sh:49),
+    epsilon_high (sh:56), beta 0 = no KL loss (sh:54), loss_type grpo = seq-mean-token-mean (sh:51),
+    temperature (sh:67), max_prompt_tokens (sh:43), max_episode_tokens (sh:44). The rest is veRL's.
+    """
+
+    model: str = Field("Qwen/Qwen3-8B", description="HF model id or path (actor, rollout, tokenizer; default: "
+                       "the transformers policy's model if set, else Qwen3-8B, sh:47)")
+    weight_decay: float = Field(0.01, ge=0, description="veRL's default, which SandMLE's run used (unset in sh)")
     # ---- cluster
     ray_address: str | None = Field(None, description="an existing Ray cluster ('auto', 'HOST:6379', "
                                     "'ray://HOST:10001'); default: veRL starts a local one")
@@ -65,32 +79,18 @@ class VerlTrainerConfig(ComponentConfig):
     rollout_engine: Literal["vllm", "sglang"] = Field("vllm", description="sh:62")
     gpu_memory_utilization: float = Field(0.7, gt=0, le=1, description="sh:68")
     agent_workers: int = Field(8, ge=1, description="veRL AgentLoopWorker actors (each runs many episodes)")
-    # ---- GRPO
-    train_batch_size: int = Field(16, ge=1, description="tasks per step; sh:41")
-    rollout_n: int = Field(4, ge=2, description="rollouts per task (the GRPO group); sh:69")
-    ppo_mini_batch_size: int = Field(16, ge=1, description="tasks per optimizer update (sh:52's 64 "
-                                     "trajectories = 16 tasks x 4; see the module docstring)")
+    # ---- updates
+    ppo_mini_batch_size: int | None = Field(None, ge=1, description="tasks per optimizer update (default: "
+                                            "batch_tasks, one update per step as sh:52 did; see module doc)")
     ppo_micro_batch_size_per_gpu: int = Field(2, ge=1, description="sh:53")
     log_prob_micro_batch_size_per_gpu: int = Field(1, ge=1, description="sh:74-75")
-    learning_rate: float = Field(1e-6, gt=0, description="sh:49")
-    clip_ratio_high: float = Field(0.28, gt=0, description="sh:56")
-    use_kl_loss: bool = Field(False, description="sh:54")
-    kl_loss_coef: float = Field(0.001, ge=0, description="sh:55")
     entropy_coeff: float = Field(0.0, ge=0, description="sh:82")
-    loss_agg_mode: Literal["token-mean", "token-sum", "seq-mean-token-sum", "seq-mean-token-mean",
-                           "seq-mean-token-sum-norm"] = Field("seq-mean-token-mean", description="sh:51")
-    norm_adv_by_std_in_grpo: bool = Field(True, description="False: Dr.GRPO")
-    temperature: float = Field(1.0, ge=0, description="sh:67")
     val_temperature: float = Field(1.0, ge=0, description="sh:71")
     val_top_p: float = Field(0.95, gt=0, le=1, description="sh:72")
     val_n: int = Field(1, ge=1, description="sh:70")
-    max_prompt_length: int = Field(8192, ge=1, description="first prompt of an episode; sh:43")
-    max_response_length: int = Field(32768, ge=1, description="the whole multi-turn episode; sh:44")
-    max_tokens_per_turn: int | None = Field(None, ge=1, description="cap one model reply (default: "
-                                            "whatever budget the episode has left)")
     gradient_checkpointing: bool = Field(True, description="sh:58")
     offload: bool = Field(True, description="FSDP param/optimizer offload of actor and ref; sh:59-60,73")
-    # ---- schedule and data
+    # ---- schedule and data (train.max_steps / save_every, when the recipe sets them, win)
     total_epochs: int = Field(20, ge=1, description="sh:100")
     save_freq: int = Field(5, description="sh:92")
     test_freq: int = Field(5, description="sh:93")
@@ -109,6 +109,17 @@ class VerlTrainerConfig(ComponentConfig):
     overrides: dict[str, Any] = Field(default_factory=dict, description="any veRL config key (dotted, "
                                       "hydra syntax, '+key' to add one); applied last, so it wins")
     dry_run: bool = Field(False, description="write the data, agent-loop YAML and command; do not launch")
+
+    @model_validator(mode="after")
+    def _veRL_can_do_it(self) -> "VerlTrainerConfig":
+        if self.scale_rewards == "batch":
+            raise ValueError("scale_rewards='batch' has no veRL GRPO equivalent; use 'group' or 'none'")
+        if self.lora is not None and self.lora.dropout:
+            raise ValueError("veRL's LoRA has no dropout setting; leave lora.dropout at 0")
+        if self.ppo_mini_batch_size is not None and self.ppo_mini_batch_size > self.batch_tasks:
+            raise ValueError(f"ppo_mini_batch_size ({self.ppo_mini_batch_size}) exceeds batch_tasks "
+                             f"({self.batch_tasks}); veRL 0.9.1 refuses that")
+        return self
 
 
 class LoopSettings(ComponentConfig):
@@ -141,25 +152,28 @@ def verl_overrides(cfg: VerlTrainerConfig, *, train_files: Path, val_files: Path
     out: dict[str, Any] = {
         "algorithm.adv_estimator": "grpo",
         "algorithm.use_kl_in_reward": False,
-        "algorithm.norm_adv_by_std_in_grpo": cfg.norm_adv_by_std_in_grpo,
+        "algorithm.norm_adv_by_std_in_grpo": cfg.scale_rewards == "group",
         "data.train_files": str(train_files),
         "data.val_files": str(val_files),
-        "data.train_batch_size": cfg.train_batch_size,
-        "data.max_prompt_length": cfg.max_prompt_length,
-        "data.max_response_length": cfg.max_response_length,
+        "data.train_batch_size": cfg.batch_tasks,
+        "data.max_prompt_length": cfg.max_prompt_tokens,
+        "data.max_response_length": cfg.max_episode_tokens,
         # Our loop measures the real prompt (the scaffold's) and stops on its own budget.
         "data.filter_overlong_prompts": False,
-        "data.return_raw_chat": True,
         "actor_rollout_ref.model.path": cfg.model,
         "actor_rollout_ref.model.use_remove_padding": True,
         "actor_rollout_ref.model.enable_gradient_checkpointing": cfg.gradient_checkpointing,
-        f"{actor}.optim.lr": cfg.learning_rate,
-        f"{actor}.loss_agg_mode": cfg.loss_agg_mode,
-        f"{actor}.ppo_mini_batch_size": cfg.ppo_mini_batch_size,
+        f"{actor}.optim.lr": cfg.lr,
+        f"{actor}.optim.weight_decay": cfg.weight_decay,
+        f"{actor}.grad_clip": cfg.max_grad_norm,
+        f"{actor}.loss_agg_mode": LOSS_AGG_MODES[cfg.loss_type],
+        f"{actor}.ppo_epochs": cfg.ppo_epochs,
+        f"{actor}.ppo_mini_batch_size": cfg.ppo_mini_batch_size or cfg.batch_tasks,
         f"{actor}.ppo_micro_batch_size_per_gpu": cfg.ppo_micro_batch_size_per_gpu,
-        f"{actor}.use_kl_loss": cfg.use_kl_loss,
-        f"{actor}.kl_loss_coef": cfg.kl_loss_coef,
-        f"{actor}.clip_ratio_high": cfg.clip_ratio_high,
+        f"{actor}.use_kl_loss": cfg.beta > 0,
+        f"{actor}.kl_loss_coef": cfg.beta if cfg.beta > 0 else 0.001,  # sh:55's value, unused without KL
+        f"{actor}.clip_ratio_low": cfg.epsilon,
+        f"{actor}.clip_ratio_high": cfg.epsilon_high,
         f"{actor}.entropy_coeff": cfg.entropy_coeff,
         f"{actor}.fsdp_config.param_offload": cfg.offload,
         f"{actor}.fsdp_config.optimizer_offload": cfg.offload,
@@ -170,9 +184,12 @@ def verl_overrides(cfg: VerlTrainerConfig, *, train_files: Path, val_files: Path
         f"{rollout}.mode": "async",
         f"{rollout}.tensor_model_parallel_size": cfg.tensor_model_parallel_size,
         f"{rollout}.gpu_memory_utilization": cfg.gpu_memory_utilization,
-        f"{rollout}.enable_prefix_caching": True,
+        f"{rollout}.enable_prefix_caching": True,  # sh:65
+        f"{rollout}.enforce_eager": False,  # sh:64
+        f"{rollout}.max_num_batched_tokens": 65536,  # sh:66
         f"{rollout}.temperature": cfg.temperature,
-        f"{rollout}.n": cfg.rollout_n,
+        f"{rollout}.top_p": cfg.top_p,
+        f"{rollout}.n": cfg.n,
         f"{rollout}.val_kwargs.n": cfg.val_n,
         f"{rollout}.val_kwargs.temperature": cfg.val_temperature,
         f"{rollout}.val_kwargs.top_p": cfg.val_top_p,
@@ -192,6 +209,10 @@ def verl_overrides(cfg: VerlTrainerConfig, *, train_files: Path, val_files: Path
         "trainer.test_freq": cfg.test_freq,
         "trainer.total_epochs": cfg.total_epochs,
     }
+    if cfg.lora is not None:
+        out.update({"actor_rollout_ref.model.lora_rank": cfg.lora.r,
+                    "actor_rollout_ref.model.lora_alpha": cfg.lora.alpha,
+                    "actor_rollout_ref.model.target_modules": cfg.lora.target_modules})
     out.update(cfg.overrides)
     return out
 

@@ -32,7 +32,7 @@ from sandmle.core.interfaces import Trainer, TrainResult
 from sandmle.core.task import Task
 
 from .verl_config import (
-    LoopSettings, VerlTrainerConfig, check_verl_version, dump_overrides, hydra_overrides, verl_overrides,
+    VERL_VERSION, LoopSettings, VerlTrainerConfig, check_verl_version, dump_overrides, hydra_overrides, verl_overrides,
 )
 from .verl_export import export_parquet, split_tasks, write_agent_loop_yaml
 
@@ -65,7 +65,7 @@ def loop_settings(recipe: Any, cfg: VerlTrainerConfig, out_dir: Path) -> LoopSet
         reward=_spec(recipe.train_reward()),
         plugins=[str(Path(p).resolve()) if p.endswith(".py") else p for p in recipe.plugins],
         episode_timeout_s=cfg.episode_timeout_s, sandbox_open_timeout_s=cfg.sandbox_open_timeout_s,
-        grade_timeout_s=cfg.grade_timeout_s, max_tokens_per_turn=cfg.max_tokens_per_turn,
+        grade_timeout_s=cfg.grade_timeout_s, max_tokens_per_turn=cfg.max_new_tokens,
         mask_stop_reasons=list(train.compact_filtering), trajectory_dir=str((out_dir / "episodes").resolve()))
 
 
@@ -93,6 +93,14 @@ def policy_model(recipe: Any, cfg: VerlTrainerConfig) -> str:
     return cfg.model
 
 
+def recipe_overrides(recipe: Any, cfg: VerlTrainerConfig, **paths: Path) -> dict[str, Any]:
+    """Every veRL key for ``recipe``: the trainer's settings, its policy's model, the ``train:``
+    section's schedule, then the user's ``overrides`` (which win)."""
+    run_cfg = cfg.model_copy(update={"model": policy_model(recipe, cfg),
+                                     "overrides": {**train_section_overrides(recipe, cfg), **cfg.overrides}})
+    return verl_overrides(run_cfg, experiment_name=str(recipe.name), **paths)
+
+
 def prepare(recipe: Any, tasks: list[Task], cfg: VerlTrainerConfig, out_dir: Path) -> LaunchPlan:
     """Write data, agent-loop YAML, overrides and command under ``out_dir``; start nothing."""
     out_dir = out_dir.resolve()
@@ -103,10 +111,8 @@ def prepare(recipe: Any, tasks: list[Task], cfg: VerlTrainerConfig, out_dir: Pat
     loop_yaml = write_agent_loop_yaml(out_dir / "agent_loop.yaml",
                                       loop_settings(recipe, cfg, out_dir).model_dump(mode="json"))
     checkpoint_dir = out_dir / "checkpoints"
-    run_cfg = cfg.model_copy(update={"model": policy_model(recipe, cfg),
-                                     "overrides": {**train_section_overrides(recipe, cfg), **cfg.overrides}})
-    overrides = verl_overrides(run_cfg, train_files=train_file, val_files=val_file, agent_loop_yaml=loop_yaml,
-                               checkpoint_dir=checkpoint_dir, experiment_name=str(recipe.name))
+    overrides = recipe_overrides(recipe, cfg, train_files=train_file, val_files=val_file,
+                                 agent_loop_yaml=loop_yaml, checkpoint_dir=checkpoint_dir)
     command = [sys.executable, "-m", "verl.trainer.main_ppo", *hydra_overrides(overrides)]
     env = {"PYTHONUNBUFFERED": "1"}
     if cfg.ray_address:
@@ -176,17 +182,17 @@ class VerlTrainer(Trainer):
         self.config = config or VerlTrainerConfig()
 
     def train(self, recipe: Any, tasks: list[Task]) -> TrainResult:
-        from rich.console import Console
+        from sandmle.training.job import TrainJob
 
-        console = Console()
-        out_dir = Path(recipe.train_dir)
-        plan = prepare(recipe, tasks, self.config, out_dir)
-        console.print(f"verl: {plan.train_tasks} training / {plan.val_tasks} validation tasks; "
-                      f"command in {plan.out_dir / 'command.sh'}")
+        job = TrainJob.create(recipe, tasks)
+        plan = prepare(recipe, job.require_tasks(), self.config, job.out)
+        job.write_info(verl_command=plan.command, veRL=VERL_VERSION)
+        job.console.print(f"verl: {plan.train_tasks} training / {plan.val_tasks} validation tasks; "
+                          f"command in {plan.out_dir / 'command.sh'}")
         if self.config.dry_run:
             return TrainResult(checkpoint_dir=plan.checkpoint_dir, steps=latest_step(plan.checkpoint_dir),
-                               metrics={"dry_run": True, "command": plan.command})
-        rc, last = launch(plan, console)
+                               metrics={"dry_run": True})
+        rc, last = launch(plan, job.console)
         if rc != 0:
             raise SandmleError(f"veRL exited with code {rc}; see {plan.out_dir / 'train.log'}")
         return TrainResult(checkpoint_dir=plan.checkpoint_dir, steps=latest_step(plan.checkpoint_dir), metrics=last)

@@ -37,7 +37,7 @@ pytestmark = pytest.mark.slow
 HERE = Path(__file__).parent
 REWARD_PLUGIN = HERE / "verl_reward_plugin.py"
 N = 2  # rollouts per task (the GRPO group)
-PROMPT_LEN, RESPONSE_LEN, TURN_TOKENS = 2048, 10, 4  # a budget a few SmolLM2 turns exhaust
+PROMPT_LEN, RESPONSE_LEN, TURN_TOKENS = 2048, 16, 6  # a budget a few SmolLM2 turns exhaust
 
 
 @pytest.fixture(scope="session")
@@ -70,9 +70,8 @@ def recipe_data(out: Path, tasks: Path, *, scaffold: dict, reward: object, train
             "train": {"trainer": {"name": "verl", "args": trainer_args}, "reward": reward}}
 
 
-TRAINER_ARGS = {"rollout_n": N, "train_batch_size": 3, "ppo_mini_batch_size": 3, "n_gpus_per_node": 1,
-                "agent_workers": 1, "val_tasks": 0, "max_prompt_length": PROMPT_LEN,
-                "max_response_length": RESPONSE_LEN, "max_tokens_per_turn": TURN_TOKENS}
+TRAINER_ARGS = {"n": N, "batch_tasks": 3, "n_gpus_per_node": 1, "agent_workers": 1, "val_tasks": 0,
+                "max_prompt_tokens": PROMPT_LEN, "max_episode_tokens": RESPONSE_LEN, "max_new_tokens": TURN_TOKENS}
 
 
 @pytest.fixture(scope="module")
@@ -84,7 +83,7 @@ def batch_run(smollm2, verl_model_dir, verl_tasks, tmp_path_factory):
 
     out = tmp_path_factory.mktemp("verl_batch")
     recipe = load_recipe(recipe_data(out, verl_tasks, reward="reply-length",
-                                     scaffold={"name": "react", "args": {"limits": {"max_llm_calls": 3}}},
+                                     scaffold={"name": "react", "args": {"limits": {"max_llm_calls": 4}}},
                                      trainer_args={**TRAINER_ARGS, "model": str(verl_model_dir)}))
     tasks = [load_task(p) for p in sorted(verl_tasks.iterdir())]
     # A task whose folder is gone (as on a node without the shared filesystem): its episodes fail.
@@ -138,30 +137,39 @@ def test_worker_instantiates_our_loop_from_the_agent_loop_yaml(batch_run):
     entry = batch_run["registered"]
     assert entry["_target_"] == AGENT_LOOP_TARGET and entry["name"] == AGENT_NAME
     written = yaml.safe_load((batch_run["plan"].out_dir / "agent_loop.yaml").read_text())[0]
-    assert entry["scaffold"] == written["scaffold"] == {"name": "react", "args": {"limits": {"max_llm_calls": 3}}}
+    assert entry["scaffold"] == written["scaffold"] == {"name": "react", "args": {"limits": {"max_llm_calls": 4}}}
     # Every real row ran our loop (its extra_fields), not veRL's default single-turn loop.
     assert len(batch_run["episodes"]) == 6 and len(real_rows(batch_run)) == 4
 
 
+def sampled_spans(full: list[int], prompt_len: int, requests: list) -> list[int] | None:
+    """Mask expected for a row from one episode's requests, or None if they are not this row's."""
+    expected = [0] * (len(full) - prompt_len)
+    for req in requests:
+        p, t = req.prompt_ids, req.token_ids
+        if full[:len(p)] != p or full[len(p):len(p) + len(t)] != t or len(p) < prompt_len:
+            return None
+        expected[len(p) - prompt_len:len(p) - prompt_len + len(t)] = [1] * len(t)
+    return expected
+
+
 def test_mask_is_one_exactly_on_the_tokens_the_server_sampled(batch_run):
     result, server, tok = batch_run["result"], batch_run["server"], batch_run["tokenizer"]
-    used = 0
+    episodes: dict[str, list] = {}
+    for req in server.requests:  # one sticky request id per episode
+        episodes.setdefault(req.request_id, []).append(req)
+    unclaimed = set(episodes)
     for i in real_rows(batch_run):
         prompt, response, mask = unpadded(result, i)
-        full = prompt + response
-        expected = [0] * len(response)
-        for req in server.requests:
-            p, t = req.prompt_ids, req.token_ids
-            if full[:len(p)] == p and full[len(p):len(p) + len(t)] == t and len(p) >= len(prompt):
-                used += 1
-                for k in range(len(p) - len(prompt), len(p) - len(prompt) + len(t)):
-                    expected[k] = 1
+        matches = {rid: sampled_spans(prompt + response, len(prompt), episodes[rid]) for rid in unclaimed}
+        rid, expected = next((r, e) for r, e in sorted(matches.items()) if e is not None)
+        unclaimed.discard(rid)
         assert mask == expected, i
         assert sum(mask) > 0 and 0 in mask  # sampled turns, and context between them
         # What is not sampled is the chat template's own text (turn headers, observations).
         context = tok.decode([t for t, m in zip(response, mask) if m == 0])
         assert "<|im_start|>" in context
-    assert used == len(server.requests)  # every sampled token landed in exactly one row
+    assert not unclaimed  # every episode's sampled tokens landed in exactly one row
 
 
 def test_reward_is_the_episode_reward_on_the_last_response_token(batch_run):
@@ -224,3 +232,77 @@ def test_grpo_advantages_equal_verls_core_algos(batch_run):
     masks = apply_compact_filter(mask.tolist(), keep)
     expected = torch.tensor([[a * m for m in row] for a, row in zip(ours, masks)])
     assert torch.allclose(verl_adv, expected, atol=1e-5)
+
+
+def instantiate_loop(run, server, config=None, **settings):
+    """Our loop built exactly as veRL's worker builds it (agent_loop.py:680-690), YAML entry edited."""
+    import hydra
+    from omegaconf import OmegaConf
+    from verl.experimental.agent_loop.agent_loop import DictConfigWrap, ToolListWrap
+    from verl.utils.dataset.rl_dataset import RLHFDataset
+
+    config = config or run["config"]
+    return hydra.utils.instantiate(
+        config=OmegaConf.create({**run["registered"], **settings}), trainer_config=DictConfigWrap(config),
+        server_manager=server, tokenizer=run["tokenizer"], processor=None, hf_model_type="llama",
+        dataset_cls=RLHFDataset, data_config=DictConfigWrap(config.data), tools=ToolListWrap([]))
+
+
+SAMPLING = {"temperature": 1.0, "top_p": 1.0, "top_k": -1, "repetition_penalty": 1.0, "logprobs": True}
+
+
+def run_episode(run, server, *, config=None, task_index: int = 0, **settings):
+    """Build the loop inside the running event loop (AgentLoopBase keeps it) and run one row."""
+    row = run["dataset"][task_index]
+
+    async def main():
+        loop = instantiate_loop(run, server, config, **settings)
+        return await loop.run(dict(SAMPLING), **{**row, "uid": "u", "session_id": 0})
+
+    return asyncio.run(main())
+
+
+def test_a_scaffold_that_restarts_its_prompt_yields_one_output_per_segment(batch_run):
+    """MLE-Dojo asks for a JSON repair in a fresh prompt: a second token stream (veRL v1 takes a
+    list and broadcasts the episode's advantage to every segment, trainer/ppo/v1/utils.py:148-217)."""
+    from sandmle.core.records import Grade, Trajectory
+    from sandmle.graders.rewards import KEYS, MilestoneReward
+
+    server, tok = batch_run["server"], batch_run["tokenizer"]
+    before = len(server.requests)
+    dojo = {"name": "mledojo", "args": {"max_steps": 1, "parse_attempts": 2}}
+    outputs = run_episode(batch_run, server, reward={"name": "milestone"}, scaffold=dojo)
+    requests = server.requests[before:]
+    assert isinstance(outputs, list) and len(outputs) == len(requests) == 2
+    assert "Your reply was not valid" in tok.decode(outputs[1].prompt_ids)
+    for out, req in zip(outputs, requests):
+        assert out.prompt_ids == req.prompt_ids and out.response_ids == req.token_ids
+        assert out.response_mask == [1] * len(req.token_ids) and out.response_logprobs == req.log_probs
+    record = json.loads(sorted((batch_run["plan"].out_dir / "episodes").glob("*.jsonl"))[-1]
+                        .read_text().splitlines()[-1])
+    expected = MilestoneReward().score(Trajectory.model_validate(record["trajectory"]),
+                                       Grade.model_validate(record["grade"]))
+    info = outputs[-1].extra_fields["reward_extra_info"]
+    assert [o.reward_score for o in outputs] == [expected.total] * 2
+    assert {k[len("reward_"):] for k in info if k.startswith("reward_") and k != "reward_total"} == set(KEYS)
+    assert info["segments"] == 2 and outputs[-1].extra_fields["stop_reason"] == "format_error"
+
+    # The legacy trainer (use_v1=false) takes one stream per episode: the episode stops instead.
+    legacy = batch_run["config"].copy()
+    legacy.trainer.use_v1 = False
+    single = run_episode(batch_run, server, config=legacy, reward={"name": "milestone"}, scaffold=dojo)
+    assert not isinstance(single, list) and single.extra_fields["stop_reason"] == "history_rewritten"
+    assert len(server.requests) == before + 3
+
+
+def test_timeouts_mask_one_episode_and_return_normally(batch_run):
+    server = batch_run["server"]
+    # The hard episode timeout fires while the model is generating.
+    out = run_episode(batch_run, server, episode_timeout_s=0.5)
+    assert out.extra_fields["stop_reason"] == "timeout" and out.reward_score == 0.0
+    assert set(out.response_mask) == {0} and out.extra_fields["reward_extra_info"]["masked"] == 1
+    # A sandbox that does not open in time is a harness failure: masked, and no model call made.
+    before = len(server.requests)
+    out = run_episode(batch_run, server, task_index=1, sandbox_open_timeout_s=1e-9)
+    assert out.extra_fields["stop_reason"] == "error" and set(out.response_mask) == {0}
+    assert out.extra_fields["reward_extra_info"]["failed"] == 1 and len(server.requests) == before
