@@ -26,6 +26,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import random
 import socket
 import time
 import traceback
@@ -107,7 +108,10 @@ class SandmleAgentLoop(AgentLoopBase):
     async def run(self, sampling_params: dict[str, Any], **kwargs: Any) -> AgentLoopOutput | list[AgentLoopOutput]:
         backend = ContinuousTokenBackend(self, sampling_params, self.budget, allow_segments=self.segments_allowed,
                                          tool_format=self.tool_format)
-        seed = int(kwargs.get("session_id") or 0)
+        # v1 numbers the n rollouts of a task (session_id); the legacy trainer does not, and the
+        # scaffold's own randomness (AIDE's debug/improve draw) should still differ between them.
+        session = kwargs.get("session_id")
+        seed = int(session) if session is not None else random.randrange(2**31)
         outcome = await self.run_episode(kwargs.get("extra_info") or {}, backend, seed=seed)
         outputs = await self._outputs(backend, outcome, kwargs.get("raw_prompt"))
         self._record(outcome, backend, kwargs)
@@ -126,16 +130,18 @@ class SandmleAgentLoop(AgentLoopBase):
             scaffold = self._spec("scaffold").build(parts.registry, "scaffolds")
             timeout = self.settings.episode_timeout_s or _scaffold_wall_s(scaffold) + 300.0
             traj, grade = await asyncio.wait_for(self._play(task, scaffold, parts, backend, seed), timeout)
+            if backend.server_error:  # the rollout server failed, not the agent
+                traj.stop_reason = FAILED
+            elif backend.stop_reason:  # the length budget ended it
+                traj.stop_reason = backend.stop_reason
+            breakdown = parts.reward.score(traj, grade)
         except asyncio.TimeoutError:
             return self._failed(parts, "timeout", "episode exceeded its hard timeout", t0)
         except Exception as exc:  # noqa: BLE001 - one broken episode must not fail its GRPO group
             detail = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))[-4000:]
             return self._failed(parts, FAILED, f"{type(exc).__name__}: {exc}\n{detail}", t0)
-        if backend.stop_reason:  # the length budget ended it, not the agent or the backend
-            traj.stop_reason = backend.stop_reason
-        breakdown = parts.reward.score(traj, grade)
         return EpisodeOutcome(stop_reason=traj.stop_reason, reward=breakdown, trajectory=traj, grade=grade,
-                              timings={"episode_s": time.monotonic() - t0})
+                              error=backend.server_error, timings={"episode_s": time.monotonic() - t0})
 
     async def _play(self, task: Any, scaffold: Any, parts: _WorkerComponents, backend: ContinuousTokenBackend,
                     seed: int) -> tuple[Trajectory, Grade]:

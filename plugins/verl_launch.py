@@ -6,7 +6,7 @@
     data/train.parquet  data/val.parquet     the task set in veRL's layout (verl_export)
     agent_loop.yaml                          points veRL's workers at SandmleAgentLoop
     overrides.json  command.sh               every veRL key we set, and the exact command
-    train.log  metrics.jsonl                 veRL's console output, and its per-step metrics
+    train.log  metrics.jsonl                 veRL's console output; its per-step metrics
     episodes/                                one JSONL per agent-loop worker, one row per episode
     checkpoints/                             veRL's global_step_N folders (rerunning resumes)
 
@@ -17,7 +17,6 @@ Ray instance. Paths written here must be readable from every node of the cluster
 
 from __future__ import annotations
 
-import json
 import os
 import re
 import shlex
@@ -50,6 +49,7 @@ class LaunchPlan:
     checkpoint_dir: Path
     train_tasks: int
     val_tasks: int
+    total_steps: int
 
 
 def _spec(spec: Any) -> dict[str, Any]:
@@ -120,7 +120,9 @@ def prepare(recipe: Any, tasks: list[Task], cfg: VerlTrainerConfig, out_dir: Pat
     (out_dir / "overrides.json").write_text(dump_overrides(overrides) + "\n", encoding="utf-8")
     exports = "".join(f"export {k}={shlex.quote(v)}\n" for k, v in env.items())
     (out_dir / "command.sh").write_text("#!/bin/sh\n" + exports + shlex.join(command) + "\n", encoding="utf-8")
-    return LaunchPlan(out_dir, overrides, command, env, checkpoint_dir, len(train), len(val))
+    total = overrides.get("trainer.total_training_steps") or \
+        len(train) // cfg.batch_tasks * int(overrides["trainer.total_epochs"])  # veRL drops the last partial batch
+    return LaunchPlan(out_dir, overrides, command, env, checkpoint_dir, len(train), len(val), max(int(total), 1))
 
 
 def latest_step(checkpoint_dir: Path) -> int:
@@ -150,28 +152,30 @@ def parse_metrics_line(line: str) -> dict[str, Any] | None:
 
 
 def launch(plan: LaunchPlan, console: Any = None) -> tuple[int, dict[str, Any]]:
-    """Run veRL, tee its output to ``train.log`` and its step metrics to ``metrics.jsonl``."""
-    from rich.console import Console
+    """Run veRL; tee its output to ``train.log``; its step metrics go to ``metrics.jsonl`` and a
+    progress bar (the shared :class:`TrainProgress`: reward, loss, tokens/s, ETA)."""
+    from sandmle.training.progress import TrainProgress
 
-    console = console or Console()
     last: dict[str, Any] = {}
     env = {**os.environ, **plan.env}
     with (plan.out_dir / "train.log").open("a", encoding="utf-8") as log, \
-            (plan.out_dir / "metrics.jsonl").open("a", encoding="utf-8") as metrics:
+            TrainProgress(plan.out_dir, plan.total_steps, initial_step=latest_step(plan.checkpoint_dir),
+                          console=console, title="verl") as progress:
         proc = subprocess.Popen(plan.command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                                 bufsize=1)
         assert proc.stdout is not None
         for line in proc.stdout:
             log.write(line)
+            log.flush()
             row = parse_metrics_line(line)
             if row is None:
                 continue
-            metrics.write(json.dumps(row) + "\n")
-            metrics.flush()
-            last = row
-            console.print(f"[bold]step {row['step']}[/bold]  reward {row.get('critic/score/mean', float('nan')):.3f}"
-                          f"  response len {row.get('response_length/mean', float('nan')):.0f}"
-                          f"  step time {row.get('timing_s/step', float('nan')):.0f} s")
+            step = row.pop("step")
+            # veRL's names (trainer/ppo/metric_utils.py) under the names every sandmle trainer shows.
+            shown = {"reward": row.get("critic/score/mean"), "loss": row.get("actor/pg_loss"),
+                     "tokens_per_s": row.get("perf/throughput")}
+            last = {"step": step, **row}
+            progress.log(step, {**{k: v for k, v in shown.items() if v is not None}, **row})
         return proc.wait(), last
 
 

@@ -85,6 +85,8 @@ class ContinuousTokenBackend(Backend):
         self.request_id = uuid4().hex  # sticky: every turn of the episode goes to the same server
         self.segments: list[TokenSegment] = []
         self.stop_reason: str | None = None  # set when the budget ended the episode
+        self.server_error: str | None = None  # set when the rollout server raised
+        self._parser: Any = None
         self.generate_s = 0.0
         self.assistant_edits = 0
         self.num_preempted = 0
@@ -101,10 +103,18 @@ class ContinuousTokenBackend(Backend):
             raise
         prompt_ids = list(seg.token_ids)
         params = {**self.sampling_params, "max_tokens": max_tokens}
+        stops = self._tool_parser().stop_token_ids if tools else []
+        if stops:  # parsers whose models do not end a tool call with EOS (veRL's ToolAgentLoop does the same)
+            params["stop_token_ids"] = sorted(set(params.get("stop_token_ids") or []) | set(stops))
         t0 = time.monotonic()
-        out = await self.loop.server_manager.generate(request_id=self.request_id, prompt_ids=prompt_ids,
-                                                      sampling_params=params)
-        self.generate_s += time.monotonic() - t0
+        try:
+            out = await self.loop.server_manager.generate(request_id=self.request_id, prompt_ids=prompt_ids,
+                                                          sampling_params=params)
+        except Exception as exc:
+            self.server_error = f"{type(exc).__name__}: {exc}"[:2000]
+            raise
+        finally:
+            self.generate_s += time.monotonic() - t0
         self.num_preempted += out.num_preempted or 0
         self._note_server_extra(out.extra_fields or {})
         token_ids = list(out.token_ids)
@@ -202,9 +212,7 @@ class ContinuousTokenBackend(Backend):
         tokenizer = self.loop.tokenizer
         if not tools:
             return tokenizer.decode(token_ids, skip_special_tokens=True), []
-        from verl.experimental.agent_loop.tool_parser import ToolParser
-
-        content, calls = await ToolParser.get_tool_parser(self.tool_format, tokenizer).extract_tool_calls(token_ids)
+        content, calls = await self._tool_parser().extract_tool_calls(token_ids)
         out = []
         for i, call in enumerate(calls):
             try:
@@ -215,6 +223,13 @@ class ContinuousTokenBackend(Backend):
                 args = {"__invalid_json__": call.arguments}  # the scaffold reports the format failure
             out.append(ToolCall(name=call.name, arguments=args, id=call.tool_call_id or f"call_{i}"))
         return content, out
+
+    def _tool_parser(self) -> Any:
+        if self._parser is None:
+            from verl.experimental.agent_loop.tool_parser import ToolParser
+
+            self._parser = ToolParser.get_tool_parser(self.tool_format, self.loop.tokenizer)
+        return self._parser
 
     def _note_server_extra(self, extra: dict[str, Any]) -> None:
         # veRL tracks which weight versions generated a trajectory (off-policy staleness control).

@@ -295,7 +295,7 @@ def test_a_scaffold_that_restarts_its_prompt_yields_one_output_per_segment(batch
     assert len(server.requests) == before + 3
 
 
-def test_timeouts_mask_one_episode_and_return_normally(batch_run):
+def test_timeouts_and_server_failures_mask_one_episode_and_return_normally(batch_run, smollm2):
     server = batch_run["server"]
     # The hard episode timeout fires while the model is generating.
     out = run_episode(batch_run, server, episode_timeout_s=0.5)
@@ -306,3 +306,9 @@ def test_timeouts_mask_one_episode_and_return_normally(batch_run):
     out = run_episode(batch_run, server, task_index=1, sandbox_open_timeout_s=1e-9)
     assert out.extra_fields["stop_reason"] == "error" and set(out.response_mask) == {0}
     assert out.extra_fields["reward_extra_info"]["failed"] == 1 and len(server.requests) == before
+    # A rollout server that refuses the request (here: a model shorter than the configured budget).
+    short = SmolLM2TokenServer(smollm2.model, smollm2.tokenizer, max_model_len=64, response_length=RESPONSE_LEN,
+                               prompt_length=PROMPT_LEN)
+    out = run_episode(batch_run, short)
+    assert out.extra_fields["stop_reason"] == "error" and set(out.response_mask) == {0}
+    assert out.extra_fields["reward_extra_info"]["failed"] == 1 and not short.requests

@@ -258,10 +258,12 @@ def test_launch_streams_veRLs_step_metrics_to_jsonl(tmp_path):
     assert parse_metrics_line(line) == {"step": 3, "critic/score/mean": 0.25, "timing_s/step": 12.5}
     script = f"import os; print('starting'); print({line!r}); print(os.environ['RAY_ADDRESS'])"
     plan = LaunchPlan(out_dir=tmp_path, overrides={}, command=[sys.executable, "-c", script],
-                      env={"RAY_ADDRESS": "auto"}, checkpoint_dir=tmp_path / "ck", train_tasks=1, val_tasks=1)
+                      env={"RAY_ADDRESS": "auto"}, checkpoint_dir=tmp_path / "ck", train_tasks=1, val_tasks=1,
+                      total_steps=5)
     rc, last = launch(plan, console=None)
-    assert rc == 0 and last["step"] == 3
-    assert [json.loads(x) for x in (tmp_path / "metrics.jsonl").read_text().splitlines()] == [last]
+    assert rc == 0 and last == {"step": 3, "critic/score/mean": 0.25, "timing_s/step": 12.5}
+    [row] = [json.loads(x) for x in (tmp_path / "metrics.jsonl").read_text().splitlines()]
+    assert row["step"] == 3 and row["reward"] == 0.25 and row["critic/score/mean"] == 0.25
     assert (tmp_path / "train.log").read_text().splitlines() == ["starting", line, "auto"]
 
 
