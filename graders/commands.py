@@ -74,13 +74,21 @@ def grade_cmd(task_dir: Path, submission: Path, preset: str, as_json: bool) -> N
               show_default=True, help="Target layout.")
 @click.option("--json", "as_json", is_flag=True, help="Print the exported folders as JSON.")
 def export_cmd(task_dir: Path, out: Path, fmt: str, as_json: bool) -> None:
-    """Export the tasks in TASK_DIR (one task or a folder of them) to OUT in SandMLE's layout."""
-    from .sources import PathConfig, export_release, make_directory
+    """Export the tasks in TASK_DIR (one task or a folder of them) to OUT in SandMLE's layout,
+    with the release's task lists (ok_competitions_sanity.json: the tasks passing the sanity filter)."""
+    from .sources import OK_LIST, PathConfig, export_release, make_directory, passes_sanity, write_release_lists
 
     tasks = make_directory(PathConfig(path=task_dir)).tasks()
     written = [str(export_release(t, out)) for t in tasks]
+    left_out = sorted(t.id for t in tasks if not passes_sanity(t))
+    listed = write_release_lists(out, [t.id for t in tasks if passes_sanity(t)])
     if as_json:
-        click.echo(json.dumps({"format": fmt, "tasks": written}))
-    else:
-        _console().print(f"exported {len(written)} task(s) to {escape(str(out))} ({fmt}: answer.csv + "
-                         "evaluator.py inside prepared/public/, as SandMLE's code expects)")
+        click.echo(json.dumps({"format": fmt, "tasks": written, "ok_list": str(out / OK_LIST),
+                               "listed": listed, "not_listed": left_out}))
+        return
+    _console().print(f"exported {len(written)} task(s) to {escape(str(out))} ({fmt}: answer.csv + "
+                     "evaluator.py inside prepared/public/, as SandMLE's code expects)")
+    _console().print(f"{OK_LIST}: {len(listed)} task(s) listed for the release's training and evaluation")
+    if left_out:
+        _console().print(f"[yellow]not listed (no medal thresholds): "
+                         f"{escape(', '.join(left_out))}[/]")

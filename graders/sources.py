@@ -7,6 +7,8 @@ graded by running its own ``evaluator.py``.
 
 from __future__ import annotations
 
+import json
+import random
 import re
 import shutil
 from pathlib import Path
@@ -98,6 +100,38 @@ def export_release(task: Task, out_root: Path) -> Path:
                                                         task.lower_is_better, answers_file="answer.csv"),
                                        encoding="utf-8")
     return dest.parent.parent
+
+
+OK_LIST = "ok_competitions_sanity.json"
+OK_LIST_SAMPLED = "ok_competitions_sanity_random_64.json"
+
+
+def passes_sanity(task: Task) -> bool:
+    """SandMLE's sanity filter as far as the task itself can tell: all four thresholds present and
+    strictly monotone in the task's direction (generation also checked they beat the sample)."""
+    return task.thresholds is not None and task.thresholds.is_monotone(task.lower_is_better)
+
+
+def write_release_lists(out_root: Path, task_ids: list[str], seed: int = 0) -> list[str]:
+    """Write the release's task lists at ``out_root``: ``ok_competitions_sanity.json`` (the release's
+    ``prepare_train_data.py`` and ``custom_evaluate.py --dataset synthetic`` refuse to start without
+    it) and ``ok_competitions_sanity_random_64.json`` (``--dataset synthetic_sampled``: a seeded
+    sample of at most 64). Ids already listed by an earlier export into ``out_root`` are kept when
+    their folders are still there. Returns the full sorted list."""
+    out_root = Path(out_root)
+    listed: set[str] = set(task_ids)
+    previous = out_root / OK_LIST
+    if previous.is_file():
+        try:
+            old = json.loads(previous.read_text(encoding="utf-8"))
+        except (ValueError, OSError):
+            old = []
+        listed |= {str(t) for t in old if isinstance(t, str)} if isinstance(old, list) else set()
+    ids = sorted(t for t in listed if (out_root / t / PUBLIC / "description.md").is_file())
+    (out_root / OK_LIST).write_text(json.dumps(ids, indent=2) + "\n", encoding="utf-8")
+    sample = sorted(random.Random(seed).sample(ids, min(64, len(ids))))
+    (out_root / OK_LIST_SAMPLED).write_text(json.dumps(sample, indent=2) + "\n", encoding="utf-8")
+    return ids
 
 
 def make_directory(config: PathConfig) -> DirectorySource:

@@ -17,26 +17,61 @@ import re
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from typing import ClassVar, Literal
+
 from pydantic import Field
 
-from sandmle.core.interfaces import Backend, ComponentConfig, SandboxSession, Scaffold, ScaffoldLimits, ScoreFn
-from sandmle.core.records import Trajectory, Turn
+from sandmle.core.interfaces import Backend, SandboxSession, Scaffold, ScaffoldLimits, ScoreFn
+from sandmle.core.records import Grade, Trajectory, Turn
 from sandmle.core.task import Task
 
 from .plumbing import Episode, head_tail_chars, killed_note
+from .presets import PresetConfig, SamplingConfig
 from .preview import data_preview
 
 
-class AideConfig(ComponentConfig):
-    """Micro-scale defaults (MLE-Dojo's AIDE uses 3 drafts; WecoAI's debug 0.5, depth 3)."""
+class AideConfig(PresetConfig):
+    """AIDE's setup. Defaults are sandmle's micro-scale evaluation defaults; each field says which
+    source it follows. Presets:
 
-    limits: ScaffoldLimits = Field(default_factory=lambda: ScaffoldLimits(max_llm_calls=40))
-    steps: int = Field(8, ge=1, description="journal nodes to create")
-    num_drafts: int = Field(3, ge=1)
-    debug_prob: float = Field(0.5, ge=0.0, le=1.0)
-    max_debug_depth: int = Field(3, ge=0)
-    parse_attempts: int = Field(3, ge=1, description="tries to get a plan and a code block")
+    - ``aira-greedy``: facebookresearch/aira-dojo's greedy solver as SandMLE ran it
+      (``configs/solver/mlebench/greedy.yaml``: 5 drafts, debug probability 1.0, max debug depth
+      20; ``configs/solver/greedy.yaml``: 500 steps, 14400 s per execution, 86400 s in all; the
+      analyze operator samples at temperature 0.5, ``aide_operators/analyze.yaml``).
+    - ``dojo-aide``: MLE-Dojo's AIDE as SandMLE ran it (``scaffolds/mle-dojo/.../aide/utils/config.yaml``:
+      15 steps, 3 drafts, debug 0.5, depth 3, temperature 0, 8192 new tokens; 43200 s execution
+      timeout, ``main.py``): no review call, a node's metric is the environment's position score
+      and a bug is a FAILED execution (``mledojo/agent/aide/agent.py`` ``parse_exec_result``).
+    """
+
+    PRESETS: ClassVar[dict[str, dict[str, Any]]] = {
+        "aira-greedy": {"steps": 500, "num_drafts": 5, "debug_prob": 1.0, "max_debug_depth": 20, "parse_attempts": 3,
+                        "limits": {"max_llm_calls": 2000, "max_wall_s": 86400.0, "exec_timeout_s": 14400.0},
+                        # Operators send no generation kwargs (server defaults: temperature 1.0 in the
+                        # OpenAI API, no new-token cap); the analyze operator sets temperature 0.5.
+                        "sampling": {"temperature": 1.0, "top_p": 1.0, "max_tokens": 32768},
+                        "review_sampling": {"temperature": 0.5, "max_tokens": 32768}},
+        "dojo-aide": {"steps": 15, "num_drafts": 3, "debug_prob": 0.5, "max_debug_depth": 3, "review": "env",
+                      "limits": {"max_llm_calls": 45, "max_wall_s": 43200.0, "exec_timeout_s": 43200.0},
+                      "sampling": {"temperature": 0.0, "top_p": 1.0, "max_tokens": 8192}},
+    }
+
+    preset: Literal["aira-greedy", "dojo-aide"] | None = Field(
+        None, description="a named setup filling every field not set here (see the class docstring)")
+    limits: ScaffoldLimits = Field(default_factory=lambda: ScaffoldLimits(max_llm_calls=40),
+                                   description="sandmle micro-scale budget (WecoAI: 3600 s per execution)")
+    steps: int = Field(8, ge=1, description="journal nodes to create (WecoAI: 20, MLE-Dojo: 15, aira-dojo: 500)")
+    num_drafts: int = Field(3, ge=1, description="MLE-Dojo's AIDE: 3 (WecoAI and aira-dojo: 5)")
+    debug_prob: float = Field(0.5, ge=0.0, le=1.0, description="WecoAI and MLE-Dojo: 0.5 (aira-dojo: 1.0)")
+    max_debug_depth: int = Field(3, ge=0, description="a buggy leaf with debug_depth <= this may be debugged "
+                                                      "(all three anchors); WecoAI and MLE-Dojo: 3")
+    parse_attempts: int = Field(3, ge=1, description="tries to get a plan and a code block (all anchors: 3)")
+    review: Literal["llm", "env"] = Field(
+        "llm", description="'llm': a submit_review call judges each run (WecoAI, aira-dojo); 'env': no review, "
+                           "bug = FAILED execution (no valid graded submission), metric = position score (MLE-Dojo)")
     llm_timeout_s: float = Field(300.0, gt=0)
+    sampling: SamplingConfig = Field(default_factory=SamplingConfig, description="sandmle evaluation defaults")
+    review_sampling: SamplingConfig | None = Field(None, description="the review call's sampling (null: `sampling`)")
 
 
 @dataclass
@@ -55,6 +90,8 @@ class Node:
     is_bug: bool = True
     summary: str = ""
     has_submission: bool = False
+    raw_score: float | None = None  # review "env": the graded test score and its position score
+    position_score: float | None = None
     debug_depth: int = 0
     children: list[int] = field(default_factory=list)
 
@@ -149,7 +186,7 @@ class AideScaffold(Scaffold):
                   score: ScoreFn | None = None) -> Trajectory:
         cfg = self.config
         ep = Episode(task, backend, session, cfg.limits, scaffold=self.name, seed=seed,
-                     llm_timeout_s=cfg.llm_timeout_s)
+                     sampling=cfg.sampling.for_episode(seed), llm_timeout_s=cfg.llm_timeout_s)
         rng = random.Random(seed)
         journal: list[Node] = []
         preview = data_preview(task.public_dir, [p for p in task.public_files()])
@@ -164,7 +201,10 @@ class AideScaffold(Scaffold):
             if turn is None:
                 break
             await self._execute(ep, node, turn)
-            await self._review(ep, task, node)
+            if cfg.review == "env":
+                self._env_review(ep, node, turn, score)
+            else:
+                await self._review(ep, task, node, seed)
             first_good = self._best(journal)
             if first_good and not node.is_bug and node.lower_is_better != first_good.lower_is_better:
                 # AIDE asserts on a flipped direction; we mark the node instead of crashing.
@@ -179,6 +219,8 @@ class AideScaffold(Scaffold):
         best = self._best(journal)
         ep.traj.extra["journal"] = [asdict(n) for n in journal]
         ep.traj.extra["best_node"] = best.id if best else None
+        if cfg.preset:
+            ep.traj.extra["preset"] = cfg.preset
         return ep.finish("steps_done", last_messages)
 
     # ------------------------------------------------------------------ search policy
@@ -188,7 +230,7 @@ class AideScaffold(Scaffold):
         if len(drafts) < cfg.num_drafts:
             return None, "draft"
         if rng.random() < cfg.debug_prob:
-            leaves = [n for n in journal if n.is_bug and not n.children and n.debug_depth < cfg.max_debug_depth]
+            leaves = [n for n in journal if n.is_bug and not n.children and n.debug_depth <= cfg.max_debug_depth]
             if leaves:
                 return rng.choice(leaves), "debug"
         best = self._best(journal)
@@ -231,10 +273,14 @@ class AideScaffold(Scaffold):
             sections["Data Overview"] = preview
         return sections
 
-    @staticmethod
-    def _memory(journal: list[Node]) -> str:
-        blocks = [f"Design: {n.plan}\nResults: {n.summary}\nValidation Metric: {n.metric}"
-                  for n in journal if not n.is_bug]
+    def _memory(self, journal: list[Node]) -> str:
+        if self.config.review == "env":  # MLE-Dojo's journal summary: env feedback and test scores
+            blocks = [f"Design: {n.plan}\nExecution and Evaluation Feedback: {n.summary}\n"
+                      f"Test Metric Score: {n.raw_score}\nTest Position Score: {n.position_score}"
+                      for n in journal if not n.is_bug]
+        else:
+            blocks = [f"Design: {n.plan}\nResults: {n.summary}\nValidation Metric: {n.metric}"
+                      for n in journal if not n.is_bug]
         return ("\n" + "-" * 40 + "\n").join(blocks) if blocks else "(no previous solutions)"
 
     # ------------------------------------------------------------------ one node
@@ -271,7 +317,29 @@ class AideScaffold(Scaffold):
         node.is_bug = not result.ok
         turn.observations.append(node.term_out)
 
-    async def _review(self, ep: Episode, task: Task, node: Node) -> None:
+    def _env_review(self, ep: Episode, node: Node, turn: Turn, score: ScoreFn | None) -> None:
+        """MLE-Dojo's AIDE: the environment judges the run; no review call. A run is FAILED unless
+        it exited cleanly and left a submission the grader scores; the metric is its position score
+        (maximised; the raw score, oriented to be maximised, when the task has no leaderboard)."""
+        ran = not node.is_bug  # MLE-Dojo evaluates no submission after a failed execution
+        grade: Grade | None = ep.grade(score) if ran and node.has_submission else None
+        if grade is not None and grade.valid_submission and grade.score is not None:
+            node.raw_score, node.position_score = grade.score, grade.human_rank
+            oriented = -grade.score if grade.is_lower_better else grade.score
+            node.metric = grade.human_rank if grade.human_rank is not None else oriented
+            position = f", position score {grade.human_rank:.4f}" if grade.human_rank is not None else ""
+            evaluation = f"Submission evaluated: raw score {grade.score:.6g}{position}"
+        else:
+            reason = (grade.reason if grade is not None else "the execution failed" if not ran else
+                      "no submission.csv was written" if not node.has_submission else "no grader to score it")
+            evaluation = f"Submission error: {reason}"
+            node.is_bug = True
+        node.lower_is_better = False
+        node.summary = evaluation
+        node.term_out = head_tail_chars(f"{node.term_out}\n{evaluation}")  # the debug prompt shows it
+        turn.observations.append(evaluation)
+
+    async def _review(self, ep: Episode, task: Task, node: Node, seed: int) -> None:
         prompt = {"Introduction": "You are a Kaggle grandmaster reviewing a solution's run. Report "
                                   "with submit_review whether it has a bug, what you found and the "
                                   "validation metric it printed.",
@@ -279,7 +347,9 @@ class AideScaffold(Scaffold):
                   "Implementation": f"```python\n{node.code}\n```",
                   "Execution output": f"```\n{node.term_out}\n```"}
         messages = [{"role": "system", "content": compile_prompt(prompt)}]
-        completion, turn = await ep.call(messages, protocol="aide.review", stage="review", tools=[REVIEW_TOOL])
+        sampling = self.config.review_sampling.for_episode(seed) if self.config.review_sampling else None
+        completion, turn = await ep.call(messages, protocol="aide.review", stage="review", tools=[REVIEW_TOOL],
+                                         sampling=sampling)
         review = parse_review(completion.tool_calls, completion.text) if completion else None
         if review is None:
             if completion is not None:

@@ -67,8 +67,10 @@ class Episode:
     # ------------------------------------------------------------------ model calls
     async def call(self, messages: list[dict[str, Any]], *, protocol: str, stage: str | None = None,
                    tools: list[dict[str, Any]] | None = None, record: bool = True,
-                   ) -> tuple[Completion | None, Turn]:
+                   sampling: Sampling | None = None) -> tuple[Completion | None, Turn]:
         """Ask the backend for the next message and record the turn (unless ``record=False``).
+
+        ``sampling`` overrides the episode's sampling for this call (AIDE's review call).
 
         Returns ``(None, turn)`` when the budget is spent, the call times out or the backend
         fails for good; ``self.stop_reason`` then says why.
@@ -82,7 +84,7 @@ class Episode:
         timeout = min(self.time_left, self.llm_timeout_s or self.time_left)
         try:
             completion = await asyncio.wait_for(
-                self.backend.complete(messages, tools=tools, sampling=self.sampling, protocol=protocol),
+                self.backend.complete(messages, tools=tools, sampling=sampling or self.sampling, protocol=protocol),
                 timeout=max(timeout, 0.001))
         except asyncio.TimeoutError:
             self.stop_reason = "timeout"

@@ -6,6 +6,10 @@ come back as user messages ``<tool_response>…</tool_response>``; ``<answer>sub
 ends the episode; an answer before any tool response is a format failure. An episode in which
 more than 20% of the python executions time out stops with reason ``"timeout"`` (SandMLE's
 TIMEOUT, masked out of training). ``tool_mode="native"`` offers the same tools as function calls.
+
+``preset: sandmle-release`` switches every piece to the released code's behaviour (see
+:class:`ReactConfig` and :mod:`sandmle.scaffolds.react_release`). Successful score calls are
+recorded in ``Trajectory.extra["score_calls"]`` for the reward's ``reward_source: last_score``.
 """
 
 from __future__ import annotations
@@ -13,26 +17,77 @@ from __future__ import annotations
 import json
 import re
 from datetime import date
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 from pydantic import Field
 
-from sandmle.core.interfaces import Backend, ComponentConfig, SandboxSession, Scaffold, ScaffoldLimits, ScoreFn
-from sandmle.core.records import Completion, Trajectory, Turn
+from sandmle.core.interfaces import Backend, SandboxSession, Scaffold, ScaffoldLimits, ScoreFn
+from sandmle.core.records import Completion, Grade, Trajectory, Turn
 from sandmle.core.task import Task
+from sandmle.graders.rewards import release_format_ok
 
 from .plumbing import Episode, check_submission, estimate_tokens, killed_note, public_file_listing, tail_lines
+from .presets import PresetConfig, SamplingConfig
+from .react_release import (SCORE_TOOL, agent_workdir, prune_release, release_score_tool, release_system_prompt,
+                            release_user_prompt)
 
 
-class ReactConfig(ComponentConfig):
-    """SandMLE's training limits by default (15 calls, 1200 s, 300 s per execution)."""
+RELEASE_LIMITS = {"max_llm_calls": 15, "max_wall_s": 1200.0, "exec_timeout_s": 300.0}
+RELEASE_STYLE = {"show_score": True, "validate_tool": False, "score_format": "release", "prompt": "release",
+                 "format_rule": "release", "timeout_share": "tool_responses", "context_policy": "release",
+                 "max_context_tokens": 32768, "output_lines": 20}
 
-    limits: ScaffoldLimits = Field(default_factory=ScaffoldLimits)
-    tool_mode: Literal["text", "native"] = "text"
-    show_score: bool = False  # offer the Score tool (SandMLE's training reveals it)
-    max_context_tokens: int = Field(32768, ge=256)
-    llm_timeout_s: float = Field(300.0, gt=0)
-    output_lines: int = Field(20, ge=1)
+
+class ReactConfig(PresetConfig):
+    """The ReAct loop's setup. Defaults are sandmle's evaluation defaults; each field says which
+    source it follows. Presets (Tonyzhou98/SandMLE@0912362, ``examples/deepresearch/``):
+
+    - ``sandmle-release``: the released *training* loop (``custom_train.py``: 15 calls, 1200 s,
+      300 s per execution and per model call; tools PythonInterpreter + ``Score``; the release's
+      prompts, format rule, TIMEOUT share and context pruning; sampling at temperature 1.0 with up
+      to 32768 new tokens, ``train_mle_syn_qwen3_8b.sh``).
+    - ``sandmle-release-eval``: the same loop with ``REPRODUCE.md``'s evaluation limits (20 calls,
+      86400 s per episode and per execution; 1800 s per model call, ``custom_evaluate.py``) and the
+      training script's validation sampling (temperature 1.0, top_p 0.95).
+    """
+
+    PRESETS: ClassVar[dict[str, dict[str, Any]]] = {
+        "sandmle-release": {**RELEASE_STYLE, "limits": RELEASE_LIMITS, "llm_timeout_s": 300.0,
+                            "sampling": {"temperature": 1.0, "top_p": 1.0, "max_tokens": 32768}},
+        "sandmle-release-eval": {**RELEASE_STYLE, "llm_timeout_s": 1800.0,
+                                 "limits": {"max_llm_calls": 20, "max_wall_s": 86400.0, "exec_timeout_s": 86400.0},
+                                 "sampling": {"temperature": 1.0, "top_p": 0.95, "max_tokens": 32768}},
+    }
+
+    preset: Literal["sandmle-release", "sandmle-release-eval"] | None = Field(
+        None, description="a named setup filling every field not set here (see the class docstring)")
+    limits: ScaffoldLimits = Field(default_factory=ScaffoldLimits,
+                                   description="release training limits (custom_train.py: 15 calls, 1200 s, 300 s)")
+    tool_mode: Literal["text", "native"] = Field("text", description="text tags (release) or native function calls")
+    show_score: bool = Field(False, description="offer the score tool; the release always does, sandmle's "
+                                                "evaluation default hides test scores from the agent")
+    validate_tool: bool = Field(True, description="offer `validate` (sandmle's; the release has no such tool)")
+    score_format: Literal["sandmle", "release"] = Field(
+        "sandmle", description="'release': the tool is `Score` with {competition_id}, its reply uses the "
+                               "release's Details keys and bronze nudge; 'sandmle': `score`, no arguments")
+    prompt: Literal["sandmle", "release"] = Field(
+        "sandmle", description="'release': the release's system and user prompts (absolute data folder, "
+                               "hardware line, rules); 'sandmle': ours (relative paths, no hardware claim)")
+    format_rule: Literal["sandmle", "release"] = Field(
+        "sandmle", description="'release': a reply is well formed when it opens with a non-empty <think> "
+                               "(deepresearch_workflow.py); 'sandmle': it also needs a parsable tool call or an "
+                               "answer, and an answer before any tool response is a failure")
+    timeout_share: Literal["python_calls", "tool_responses"] = Field(
+        "python_calls", description="TIMEOUT when timed-out executions exceed 20% of the python calls "
+                                    "(sandmle) or of all tool responses left in the transcript (release)")
+    context_policy: Literal["sandmle", "release"] = Field(
+        "sandmle", description="'release': prune after each turn, chars/4 estimate, and keep the pruned "
+                               "transcript; 'sandmle': fit the context before each call, never dropping the "
+                               "latest exchange")
+    max_context_tokens: int = Field(32768, ge=256, description="release: deepresearch_agent.py max_context_tokens")
+    llm_timeout_s: float = Field(300.0, gt=0, description="release training: DEEPRESEARCH_CALL_SERVER_TIMEOUT_S")
+    output_lines: int = Field(20, ge=1, description="release: last 20 lines of stdout/stderr")
+    sampling: SamplingConfig = Field(default_factory=SamplingConfig, description="sandmle evaluation defaults")
 
 
 SYSTEM = """You are an experienced Kaggle competitor solving a machine-learning task alone.
@@ -55,6 +110,7 @@ TOOL_DOCS = {
     "python": "python: run a Python program; you see the tail of its output.",
     "validate": "validate: check submission.csv against the sample submission's format.",
     "score": "score: grade submission.csv and report the metric and medal thresholds.",
+    SCORE_TOOL: 'Score: grade submission.csv; arguments {"competition_id": the competition id}.',
 }
 
 
@@ -73,13 +129,7 @@ _TOOL_CALL = re.compile(r"<tool_call>(.*?)(?:</tool_call>|$)", re.DOTALL)
 _CODE = re.compile(r"<code>(.*?)</code>", re.DOTALL)
 _ANSWER = re.compile(r"<answer>(.*?)</answer>", re.DOTALL)
 
-
-def think_ok(text: str) -> bool:
-    """SandMLE's format rule: starts with <think>, closes it, and the thought is not blank."""
-    stripped = text.lstrip()
-    if not stripped.startswith("<think>") or "</think>" not in stripped:
-        return False
-    return bool(stripped[len("<think>"):stripped.index("</think>")].strip())
+think_ok = release_format_ok  # one rule for the scaffold and the reward (deepresearch_workflow.py)
 
 
 def parse_text_call(text: str) -> tuple[str | None, dict[str, Any], str | None]:
@@ -107,10 +157,34 @@ def parse_text_call(text: str) -> tuple[str | None, dict[str, Any], str | None]:
 
 def native_tools(names: list[str]) -> list[dict[str, Any]]:
     """OpenAI function schemas of the offered tools."""
-    params = {"python": {"type": "object", "properties": {"code": {"type": "string"}}, "required": ["code"]}}
+    params = {"python": {"type": "object", "properties": {"code": {"type": "string"}}, "required": ["code"]},
+              SCORE_TOOL: {"type": "object", "properties": {"competition_id": {"type": "string"}},
+                           "required": ["competition_id"]}}
     return [{"type": "function", "function": {
         "name": n, "description": TOOL_DOCS[n],
         "parameters": params.get(n, {"type": "object", "properties": {}})}} for n in names]
+
+
+class _Record:
+    """What one episode keeps beside the transcript: tool responses (for the TIMEOUT share) and
+    successful score calls (for the reward), tied to their messages so pruning is accounted for."""
+
+    def __init__(self) -> None:
+        self.responses: list[tuple[dict[str, Any], bool]] = []  # (message, python execution timed out)
+        self.scores: list[tuple[dict[str, Any], int, Grade]] = []  # (message, turn index, grade)
+        self.executions = self.timeouts = 0
+
+    def timeout_rate(self, share: str, transcript: list[dict[str, Any]]) -> float:
+        if share == "python_calls":
+            return self.timeouts / self.executions if self.executions else 0.0
+        kept = {id(m) for m in transcript}
+        left = [timed_out for msg, timed_out in self.responses if id(msg) in kept]
+        return sum(left) / len(left) if left else 0.0
+
+    def score_calls(self, transcript: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        kept = {id(m) for m in transcript}
+        return [{"turn": turn, "in_transcript": id(msg) in kept, "grade": grade.model_dump(mode="json")}
+                for msg, turn, grade in self.scores]
 
 
 class ReactScaffold(Scaffold):
@@ -121,19 +195,27 @@ class ReactScaffold(Scaffold):
     def __init__(self, config: ReactConfig | None = None):
         self.config = config or ReactConfig()
 
+    def tools(self, score: ScoreFn | None) -> list[str]:
+        """Names of the tools offered in this episode."""
+        cfg = self.config
+        score_tool = SCORE_TOOL if cfg.score_format == "release" else "score"
+        return ["python"] + (["validate"] if cfg.validate_tool else []) + \
+            ([score_tool] if cfg.show_score and score is not None else [])
+
     async def run(self, task: Task, backend: Backend, session: SandboxSession, *, seed: int = 0,
                   score: ScoreFn | None = None) -> Trajectory:
         cfg = self.config
         ep = Episode(task, backend, session, cfg.limits, scaffold=self.name, seed=seed,
-                     llm_timeout_s=cfg.llm_timeout_s)
-        tools = ["python", "validate"] + (["score"] if cfg.show_score and score is not None else [])
-        system = SYSTEM.format(tools="; ".join(TOOL_DOCS[t] for t in tools), today=date.today())
-        messages: list[dict[str, Any]] = [{"role": "system", "content": system},
-                                          {"role": "user", "content": task_prompt(task, cfg.limits)}]
+                     sampling=cfg.sampling.for_episode(seed), llm_timeout_s=cfg.llm_timeout_s)
+        tools = self.tools(score)
+        release_io = cfg.prompt == "release" or cfg.score_format == "release"
+        folder = await agent_workdir(session) if release_io else ""
+        messages = self._opening(task, tools, folder)
         schemas = native_tools(tools) if cfg.tool_mode == "native" else None
-        timeouts = executions = responses = 0
+        record = _Record()
         while True:
-            messages = self._fit_context(messages)
+            if cfg.context_policy == "sandmle":
+                messages = self._fit_context(messages)
             completion, turn = await ep.call(messages, protocol="react", stage="react", tools=schemas)
             if completion is None:
                 break
@@ -141,30 +223,67 @@ class ReactScaffold(Scaffold):
             turn.text = text
             name, args, error, call_id = self._parse(completion, text)
             answer = _ANSWER.search(text)
-            turn.format_ok = (name is not None or answer is not None) and error is None and \
-                (think_ok(text) if cfg.tool_mode == "text" else True)
-            if name is None and answer is None:
-                turn.format_error = "no tool call and no answer"
-            elif error:
-                turn.format_error = error
-            elif cfg.tool_mode == "text" and not think_ok(text):
-                turn.format_error = "reply must start with a non-empty <think>...</think>"
-            if answer is not None and name is None and not responses:
-                # SandMLE's format: at least one tool response comes before the answer.
-                turn.format_ok, turn.format_error = False, "answer before any tool response"
+            turn.format_ok, turn.format_error = self._judge(text, name, answer is not None, error,
+                                                            bool(record.responses))
             messages.append(self._assistant_message(text, name, args, call_id))
             if name is not None:
-                obs = error or await self._run_tool(ep, turn, name, args, tools, task, score)
+                obs, grade = (error, None) if error else await self._run_tool(ep, turn, name, args, tools, task,
+                                                                              score, folder)
+                timed_out = name == "python" and not error and bool(turn.executions) and \
+                    turn.executions[-1].killed == "timeout"
                 if name == "python" and not error:
-                    executions += 1
-                    timeouts += turn.executions[-1].killed == "timeout"
+                    record.executions += 1
+                    record.timeouts += timed_out
                 turn.observations.append(obs)
-                messages.append(self._observation_message(obs, call_id))
-                responses += 1
+                message = self._observation_message(obs, call_id)
+                messages.append(message)
+                record.responses.append((message, timed_out))
+                if grade is not None:
+                    record.scores.append((message, len(ep.traj.turns) - 1, grade))
             if answer is not None:
                 ep.stop_reason = ep.stop_reason or "answer"
                 break
-        rate = ep.traj.extra["python_timeout_rate"] = timeouts / executions if executions else 0.0
+            if cfg.context_policy == "release":
+                messages = prune_release(messages, cfg.max_context_tokens)
+        return self._finish(ep, messages, record)
+
+    def _opening(self, task: Task, tools: list[str], folder: str) -> list[dict[str, Any]]:
+        """System and user messages in the configured prompt style."""
+        cfg = self.config
+        if cfg.prompt == "release":
+            extra = [TOOL_DOCS[t] for t in tools if t not in ("python", SCORE_TOOL)]
+            system = release_system_prompt(extra)
+            user = release_user_prompt(task, folder, cfg.limits.max_llm_calls)
+        else:
+            system = SYSTEM.format(tools="; ".join(TOOL_DOCS[t] for t in tools), today=date.today())
+            user = task_prompt(task, cfg.limits)
+        return [{"role": "system", "content": system}, {"role": "user", "content": user}]
+
+    def _judge(self, text: str, name: str | None, answered: bool, error: str | None,
+               responded: bool) -> tuple[bool, str | None]:
+        """``(format_ok, format_error)`` of one reply under the configured format rule."""
+        thought = think_ok(text) if self.config.tool_mode == "text" or self.config.format_rule == "release" \
+            else True
+        if self.config.format_rule == "release":  # only the <think> block counts
+            return thought, None if thought else "reply must start with a non-empty <think>...</think>"
+        if name is None and not answered:
+            return False, "no tool call and no answer"
+        if error:
+            return False, error
+        if answered and name is None and not responded:
+            # SandMLE's system prompt: at least one tool response comes before the answer.
+            return False, "answer before any tool response"
+        if not thought:
+            return False, "reply must start with a non-empty <think>...</think>"
+        return True, None
+
+    def _finish(self, ep: Episode, messages: list[dict[str, Any]], record: _Record) -> Trajectory:
+        cfg = self.config
+        rate = ep.traj.extra["python_timeout_rate"] = record.timeout_rate(cfg.timeout_share, messages)
+        ep.traj.extra["timeout_share_of"] = cfg.timeout_share
+        ep.traj.extra["score_calls"] = record.score_calls(messages)
+        if cfg.preset:
+            ep.traj.extra["preset"] = cfg.preset
         if rate > 0.2:  # SandMLE (rLLM) marks such an episode TIMEOUT, which training masks out
             ep.stop_reason = "timeout"
         return ep.finish(ep.stop_reason or "max_llm_calls", messages)
@@ -182,7 +301,9 @@ class ReactScaffold(Scaffold):
 
     def _assistant_message(self, text: str, name: str | None, args: dict[str, Any],
                            call_id: str | None) -> dict[str, Any]:
-        msg: dict[str, Any] = {"role": "assistant", "content": text}
+        # The release stores a tool-calling reply stripped (deepresearch_agent.py: content.strip()).
+        content = text.strip() if self.config.prompt == "release" and name is not None else text
+        msg: dict[str, Any] = {"role": "assistant", "content": content}
         if call_id is not None and name is not None:
             msg["tool_calls"] = [{"id": call_id, "type": "function",
                                   "function": {"name": name, "arguments": json.dumps(args)}}]
@@ -196,33 +317,37 @@ class ReactScaffold(Scaffold):
 
     # ------------------------------------------------------------------ tools
     async def _run_tool(self, ep: Episode, turn: Turn, name: str, args: dict[str, Any], tools: list[str],
-                        task: Task, score: ScoreFn | None) -> str:
+                        task: Task, score: ScoreFn | None, folder: str) -> tuple[str, Grade | None]:
+        """The observation, and the grade when the call was a successful score call."""
         if name not in tools:
-            return f"Tool {name!r} not found; available tools: {', '.join(tools)}."
+            return f"Tool {name!r} not found; available tools: {', '.join(tools)}.", None
         if name == "python":
             code = args.get("code")
             if not isinstance(code, str) or not code.strip():
-                return "[Error] the python tool needs non-empty code."
+                return "[Error] the python tool needs non-empty code.", None
             result = await ep.execute(code, turn)
             return python_observation(result.stdout_tail, result.stderr_tail, killed_note(
-                result, ep.limits.exec_timeout_s), ep.submission_exists(), self.config.output_lines)
+                result, ep.limits.exec_timeout_s), ep.submission_exists(), self.config.output_lines), None
         if name == "validate":
             ok, detail = check_submission(ep.session.workdir, task.public_dir)
-            return ("Submission format OK: " if ok else "Submission format problem: ") + detail
+            return ("Submission format OK: " if ok else "Submission format problem: ") + detail, None
+        if name == SCORE_TOOL:
+            return release_score_tool(ep, task, args, score, folder)
         grade = ep.grade(score)
         if grade is None or not grade.submission_exists:
-            return "[Error] submission file not found; write submission.csv first."
+            return "[Error] submission file not found; write submission.csv first.", None
         if not grade.valid_submission:
-            return f"Submission csv is invalid: {grade.reason}"
+            return f"Submission csv is invalid: {grade.reason}", None
         details = {"score_primary": grade.score, "metric_lower_is_better": grade.is_lower_better,
                    "threshold_gold": grade.gold_threshold, "threshold_silver": grade.silver_threshold,
                    "threshold_bronze": grade.bronze_threshold, "threshold_median": grade.median_threshold}
         nudge = "" if grade.any_medal else " Not at bronze yet; keep improving."
-        return f"Submission OK.{nudge}\nDetails: {json.dumps(details)}"
+        return f"Submission OK.{nudge}\nDetails: {json.dumps(details)}", grade
 
     # ------------------------------------------------------------------ context
     def _fit_context(self, messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
-        """SandMLE's policy: drop failed tool exchanges first, else keep system, task, last two."""
+        """Before each call: drop failed tool exchanges first (never the latest), else keep system,
+        task and the last two messages."""
         if estimate_tokens(messages) <= self.config.max_context_tokens:
             return messages
         kept = messages[:2]

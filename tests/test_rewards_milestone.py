@@ -11,10 +11,15 @@ from sandmle.core.records import ExecResult, Grade, Trajectory, Turn
 from sandmle.graders.rewards import KEYS, MilestoneConfig, MilestoneReward
 
 
+SCORES = {"gold": 0.95, "silver": 0.85, "bronze": 0.75, "median": 0.6, "valid": 0.3}
+
+
 def _grade(tier: str) -> Grade:
+    """A higher-is-better grade whose raw score and medal flags both say ``tier``."""
     valid = tier != "invalid"
     return Grade(task_id="t", valid_submission=valid, submission_exists=tier != "invalid",
-                 score=0.5 if valid else None, gold_medal=tier == "gold", silver_medal=tier == "silver",
+                 score=SCORES.get(tier), is_lower_better=False, gold_threshold=0.9, silver_threshold=0.8,
+                 bronze_threshold=0.7, median_threshold=0.5, gold_medal=tier == "gold", silver_medal=tier == "silver",
                  bronze_medal=tier == "bronze", any_medal=tier in ("gold", "silver", "bronze"),
                  at_or_above_median=tier in ("gold", "silver", "bronze", "median"),
                  above_median=tier in ("gold", "silver", "bronze", "median"))
