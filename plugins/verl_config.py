@@ -70,6 +70,8 @@ class VerlTrainerConfig(GRPOSettings):
     model: str = Field("Qwen/Qwen3-8B", description="HF model id or path (actor, rollout, tokenizer; default: "
                        "the transformers policy's model if set, else Qwen3-8B, sh:47)")
     weight_decay: float = Field(0.01, ge=0, description="veRL's default, which SandMLE's run used (unset in sh)")
+    max_new_tokens: int | None = Field(None, ge=1, description="cap on one reply on top of the scaffold's "
+                                       "sampling.max_tokens (default: that alone, within the episode budget)")
     # ---- cluster
     ray_address: str | None = Field(None, description="an existing Ray cluster ('auto', 'HOST:6379', "
                                     "'ray://HOST:10001'); default: veRL starts a local one")

@@ -17,6 +17,10 @@ Each call compares the scaffold's messages with those of the previous call:
   :class:`AgentLoopOutput` per segment and broadcasts the episode's advantage to all of them; under
   the legacy trainer (``trainer.use_v1=false``) the episode stops instead.
 
+Sampling: temperature and top-p are veRL's (``rollout.temperature``, ``val_kwargs``), because veRL
+recomputes the old log-probs at that temperature; a scaffold's ``sampling.max_tokens`` still caps
+each reply.
+
 Budget: before each call the stream must leave room for at least one token within
 ``rollout.response_length`` (the whole episode) and ``max_model_len``; the first prompt of a segment
 must fit ``rollout.prompt_length``. Otherwise the call raises :class:`ContextBudgetExhausted`
@@ -97,7 +101,7 @@ class ContinuousTokenBackend(Backend):
                        sampling: Sampling | None = None, protocol: str | None = None) -> Completion:
         try:
             seg = await self._stream_for(messages, tools)
-            max_tokens = self._room(seg)
+            max_tokens = self._room(seg, sampling.max_tokens if sampling else None)
         except ContextBudgetExhausted as exc:
             self.stop_reason = exc.reason
             raise
@@ -195,12 +199,14 @@ class ContinuousTokenBackend(Backend):
         self.segments.append(seg)
         return seg
 
-    def _room(self, seg: TokenSegment) -> int:
-        """Tokens the next reply may have; raises when there is not even one."""
+    def _room(self, seg: TokenSegment, asked: int | None = None) -> int:
+        """Tokens the next reply may have (the scaffold's ``max_tokens``, the trainer's cap and the
+        budget, whichever is smallest); raises when the budget leaves not even one."""
         b = self.budget
         room = min(b.response_length - len(seg.mask), b.max_model_len - len(seg.token_ids))
-        if b.max_tokens_per_turn:
-            room = min(room, b.max_tokens_per_turn)
+        for cap in (b.max_tokens_per_turn, asked):
+            if cap and room >= 1:
+                room = min(room, cap)
         if room < 1:
             reason = ("max_response_length" if b.response_length - len(seg.mask) < 1 else "max_model_len")
             raise ContextBudgetExhausted(reason, f"stream of {len(seg.token_ids)} tokens "

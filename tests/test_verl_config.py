@@ -138,9 +138,15 @@ def test_shipped_recipe_keeps_sandmles_episode_and_filtering_settings(composed_s
     recipe, _, _ = composed_shipped
     from sandmle.plugins.verl_launch import loop_settings
 
+    from sandmle.core.recipe import ComponentSpec
+
     settings = loop_settings(recipe, recipe.train.trainer.config, tmp_path)
+    scaffold = ComponentSpec.model_validate(settings.scaffold).build(registry_with_plugins(), "scaffolds")
     # custom_train.py:44-47: 15 model calls, 20 minutes, 300 s per python execution.
-    assert settings.scaffold["args"]["limits"] == {"max_llm_calls": 15, "max_wall_s": 1200, "exec_timeout_s": 300}
+    limits = scaffold.config.limits
+    assert (limits.max_llm_calls, limits.max_wall_s, limits.exec_timeout_s) == (15, 1200, 300)
+    # Replies may use the whole sh:44 budget; the agent loop's own budget bounds them.
+    assert scaffold.config.sampling.max_tokens == 32768 and settings.max_tokens_per_turn is None
     # sh:80-81 mask_timeout/mask_unknown=True; sh:77-79 (length, turns) stay False.
     assert settings.mask_stop_reasons == ["timeout", "unknown"]
     assert settings.reward == {"name": "milestone", "args": {"preset": "sandmle-code"}}
