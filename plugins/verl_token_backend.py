@@ -57,6 +57,7 @@ class TokenSegment:
     mask: list[int] = field(default_factory=list)  # one per response token: 1 = sampled by the policy
     logprobs: list[float] | None = None
     sent: list[dict[str, Any]] = field(default_factory=list)  # messages of the last request
+    reply_text: str = ""  # the text the last reply was handed to the scaffold as
 
     @property
     def response_ids(self) -> list[int]:
@@ -130,6 +131,7 @@ class ContinuousTokenBackend(Backend):
         seg.token_ids = merge.token_ids
         seg.sent = copy.deepcopy(messages)  # a scaffold editing its list in place must not fool _continues
         text, calls = await self._parse(token_ids, tools)
+        seg.reply_text = text
         finish = "length" if out.stop_reason == "length" or len(token_ids) >= max_tokens else "stop"
         return Completion(text=text, tool_calls=calls, token_ids=token_ids, prompt_token_ids=prompt_ids,
                           logprobs=log_probs, finish_reason=finish,
@@ -141,7 +143,7 @@ class ContinuousTokenBackend(Backend):
         """The segment to generate in, with ``messages``' new context merged into it."""
         seg = self.segments[-1] if self.segments else None
         if seg is not None and self._continues(seg.sent, messages):
-            if messages[len(seg.sent)].get("content") != self._last_reply_text(seg):
+            if messages[len(seg.sent)].get("content") != seg.reply_text:
                 self.assistant_edits += 1
             recorded = messages[:len(seg.sent) + 1]  # up to the reply whose tokens are in the stream
             merge, mask, logprobs = await self._merge_context(seg, recorded, messages, tools)
@@ -160,14 +162,6 @@ class ContinuousTokenBackend(Backend):
         """``messages`` = the previous request + one assistant reply + later messages."""
         n = len(sent)
         return (len(messages) > n and messages[:n] == sent and messages[n].get("role") == "assistant")
-
-    def _last_reply_text(self, seg: TokenSegment) -> str:
-        # The reply is the run of mask-1 tokens at the end of the stream.
-        i = len(seg.mask)
-        while i > 0 and seg.mask[i - 1] == 1:
-            i -= 1
-        reply = seg.response_ids[i:]
-        return self.loop.tokenizer.decode(reply, skip_special_tokens=True)
 
     async def _merge_context(self, seg: TokenSegment, recorded: list[dict[str, Any]], messages: list[dict[str, Any]],
                              tools: list[dict[str, Any]] | None) -> tuple[Any, list[int], list[float] | None]:
