@@ -7,6 +7,7 @@ FSDP) cannot run here.
 from __future__ import annotations
 
 import json
+import shlex
 import subprocess
 import sys
 from pathlib import Path
@@ -255,9 +256,19 @@ def test_sandmle_train_dispatches_to_verl_and_writes_a_launchable_plan(tmp_path)
     assert overrides["actor_rollout_ref.rollout.agent.agent_loop_config_path"] == str(out / "agent_loop.yaml")
     assert yaml.safe_load((out / "agent_loop.yaml").read_text())[0]["scaffold"] == {"name": "react", "args": {}}
     assert json.loads((out / "train.json").read_text())["trainer"] == "verl"
+    # The exact command, run through veRL's own entry point with hydra's --cfg job (compose the
+    # config, print it, exit before Ray starts: the training itself needs GPUs).
+    argv = shlex.split(command.strip().splitlines()[-1])
+    shown = subprocess.run(argv + ["--cfg", "job"], capture_output=True, text=True, timeout=300)
+    assert shown.returncode == 0, shown.stderr[-3000:]
+    printed = {line.strip() for line in shown.stdout.splitlines()}  # hydra's YAML dump, line by line
+    assert {f"default_agent_loop: {AGENT_NAME}", "clip_ratio_high: 0.28",
+            f"train_files: {out / 'data' / 'train.parquet'}"} <= printed
 
 
 def test_launch_streams_veRLs_step_metrics_to_jsonl(tmp_path):
+    """The launcher's tee and metrics parsing. veRL's trainer needs GPUs, so a short script stands in
+    for it here, printing a line made by veRL's own console logger (aggregate_logger.py:26-32)."""
     from verl.utils.logger.aggregate_logger import concat_dict_to_str
 
     line = concat_dict_to_str({"critic/score/mean": 0.25, "timing_s/step": 12.5, "note": "skipped"}, step=3)
