@@ -122,7 +122,8 @@ class Grade(BaseModel):
     """A graded submission: MLE-bench report fields plus HumanRank."""
 
     task_id: str = ""
-    score: float | None = None
+    score: float | None = None  # rounded to 5 decimals, as MLE-bench reports it
+    raw_score: float | None = None  # the metric's value before rounding (HumanRank ranks this one)
     valid_submission: bool = False
     submission_exists: bool = False
     reason: str | None = None  # why the submission is invalid
@@ -139,6 +140,12 @@ class Grade(BaseModel):
     any_medal: bool = False
     beats_sample_submission: bool | None = None
     human_rank: float | None = None
+
+    @property
+    def unrounded_score(self) -> float | None:
+        """The metric's value as computed (``raw_score``), else ``score``: for rules that compare
+        raw floats (SandMLE's release reward, MLE-Dojo's position score)."""
+        return self.raw_score if self.raw_score is not None else self.score
 
     @property
     def tier(self) -> str:

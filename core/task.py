@@ -64,6 +64,9 @@ class Task(BaseModel):
     public_leaderboard: list[float] | None = None  # MLE-Dojo keeps a public and a private board
     answers_path: Path | None = None
     evaluator_path: Path | None = None
+    # MLE-bench names it per competition (``sampleSubmission.csv``, ``sample_submission_null.csv``,
+    # or a file under ``private/``); None means ``public_dir / "sample_submission.csv"``.
+    sample_submission: Path | None = None
     hidden_files: list[Path] = Field(default_factory=list)
     format: Literal["sandmle", "sandmle-release", "mlebench"] = "sandmle"
     provenance: dict[str, Any] = Field(default_factory=dict)
@@ -83,6 +86,11 @@ class Task(BaseModel):
             p for p in self.public_dir.rglob("*")
             if p.is_file() and p.resolve() not in hidden and not p.is_symlink()
         )
+
+    @property
+    def sample_submission_path(self) -> Path:
+        """The task's sample submission (it may sit outside ``public_dir``, as in MLE-bench)."""
+        return self.sample_submission or self.public_dir / "sample_submission.csv"
 
     @property
     def description(self) -> str:
@@ -118,9 +126,10 @@ def validate_task(task: Task) -> Task:
     if not task.public_dir.is_dir():
         raise TaskError(f"task {task.id!r}: public folder {task.public_dir} does not exist")
     # MLE-bench competitions ship folders of images/audio instead of train/test CSVs.
-    for name in REQUIRED_PUBLIC if task.format != "mlebench" else ("sample_submission.csv",):
-        if not (task.public_dir / name).is_file():
-            problems.append(f"missing file {task.public_dir / name}")
+    data_files = [] if task.format == "mlebench" else [task.public_dir / n for n in REQUIRED_PUBLIC[:2]]
+    for path in data_files + [task.sample_submission_path]:  # the sample may sit outside public/ (MLE-bench)
+        if not path.is_file():
+            problems.append(f"missing file {path}")
     if task.answers_path is None or not task.answers_path.is_file():
         problems.append(f"missing answers file {task.answers_path}")
     if task.evaluator_path is not None and not task.evaluator_path.is_file():
@@ -128,7 +137,7 @@ def validate_task(task: Task) -> Task:
     if task.format != "sandmle-release" and not task.target_columns:
         problems.append("target_columns is empty")
     want = [task.id_column, *task.target_columns] if task.target_columns else []
-    for label, path in (("answers", task.answers_path), ("sample submission", task.public_dir / "sample_submission.csv")):
+    for label, path in (("answers", task.answers_path), ("sample submission", task.sample_submission_path)):
         if want and path is not None and path.is_file():
             missing = [c for c in want if c not in _csv_columns(path)]
             if missing:

@@ -54,5 +54,7 @@ def completion_order(executor: Any) -> None:
     """With concurrency > 1, a short job finishes before a long one queued ahead of it."""
     if (getattr(executor, "concurrency", None) or 1) < 2:
         return
-    order = list(executor.map_unordered(_SlowSquare(), [40, 1]))
-    assert order == [1, 1600], order
+    # The long job sleeps 3 s: a distributed executor starts one worker per job, and on a busy
+    # 2-core machine a second Ray actor can come up over a second after the first.
+    order = list(executor.map_unordered(_SlowSquare(), [300, 1]))
+    assert order == [1, 90000], order

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import click
 from rich.markup import escape
 from rich.table import Table
 
-from sandmle.core.errors import TaskError
+from sandmle.core.errors import TaskError, UnknownComponentError
 from sandmle.core.records import ExecResult, Trajectory, Turn
 from sandmle.core.task import PUBLIC, Task, load_task
 
@@ -31,27 +32,106 @@ def load_any_task(path: Path) -> Task:
     raise TaskError(f"{path} is not a task folder (no task.yaml and no {PUBLIC}/evaluator.py)")
 
 
-@click.command("grade")
-@click.argument("task_dir", type=click.Path(path_type=Path, exists=True, file_okay=False))
-@click.argument("submission", type=click.Path(path_type=Path))
-@click.option("--preset", type=click.Choice(["sandmle-code", "sandmle-paper", "sparse"]), default="sandmle-code",
-              show_default=True, help="Milestone reward preset for the breakdown.")
-@click.option("--json", "as_json", is_flag=True, help="Print JSON (grade + reward).")
-def grade_cmd(task_dir: Path, submission: Path, preset: str, as_json: bool) -> None:
-    """Grade SUBMISSION for the task in TASK_DIR and show the reward of a one-turn trajectory."""
+# Exit codes of ``sandmle grade`` (documented in its --help and the README).
+EXIT_VALID, EXIT_ERROR, EXIT_USAGE, EXIT_INVALID_SUBMISSION = 0, 1, 2, 3
+
+
+def _json_object(text: str | None, option: str) -> dict[str, Any]:
+    if not text:
+        return {}
+    try:
+        value = json.loads(text)
+    except ValueError as exc:
+        raise click.UsageError(f"{option} is not valid JSON: {exc}") from exc
+    if not isinstance(value, dict):
+        raise click.UsageError(f"{option} must be a JSON object, e.g. '{{\"max_bytes\": 1000000}}'")
+    return value
+
+
+def _component(kind: str, name: str, args: dict[str, Any], option: str) -> Any:
+    """Build a registered component; a bad name or bad arguments is a usage error (exit 2)."""
+    from pydantic import ValidationError
+
     from sandmle.core.plugins import get_registry
 
+    try:
+        return get_registry().create(kind, name, args)
+    except UnknownComponentError as exc:
+        raise click.UsageError(str(exc)) from exc
+    except ValidationError as exc:
+        problems = "; ".join(f"{'.'.join(str(p) for p in e['loc']) or '(root)'}: {e['msg']}" for e in exc.errors())
+        raise click.UsageError(f"{option} for {name!r}: {problems}") from exc
+
+
+@click.command("grade", epilog="Exit status: 0 valid submission, 3 invalid submission (the reason is "
+                               "printed; --json still prints the grade), 2 usage error (bad option, not a "
+                               "task folder, unknown grader/reward), 1 any other error.")
+@click.argument("task_dir", type=click.Path(path_type=Path, exists=True, file_okay=False))
+@click.argument("submission", type=click.Path(path_type=Path))
+@click.option("--grader", "grader_name", default="default", show_default=True,
+              help="Registered grader to use (see `sandmle list graders`).")
+@click.option("--grader-args", default=None, help="Grader config as JSON.")
+@click.option("--reward", "reward_name", default="milestone", show_default=True,
+              help="Registered reward for the breakdown (see `sandmle list rewards`).")
+@click.option("--reward-args", default=None, help="Reward config as JSON.")
+@click.option("--preset", type=click.Choice(["sandmle-code", "sandmle-paper", "sparse"]), default=None,
+              help="Preset of the milestone reward (default sandmle-code).")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON (grade + reward).")
+def grade_cmd(task_dir: Path, submission: Path, grader_name: str, grader_args: str | None,
+              reward_name: str, reward_args: str | None, preset: str | None, as_json: bool) -> None:
+    """Grade SUBMISSION for the task in TASK_DIR and show the reward of a one-turn trajectory."""
     task = load_any_task(task_dir)
-    registry = get_registry()
-    grade = registry.create("graders", "default", {}).grade(task, submission)
+    reward_config = _json_object(reward_args, "--reward-args")
+    if preset is not None:
+        if reward_name != "milestone":
+            raise click.UsageError(f"--preset belongs to the milestone reward; pass {reward_name!r}'s "
+                                   f"settings with --reward-args")
+        reward_config.setdefault("preset", preset)
+    grader = _component("graders", grader_name, _json_object(grader_args, "--grader-args"), "--grader-args")
+    reward_fn = _component("rewards", reward_name, reward_config, "--reward-args")
+    grade = _grade_safely(grader, task, submission)
     # A one-turn trajectory: the submission exists as produced by code that ran (format counts as met).
     turn = Turn(messages_in=1, text="", executions=[ExecResult(exit_code=0)] if grade.submission_exists else [])
     traj = Trajectory(task_id=task.id, scaffold="cli", backend="none", turns=[turn], submission=submission)
-    reward = registry.create("rewards", "milestone", {"preset": preset}).score(traj, grade)
+    reward = reward_fn.score(traj, grade)
     if as_json:
-        click.echo(json.dumps({"grade": grade.model_dump(mode="json") | {"tier": grade.tier},
+        # via model_dump_json: a NaN threshold (a NaN board row at a medal position) becomes null
+        click.echo(json.dumps({"grade": json.loads(grade.model_dump_json()) | {"tier": grade.tier},
                                "reward": reward.model_dump(mode="json")}, indent=2))
-        return
+    else:
+        _print_grade(task, grade, reward, reward_name)
+    if not grade.valid_submission:
+        # SystemExit, not ctx.exit: the console script runs click with standalone_mode=False, which
+        # returns ctx.exit's code instead of exiting with it.
+        raise SystemExit(EXIT_INVALID_SUBMISSION)
+
+
+def _grade_safely(grader: Any, task: Task, submission: Path) -> Any:
+    """Grade a private copy of the submission's bytes, read once with ``O_NOFOLLOW`` (a plugin grader
+    never sees a symlink, a FIFO or a file that changes while it reads); a refused file is an
+    invalid grade, the default grader's own when it is the default grader."""
+    import tempfile
+
+    from sandmle.core.records import Grade
+
+    from .grader import DefaultGrader
+    from .submission import SubmissionRefused, read_submission
+
+    max_bytes = grader.config.max_bytes if isinstance(grader, DefaultGrader) else 1 << 31
+    try:
+        data = read_submission(submission, max_bytes)
+    except SubmissionRefused as refused:
+        if isinstance(grader, DefaultGrader):
+            return grader.grade(task, submission)
+        return Grade(task_id=task.id, is_lower_better=task.lower_is_better, reason=str(refused),
+                     submission_exists=refused.exists)
+    with tempfile.TemporaryDirectory(prefix="sandmle-grade-") as tmp:
+        copy = Path(tmp) / submission.name
+        copy.write_bytes(data)
+        return grader.grade(task, copy)
+
+
+def _print_grade(task: Task, grade: Any, reward: Any, reward_name: str) -> None:
     table = Table(title=f"grade: {escape(task.id)}")
     table.add_column("field")
     table.add_column("value", justify="right")
@@ -59,11 +139,11 @@ def grade_cmd(task_dir: Path, submission: Path, preset: str, as_json: bool) -> N
         table.add_row(key, escape(str(value)))
     table.add_row("tier", grade.tier)
     _console().print(table)
-    parts = Table(title=f"reward milestone/{preset}: {reward.total:.3f}")
+    parts = Table(title=f"reward {escape(reward_name)}: {reward.total:.3f}")
     parts.add_column("milestone")
     parts.add_column("points", justify="right")
     for key, value in reward.parts.items():
-        parts.add_row(key, f"{value:.3f}")
+        parts.add_row(escape(key), f"{value:.3f}")
     _console().print(parts)
 
 

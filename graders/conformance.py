@@ -52,7 +52,7 @@ def sample_submission_is_valid_and_deterministic(grader: Grader, task: Task | No
     """The task's sample submission grades valid, and grading it twice gives the same grade."""
     with tempfile.TemporaryDirectory() as tmp:
         t = _task(task, tmp)
-        sample = t.public_dir / "sample_submission.csv"
+        sample = t.sample_submission_path
         a, b = grader.grade(t, sample), grader.grade(t, sample)
         assert a.valid_submission, f"sample submission graded invalid: {a.reason}"
         assert a.model_dump() == b.model_dump(), f"same input, different grades: {a} vs {b}"

@@ -1,7 +1,7 @@
 """The self-contained ``evaluator.py`` written with every task, and running one.
 
 SandMLE's contract: ``python evaluator.py --submission_path X`` prints one JSON object with
-``score`` (``null`` for an invalid submission), ``is_lower_better`` and the
+``score`` (the raw metric value; ``null`` for an invalid submission), ``is_lower_better`` and the
 ``gold/silver/bronze/median_threshold`` values. The file embeds :data:`METRIC_SOURCE` (the same
 code the toolkit grades with) and reads the answers file that sits next to it.
 """
@@ -28,10 +28,10 @@ def main():
     ap.add_argument("--submission_path", required=True)
     args = ap.parse_args()
     here = os.path.dirname(os.path.abspath(__file__))
-    answers = pd.read_csv(os.path.join(here, CONFIG["answers_file"]))
+    answers = read_csv_for(CONFIG["metric"], os.path.join(here, CONFIG["answers_file"]))
     error = None
     try:
-        sub = pd.read_csv(args.submission_path)
+        sub = read_csv_for(CONFIG["metric"], args.submission_path)
         value = compute_score(CONFIG["metric"], answers, sub, CONFIG["target_columns"], CONFIG["id_column"])
     except Exception as exc:
         value, error = None, f"{{type(exc).__name__}}: {{exc}}"

@@ -1,15 +1,24 @@
 """The ``default`` grader: validate, score, medals, HumanRank, beats-the-sample-submission.
 
-Tasks in the toolkit's own format are scored in-process with :mod:`sandmle.graders.metrics`
-(the same code their ``evaluator.py`` embeds). ``sandmle-release`` tasks are scored by running
-their own ``evaluator.py`` in a subprocess. Medal thresholds come from ``task.thresholds`` or,
-when absent, from MLE-bench's rules applied to ``task.leaderboard``. A bad submission is a
-graded result (``valid_submission=False`` with a reason), never an exception.
+Tasks in the toolkit's own format and MLE-bench / MLE-Dojo competitions are scored in-process
+with :mod:`sandmle.graders.metrics` (the same code a generated task's ``evaluator.py`` embeds).
+``sandmle-release`` tasks are scored by running their own ``evaluator.py`` in a subprocess, on a
+private copy of the submission's bytes. Medal thresholds come from ``task.thresholds``, the
+evaluator's output, or MLE-bench's rules applied to ``task.leaderboard``.
+
+Precision follows MLE-bench: ``Grade.score`` is the metric rounded once to 5 decimals and medals
+compare it with unrounded thresholds; ``Grade.raw_score`` keeps the unrounded value, which
+HumanRank ranks (as MLE-Dojo does). The direction is the task's (its metric's), never guessed from
+the leaderboard. A bad submission is a graded result (``valid_submission=False`` with a reason
+saying what to change), never an exception. The submission is read once from a descriptor opened
+with ``O_NOFOLLOW`` (:mod:`sandmle.graders.submission`): symlinks, FIFOs and devices are refused.
 """
 
 from __future__ import annotations
 
+import io
 import math
+import tempfile
 import threading
 from pathlib import Path
 
@@ -21,8 +30,9 @@ from sandmle.core.records import Grade
 from sandmle.core.task import MedalThresholds, Task
 
 from .evaluator import EvaluatorError, run_evaluator
-from .medals import human_rank, leaderboard_direction, medals, thresholds_from_leaderboard
-from .metrics import compute_score
+from .medals import human_rank, medals, report_score, thresholds_from_leaderboard
+from .metrics import compute_score, read_csv_for
+from .submission import SubmissionRefused, read_submission
 
 
 class DefaultGraderConfig(ComponentConfig):
@@ -30,7 +40,7 @@ class DefaultGraderConfig(ComponentConfig):
 
     max_bytes: int = Field(200 * 1024 * 1024, gt=0, description="larger submissions are invalid")
     evaluator_timeout_s: float = Field(300.0, gt=0, description="limit for a task's own evaluator.py")
-    sample_baseline: bool = Field(True, description="grade sample_submission.csv to fill beats_sample_submission")
+    sample_baseline: bool = Field(True, description="grade the task's sample submission to fill beats_sample_submission")
 
 
 class _Scored(Exception):
@@ -42,109 +52,123 @@ class DefaultGrader(Grader):
 
     def __init__(self, config: DefaultGraderConfig | None = None):
         self.config = config or DefaultGraderConfig()
-        self._sample_scores: dict[tuple[str, float], float | None] = {}
+        self._sample_scores: dict[tuple[str, float, int], float | None] = {}
         self._lock = threading.Lock()
 
     # -- public API ----------------------------------------------------------------------------
     def grade(self, task: Task, submission: Path | None) -> Grade:
         """Grade ``submission`` for ``task``; never raises for a bad submission."""
-        grade = self._grade_only(task, submission)
-        if grade.valid_submission and self.config.sample_baseline and grade.score is not None:
+        try:
+            data = read_submission(submission, self.config.max_bytes)
+        except SubmissionRefused as refused:
+            grade = self._invalid(task, str(refused))
+            grade.submission_exists = refused.exists
+            return grade
+        grade = self._grade_bytes(task, data)
+        if grade.valid_submission and self.config.sample_baseline and grade.raw_score is not None:
             baseline = self.sample_score(task)
             if baseline is not None:
-                better = grade.score < baseline if task.lower_is_better else grade.score > baseline
-                grade.beats_sample_submission = bool(better)
+                lower = bool(grade.is_lower_better)
+                grade.beats_sample_submission = bool(grade.raw_score < baseline if lower else grade.raw_score > baseline)
         return grade
 
     def sample_score(self, task: Task) -> float | None:
-        """Score of the task's own ``sample_submission.csv`` (graded once per task and cached)."""
-        path = task.public_dir / "sample_submission.csv"
-        key = (str(path.resolve()), path.stat().st_mtime if path.exists() else 0.0)
+        """Raw score of the task's own sample submission (graded once per task and cached).
+
+        The sample belongs to the task (not to an agent), so it is read by path, links followed."""
+        path = task.sample_submission_path
+        try:
+            info = path.stat()
+        except OSError:
+            return None
+        key = (str(path.resolve()), info.st_mtime, info.st_size)
         with self._lock:
             if key not in self._sample_scores:
-                self._sample_scores[key] = self._grade_only(task, path).score
+                self._sample_scores[key] = self._grade_bytes(task, path.read_bytes()).raw_score
             return self._sample_scores[key]
 
     # -- steps ---------------------------------------------------------------------------------
-    def _grade_only(self, task: Task, submission: Path | None) -> Grade:
-        grade = Grade(task_id=task.id, is_lower_better=task.lower_is_better)
-        try:
-            path = self._check_file(submission)
-            grade.submission_exists = True
-            score, thresholds, lower = self._score(task, path)
-        except _Scored as reason:
-            grade.submission_exists = grade.submission_exists or (submission is not None and Path(submission).is_file())
-            grade.reason = str(reason)
-            self._fill_thresholds(grade, self._thresholds(task)[0])
-            return grade
-        except Exception as exc:  # noqa: BLE001 - a grader never raises on a submission
-            grade.reason = f"grading failed: {type(exc).__name__}: {exc}"
-            return grade
-        grade.score, grade.valid_submission, grade.is_lower_better = score, True, lower
-        self._fill_thresholds(grade, thresholds)
-        if thresholds is not None:
-            m = medals(score, thresholds, lower)
-            grade.gold_medal, grade.silver_medal, grade.bronze_medal = m.gold, m.silver, m.bronze
-            grade.any_medal, grade.above_median, grade.at_or_above_median = m.any_medal, m.above_median, m.at_or_above_median
-        grade.human_rank = human_rank(score, [task.leaderboard or [], task.public_leaderboard or []], lower)
+    def _invalid(self, task: Task, reason: str) -> Grade:
+        grade = Grade(task_id=task.id, is_lower_better=task.lower_is_better, reason=reason)
+        self._fill_thresholds(grade, self._thresholds(task))
         return grade
 
-    def _check_file(self, submission: Path | None) -> Path:
-        if submission is None:
-            raise _Scored("no submission file was produced")
-        path = Path(submission)
-        if not path.exists():
-            raise _Scored(f"submission file not found: {path.name}")
-        if not path.is_file():
-            raise _Scored(f"submission {path.name} is not a regular file")
-        size = path.stat().st_size
-        if size == 0:
-            raise _Scored("submission file is empty")
-        if size > self.config.max_bytes:
-            raise _Scored(f"submission file is too large ({size} bytes > {self.config.max_bytes})")
-        return path
-
-    def _score(self, task: Task, path: Path) -> tuple[float, MedalThresholds | None, bool]:
-        if task.format == "sandmle-release" or task.answers_path is None or not task.target_columns:
-            return self._score_with_evaluator(task, path)
+    def _grade_bytes(self, task: Task, data: bytes) -> Grade:
         try:
-            sub = pd.read_csv(path)
+            raw, thresholds, lower = self._score(task, data)
+        except _Scored as reason:
+            grade = self._invalid(task, str(reason))
+            grade.submission_exists = True
+            return grade
+        except Exception as exc:  # noqa: BLE001 - a grader never raises on a submission
+            grade = self._invalid(task, f"grading failed: {type(exc).__name__}: {exc}")
+            grade.submission_exists = True
+            return grade
+        grade = Grade(task_id=task.id, submission_exists=True, valid_submission=True, is_lower_better=lower,
+                      score=report_score(raw), raw_score=raw)
+        self._fill_thresholds(grade, thresholds)
+        if thresholds is not None:
+            m = medals(raw, thresholds, lower)
+            grade.gold_medal, grade.silver_medal, grade.bronze_medal = m.gold, m.silver, m.bronze
+            grade.any_medal, grade.above_median, grade.at_or_above_median = m.any_medal, m.above_median, m.at_or_above_median
+        grade.human_rank = human_rank(raw, [task.leaderboard or [], task.public_leaderboard or []], lower)
+        return grade
+
+    def _score(self, task: Task, data: bytes) -> tuple[float, MedalThresholds | None, bool]:
+        if task.format == "sandmle-release" or task.answers_path is None or not task.target_columns:
+            return self._score_with_evaluator(task, data)
+        try:
+            sub = read_csv_for(task.metric, io.BytesIO(data))
         except pd.errors.EmptyDataError as exc:
             raise _Scored("submission file is empty (no header)") from exc
         except (pd.errors.ParserError, UnicodeDecodeError, ValueError) as exc:
             raise _Scored(f"submission is not a readable CSV: {exc}") from exc
         if sub.empty:
             raise _Scored("submission has a header but no rows")
-        answers = pd.read_csv(task.answers_path)
+        answers = read_csv_for(task.metric, task.answers_path)
         try:
-            score = compute_score(task.metric, answers, sub, task.target_columns, task.id_column)
+            raw = compute_score(task.metric, answers, sub, task.target_columns, task.id_column,
+                                self._passthrough_columns(task))
         except ValueError as exc:
             raise _Scored(str(exc)) from exc
-        thresholds, lower = self._thresholds(task)
-        return score, thresholds, lower
+        return raw, self._thresholds(task), task.lower_is_better
 
-    def _score_with_evaluator(self, task: Task, path: Path) -> tuple[float, MedalThresholds | None, bool]:
+    def _score_with_evaluator(self, task: Task, data: bytes) -> tuple[float, MedalThresholds | None, bool]:
         if task.evaluator_path is None:
             raise _Scored("task has neither answers with target columns nor an evaluator.py")
-        try:
-            out = run_evaluator(task.evaluator_path, path, timeout=self.config.evaluator_timeout_s)
-        except EvaluatorError as exc:
-            raise _Scored(f"evaluator failed on the submission: {exc}") from exc
+        # The evaluator reads a private copy: the agent's path is never handed to it.
+        with tempfile.TemporaryDirectory(prefix="sandmle-grade-") as tmp:
+            copy = Path(tmp) / "submission.csv"
+            copy.write_bytes(data)
+            try:
+                out = run_evaluator(task.evaluator_path, copy, timeout=self.config.evaluator_timeout_s)
+            except EvaluatorError as exc:
+                raise _Scored(f"evaluator failed on the submission: {exc}") from exc
         score = out.get("score")
-        if score is None or not isinstance(score, (int, float)) or not math.isfinite(score):
+        if score is None or isinstance(score, bool) or not isinstance(score, (int, float)) or not math.isfinite(score):
             raise _Scored(out.get("error") or f"evaluator returned no score ({score!r})")
-        lower = bool(out.get("is_lower_better", task.lower_is_better))
+        lower = out.get("is_lower_better")
+        lower = bool(lower) if isinstance(lower, bool) else task.lower_is_better
         th = {k: out.get(f"{k}_threshold") for k in ("gold", "silver", "bronze", "median")}
-        thresholds = MedalThresholds(**th) if all(isinstance(v, (int, float)) for v in th.values()) else None
-        return float(score), thresholds or self._thresholds(task)[0], lower
+        usable = all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in th.values())
+        return float(score), MedalThresholds(**th) if usable else self._thresholds(task), lower
+
+    def _passthrough_columns(self, task: Task) -> list[str]:
+        """Columns of the sample submission besides the id and targets (MLE-bench's
+        detecting-insults keeps ``Date``): a submission may carry them; any other column is refused."""
+        try:
+            header = [str(c) for c in pd.read_csv(task.sample_submission_path, nrows=0).columns]
+        except (OSError, ValueError, pd.errors.ParserError):
+            return []
+        return [c for c in header if c != task.id_column and c not in task.target_columns]
 
     @staticmethod
-    def _thresholds(task: Task) -> tuple[MedalThresholds | None, bool]:
+    def _thresholds(task: Task) -> MedalThresholds | None:
         if task.thresholds is not None:
-            return task.thresholds, task.lower_is_better
+            return task.thresholds
         if task.leaderboard:
-            return thresholds_from_leaderboard(task.leaderboard), leaderboard_direction(task.leaderboard)
-        return None, task.lower_is_better
+            return thresholds_from_leaderboard(task.leaderboard)
+        return None
 
     @staticmethod
     def _fill_thresholds(grade: Grade, th: MedalThresholds | None) -> None:

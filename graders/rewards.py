@@ -110,12 +110,13 @@ def last_score_grade(trajectory: Trajectory) -> Grade | None:
 def release_tiers(grade: Grade) -> tuple[bool, dict[str, bool]]:
     """``(all four thresholds present, tier reached)`` by the release's raw-float comparisons."""
     th = {t: getattr(grade, f"{t}_threshold") for t in TIERS}
-    if grade.score is None:
+    score = grade.unrounded_score  # the release compares the evaluator's float, unrounded
+    if score is None:
         return False, {t: False for t in TIERS}
     # An unknown direction reads as higher-is-better, as the release's falsy check does.
     better = (lambda a, b: a <= b) if grade.is_lower_better else (lambda a, b: a >= b)
     return (all(v is not None for v in th.values()),
-            {t: th[t] is not None and better(grade.score, th[t]) for t in TIERS})
+            {t: th[t] is not None and better(score, th[t]) for t in TIERS})
 
 
 class MilestoneReward(Reward):

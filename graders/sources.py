@@ -52,7 +52,21 @@ class DirectorySource(TaskSource):
         return [load_task(d) for d in _task_dirs(self.root, "task.yaml")]
 
 
-_DIRECTION = re.compile(r"""["']?(?:is_)?lower_is_better["']?\s*[:=]\s*(True|False)""")
+# How a release evaluator states its direction: SandMLE's JSON key is ``is_lower_better``
+# (deepresearch_tools.py:780-782); ``lower_is_better`` / ``higher_is_better`` spellings occur too.
+_DIRECTION = re.compile(r"""["']?(is_lower_better|lower_is_better|is_higher_better|higher_is_better)["']?"""
+                        r"""\s*[:=]\s*(True|False|true|false)""")
+
+
+def _release_direction(evaluator_text: str) -> bool:
+    """``lower_is_better`` as the evaluator's source states it (False when it does not say).
+
+    Only a first guess: grading takes the direction from the evaluator's JSON output."""
+    match = _DIRECTION.search(evaluator_text)
+    if match is None:
+        return False
+    value = match.group(2).lower() == "true"
+    return value if "lower" in match.group(1) else not value
 
 
 def load_release_task(root: Path) -> Task:
@@ -63,9 +77,8 @@ def load_release_task(root: Path) -> Task:
         raise TaskError(f"{root}: no {PUBLIC}/evaluator.py (not a SandMLE release task)")
     sample = public / "sample_submission.csv"
     columns = [str(c) for c in pd.read_csv(sample, nrows=0).columns] if sample.is_file() else []
-    match = _DIRECTION.search(evaluator.read_text(encoding="utf-8", errors="replace"))
     task = Task(id=root.name, root=root, public_dir=public, private_dir=None, metric="evaluator",
-                lower_is_better=bool(match and match.group(1) == "True"),
+                lower_is_better=_release_direction(evaluator.read_text(encoding="utf-8", errors="replace")),
                 id_column=columns[0] if columns else "id", target_columns=columns[1:],
                 answers_path=answers, evaluator_path=evaluator, format="sandmle-release",
                 provenance={"source": "sandmle-release"})

@@ -324,11 +324,12 @@ class AideScaffold(Scaffold):
         ran = not node.is_bug  # MLE-Dojo evaluates no submission after a failed execution
         grade: Grade | None = ep.grade(score) if ran and node.has_submission else None
         if grade is not None and grade.valid_submission and grade.score is not None:
-            node.raw_score, node.position_score = grade.score, grade.human_rank
-            oriented = -grade.score if grade.is_lower_better else grade.score
+            raw = grade.unrounded_score  # MLE-Dojo reports the metric's value as computed
+            node.raw_score, node.position_score = raw, grade.human_rank
+            oriented = -raw if grade.is_lower_better else raw
             node.metric = grade.human_rank if grade.human_rank is not None else oriented
             position = f", position score {grade.human_rank:.4f}" if grade.human_rank is not None else ""
-            evaluation = f"Submission evaluated: raw score {grade.score:.6g}{position}"
+            evaluation = f"Submission evaluated: raw score {raw:.6g}{position}"
         else:
             reason = (grade.reason if grade is not None else "the execution failed" if not ran else
                       "no submission.csv was written" if not node.has_submission else "no grader to score it")

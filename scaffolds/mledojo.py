@@ -253,18 +253,18 @@ class MledojoScaffold(Scaffold):
             return f"=== Submission Evaluation ===\nSubmission is valid; not scored ({reason}).", 0.0, True
         lower = task.lower_is_better if grade.is_lower_better is None else grade.is_lower_better
         lines, scores = ["=== Submission Evaluation ==="], []
+        raw = grade.unrounded_score  # MLE-Dojo ranks the metric's value as computed
         for board_name, board in boards.items():  # MLE-Dojo: the boards that exist, averaged
-            pos, n, board_score = position(grade.score, board, lower)
+            pos, n, board_score = position(raw, board, lower)
             scores.append(board_score)
             lines.append(f"{board_name} Leaderboard: Position {pos} / {n}")
         avg = sum(scores) / len(scores)
-        better = state["best_raw"] is None or (grade.score < state["best_raw"] if lower
-                                               else grade.score > state["best_raw"])
+        better = state["best_raw"] is None or (raw < state["best_raw"] if lower else raw > state["best_raw"])
         if better:
-            state["best_raw"] = grade.score
+            state["best_raw"] = raw
         state["best_pos"] = max(state["best_pos"], avg)
         ep.offer_submission(avg + (1e-9 * step if better else 0.0))
-        lines += [f"Raw Score: {grade.score:.6g}", f"Average Position Score: {avg:.4f}",
+        lines += [f"Raw Score: {raw:.6g}", f"Average Position Score: {avg:.4f}",
                   f"Best Raw Score: {state['best_raw']:.6g}", f"Best Position Score: {state['best_pos']:.4f}"]
         return "\n".join(lines), avg, True
 

@@ -130,13 +130,14 @@ def release_score_reply(grade: Grade | None, submission_path: str) -> str:
     if not grade.valid_submission or grade.score is None:
         return ("Submission csv is invalid. Revise your Python code and write submission.csv again. "
                 f"Detailed issue: {grade.reason or 'no score'}")
-    details: dict[str, Any] = {SCORE_KEY: grade.score}
+    raw = grade.unrounded_score  # the release prints its evaluator's float as it is
+    details: dict[str, Any] = {SCORE_KEY: raw}
     if grade.is_lower_better is not None:
         details[DIRECTION_KEY] = grade.is_lower_better
     details |= {key: getattr(grade, f"{tier}_threshold") for tier, key in THRESHOLD_KEYS.items()}
     details["submission_path"] = submission_path
     bronze = grade.bronze_threshold
-    short = bronze is not None and (grade.score > bronze if grade.is_lower_better else grade.score < bronze)
+    short = bronze is not None and (raw > bronze if grade.is_lower_better else raw < bronze)
     nudge = (" But the score does not reach the bronze threshold for a medal yet. Revise your Python code "
              "to improve it.") if short else ""
     return f"Submission OK.{nudge} Details: {json.dumps(details)}"

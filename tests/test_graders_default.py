@@ -161,7 +161,8 @@ def test_grader_equals_evaluator_py(tasks: dict[str, Task], grader: DefaultGrade
             path = _write(tmp_path, f"{kind}{i}.csv", sub)
             run = run_evaluator if i == 0 else _evaluate_in_process  # one real subprocess per task
             g, ev = grader.grade(task, path), run(task.evaluator_path, path)
-            assert g.score == ev["score"], (kind, i, g.reason, ev)
+            assert g.raw_score == ev["score"], (kind, i, g.reason, ev)
+            assert g.score == (None if ev["score"] is None else round(ev["score"], 5))
             assert ev["is_lower_better"] == task.lower_is_better
             assert ev["gold_threshold"] == g.gold_threshold and ev["median_threshold"] == g.median_threshold
 
@@ -184,7 +185,7 @@ def test_generated_tasks_grade_like_their_evaluator(tmp_path: Path) -> None:
     for task in loaded:
         for sub in (task.public_dir / "sample_submission.csv", task.answers_path):
             g, ev = grader.grade(task, sub), _evaluate_in_process(task.evaluator_path, sub)
-            assert g.valid_submission and g.score == ev["score"], (task.id, g.reason, ev)
+            assert g.valid_submission and g.raw_score == ev["score"], (task.id, g.reason, ev)
 
 
 def test_default_grader_passes_conformance(sandmle_conformance, tasks: dict[str, Task]) -> None:
