@@ -114,8 +114,9 @@ class TrainSection(BaseModel):
     keep_checkpoints: int = Field(2, ge=1, description="how many checkpoints to keep on disk")
     seed: int | None = Field(None, description="default: the recipe's seed")
     compact_filtering: list[str] = Field(
-        default_factory=lambda: ["timeout", "unknown"],
-        description="stop reasons whose episodes are masked out of the loss (SandMLE: timeout, unknown)")
+        default_factory=lambda: ["timeout", "unknown", "error", "backend_error"],
+        description="stop reasons whose episodes are masked out of the loss: SandMLE's timeout and "
+                    "unknown, plus harness failures; add max_length to mask episodes cut by the budget")
     resume: bool = Field(True, description="continue from the last complete checkpoint in output_dir")
 
 

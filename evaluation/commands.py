@@ -23,7 +23,12 @@ def _has_results(path: Path) -> Path:
 @click.option("--out", "out_dir", type=click.Path(path_type=Path), default=None,
               help="Output directory (default: the recipe's output_dir); rerun on it to resume.")
 @click.option("--max-episodes", type=int, default=None, help="Stop after this many new episodes.")
-def eval_cmd(recipe: str, out_dir: Path | None, max_episodes: int | None) -> None:
+@click.option("--backend", "backend_name", default=None,
+              help="Evaluate this backend instead of the recipe's policies (e.g. transformers).")
+@click.option("--backend-args", default=None,
+              help='Its config as JSON, e.g. \'{"model": "runs/train_grpo_smollm2_cpu/train"}\' (a checkpoint).')
+def eval_cmd(recipe: str, out_dir: Path | None, max_episodes: int | None, backend_name: str | None,
+             backend_args: str | None) -> None:
     """Run (or resume) the recipe's evaluation study and write its report.
 
     RECIPE is a YAML file or the name of a shipped recipe (e.g. quickstart). Task sets made by a
@@ -35,6 +40,8 @@ def eval_cmd(recipe: str, out_dir: Path | None, max_episodes: int | None) -> Non
 
     console = Console()
     rec, manager = prepare(recipe)
+    if backend_name is not None or backend_args is not None:
+        _override_policy(rec, manager.registry, backend_name, backend_args)
     if out_dir is not None:
         rec.output_dir = out_dir
     print_plugins(manager, console)
@@ -44,6 +51,25 @@ def eval_cmd(recipe: str, out_dir: Path | None, max_episodes: int | None) -> Non
 
         run_generate_stage(rec, manager.registry, console)
     run_study(rec, manager.registry, console, max_episodes=max_episodes)
+
+
+def _override_policy(rec, registry, name: str | None, args_json: str | None) -> None:  # noqa: ANN001
+    """Make ``--backend``/``--backend-args`` the study's only policy (validated like the recipe's)."""
+    import json as _json
+
+    from sandmle.core.recipe import ComponentSpec, EvaluationSection, resolve
+
+    try:
+        args = _json.loads(args_json) if args_json else {}
+    except ValueError as exc:
+        raise SandmleError(f"--backend-args is not valid JSON: {exc}") from None
+    if not isinstance(args, dict):
+        raise SandmleError("--backend-args must be a JSON object")
+    spec = ComponentSpec(name=name or rec.backend.name, args=args)
+    if rec.evaluation is None:
+        rec.evaluation = EvaluationSection()
+    rec.evaluation.policies = [spec]
+    resolve(rec, registry, "--backend")
 
 
 @click.command("report")

@@ -9,16 +9,32 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import Field
+from typing import Literal
+
+from pydantic import Field, model_validator
 
 from sandmle.core.interfaces import ComponentConfig, Trainer, TrainResult
 from sandmle.training.config import LoraSettings
 
 
-class SftConfig(ComponentConfig):
-    """SFT data and optimisation (steps come from ``train.max_steps``)."""
+class CollectSettings(ComponentConfig):
+    """Make the SFT data first: roll out ``policy`` on the recipe's train tasks in its train
+    scaffold and keep the episodes that pass ``filter`` (what ``sandmle eval`` + ``sandmle
+    trajectories export`` would do, in one step)."""
 
-    data: Path = Field(..., description="SFT JSONL from `sandmle trajectories export`")
+    policy: str = Field("baseline", description="a registered backend (the teacher)")
+    filter: Literal["all", "valid", "above_median", "medal"] = "valid"
+    heldout: float = Field(0.2, ge=0, lt=1, description="fraction of tasks held out")
+    seeds: list[int] = Field(default_factory=lambda: [0], min_length=1)
+    concurrency: int = Field(2, ge=1)
+
+
+class SftConfig(ComponentConfig):
+    """SFT data and optimisation (steps come from ``train.max_steps``). Give ``data`` (an export)
+    or ``collect`` (make it from the recipe's tasks)."""
+
+    data: Path | None = Field(None, description="SFT JSONL from `sandmle trajectories export`")
+    collect: CollectSettings | None = None
     heldout_data: Path | None = Field(None, description="default: DATA's .heldout.jsonl when it exists")
     lr: float = Field(2e-5, gt=0)
     micro_batch: int = Field(1, ge=1)
@@ -31,6 +47,56 @@ class SftConfig(ComponentConfig):
     gradient_checkpointing: bool = False
     lora: LoraSettings | None = None
 
+    @model_validator(mode="after")
+    def _one_data_source(self) -> "SftConfig":
+        if (self.data is None) == (self.collect is None):
+            raise ValueError("give exactly one of 'data' (an SFT JSONL) or 'collect' (roll out a teacher)")
+        return self
+
+
+def collect_sft_data(settings: CollectSettings, job) -> Path:  # noqa: ANN001 - TrainJob
+    """Roll out the teacher on the job's tasks, save the episodes, export ``OUT/sft.jsonl``.
+
+    Episodes already saved under ``OUT/collected/`` are reused, so a rerun does not redo them.
+    """
+    import asyncio
+    import json
+
+    from sandmle.training.rollout import run_episodes
+    from sandmle.training.sft_data import export_sft_data
+
+    folder = job.out / "collected"
+    folder.mkdir(parents=True, exist_ok=True)
+    todo = [(t, s) for t in job.require_tasks() for s in settings.seeds
+            if not (folder / f"{t.id}.s{s}.jsonl").is_file()]
+    if todo:
+        teacher = job.registry.create("backends", settings.policy)
+        job.console.print(f"collecting SFT data: {settings.policy} on {len(todo)} episodes "
+                          f"in {job.recipe.train_scaffold().label}")
+        sandbox = job.sandbox()
+
+        async def go():  # noqa: ANN202
+            try:
+                return await run_episodes(todo, scaffold=job.scaffold(), backends=[teacher] * len(todo),
+                                          sandbox=sandbox, grader=job.grader(), reward=job.reward(),
+                                          concurrency=settings.concurrency)
+            finally:
+                await sandbox.shutdown()
+                await teacher.aclose()
+
+        for outcome in asyncio.run(go()):
+            if outcome.trajectory is not None:
+                record = outcome.record()
+                record["episode"]["scaffold"] = job.recipe.train_scaffold().name
+                record["episode"]["policy"] = settings.policy
+                path = folder / f"{outcome.task.id}.s{outcome.seed}.jsonl"
+                path.write_text(json.dumps(record, default=str) + "\n", encoding="utf-8")
+    out = job.out / "sft.jsonl"
+    summary = export_sft_data([folder], settings.filter, out, heldout=settings.heldout, seed=job.seed)
+    job.console.print(f"SFT data: {summary.kept} of {summary.episodes} episodes pass --filter {settings.filter}: "
+                      f"{summary.train} for training, {summary.heldout} held out -> {out}")
+    return out
+
 
 class SftTrainer(Trainer):
     """Fine-tunes the policy's model on the assistant replies of exported transcripts."""
@@ -39,11 +105,87 @@ class SftTrainer(Trainer):
         self.config = config
 
     def train(self, recipe, tasks) -> TrainResult:  # noqa: ANN001 - Trainer contract
-        from .hf_training import run_sft
-
         return run_sft(self.config, recipe, tasks)
 
 
 def make_sft(config: SftConfig) -> SftTrainer:
     """Registry factory for ``sft``."""
     return SftTrainer(config)
+
+
+def _examples(tokenizer, rows, stop_ids, max_length):  # noqa: ANN001, ANN202 - internal
+    from sandmle.training.chat import transcript_sequence
+
+    out = []
+    for row in rows:
+        try:
+            seq = transcript_sequence(tokenizer, row["messages"], stop_ids)
+        except ValueError:
+            continue  # no assistant reply: nothing to learn
+        ids, mask = seq.ids[:max_length], seq.full_mask[:max_length]
+        if any(mask):
+            out.append({"input_ids": ids, "labels": [t if m else -100 for t, m in zip(ids, mask)]})
+    return out
+
+
+def run_sft(config: SftConfig, recipe, tasks) -> TrainResult:  # noqa: ANN001 - Trainer contract
+    """Fine-tune the policy on ``config.data`` (assistant tokens only), checkpointing and resuming."""
+    from sandmle.core.errors import SandmleError
+    from sandmle.core.registry import require
+    from sandmle.training.chat import stop_token_ids
+    from sandmle.training.job import TrainJob
+    from sandmle.training.progress import TrainProgress
+    from sandmle.training.sft_data import heldout_path_for, read_sft_data
+
+    from .hf_training import ProgressCallbackFactory, hf_common_args, load_policy, lora_config, run_hf_trainer
+
+    torch = require("torch", "trl", "sft trainer")
+    transformers = require("transformers", "trl", "sft trainer")
+    job = TrainJob.create(recipe, tasks)
+    resume = job.prepare_output()
+    data = config.data if config.data is not None else collect_sft_data(config.collect, job)
+    model, tokenizer = load_policy(job)
+    stop_ids = stop_token_ids(tokenizer, model.generation_config)
+    train_rows = _examples(tokenizer, read_sft_data(data), stop_ids, config.max_length)
+    if not train_rows:
+        raise SandmleError(f"{data}: no transcript has an assistant reply within the first "
+                           f"{config.max_length} tokens (raise max_length?)")
+    heldout_file = config.heldout_data or heldout_path_for(data)
+    heldout_rows = _examples(tokenizer, read_sft_data(heldout_file), stop_ids, config.max_length) \
+        if Path(heldout_file).is_file() and Path(heldout_file).stat().st_size else []
+    if config.lora is not None:
+        model = require("peft", "trl", "LoRA training").get_peft_model(model, lora_config(config.lora))
+    pad = tokenizer.pad_token_id
+
+    def collate(batch):  # noqa: ANN001, ANN202 - right-padded ids, labels -100 off the mask
+        width = max(len(b["input_ids"]) for b in batch)
+        ids = torch.full((len(batch), width), pad, dtype=torch.long)
+        labels = torch.full((len(batch), width), -100, dtype=torch.long)
+        attn = torch.zeros((len(batch), width), dtype=torch.long)
+        for i, b in enumerate(batch):
+            n = len(b["input_ids"])
+            ids[i, :n], labels[i, :n], attn[i, :n] = torch.tensor(b["input_ids"]), torch.tensor(b["labels"]), 1
+        return {"input_ids": ids, "labels": labels, "attention_mask": attn}
+
+    device = job.policy_config.device
+    evaluate = bool(heldout_rows and config.eval_every)
+    args = transformers.TrainingArguments(
+        **hf_common_args(job, device=device), per_device_train_batch_size=config.micro_batch,
+        gradient_accumulation_steps=config.grad_accum, learning_rate=config.lr, warmup_steps=config.warmup_steps,
+        weight_decay=config.weight_decay, max_grad_norm=config.max_grad_norm,
+        gradient_checkpointing=config.gradient_checkpointing, remove_unused_columns=False,
+        eval_strategy="steps" if evaluate else "no", eval_steps=config.eval_every, per_device_eval_batch_size=1)
+    mean_tokens = sum(len(r["input_ids"]) for r in train_rows) / len(train_rows)
+    initial = int(resume.name.split("-")[-1]) if resume else 0
+    progress = TrainProgress(job.out, job.section.max_steps, initial_step=initial, console=job.console, title="sft")
+    callback = ProgressCallbackFactory(
+        job, progress, tokens_of_step=lambda _step: int(mean_tokens * config.micro_batch * config.grad_accum)).build()
+    trainer = transformers.Trainer(model=model, args=args, train_dataset=train_rows,
+                                   eval_dataset=heldout_rows or None, data_collator=collate,
+                                   processing_class=tokenizer, callbacks=[callback])
+    job.write_info(train_examples=len(train_rows), heldout_examples=len(heldout_rows))
+    extra: dict = {"train_examples": len(train_rows), "heldout_examples": len(heldout_rows)}
+    result = run_hf_trainer(job, trainer, model, tokenizer, resume, progress, extra)
+    if heldout_rows:
+        result.metrics["heldout_loss"] = float(trainer.evaluate(heldout_rows)["eval_loss"])
+    return result

@@ -20,6 +20,8 @@ class GrpoConfig(GRPOSettings):
 
     micro_batch: int = Field(4, ge=1, description="sequences per forward/backward pass")
     generation_batch: int = Field(16, ge=1, description="most replies generated in one batch")
+    generation_wait_s: float = Field(0.5, ge=0, description="how long a generation batch waits for "
+                                     "more episodes' requests before it starts")
     gradient_checkpointing: bool = False
     save_rollouts: bool = Field(True, description="write each step's episodes to OUT/rollouts/")
 

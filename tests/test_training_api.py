@@ -111,7 +111,7 @@ def test_train_section_validates_trainer_args_and_defaults():
     assert (cfg.batch_tasks, cfg.n, cfg.lr, cfg.epsilon_high, cfg.beta, cfg.loss_type, cfg.temperature) == \
         (2, 2, 1e-6, 0.28, 0.0, "grpo", 1.0)
     assert recipe.train.policy.name == "transformers" and recipe.train_scaffold().name == "react"
-    assert recipe.train.compact_filtering == ["timeout", "unknown"]
+    assert recipe.train.compact_filtering == ["timeout", "unknown", "error", "backend_error"]
     assert str(recipe.train_dir) == "runs/t/train"
     paths = [p for p, _, _ in recipe.components()]
     assert "train.trainer" in paths and "train.policy" in paths

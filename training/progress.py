@@ -64,6 +64,10 @@ class TrainProgress:
         self.step = max(self.step, step)
         self._progress.update(self._task, completed=self.step, description=_fmt(self.last))
 
+    def status(self, text: str) -> None:
+        """Show what the current step is doing (e.g. rollouts done so far) until the next log."""
+        self._progress.update(self._task, description=f"[dim]{text}[/]" + (f" · {_fmt(self.last)}" if self.last else ""))
+
     def note(self, text: str) -> None:
         """A line above the progress bar (a checkpoint saved, a resume, a warning)."""
         self._progress.console.print(text)
