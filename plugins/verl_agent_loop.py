@@ -14,11 +14,14 @@ agent-loop YAML (:func:`sandmle.plugins.verl_export.write_agent_loop_yaml`) and 
    last response token), the breakdown in ``extra_fields["reward_extra_info"]`` with the same keys
    for every episode.
 
-Nothing an episode does raises out of ``run``: in veRL's v1 trainer one exception fails the whole
-GRPO group. A sandbox that does not open, a grader that hangs, an episode past its hard timeout or
-any other error ends that episode with reward 0 and an all-zero mask (compact filtering); the
-group trains on. Episodes whose stop reason the compact filter masks (SandMLE: ``timeout`` and
-unknown reasons) are masked too.
+The episode itself is the shared :func:`sandmle.training.rollout.run_episode` (the ``grpo``
+trainer's), with this loop's timeouts around the sandbox and the grader (``verl_timeouts``) and
+around the whole episode. Nothing an episode does raises out of ``run``: in veRL's v1 trainer one
+exception fails the whole GRPO group. A task that does not load, a sandbox that does not open, a
+grader that hangs, a rollout server that refuses, an episode past its hard timeout: each ends that
+episode with an all-zero mask (reward 0 when there is no trajectory to score); the group trains on.
+Harness failures are always masked; otherwise the recipe's ``train.compact_filtering`` decides
+(SandMLE: ``timeout`` and ``unknown``). An episode cut by the length budget stops as ``max_length``.
 """
 
 from __future__ import annotations
@@ -37,12 +40,14 @@ from typing import Any
 from omegaconf import DictConfig, ListConfig, OmegaConf
 from verl.experimental.agent_loop.agent_loop import AgentLoopBase, AgentLoopMetrics, AgentLoopOutput
 
-from sandmle.core.errors import SandmleError
 from sandmle.core.records import Grade, RewardBreakdown, Trajectory
 from sandmle.training import SANDMLE_MASKED_STOP_REASONS, compact_filter
+from sandmle.training.rollout import HARNESS_STOP_REASONS
+from sandmle.training.rollout import run_episode as run_shared_episode
 
 from .verl_config import LoopSettings, check_verl_version
 from .verl_export import task_from_extra_info
+from .verl_timeouts import TimedGrader, TimedSandbox
 from .verl_token_backend import Budget, ContinuousTokenBackend
 
 check_verl_version()
@@ -102,7 +107,9 @@ class SandmleAgentLoop(AgentLoopBase):
         self.segments_allowed = bool(self.config.trainer.get("use_v1", True))
         self.tool_format = str(rollout.multi_turn.get("format") or "hermes")
         masked = self.settings.mask_stop_reasons
-        self.masked_reasons = [*(SANDMLE_MASKED_STOP_REASONS if masked is None else masked), FAILED]
+        # Harness failures are always masked: their reward says nothing about the policy.
+        self.masked_reasons = [*(SANDMLE_MASKED_STOP_REASONS if masked is None else masked),
+                               *HARNESS_STOP_REASONS, FAILED]
 
     # ------------------------------------------------------------------ veRL entry point
     async def run(self, sampling_params: dict[str, Any], **kwargs: Any) -> AgentLoopOutput | list[AgentLoopOutput]:
@@ -121,7 +128,8 @@ class SandmleAgentLoop(AgentLoopBase):
     # ------------------------------------------------------------------ the episode
     async def run_episode(self, extra_info: dict[str, Any], backend: ContinuousTokenBackend, *, seed: int = 0,
                           ) -> EpisodeOutcome:
-        """Task -> sandbox -> scaffold -> grade -> reward; failures become masked outcomes."""
+        """Task -> the shared episode runner (sandbox, scaffold, grade, reward) under this loop's
+        timeouts; failures become masked outcomes, never exceptions."""
         t0 = time.monotonic()
         parts: _WorkerComponents | None = None
         try:
@@ -129,44 +137,24 @@ class SandmleAgentLoop(AgentLoopBase):
             task = task_from_extra_info(extra_info)
             scaffold = self._spec("scaffold").build(parts.registry, "scaffolds")
             timeout = self.settings.episode_timeout_s or _scaffold_wall_s(scaffold) + 300.0
-            traj, grade = await asyncio.wait_for(self._play(task, scaffold, parts, backend, seed), timeout)
-            if backend.server_error:  # the rollout server failed, not the agent
-                traj.stop_reason = FAILED
-            elif backend.stop_reason:  # the length budget ended it
-                traj.stop_reason = backend.stop_reason
-            breakdown = parts.reward.score(traj, grade)
+            shared = await asyncio.wait_for(run_shared_episode(
+                task, seed, scaffold=scaffold, backend=backend, reward=parts.reward,
+                sandbox=TimedSandbox(parts.sandbox, self.settings.sandbox_open_timeout_s),
+                grader=TimedGrader(parts.grader, self.settings.grade_timeout_s)), timeout)
         except asyncio.TimeoutError:
             return self._failed(parts, "timeout", "episode exceeded its hard timeout", t0)
         except Exception as exc:  # noqa: BLE001 - one broken episode must not fail its GRPO group
             detail = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))[-4000:]
             return self._failed(parts, FAILED, f"{type(exc).__name__}: {exc}\n{detail}", t0)
-        return EpisodeOutcome(stop_reason=traj.stop_reason, reward=breakdown, trajectory=traj, grade=grade,
-                              error=backend.server_error, timings={"episode_s": time.monotonic() - t0})
-
-    async def _play(self, task: Any, scaffold: Any, parts: _WorkerComponents, backend: ContinuousTokenBackend,
-                    seed: int) -> tuple[Trajectory, Grade]:
-        from sandmle.sandboxes.files import safe_submission
-
-        grader = parts.grader
-        opening = parts.sandbox.open(task, stateful=bool(getattr(scaffold, "stateful", False)))
-        try:
-            session = await asyncio.wait_for(opening, self.settings.sandbox_open_timeout_s)
-        except asyncio.TimeoutError:  # the harness failed, not the agent: masked as an error
-            raise SandmleError(f"sandbox did not open within {self.settings.sandbox_open_timeout_s:g} s") from None
-        try:
-            def score(path: Path) -> Grade:
-                return grader.grade(task, safe_submission(Path(path).parent, Path(path).name))
-
-            traj = await scaffold.run(task, backend, session, seed=seed, score=score)
-            try:
-                grade = await asyncio.wait_for(asyncio.to_thread(grader.grade, task, safe_submission(session.workdir)),
-                                               self.settings.grade_timeout_s)
-            except asyncio.TimeoutError:
-                traj.stop_reason = FAILED
-                grade = Grade(task_id=task.id, reason=f"grading took over {self.settings.grade_timeout_s:g} s")
-        finally:
-            await asyncio.shield(session.close())
-        return traj, grade
+        stop = shared.stop_reason
+        if backend.history_rewritten:
+            stop = "history_rewritten"
+        elif shared.grade.reason == TimedGrader.TIMED_OUT:
+            stop = FAILED
+        reward = shared.reward or RewardBreakdown(total=0.0, parts={k: 0.0 for k in parts.reward.keys})
+        return EpisodeOutcome(stop_reason=stop, reward=reward, trajectory=shared.trajectory, grade=shared.grade,
+                              error=shared.error or backend.server_error,
+                              timings={"episode_s": time.monotonic() - t0})
 
     def _failed(self, parts: _WorkerComponents | None, reason: str, error: str, t0: float) -> EpisodeOutcome:
         keys = parts.reward.keys if parts is not None else []
@@ -230,11 +218,12 @@ class SandmleAgentLoop(AgentLoopBase):
         info = {"reward_total": float(outcome.reward.total)}
         info.update({f"reward_{k}": float(v) for k, v in outcome.reward.parts.items()})
         grade = outcome.grade
-        info.update({"masked": float(masked), "failed": float(outcome.stop_reason == FAILED or outcome.error is not None),
+        failed = outcome.stop_reason in (*HARNESS_STOP_REASONS, FAILED) or outcome.error is not None
+        info.update({"masked": float(masked), "failed": float(failed),
                      "valid_submission": float(bool(grade and grade.valid_submission)),
-                     "budget_stop": float(backend.stop_reason is not None),
+                     "budget_stop": float(backend.budget_stop is not None),
                      "segments": float(len(backend.segments)), "assistant_edits": float(backend.assistant_edits)})
-        return {"reward_extra_info": info, "stop_reason": outcome.stop_reason,
+        return {"reward_extra_info": info, "stop_reason": outcome.stop_reason, "budget_stop": backend.budget_stop,
                 "task_id": outcome.trajectory.task_id if outcome.trajectory else None, **backend.server_extra}
 
     def _eos_id(self) -> int:

@@ -23,8 +23,10 @@ each reply.
 
 Budget: before each call the stream must leave room for at least one token within
 ``rollout.response_length`` (the whole episode) and ``max_model_len``; the first prompt of a segment
-must fit ``rollout.prompt_length``. Otherwise the call raises :class:`ContextBudgetExhausted`
-(the scaffold ends the episode) instead of sending a request veRL's server would reject.
+must fit ``rollout.prompt_length``. Otherwise the call raises the shared
+:class:`~sandmle.training.rollout.EpisodeBudgetExceeded` (the scaffold ends the episode, which
+then stops as ``max_length`` like the ``grpo`` trainer's) instead of sending a request veRL's
+server would reject; ``budget_stop`` says which limit it was.
 """
 
 from __future__ import annotations
@@ -38,14 +40,17 @@ from uuid import uuid4
 
 from sandmle.core.interfaces import Backend
 from sandmle.core.records import Completion, Sampling, ToolCall, Usage
+from sandmle.training.rollout import EpisodeBudgetExceeded
 
 
-class ContextBudgetExhausted(RuntimeError):
-    """The next request would not fit veRL's length budget; ``reason`` names which limit."""
+def _exceeded(reason: str, detail: str) -> EpisodeBudgetExceeded:
+    exc = EpisodeBudgetExceeded(f"{reason}: {detail}")
+    exc.reason = reason  # type: ignore[attr-defined]
+    return exc
 
-    def __init__(self, reason: str, detail: str):
-        super().__init__(f"{reason}: {detail}")
-        self.reason = reason
+
+class HistoryRewritten(RuntimeError):
+    """The scaffold rewrote its history and the legacy veRL trainer takes one stream per episode."""
 
 
 @dataclass
@@ -89,7 +94,8 @@ class ContinuousTokenBackend(Backend):
         self.tool_format = tool_format
         self.request_id = uuid4().hex  # sticky: every turn of the episode goes to the same server
         self.segments: list[TokenSegment] = []
-        self.stop_reason: str | None = None  # set when the budget ended the episode
+        self.budget_stop: str | None = None  # which length limit ended the episode, if one did
+        self.history_rewritten = False
         self.server_error: str | None = None  # set when the rollout server raised
         self._parser: Any = None
         self.generate_s = 0.0
@@ -103,8 +109,8 @@ class ContinuousTokenBackend(Backend):
         try:
             seg = await self._stream_for(messages, tools)
             max_tokens = self._room(seg, sampling.max_tokens if sampling else None)
-        except ContextBudgetExhausted as exc:
-            self.stop_reason = exc.reason
+        except EpisodeBudgetExceeded as exc:
+            self.budget_stop = getattr(exc, "reason", "max_length")
             raise
         prompt_ids = list(seg.token_ids)
         params = {**self.sampling_params, "max_tokens": max_tokens}
@@ -148,13 +154,14 @@ class ContinuousTokenBackend(Backend):
             recorded = messages[:len(seg.sent) + 1]  # up to the reply whose tokens are in the stream
             merge, mask, logprobs = await self._merge_context(seg, recorded, messages, tools)
             if len(mask) >= self.budget.response_length:
-                raise ContextBudgetExhausted("max_response_length", f"{len(mask)} response tokens after "
-                                             f"the new context; rollout.response_length={self.budget.response_length}")
+                raise _exceeded("max_response_length", f"{len(mask)} response tokens after the new "
+                                f"context; rollout.response_length={self.budget.response_length}")
             seg.token_ids, seg.mask, seg.logprobs = merge.token_ids, mask, logprobs
             return seg
         if seg is not None and not self.allow_segments:
-            raise ContextBudgetExhausted("history_rewritten", "the scaffold rewrote its message history; "
-                                         "the legacy veRL trainer takes one token stream per episode")
+            self.history_rewritten = True
+            raise HistoryRewritten("the scaffold rewrote its message history; the legacy veRL trainer "
+                                   "(trainer.use_v1=false) takes one token stream per episode")
         return await self._new_segment(messages, tools)
 
     @staticmethod
@@ -186,7 +193,7 @@ class ContinuousTokenBackend(Backend):
             None, lambda: builder.build_initial_tokens(messages, tools=tools))
         prompt = list(prompt)
         if len(prompt) > self.budget.prompt_length:
-            raise ContextBudgetExhausted("max_prompt_length", f"prompt of {len(prompt)} tokens; "
+            raise _exceeded("max_prompt_length", f"prompt of {len(prompt)} tokens; "
                                          f"rollout.prompt_length={self.budget.prompt_length}")
         seg = TokenSegment(prompt_ids=prompt, token_ids=list(prompt),
                            logprobs=[] if self.want_logprobs else None)
@@ -203,7 +210,7 @@ class ContinuousTokenBackend(Backend):
                 room = min(room, cap)
         if room < 1:
             reason = ("max_response_length" if b.response_length - len(seg.mask) < 1 else "max_model_len")
-            raise ContextBudgetExhausted(reason, f"stream of {len(seg.token_ids)} tokens "
+            raise _exceeded(reason, f"stream of {len(seg.token_ids)} tokens "
                                          f"({len(seg.mask)} response) leaves no room to generate")
         return room
 

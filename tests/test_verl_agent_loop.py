@@ -196,8 +196,11 @@ def test_reward_is_the_episode_reward_on_the_last_response_token(batch_run):
 
 def test_budget_stops_the_episode_before_the_server_would_refuse(batch_run):
     result, server = batch_run["result"], batch_run["server"]
-    reasons = [result.non_tensor_batch["stop_reason"][i] for i in real_rows(batch_run)]
-    assert set(reasons) <= {"max_response_length", "max_llm_calls"} and "max_response_length" in reasons
+    nt = result.non_tensor_batch
+    reasons = [nt["stop_reason"][i] for i in real_rows(batch_run)]
+    assert set(reasons) <= {"max_length", "max_llm_calls"} and "max_length" in reasons  # the grpo trainer's name
+    assert {nt["budget_stop"][i] for i in real_rows(batch_run) if nt["stop_reason"][i] == "max_length"} \
+        == {"max_response_length"}
     for req in server.requests:  # what the loop asked for always fit
         assert len(req.prompt_ids) + req.max_tokens <= PROMPT_LEN + RESPONSE_LEN
         assert req.max_tokens <= TURN_TOKENS
@@ -228,7 +231,7 @@ def test_grpo_advantages_equal_verls_core_algos(batch_run):
     rewards = [float(r) for r in nt["reward_total"]]  # rows come grouped: uid order, n per task
     assert any(len(set(rewards[g:g + N])) > 1 for g in range(0, len(rewards), N)), "no signal to compare"
     ours = group_advantages(rewards, N, eps=1e-6)
-    keep = compact_filter(nt["stop_reason"], ["timeout", "unknown", "error"])
+    keep = compact_filter(nt["stop_reason"], ["timeout", "unknown", "error", "backend_error"])  # the recipe's
     masks = apply_compact_filter(mask.tolist(), keep)
     expected = torch.tensor([[a * m for m in row] for a, row in zip(ours, masks)])
     assert torch.allclose(verl_adv, expected, atol=1e-5)
@@ -304,11 +307,11 @@ def test_timeouts_and_server_failures_mask_one_episode_and_return_normally(batch
     # A sandbox that does not open in time is a harness failure: masked, and no model call made.
     before = len(server.requests)
     out = run_episode(batch_run, server, task_index=1, sandbox_open_timeout_s=1e-9)
-    assert out.extra_fields["stop_reason"] == "error" and set(out.response_mask) == {0}
+    assert out.extra_fields["stop_reason"] == "unknown" and set(out.response_mask) == {0}
     assert out.extra_fields["reward_extra_info"]["failed"] == 1 and len(server.requests) == before
     # A rollout server that refuses the request (here: a model shorter than the configured budget).
     short = SmolLM2TokenServer(smollm2.model, smollm2.tokenizer, max_model_len=64, response_length=RESPONSE_LEN,
                                prompt_length=PROMPT_LEN)
     out = run_episode(batch_run, short)
-    assert out.extra_fields["stop_reason"] == "error" and set(out.response_mask) == {0}
+    assert out.extra_fields["stop_reason"] == "backend_error" and set(out.response_mask) == {0}
     assert out.extra_fields["reward_extra_info"]["failed"] == 1 and not short.requests

@@ -288,3 +288,15 @@ def test_prepare_refuses_an_empty_task_set(tmp_path):
     recipe = recipe_with(tmp_path, {}, {})
     with pytest.raises(SandmleError, match="no tasks"):
         prepare(recipe, [], recipe.train.trainer.config, tmp_path / "out")
+
+
+def test_a_grader_past_its_timeout_returns_an_invalid_grade_instead_of_blocking(tmp_path):
+    from sandmle.plugins.verl_timeouts import TimedGrader
+
+    [task] = tiny_tasks(tmp_path, 1)
+    submission = tmp_path / "submission.csv"
+    pd.DataFrame({"id": list(range(8)), "y": [k % 2 for k in range(8)]}).to_csv(submission, index=False)
+    grader = registry_with_plugins().create("graders", "default")
+    assert TimedGrader(grader, 60).grade(task, submission).score == 1.0  # the real grade when in time
+    late = TimedGrader(grader, 1e-9).grade(task, submission)
+    assert late.reason == TimedGrader.TIMED_OUT and not late.valid_submission
