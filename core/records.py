@@ -14,15 +14,24 @@ KillReason = Literal["timeout", "memory", "output", "signal", "disk", "error"]
 
 
 class ExecResult(BaseModel):
-    """One sandboxed execution of agent code."""
+    """One sandboxed execution of agent code. Agent faults (an exception, a timeout, a limit)
+    are described here, never raised."""
 
     exit_code: int | None = None
+    """The process's exit status; ``None`` when it was killed before exiting."""
     stdout_tail: str = ""
+    """The end of standard output (bounded: long output keeps its last part)."""
     stderr_tail: str = ""
+    """The end of standard error (a traceback ends up here)."""
     wall_s: float = 0.0
+    """Elapsed seconds."""
     cpu_s: float = 0.0
+    """CPU seconds used by the code and its children."""
     peak_mem_mb: float = 0.0
+    """Peak resident memory in MiB."""
     killed: KillReason | None = None
+    """Why the sandbox stopped it: ``timeout``, ``memory``, ``output``, ``signal``, ``disk`` or
+    ``error`` (the sandbox itself failed); ``None`` when it ended on its own."""
     detail: str = ""  # why it was killed, in words, when it was
 
     @property
@@ -34,8 +43,11 @@ class ToolCall(BaseModel):
     """A tool call the model made (native function call or parsed from text tags)."""
 
     name: str
+    """The tool's name."""
     arguments: dict[str, Any] = Field(default_factory=dict)
+    """Its arguments, parsed from JSON."""
     id: str | None = None
+    """The call's id, for native tool calling (answered by a ``tool`` message with that id)."""
 
 
 class Usage(BaseModel):
@@ -84,9 +96,13 @@ class Turn(BaseModel):
 
     messages_in: int  # how many messages the model saw
     text: str
+    """The model's reply as text."""
     tool_calls: list[ToolCall] = Field(default_factory=list)
+    """Tool calls in the reply (native, or parsed from the text by the scaffold)."""
     observations: list[str] = Field(default_factory=list)
+    """What the scaffold showed the model next (execution output, feedback)."""
     executions: list[ExecResult] = Field(default_factory=list)
+    """Every sandbox execution this turn caused."""
     token_ids: list[int] | None = None
     prompt_token_ids: list[int] | None = None
     logprobs: list[float] | None = None
@@ -105,10 +121,15 @@ class Trajectory(BaseModel):
     backend: str
     seed: int = 0
     turns: list[Turn] = Field(default_factory=list)
+    """One entry per model call, in order."""
     messages: list[dict[str, Any]] = Field(default_factory=list)  # final transcript
     submission: Path | None = None
+    """Where the scaffold found ``submission.csv`` in the session (gone once the session
+    closes; runners keep a copy: see ``extra["kept_files"]``)."""
     stop_reason: str = "unknown"
+    """Why the episode ended: ``answer``, ``max_llm_calls``, ``timeout``, ``steps_done``, ..."""
     usage: Usage = Field(default_factory=Usage)
+    """Tokens, cost and model calls, summed over the turns."""
     wall_s: float = 0.0
     extra: dict[str, Any] = Field(default_factory=dict)  # scaffold-specific (AIDE journal, ...)
 
@@ -119,7 +140,15 @@ class Trajectory(BaseModel):
 
 
 class Grade(BaseModel):
-    """A graded submission: MLE-bench report fields plus HumanRank."""
+    """A graded submission: MLE-bench report fields plus HumanRank.
+
+    An invalid or missing submission is a ``Grade`` with ``valid_submission=False`` and a
+    ``reason``. ``score`` is the task metric on the hidden answers; the ``*_threshold`` fields
+    are the task's medal thresholds; ``gold_medal``, ``silver_medal``, ``bronze_medal`` (each
+    exclusive: the best one reached), ``any_medal``, ``above_median`` and ``at_or_above_median``
+    follow MLE-bench's rules; ``human_rank`` is the share of the human leaderboard the score
+    beats (MLE-Dojo), ``None`` without a leaderboard; :attr:`tier` names the best tier.
+    """
 
     task_id: str = ""
     score: float | None = None  # rounded to 5 decimals, as MLE-bench reports it
@@ -162,4 +191,6 @@ class RewardBreakdown(BaseModel):
     """A reward total and its named parts (same keys for every trajectory of one reward)."""
 
     total: float
+    """The scalar reward."""
     parts: dict[str, float]
+    """Points per milestone, keyed by the reward's ``keys`` in their order."""

@@ -66,18 +66,34 @@ class Registry:
     components: dict[str, dict[str, ComponentInfo]] = field(
         default_factory=lambda: {kind: {} for kind in KINDS}
     )
+    #: kind -> name -> every entry registered under that name by different plugins.
+    clashes: dict[str, dict[str, list[ComponentInfo]]] = field(default_factory=dict)
 
     def add(self, info: ComponentInfo) -> None:
-        """Register ``info``; a second plugin claiming the same name is refused."""
+        """Register ``info``. A name another plugin already took becomes a *clash*: both entries
+        are kept, the bare name refuses to resolve (naming the fix) and the qualified names
+        ``plugin/name`` still work, so the clash only stops commands that use that name."""
         if info.kind not in self.components:
             raise ValueError(f"unknown component kind {info.kind!r}; kinds: {', '.join(KINDS)}")
         taken = self.components[info.kind].get(info.name)
-        if taken is not None:
-            raise DuplicateComponentError(
-                f"{singular(info.kind)} {info.name!r} is registered twice: by plugin {taken.plugin!r} "
-                f"and by plugin {info.plugin!r}; uninstall one or block it with SANDMLE_LOAD_PLUGINS"
-            )
-        self.components[info.kind][info.name] = info
+        if taken is None:
+            self.components[info.kind][info.name] = info
+            return
+        if taken.plugin == info.plugin:
+            raise ValueError(f"plugin {info.plugin!r} registers {singular(info.kind)} {info.name!r} twice")
+        rivals = self.clashes.setdefault(info.kind, {}).setdefault(info.name, [taken])
+        rivals.append(info)
+
+    def clash_error(self, kind: str, name: str) -> DuplicateComponentError:
+        """The error for a bare ``name`` that several plugins registered, naming every fix."""
+        rivals = self.clashes[kind][name]
+        plugins = [r.plugin for r in rivals]
+        qualified = " or ".join(repr(r.qualified_name) for r in rivals)
+        return DuplicateComponentError(
+            f"{singular(kind)} {name!r} is registered by several plugins: "
+            f"{', '.join(repr(p) for p in plugins)}. Name the one you mean ({qualified}), or "
+            f"disable the other with SANDMLE_BLOCK_PLUGINS={plugins[-1]} (or uninstall it)"
+        )
 
     def registrar(self, kind: str, plugin: str) -> Callable[..., None]:
         """The ``register`` callback handed to one plugin's ``register_<kind>`` hook."""
@@ -100,12 +116,24 @@ class Registry:
     def names(self, kind: str) -> list[str]:
         return sorted(self.components[kind])
 
+    def entries(self, kind: str) -> list[ComponentInfo]:
+        """Every registered component of ``kind``, clashing ones included, sorted by name."""
+        infos = [i for n, i in self.components[kind].items() if n not in self.clashes.get(kind, {})]
+        infos += [i for rivals in self.clashes.get(kind, {}).values() for i in rivals]
+        return sorted(infos, key=lambda i: (i.name, i.plugin))
+
     def get(self, kind: str, name: str) -> ComponentInfo:
         """Look a component up by ``name`` or qualified ``plugin/name``."""
         if kind not in self.components:
             raise ValueError(f"unknown component kind {kind!r}; kinds: {', '.join(KINDS)}")
         plugin, _, short = name.rpartition("/")
-        info = self.components[kind].get(short)
+        rivals = self.clashes.get(kind, {}).get(short)
+        if rivals is not None:
+            if not plugin:
+                raise self.clash_error(kind, short)
+            info = next((r for r in rivals if r.plugin == plugin), None)
+        else:
+            info = self.components[kind].get(short)
         if info is None or (plugin and info.plugin != plugin):
             raise UnknownComponentError(kind, name, self.names(kind))
         return info

@@ -110,9 +110,9 @@ def print_plugins(manager: PluginManager, console: Console) -> None:
     """One line naming every loaded plugin and its version."""
     rows = manager.plugins()
     listed = ", ".join(f"{r['name']} {r['version'] or ''}".strip() for r in rows)
-    console.print(f"[dim]plugins ({len(rows)}): {escape(listed)}[/]")
-    for failure in manager.failures:
-        console.print(f"[yellow]plugin {escape(failure.name)} failed to load: {escape(failure.error)}[/]")
+    failed = sorted({f.name for f in manager.failures})
+    note = f"; failed (see above): {', '.join(failed)}" if failed else ""
+    console.print(f"[dim]plugins ({len(rows)}): {escape(listed)}{escape(note)}[/]")
 
 
 def run_recipe(recipe: Recipe, manager: PluginManager, console: Console) -> None:

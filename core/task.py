@@ -16,15 +16,12 @@ such files are listed in :attr:`Task.hidden_files` and filtered out of everythin
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from .errors import TaskError
-
-if TYPE_CHECKING:
-    import pandas as pd
 
 Modality = Literal["tabular", "text", "image", "time_series", "audio", "graph", "multimodal"]
 
@@ -45,7 +42,32 @@ class MedalThresholds(BaseModel):
 
 
 class Task(BaseModel):
-    """A loaded task. ``public_dir`` minus ``hidden_files`` is all an agent may see."""
+    """A loaded task. ``public_dir`` minus ``hidden_files`` is all an agent may see.
+
+    Attributes:
+        id: Unique, stable name (studies resume by it).
+        root: The task folder.
+        public_dir: Files copied into every sandbox session (``prepared/public``).
+        private_dir: Where the hidden files live (``prepared/private``), if anywhere.
+        metric: Name of the metric (``sandmle.graders.metrics``), or ``evaluator`` when the task's
+            own ``evaluator.py`` grades it.
+        lower_is_better: The metric's direction.
+        id_column: Column that identifies rows of ``test.csv`` and of a submission.
+        target_columns: Columns a submission must predict.
+        modality: ``tabular``, ``text``, ``image``, ``time_series``, ``audio``, ``graph`` or
+            ``multimodal``.
+        task_type: ``classification``, ``regression``, ``forecasting``, ...
+        thresholds: Medal thresholds (gold, silver, bronze, median) in the metric's units.
+        leaderboard: Scores of a human leaderboard, best first (MLE-bench's leaderboard.csv),
+            for HumanRank.
+        public_leaderboard: MLE-Dojo's public board, when the task has one.
+        answers_path: The hidden answers; never copied into a sandbox.
+        evaluator_path: The task's own evaluator script; never copied into a sandbox.
+        hidden_files: Files inside ``public_dir`` that agents must not see (SandMLE's release
+            keeps ``answer.csv`` and ``evaluator.py`` there).
+        format: The layout it was loaded from: ``sandmle``, ``sandmle-release`` or ``mlebench``.
+        provenance: Where the task came from (generator, seed task, source), free-form.
+    """
 
     model_config = ConfigDict(arbitrary_types_allowed=True)
 
@@ -75,7 +97,7 @@ class Task(BaseModel):
     def _hidden_answers_stay_hidden(self) -> "Task":
         # The answers and the evaluator may sit inside public/ (SandMLE's release): hide them.
         for path in (self.answers_path, self.evaluator_path):
-            if path is not None and _is_within(path, self.public_dir) and path not in self.hidden_files:
+            if path is not None and is_within(path, self.public_dir) and path not in self.hidden_files:
                 self.hidden_files.append(path)
         return self
 
@@ -98,7 +120,7 @@ class Task(BaseModel):
         return path.read_text(encoding="utf-8") if path.exists() else ""
 
 
-def _is_within(path: Path, parent: Path) -> bool:
+def is_within(path: Path, parent: Path) -> bool:
     try:
         path.resolve().relative_to(parent.resolve())
         return True
@@ -120,16 +142,64 @@ def _csv_columns(path: Path) -> list[str]:
         raise TaskError(f"{path}: not a readable CSV ({type(exc).__name__}: {exc})") from exc
 
 
+def _data_file_problem(path: Path) -> str | None:
+    """Why ``path`` is not a usable data CSV (binary, empty, no rows, unparseable), else None."""
+    import pandas as pd
+
+    try:
+        with open(path, "rb") as fh:
+            head = fh.read(8192)
+    except OSError as exc:
+        return f"{path.name} cannot be read ({exc.strerror})"
+    if not head.strip():
+        return f"{path.name} is empty"
+    if b"\0" in head:
+        return f"{path.name} is not a text CSV (binary data)"
+    try:
+        rows = pd.read_csv(path, nrows=5)
+    except Exception as exc:  # noqa: BLE001 - any unreadable file is a task error
+        return f"{path.name} is not a readable CSV ({type(exc).__name__}: {str(exc).splitlines()[0][:120]})"
+    if rows.empty:
+        return f"{path.name} has a header but no rows"
+    return None
+
+
+def metric_lower_is_better(metric: str) -> bool | None:
+    """Whether a lower ``metric`` is better, as the plugin that scores it says (``None``: no
+    loaded plugin knows it). Asked through the ``metric_lower_is_better`` hook, so that core
+    knows no metric itself and a plugin's metrics count like the built-in ones."""
+    from .plugins import get_manager
+
+    return get_manager().pm.hook.metric_lower_is_better(metric=metric)
+
+
+def unknown_metric_message(metric: str) -> str:
+    return (f"unknown metric {metric!r}: no loaded plugin scores it (`sandmle list graders` shows the "
+            f"graders; the task format page lists the built-in metrics)")
+
+
 def validate_task(task: Task) -> Task:
-    """Check files, columns and thresholds of a loaded task; raise :class:`TaskError` naming each fault."""
+    """Check files, columns, data and thresholds of a loaded task; raise :class:`TaskError`
+    naming each fault (a task that fails here would otherwise end every episode "no submission"
+    or mark every submission invalid, blaming the agent)."""
     problems: list[str] = []
     if not task.public_dir.is_dir():
         raise TaskError(f"task {task.id!r}: public folder {task.public_dir} does not exist")
-    # MLE-bench competitions ship folders of images/audio instead of train/test CSVs.
+    # MLE-bench competitions ship folders of images/audio instead of train/test CSVs, and its
+    # task source supplies description.md itself.
     data_files = [] if task.format == "mlebench" else [task.public_dir / n for n in REQUIRED_PUBLIC[:2]]
     for path in data_files + [task.sample_submission_path]:  # the sample may sit outside public/ (MLE-bench)
         if not path.is_file():
             problems.append(f"missing file {path}")
+        else:
+            problem = _data_file_problem(path)
+            if problem:
+                problems.append(problem)
+    if task.format != "mlebench" and not (task.public_dir / "description.md").is_file():
+        problems.append(f"missing file {task.public_dir / 'description.md'}")
+    if task.format != "sandmle-release" and task.target_columns:  # scored in-process by name
+        if metric_lower_is_better(task.metric) is None:
+            problems.append(unknown_metric_message(task.metric))
     if task.answers_path is None or not task.answers_path.is_file():
         problems.append(f"missing answers file {task.answers_path}")
     if task.evaluator_path is not None and not task.evaluator_path.is_file():
@@ -175,9 +245,9 @@ def load_task(path: Path | str) -> Task:
     try:
         lower = meta.get("lower_is_better")
         if lower is None:
-            from sandmle.graders.metrics import get_metric
-
-            lower = get_metric(meta["metric"]).lower_is_better
+            lower = metric_lower_is_better(str(meta["metric"]))
+            if lower is None:
+                raise TaskError(f"{meta_path}: {unknown_metric_message(meta['metric'])}")
         task = Task(id=str(meta["id"]), root=root, public_dir=public, private_dir=root / PRIVATE,
                     metric=meta["metric"], lower_is_better=bool(lower), format=fmt,
                     thresholds=MedalThresholds(**meta["thresholds"]) if meta.get("thresholds") else None,
@@ -186,75 +256,3 @@ def load_task(path: Path | str) -> Task:
     except (ValidationError, KeyError, TypeError) as exc:
         raise TaskError(f"{meta_path}: {exc}") from exc
     return validate_task(task)
-
-
-def _task_meta(task: Task) -> dict[str, Any]:
-    rel = lambda p: str(Path(p).relative_to(task.root)) if p is not None else None  # noqa: E731
-    return {"id": task.id, "metric": task.metric, "lower_is_better": task.lower_is_better,
-            "id_column": task.id_column, "target_columns": list(task.target_columns),
-            "modality": task.modality, "task_type": task.task_type,
-            "thresholds": task.thresholds.model_dump() if task.thresholds else None,
-            "leaderboard": task.leaderboard, "answers": rel(task.answers_path),
-            "evaluator": rel(task.evaluator_path), "provenance": task.provenance}
-
-
-def _write_meta_and_evaluator(task: Task) -> None:
-    from sandmle.graders.evaluator import evaluator_source
-
-    if task.evaluator_path is not None and task.answers_path is not None:
-        task.evaluator_path.parent.mkdir(parents=True, exist_ok=True)
-        th = task.thresholds.model_dump() if task.thresholds else {}
-        task.evaluator_path.write_text(evaluator_source(
-            task.metric, task.target_columns, task.id_column, th, task.lower_is_better,
-            answers_file=str(Path(task.answers_path).relative_to(task.evaluator_path.parent))), encoding="utf-8")
-    meta = _task_meta(task)
-    if task.public_leaderboard:
-        meta["public_leaderboard"] = task.public_leaderboard
-    (task.root / "task.yaml").write_text(yaml.safe_dump(meta, sort_keys=False), encoding="utf-8")
-
-
-def write_task(root: Path, *, task_id: str, train: "pd.DataFrame", test: "pd.DataFrame",
-               answers: "pd.DataFrame", sample_submission: "pd.DataFrame", description: str, metric: str,
-               lower_is_better: bool, id_column: str, target_columns: list[str],
-               modality: str = "tabular", task_type: str = "classification",
-               thresholds: MedalThresholds | None = None, leaderboard: list[float] | None = None,
-               provenance: dict[str, Any] | None = None,
-               extra_public_files: dict[str, bytes] | None = None) -> Task:
-    """Write a task in the layout above (answers and ``evaluator.py`` under ``prepared/private/``)
-    and return it loaded and validated."""
-    root = Path(root)
-    public, private = root / PUBLIC, root / PRIVATE
-    public.mkdir(parents=True, exist_ok=True)
-    private.mkdir(parents=True, exist_ok=True)
-    train.to_csv(public / "train.csv", index=False)
-    test.to_csv(public / "test.csv", index=False)
-    sample_submission.to_csv(public / "sample_submission.csv", index=False)
-    (public / "description.md").write_text(description, encoding="utf-8")
-    for name, data in (extra_public_files or {}).items():
-        target = (public / name).resolve()
-        if not _is_within(target, public):
-            raise TaskError(f"extra public file {name!r} would land outside {public}")
-        target.parent.mkdir(parents=True, exist_ok=True)
-        target.write_bytes(data)
-    answers.to_csv(private / "answers.csv", index=False)
-    try:
-        task = Task(id=task_id, root=root, public_dir=public, private_dir=private, metric=metric,
-                    lower_is_better=lower_is_better, id_column=id_column, target_columns=list(target_columns),
-                    modality=modality, task_type=task_type, thresholds=thresholds, leaderboard=leaderboard,
-                    answers_path=private / "answers.csv", evaluator_path=private / "evaluator.py",
-                    provenance=provenance or {})
-    except ValidationError as exc:
-        raise TaskError(f"task {task_id!r}: {exc}") from exc
-    _write_meta_and_evaluator(task)
-    return load_task(root)
-
-
-def update_thresholds(task: Task, thresholds: MedalThresholds | None,
-                      leaderboard: list[float] | None = None) -> Task:
-    """Set a task's thresholds (and reference leaderboard), rewrite task.yaml + evaluator.py, reload."""
-    updated = task.model_copy(update={"thresholds": thresholds,
-                                      "leaderboard": leaderboard if leaderboard is not None else task.leaderboard})
-    if thresholds is not None and not thresholds.is_monotone(task.lower_is_better):
-        raise TaskError(f"task {task.id!r}: thresholds {thresholds.model_dump()} are not strictly monotone")
-    _write_meta_and_evaluator(updated)
-    return load_task(task.root)

@@ -1,14 +1,15 @@
 """Conformance checks for component authors, also loaded as a pytest plugin (``pytest11``).
 
-Each check is a function registered with :func:`check` for one component kind. Third-party
-authors run every check for their component::
+Each check is a function registered with :func:`check` for one component kind; every kind has
+checks (``checks_for(kind)`` lists them). Third-party authors run every check for their component::
 
     from sandmle.core.testing import run_checks
     results = run_checks("graders", MyGrader(), task=some_task)
     assert all(r.passed for r in results), [r for r in results if not r.passed]
 
 or, inside pytest, use the ``sandmle_conformance`` fixture. Checks receive the component plus
-keyword context (a task, a sandbox, ...) and raise ``AssertionError`` with a reason on failure.
+the keyword context their signature names (a task, a sandbox, ...), raise ``AssertionError`` with
+a reason on failure, and :class:`CheckSkipped` when they need context that was not given.
 """
 
 from __future__ import annotations
@@ -36,15 +37,25 @@ def check(kind: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
     return deco
 
 
+class CheckSkipped(Exception):
+    """Raised by a check that needs context it was not given (the reason says which)."""
+
+
 @dataclass
 class CheckResult:
-    """Outcome of one conformance check."""
+    """Outcome of one conformance check: ``passed``, or failed with ``detail`` saying why, or
+    ``skipped`` (``passed`` is then False too: a skipped check proves nothing)."""
 
     kind: str
     name: str
     passed: bool
     detail: str = ""
     wall_s: float = 0.0
+    skipped: bool = False
+
+    @property
+    def status(self) -> str:
+        return "skipped" if self.skipped else ("passed" if self.passed else "failed")
 
 
 def checks_for(kind: str) -> list[Callable[..., Any]]:
@@ -53,12 +64,24 @@ def checks_for(kind: str) -> list[Callable[..., Any]]:
     return list(_CHECKS[kind])
 
 
-def run_checks(kind: str, component: Any, **context: Any) -> list[CheckResult]:
-    """Run every check of ``kind`` against ``component``; never raises."""
+def run_checks(kind: str, component: Any, *, only: list[str] | None = None,
+               **context: Any) -> list[CheckResult]:
+    """Run every check of ``kind`` (or those named in ``only``) against ``component``; never raises.
+
+    ``context`` holds what checks may use (``task=``, ``sandbox=``, ``recipe=``, ...): each check
+    receives the keys its signature names."""
     import asyncio
 
+    if kind not in _CHECKS:
+        raise ValueError(f"unknown component kind {kind!r}; kinds: {', '.join(KINDS)}")
+    checks = checks_for(kind)
+    if only is not None:
+        unknown = sorted(set(only) - {fn.__name__ for fn in checks})
+        if unknown:
+            raise ValueError(f"no {kind} check named {unknown}")
+        checks = [fn for fn in checks if fn.__name__ in only]
     results = []
-    for fn in checks_for(kind):
+    for fn in checks:
         params = inspect.signature(fn).parameters
         kwargs = {k: v for k, v in context.items() if k in params}
         t0 = time.perf_counter()
@@ -66,8 +89,10 @@ def run_checks(kind: str, component: Any, **context: Any) -> list[CheckResult]:
             out = fn(component, **kwargs)
             if inspect.iscoroutine(out):
                 asyncio.run(out)
-            results.append(CheckResult(kind, fn.__name__, True, (fn.__doc__ or "").strip().split("\n")[0],
-                                       time.perf_counter() - t0))
+            summary = " ".join((fn.__doc__ or "").strip().split("\n\n")[0].split())
+            results.append(CheckResult(kind, fn.__name__, True, summary, time.perf_counter() - t0))
+        except CheckSkipped as skip:
+            results.append(CheckResult(kind, fn.__name__, False, str(skip), time.perf_counter() - t0, skipped=True))
         except Exception as exc:  # noqa: BLE001 - a failed check is a result
             detail = f"{type(exc).__name__}: {exc}" if str(exc) else traceback.format_exc(limit=3)
             results.append(CheckResult(kind, fn.__name__, False, detail, time.perf_counter() - t0))
@@ -76,6 +101,8 @@ def run_checks(kind: str, component: Any, **context: Any) -> list[CheckResult]:
 
 # Each built-in package keeps the checks for its own kind next to its components.
 _BUILTIN_CHECK_MODULES = (
+    "sandmle.core.conformance",
+    "sandmle.evaluation.conformance",
     "sandmle.sandboxes.conformance",
     "sandmle.scaffolds.conformance",
     "sandmle.graders.conformance",
@@ -108,7 +135,7 @@ if pytest is not None:
 
         def run(kind: str, component: Any, **context: Any) -> list[CheckResult]:
             results = run_checks(kind, component, **context)
-            failed = [r for r in results if not r.passed]
+            failed = [r for r in results if not r.passed and not r.skipped]
             if failed:
                 pytest.fail("conformance failures:\n" + "\n".join(f"- {r.name}: {r.detail}" for r in failed))
             return results

@@ -17,6 +17,18 @@ from typing import Any
 RATE_FIELDS = ("valid_submission", "above_median", "bronze_medal", "silver_medal", "gold_medal",
                "any_medal")
 GroupKey = tuple[str, str, str]  # task set, scaffold, policy
+#: Best tier an episode reached, best first; every episode is in exactly one (they stack to 100%).
+TIERS = ("gold", "silver", "bronze", "above median", "valid", "invalid")
+
+
+def row_tier(row: dict[str, Any]) -> str:
+    """The best tier of one results row (a failed episode is ``invalid``)."""
+    if row.get("status", "ok") != "ok" or not row.get("grade_valid_submission"):
+        return "invalid"
+    for name in ("gold", "silver", "bronze"):
+        if row.get(f"grade_{name}_medal"):
+            return name
+    return "above median" if row.get("grade_above_median") else "valid"
 
 
 @dataclass
@@ -46,6 +58,7 @@ class GroupSummary:
     reward: Stat
     reward_parts: dict[str, float]
     human_rank: Stat
+    tiers: dict[str, Stat]
     steps: float
     tokens: float
     cost_usd: float
@@ -57,8 +70,9 @@ class GroupSummary:
         return (self.task_set, self.scaffold, self.policy)
 
     def to_dict(self) -> dict[str, Any]:
-        d = {k: v for k, v in self.__dict__.items() if k not in ("rates", "reward", "human_rank")}
+        d = {k: v for k, v in self.__dict__.items() if k not in ("rates", "reward", "human_rank", "tiers")}
         d["rates"] = {k: s.to_dict() for k, s in self.rates.items()}
+        d["tiers"] = {k: s.to_dict() for k, s in self.tiers.items()}
         d["reward"] = self.reward.to_dict()
         d["human_rank"] = self.human_rank.to_dict()
         return d
@@ -111,6 +125,7 @@ def summarize_group(rows: list[dict[str, Any]]) -> GroupSummary:
         reward=over_seeds(rows, lambda r: r.get("reward_total")),
         reward_parts={k: sum(v) / len(v) for k, v in sorted(parts.items())},
         human_rank=over_seeds(rows, lambda r: r.get("grade_human_rank")),
+        tiers={t: over_seeds(rows, lambda r, t=t: 1.0 if row_tier(r) == t else 0.0) for t in TIERS},
         steps=mean(r.get("steps", 0) for r in rows) or 0.0,
         tokens=mean(r.get("prompt_tokens", 0) + r.get("completion_tokens", 0) for r in rows) or 0.0,
         cost_usd=sum(r.get("cost_usd", 0.0) for r in rows),

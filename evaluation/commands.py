@@ -22,7 +22,8 @@ def _has_results(path: Path) -> Path:
 @click.argument("recipe")
 @click.option("--out", "out_dir", type=click.Path(path_type=Path), default=None,
               help="Output directory (default: the recipe's output_dir); rerun on it to resume.")
-@click.option("--max-episodes", type=int, default=None, help="Stop after this many new episodes.")
+@click.option("--max-episodes", type=click.IntRange(min=0), default=None,
+              help="Stop after this many new episodes (0: only rebuild the report).")
 @click.option("--backend", "backend_name", default=None,
               help="Evaluate this backend instead of the recipe's policies (e.g. transformers).")
 @click.option("--backend-args", default=None,
@@ -32,9 +33,10 @@ def eval_cmd(recipe: str, out_dir: Path | None, max_episodes: int | None, backen
     """Run (or resume) the recipe's evaluation study and write its report.
 
     RECIPE is a YAML file or the name of a shipped recipe (e.g. quickstart). Task sets made by a
-    generator are generated first when their directory has no tasks yet.
+    generator are generated (or their generation resumed, as ``sandmle run`` does) first.
     """
-    from sandmle.core.runner import prepare, print_plugins, task_set_dir, write_run_metadata
+    from sandmle.core.recipe import output_dir_problem
+    from sandmle.core.runner import prepare, print_plugins, write_run_metadata
 
     from .study import run_study
 
@@ -43,10 +45,14 @@ def eval_cmd(recipe: str, out_dir: Path | None, max_episodes: int | None, backen
     if backend_name is not None or backend_args is not None:
         _override_policy(rec, manager.registry, backend_name, backend_args)
     if out_dir is not None:
+        problem = output_dir_problem(out_dir)
+        if problem:
+            raise SandmleError(f"--out: {problem}")
         rec.output_dir = out_dir
     print_plugins(manager, console)
     write_run_metadata(rec, manager)
-    if any(ts.generator and not any(task_set_dir(rec, ts).glob("*/task.yaml")) for ts in rec.tasks):
+    if any(ts.generator for ts in rec.tasks):
+        # Always: a killed generation leaves some tasks behind, and the study must not shrink.
         from sandmle.generators.stage import run_generate_stage
 
         run_generate_stage(rec, manager.registry, console)

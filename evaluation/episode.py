@@ -1,8 +1,9 @@
 """Runs one evaluation episode end to end and turns it into a results row.
 
 open sandbox session -> build backend + scaffold -> run -> grade (``score`` callback too) ->
-reward -> trajectory JSONL under ``OUT/trajectories/`` -> row. Any exception becomes a recorded
-failed row; nothing an episode does can crash the study.
+reward -> trajectory JSONL under ``OUT/trajectories/`` (the final ``submission.csv``, and AIDE's
+best solution, kept in a folder of the same name) -> row. Any exception becomes a recorded failed
+row; nothing an episode does can crash the study.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from sandmle.core.records import Grade, Trajectory
 from sandmle.core.registry import Registry
 from sandmle.core.task import Task
 
+from .graded_episode import KeepPolicy, run_graded_episode
 from .store import Episode
 
 TRAJECTORY_DIR = "trajectories"
@@ -69,7 +71,14 @@ def success_row(ep: Episode, traj: Trajectory, grade: Grade, reward: Any, rel: s
             "prompt_tokens": traj.usage.prompt_tokens,
             "completion_tokens": traj.usage.completion_tokens, "cost_usd": traj.usage.cost_usd,
             "wall_s": wall_s, "stop_reason": traj.stop_reason, "format_rate": traj.format_rate,
-            "finished_at": time.time()}
+            "kept_files": _kept_relpaths(traj, rel), "finished_at": time.time()}
+
+
+def _kept_relpaths(traj: Trajectory, rel: str) -> dict[str, str]:
+    """Kept files as paths relative to the study's output directory (skipped ones as reasons)."""
+    folder = rel.rsplit("/", 1)[0]
+    return {name: where if where.startswith("skipped") else f"{folder}/{where}"
+            for name, where in (traj.extra.get("kept_files") or {}).items()}
 
 
 class EpisodeRunner:
@@ -132,39 +141,23 @@ class EpisodeRunner:
             detail = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
             return failed_row(ep, f"{type(exc).__name__}: {exc}\n{detail}", time.monotonic() - start)
 
-    async def _run(self, ep: Episode, task: Task, start: float) -> dict[str, Any]:
-        from sandmle.sandboxes.files import safe_submission
+    def _keep_policy(self) -> KeepPolicy:
+        ev = self.recipe.evaluation
+        if ev is None:
+            return KeepPolicy()
+        return KeepPolicy(enabled=ev.keep_files, max_mb=ev.keep_max_mb)
 
+    async def _run(self, ep: Episode, task: Task, start: float) -> dict[str, Any]:
         await self._setup()
         assert self._sandbox and self._grader and self._reward
-        grader, reward = self._grader, self._reward
         backend = self._backend(ep.policy_index)
         scaffold = self.recipe.eval_scaffolds()[ep.scaffold_index].build(self.registry, "scaffolds")
-        # A scaffold that needs a notebook-like interpreter says so with ``stateful = True``.
-        session = await self._sandbox.open(task, stateful=bool(getattr(scaffold, "stateful", False)))
-        try:
-            def score(path: Path) -> Grade:
-                return grader.grade(task, safe_submission(Path(path).parent, Path(path).name))
-
-            traj = await scaffold.run(task, backend, session, seed=ep.seed, score=score)
-            grade = await asyncio.to_thread(grader.grade, task, safe_submission(session.workdir))
-        finally:
-            await session.close()
-        breakdown = reward.score(traj, grade)
         rel = trajectory_relpath(ep)
+        keep_dir = self.out_dir / rel.removesuffix(".jsonl")  # <trajectory stem>/submission.csv
+        traj, grade = await run_graded_episode(task, scaffold, backend, self._sandbox, self._grader,
+                                               seed=ep.seed, keep=self._keep_policy(), keep_dir=keep_dir)
+        breakdown = self._reward.score(traj, grade)
         record = {"episode": ep.to_dict(), "trajectory": traj.model_dump(mode="json"),
                   "grade": grade.model_dump(mode="json"), "reward": breakdown.model_dump(mode="json")}
         _write_atomic(self.out_dir / rel, json.dumps(record, default=str) + "\n")
         return success_row(ep, traj, grade, breakdown, rel, time.monotonic() - start)
-
-    async def aclose(self) -> None:
-        """Close backends and the shared sandbox (its warm pool)."""
-        for backend in self._backends.values():
-            try:
-                await backend.aclose()
-            except Exception:  # noqa: BLE001 - closing is best effort
-                pass
-        self._backends.clear()
-        if self._sandbox is not None:
-            await self._sandbox.shutdown()
-            self._sandbox = None

@@ -18,6 +18,7 @@ from typing import Any, Literal
 from pydantic import Field
 
 from sandmle.core.interfaces import ComponentConfig, Executor
+from sandmle.core.recipe import Concurrency
 
 _DONE = object()
 
@@ -32,13 +33,18 @@ def auto_concurrency() -> int:
 
 
 def resolve_concurrency(value: int | Literal["auto"] | None) -> int:
-    return auto_concurrency() if value in (None, "auto") else int(value)  # type: ignore[arg-type]
+    """``"auto"``/None: one per core; else the count, which must be positive (0 never starts a job)."""
+    if value in (None, "auto"):
+        return auto_concurrency()
+    if int(value) < 1:  # type: ignore[arg-type]
+        raise ValueError(f"concurrency must be at least 1 or 'auto', got {value!r}")
+    return int(value)  # type: ignore[arg-type]
 
 
 class LocalExecutorConfig(ComponentConfig):
     """Settings of the ``local`` executor."""
 
-    concurrency: int | Literal["auto"] | None = Field(
+    concurrency: Concurrency | None = Field(
         None, description="episodes at once (default: the recipe's evaluation.concurrency, else cores)")
 
 

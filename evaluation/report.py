@@ -1,12 +1,11 @@
-"""Reports from results rows alone: rich table, ``report.md``, self-contained ``report.html`` and
-PNG plots (medal rate by scaffold, reward distribution, HumanRank by task)."""
+"""Reports from results rows alone: rich table, ``report.md``, a self-contained ``report.html``
+(sortable tables, plots inlined) and the PNG plots of :mod:`sandmle.evaluation.plots`."""
 
 from __future__ import annotations
 
 import base64
 import html
 import json
-from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +18,6 @@ from .store import read_results
 
 COLUMNS = ("valid", "above median", "bronze", "silver", "gold", "any medal", "HumanRank",
            "reward", "steps", "tokens", "cost $", "wall s")
-PLOTS = ("medal_rate.png", "reward_distribution.png", "humanrank_by_task.png")
 
 
 def fmt(stat: Stat, pct: bool = True) -> str:
@@ -70,89 +68,60 @@ def markdown_table(summaries: list[GroupSummary]) -> str:
     return "\n".join(lines)
 
 
-def write_plots(rows: list[dict[str, Any]], summaries: list[GroupSummary], out: Path) -> list[Path]:
-    """The three PNG plots; returns their paths."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    out.mkdir(parents=True, exist_ok=True)
-    paths = []
-    # medal rate by scaffold (one bar per group, SEM error bars when there are several seeds)
-    fig, ax = plt.subplots(figsize=(max(4, 1.2 * len(summaries) + 2), 3.5))
-    labels = [f"{s.scaffold}\n{s.policy}\n{s.task_set}" for s in summaries]
-    means = [100 * (s.rates["any_medal"].mean or 0) for s in summaries]
-    errs = [100 * (s.rates["any_medal"].sem or 0) for s in summaries]
-    ax.bar(range(len(summaries)), means, yerr=errs, capsize=4, color="tab:orange")
-    ax.set_xticks(range(len(summaries)), labels, fontsize=7)
-    ax.set_ylabel("any-medal rate (%)")
-    ax.set_title("Medal rate by scaffold (mean ± SEM over seeds)")
-    paths.append(_save(fig, out / PLOTS[0], plt))
-    # reward distribution per scaffold x policy
-    fig, ax = plt.subplots(figsize=(max(4, 1.2 * len(summaries) + 2), 3.5))
-    by_group: dict[str, list[float]] = defaultdict(list)
-    for r in rows:
-        if r.get("reward_total") is not None:
-            by_group[f"{r['scaffold']}\n{r['policy']}"].append(float(r["reward_total"]))
-    if by_group:
-        ax.boxplot(list(by_group.values()), showmeans=True)
-        ax.set_xticks(range(1, len(by_group) + 1), list(by_group), fontsize=7)
-    ax.set_ylabel("reward")
-    ax.set_title("Reward distribution")
-    paths.append(_save(fig, out / PLOTS[1], plt))
-    # HumanRank by task, one line per scaffold
-    fig, ax = plt.subplots(figsize=(7, 3.5))
-    ranks: dict[str, dict[str, list[float]]] = defaultdict(lambda: defaultdict(list))
-    for r in rows:
-        if r.get("grade_human_rank") is not None:
-            ranks[f"{r['scaffold']} / {r['policy']}"][r["task_id"]].append(float(r["grade_human_rank"]))
-    tasks = sorted({t for per in ranks.values() for t in per})
-    for label, per in sorted(ranks.items()):
-        ax.plot(range(len(tasks)), [sum(per[t]) / len(per[t]) if per.get(t) else float("nan")
-                                    for t in tasks], marker="o", label=label)
-    ax.set_xticks(range(len(tasks)), tasks, rotation=60, ha="right", fontsize=6)
-    ax.set_ylabel("HumanRank (share of leaderboard beaten)")
-    ax.set_title("HumanRank by task")
-    if ranks:
-        ax.legend(fontsize=6)
-    paths.append(_save(fig, out / PLOTS[2], plt))
-    return paths
-
-
-def _save(fig: Any, path: Path, plt: Any) -> Path:
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
-
-
-def _parts_md(summaries: list[GroupSummary]) -> str:
+def reward_keys(summaries: list[GroupSummary]) -> tuple[list[str], list[str]]:
+    """(milestones that earned points in some group, in reward order; those that never did)."""
     from sandmle.graders.rewards import KEYS  # milestone order: format, valid, tiers, process
+
     seen = {k for s in summaries for k in s.reward_parts}
-    if not seen:
-        return "(no reward breakdown recorded)"
     ordered = [k for k in KEYS if k in seen] + sorted(seen - set(KEYS))
     # A milestone with weight 0 (the process milestones in every preset) contributes 0.000 in every
     # group; a column of zeros reads like "never reached", so such columns are named, not tabled.
     keys = [k for k in ordered if any(s.reward_parts.get(k, 0.0) for s in summaries)]
-    silent = [k for k in ordered if k not in keys]
-    lines = ["| scaffold | policy | task set | " + " | ".join(keys) + " |", "|" + "---|" * (3 + len(keys))]
-    for s in summaries:
-        cells = [f"{s.reward_parts.get(k, 0.0):.3f}" for k in keys]
-        lines.append(f"| {s.scaffold} | {s.policy} | {s.task_set} | " + " | ".join(cells) + " |")
+    return keys, [k for k in ordered if k not in keys]
+
+
+def _parts_rows(summaries: list[GroupSummary], keys: list[str]) -> tuple[list[str], list[list[str]]]:
+    head = ["scaffold", "policy", "task set", *keys]
+    return head, [[s.scaffold, s.policy, s.task_set, *(f"{s.reward_parts.get(k, 0.0):.3f}" for k in keys)]
+                  for s in summaries]
+
+
+def _parts_md(summaries: list[GroupSummary]) -> str:
+    keys, silent = reward_keys(summaries)
+    if not keys and not silent:
+        return "(no reward breakdown recorded)"
+    head, rows = _parts_rows(summaries, keys)
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    lines += ["| " + " | ".join(r) + " |" for r in rows]
     if silent:
         lines += ["", "Contributed 0 in every group (weight 0, or never reached): " + ", ".join(silent) + "."]
     return "\n".join(lines)
 
 
+CAPTIONS = {
+    "medal_tiers": "Share of episodes by the best tier reached, stacked to 100% per scaffold and policy.",
+    "humanrank_by_task": "HumanRank of every task (share of the human leaderboard beaten), one marker per "
+                         "scaffold and policy.",
+    "reward_breakdown": "Mean points per episode that each milestone of the reward contributed.",
+    "reward_distribution": "Spread of episode rewards (box: quartiles, triangle: mean).",
+    "cross_scaffold": "Each policy in each scaffold: does an advantage carry over across scaffolds?",
+}
+
+
+def _failed_lines(failed: list[dict[str, Any]]) -> list[str]:
+    return [f"{r['task_id']} / {r['scaffold']} / seed {r['seed']}: "
+            f"{((r.get('error') or '').splitlines() or [''])[0][:200]}" for r in failed[:50]]
+
+
 def build_report(out_dir: Path, console: Console | None = None, title: str | None = None) -> Path:
     """Rebuild every report artefact of ``out_dir`` from its ``results.jsonl``; returns report.md."""
+    from .plots import write_plots
+
     out_dir = Path(out_dir)
     rows = read_results(out_dir)
     summaries = summarize(rows)
     title = title or f"sandmle evaluation: {out_dir.name}"
-    plots = write_plots(rows, summaries, out_dir / "plots")
+    plots = write_plots(rows, summaries, reward_keys(summaries)[0], out_dir / "plots")
     (out_dir / "summary.json").write_text(
         json.dumps([s.to_dict() for s in summaries], indent=2), encoding="utf-8")
     failed = [r for r in rows if r.get("status") != "ok"]
@@ -160,15 +129,13 @@ def build_report(out_dir: Path, console: Console | None = None, title: str | Non
           "seeds (SEM shown only with 2+ seeds); HumanRank and reward are means.", "",
           markdown_table(summaries), "", "## Reward breakdown (mean per episode)", "",
           _parts_md(summaries), "", "## Plots", ""]
-    md += [f"![{p.stem}](plots/{p.name})" for p in plots]
+    for p in plots:
+        md += [f"![{p.stem}](plots/{p.name})", "", f"*{CAPTIONS.get(p.stem, '')}*", ""]
     if failed:
-        md += ["", "## Failed episodes", ""]
-        md += [f"- {r['task_id']} / {r['scaffold']} / seed {r['seed']}: "
-               f"{(r.get('error') or '').splitlines()[0][:200]}" for r in failed[:50]]
+        md += ["", "## Failed episodes", ""] + [f"- {line}" for line in _failed_lines(failed)]
     report_md = out_dir / "report.md"
     report_md.write_text("\n".join(md) + "\n", encoding="utf-8")
-    (out_dir / "report.html").write_text(_html(title, summaries, plots, len(rows), len(failed)),
-                                         encoding="utf-8")
+    (out_dir / "report.html").write_text(_html(title, summaries, plots, len(rows), failed), encoding="utf-8")
     if console is not None:
         if not console.is_terminal and console.width < 160:
             console = Console(file=console.file, width=160)  # logs: no wrapping of the numbers
@@ -176,20 +143,71 @@ def build_report(out_dir: Path, console: Console | None = None, title: str | Non
     return report_md
 
 
-def _html(title: str, summaries: list[GroupSummary], plots: list[Path], n: int, failed: int) -> str:
-    head = "".join(f"<th>{html.escape(c)}</th>" for c in IDENT + COLUMNS)
-    body = "".join("<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in _ident(s) + row_cells(s))
-                   + "</tr>" for s in summaries)
+# Click a column header to sort by it (again: reverse); numbers sort as numbers ("12.5% ± 3.1"
+# by 12.5), "-" always last. Plain DOM code: the report is one file that opens anywhere.
+_SORT_JS = """
+function cellKey(td) {
+  const t = td.textContent.trim();
+  const m = t.match(/^[-+]?\\d+(\\.\\d+)?/);
+  return m && t !== "-" ? [0, parseFloat(m[0]), ""] : [t === "-" ? 2 : 1, 0, t.toLowerCase()];
+}
+function sortTable(th) {
+  const table = th.closest("table"), body = table.tBodies[0];
+  const col = Array.from(th.parentNode.children).indexOf(th);
+  const dir = th.getAttribute("aria-sort") === "ascending" ? -1 : 1;
+  table.querySelectorAll("th").forEach(h => h.removeAttribute("aria-sort"));
+  th.setAttribute("aria-sort", dir === 1 ? "ascending" : "descending");
+  const rows = Array.from(body.rows);
+  rows.sort((a, b) => {
+    const x = cellKey(a.cells[col]), y = cellKey(b.cells[col]);
+    if (x[0] !== y[0]) return x[0] - y[0];
+    const c = x[0] === 0 ? x[1] - y[1] : x[2].localeCompare(y[2]);
+    return dir * c;
+  });
+  rows.forEach(r => body.appendChild(r));
+}
+document.querySelectorAll("table.sortable th").forEach(th => {
+  th.addEventListener("click", () => sortTable(th));
+  th.title = "click to sort";
+});
+"""
+
+_CSS = ("body{font-family:system-ui,sans-serif;margin:2em;max-width:1400px;color:#222}"
+        "table{border-collapse:collapse;margin:1em 0;font-size:14px}"
+        "td,th{border:1px solid #ccc;padding:4px 8px;text-align:right;white-space:nowrap}"
+        "td:nth-child(-n+3),th:nth-child(-n+3){text-align:left}"
+        "th{background:#f3f5f8;cursor:pointer;user-select:none}"
+        "th[aria-sort=ascending]::after{content:' \\25B2'}th[aria-sort=descending]::after{content:' \\25BC'}"
+        "figure{margin:1.5em 0}figcaption{color:#555;font-size:13px}img{max-width:100%}")
+
+
+def _html_table(head: list[str] | tuple[str, ...], rows: list[list[str]], table_id: str) -> str:
+    th = "".join(f"<th>{html.escape(c)}</th>" for c in head)
+    body = "".join("<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in row) + "</tr>" for row in rows)
+    return f"<table class='sortable' id='{table_id}'><thead><tr>{th}</tr></thead><tbody>{body}</tbody></table>"
+
+
+def _html(title: str, summaries: list[GroupSummary], plots: list[Path], n: int,
+          failed: list[dict[str, Any]]) -> str:
+    keys, silent = reward_keys(summaries)
+    parts_head, parts_rows = _parts_rows(summaries, keys)
     imgs = "".join(
         f'<figure><img alt="{p.stem}" src="data:image/png;base64,'
-        f'{base64.b64encode(p.read_bytes()).decode()}"/></figure>' for p in plots)
-    return (f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title>"
-            "<style>body{font-family:sans-serif;margin:2em}table{border-collapse:collapse}"
-            "td,th{border:1px solid #ccc;padding:4px 8px;text-align:right}"
-            "img{max-width:100%}</style></head><body>"
-            f"<h1>{html.escape(title)}</h1><p>{n} episodes, {failed} failed. "
-            "Rates: mean ± SEM over seeds.</p>"
-            f"<table><tr>{head}</tr>{body}</table>{imgs}</body></html>")
+        f'{base64.b64encode(p.read_bytes()).decode()}"/>'
+        f"<figcaption>{html.escape(CAPTIONS.get(p.stem, ''))}</figcaption></figure>" for p in plots)
+    silent_note = (f"<p>Contributed 0 in every group (weight 0, or never reached): "
+                   f"{html.escape(', '.join(silent))}.</p>" if silent else "")
+    failures = ("<h2>Failed episodes</h2><ul>" + "".join(f"<li>{html.escape(x)}</li>" for x in _failed_lines(failed))
+                + "</ul>" if failed else "")
+    return (f"<!doctype html><html lang='en'><head><meta charset='utf-8'><title>{html.escape(title)}</title>"
+            f"<style>{_CSS}</style></head><body>"
+            f"<h1>{html.escape(title)}</h1><p>{n} episodes, {len(failed)} failed. "
+            "Rates: mean ± SEM over seeds (SEM only with 2+ seeds). Click a column to sort.</p>"
+            + _html_table(IDENT + COLUMNS, [_ident(s) + row_cells(s) for s in summaries], "summary")
+            + "<h2>Reward breakdown (mean per episode)</h2>"
+            + _html_table(parts_head, parts_rows, "reward-breakdown") + silent_note
+            + "<h2>Plots</h2>" + imgs + failures
+            + f"<script>{_SORT_JS}</script></body></html>")
 
 
 def compare_dirs(a: Path, b: Path) -> list[Difference]:

@@ -58,6 +58,21 @@ def plan_episodes(recipe: Recipe, registry: Registry) -> list[tuple[Episode, Tas
     return jobs
 
 
+def expected_task_notes(recipe: Recipe, jobs: list[tuple[Episode, Task]]) -> list[str]:
+    """One line per generated task set: how many tasks it has against how many were asked for
+    (a study on fewer tasks than planned says so instead of silently shrinking)."""
+    notes = []
+    for ts in recipe.tasks:
+        if ts.generator is None:
+            continue
+        expected = min(ts.n, ts.limit) if ts.limit else ts.n
+        found = len({ep.task_id for ep, _ in jobs if ep.task_set == ts.name})
+        style = "" if found >= expected else "[yellow]"
+        notes.append(f"{style}task set {escape(ts.name)}: {found} tasks of {expected} expected"
+                     f"{'' if found >= expected else ' (generation came up short: rerun to retry)'}{'[/]' if style else ''}")
+    return notes
+
+
 def build_executor(recipe: Recipe, registry: Registry) -> Any:
     """The recipe's executor; the recipe's ``evaluation.concurrency`` applies unless the executor's
     own config set one."""
@@ -97,12 +112,16 @@ def run_study(recipe: Recipe, registry: Registry, console: Console,
     report; return the report.md path. ``max_episodes`` stops after that many new episodes."""
     out = Path(out_dir or recipe.out)
     store = ResultsStore(out)
+    if store.read.describe():
+        console.print(f"[yellow]{escape(store.read.describe())}[/]")
     jobs = plan_episodes(recipe, registry)
     todo = [job for job in jobs if job[0].key not in store.finished]
     if max_episodes is not None:
         todo = todo[:max_episodes]
     done_before = len(jobs) - len([j for j in jobs if j[0].key not in store.finished])
     executor = build_executor(recipe, registry)
+    for line in expected_task_notes(recipe, jobs):
+        console.print(line)
     console.print(f"{len(jobs)} episodes planned, {done_before} already finished, "
                   f"{len(todo)} to run with executor {recipe.evaluation.executor.name!r} "  # type: ignore[union-attr]
                   f"(concurrency {getattr(executor, 'concurrency', '?')}); results: "

@@ -63,11 +63,11 @@ def summary_table(outcomes: list[Outcome], wall_s: float) -> Table:
 
 
 @click.command("generate")
-@click.option("--n", "n", type=int, default=100, show_default=True, help="verified tasks wanted")
+@click.option("--n", "n", type=click.IntRange(min=1), default=100, show_default=True, help="verified tasks wanted")
 @click.option("--out", type=click.Path(path_type=Path), required=True, help="task set folder")
 @click.option("--seeds", default=None, help="comma-separated seed names (default: all)")
 @click.option("--generator", "gen_name", default="procedural", show_default=True)
-@click.option("--workers", type=int, default=2, show_default=True)
+@click.option("--workers", type=click.IntRange(min=1), default=2, show_default=True)
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--json", "as_json", is_flag=True, help="print the outcomes as JSON lines")
 def generate_cmd(n: int, out: Path, seeds: str | None, gen_name: str, workers: int, seed: int,
@@ -75,7 +75,18 @@ def generate_cmd(n: int, out: Path, seeds: str | None, gen_name: str, workers: i
     """Generate N verified micro-scale tasks into OUT (resumable: rerun to continue)."""
     from sandmle.core.plugins import get_registry
 
+    from sandmle.core.errors import SandmleError
+    from sandmle.core.recipe import output_dir_problem
+
+    from .resume import scan_output
+
+    problem = output_dir_problem(out)
+    if problem:
+        raise SandmleError(f"--out: {problem}")
     console = _console()
+    note = scan_output(out).describe() if out.is_dir() else None
+    if note:
+        console.print(f"[yellow]{escape(note)}[/]")
     args: dict[str, Any] = {"workers": workers}
     generator = get_registry().create("generators", gen_name, args)
     t0 = time.perf_counter()
@@ -91,8 +102,13 @@ def task_set_rows(root: Path) -> list[dict[str, Any]]:
     """One row per task folder under ``root`` (read from task.yaml)."""
     rows = []
     for meta_path in sorted(root.glob("*/task.yaml")):
-        meta = yaml.safe_load(meta_path.read_text(encoding="utf-8"))
-        prov = meta.get("provenance") or {}
+        try:
+            meta = yaml.safe_load(meta_path.read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError, yaml.YAMLError):
+            meta = None
+        if not isinstance(meta, dict) or not {"id", "modality", "metric"} <= set(meta):
+            continue  # not a readable task (generate moves such folders aside)
+        prov = meta.get("provenance") if isinstance(meta.get("provenance"), dict) else {}
         rows.append({"id": meta["id"], "modality": meta["modality"], "metric": meta["metric"],
                      "task_type": meta.get("task_type"), "n_train": prov.get("n_train"),
                      "seed": prov.get("seed_task"), "thresholds": meta.get("thresholds")})

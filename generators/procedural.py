@@ -20,17 +20,16 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import yaml
 from pydantic import Field
 
 from sandmle.core.interfaces import ComponentConfig, Generator, Sandbox
 
+from .resume import REJECTIONS, scan_output
 from .seeds import SeedTask, select_seeds
 from .synth import Candidate, NoiseConfig, synthesize
 from .verify import judge, run_reference_solvers, score_submissions
 from .writer import write_candidate, write_thresholds
 
-REJECTIONS = "rejections.jsonl"
 
 
 class ProceduralConfig(ComponentConfig):
@@ -244,27 +243,18 @@ class ProceduralGenerator(VerifyingGenerator):
 
 
 def _resume_state(out: Path) -> tuple[dict[int, Outcome], set[int], dict[str, str]]:
-    """Accepted tasks and rejected indices already in ``out`` (so a rerun skips them)."""
+    """Verified tasks and decided indices already in ``out`` (so a rerun skips them); invalid
+    task folders are moved aside and generated again (see :mod:`.resume`)."""
+    state = scan_output(out)
     accepted: dict[int, Outcome] = {}
-    seen: set[int] = set()
     sigs: dict[str, str] = {}
-    for meta_path in sorted(out.glob("*/task.yaml")):
-        meta = yaml.safe_load(meta_path.read_text(encoding="utf-8"))
-        prov = meta.get("provenance") or {}
-        if "index" not in prov:
-            continue
-        i = int(prov["index"])
-        seen.add(i)
-        sigs[prov.get("rule_signature", "")] = meta["id"]
-        accepted[i] = Outcome(i, meta["id"], prov.get("seed_task", ""), meta["modality"], meta["metric"],
-                              True, n_train=int(prov.get("n_train", 0)), path=str(meta_path.parent),
-                              resumed=True)
-    rej = out / REJECTIONS
-    if rej.exists():
-        for line in rej.read_text(encoding="utf-8").splitlines():
-            if line.strip():
-                seen.add(int(json.loads(line)["index"]))
-    return accepted, seen, sigs
+    for i, done in state.done.items():
+        meta, prov = done.meta, done.meta.get("provenance") or {}
+        sigs[prov.get("rule_signature", "")] = done.task_id
+        accepted[i] = Outcome(i, done.task_id, prov.get("seed_task", ""), meta.get("modality", ""),
+                              meta.get("metric", ""), True, n_train=int(prov.get("n_train", 0) or 0),
+                              path=str(done.path), resumed=True)
+    return accepted, state.seen, sigs
 
 
 def make_procedural(config: ProceduralConfig) -> ProceduralGenerator:

@@ -10,9 +10,12 @@ import click
 from rich.markup import escape
 from rich.table import Table
 
-from sandmle.core.errors import TaskError, UnknownComponentError
+from sandmle.core.arguments import build_component, parse_json_object
+from sandmle.core.errors import TaskError
+from sandmle.core.plugins import get_registry
 from sandmle.core.records import ExecResult, Trajectory, Turn
 from sandmle.core.task import PUBLIC, Task, load_task
+from sandmle.core.terminal import printable
 
 
 def _console():
@@ -36,33 +39,6 @@ def load_any_task(path: Path) -> Task:
 EXIT_VALID, EXIT_ERROR, EXIT_USAGE, EXIT_INVALID_SUBMISSION = 0, 1, 2, 3
 
 
-def _json_object(text: str | None, option: str) -> dict[str, Any]:
-    if not text:
-        return {}
-    try:
-        value = json.loads(text)
-    except ValueError as exc:
-        raise click.UsageError(f"{option} is not valid JSON: {exc}") from exc
-    if not isinstance(value, dict):
-        raise click.UsageError(f"{option} must be a JSON object, e.g. '{{\"max_bytes\": 1000000}}'")
-    return value
-
-
-def _component(kind: str, name: str, args: dict[str, Any], option: str) -> Any:
-    """Build a registered component; a bad name or bad arguments is a usage error (exit 2)."""
-    from pydantic import ValidationError
-
-    from sandmle.core.plugins import get_registry
-
-    try:
-        return get_registry().create(kind, name, args)
-    except UnknownComponentError as exc:
-        raise click.UsageError(str(exc)) from exc
-    except ValidationError as exc:
-        problems = "; ".join(f"{'.'.join(str(p) for p in e['loc']) or '(root)'}: {e['msg']}" for e in exc.errors())
-        raise click.UsageError(f"{option} for {name!r}: {problems}") from exc
-
-
 @click.command("grade", epilog="Exit status: 0 valid submission, 3 invalid submission (the reason is "
                                "printed; --json still prints the grade), 2 usage error (bad option, not a "
                                "task folder, unknown grader/reward), 1 any other error.")
@@ -77,18 +53,28 @@ def _component(kind: str, name: str, args: dict[str, Any], option: str) -> Any:
 @click.option("--preset", type=click.Choice(["sandmle-code", "sandmle-paper", "sparse"]), default=None,
               help="Preset of the milestone reward (default sandmle-code).")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON (grade + reward).")
+@click.option("--evaluator-timeout", "evaluator_timeout_s", type=click.FloatRange(min=0, min_open=True),
+              default=None, help="Seconds a task's own evaluator.py may run (the default grader's "
+                                 "evaluator_timeout_s, 300 unless set).")
 def grade_cmd(task_dir: Path, submission: Path, grader_name: str, grader_args: str | None,
-              reward_name: str, reward_args: str | None, preset: str | None, as_json: bool) -> None:
+              reward_name: str, reward_args: str | None, preset: str | None, as_json: bool,
+              evaluator_timeout_s: float | None) -> None:
     """Grade SUBMISSION for the task in TASK_DIR and show the reward of a one-turn trajectory."""
     task = load_any_task(task_dir)
-    reward_config = _json_object(reward_args, "--reward-args")
+    grader_config = parse_json_object(grader_args, "--grader-args")
+    if evaluator_timeout_s is not None:
+        grader_config["evaluator_timeout_s"] = evaluator_timeout_s
+    reward_config = parse_json_object(reward_args, "--reward-args")
     if preset is not None:
         if reward_name != "milestone":
             raise click.UsageError(f"--preset belongs to the milestone reward; pass {reward_name!r}'s "
                                    f"settings with --reward-args")
         reward_config.setdefault("preset", preset)
-    grader = _component("graders", grader_name, _json_object(grader_args, "--grader-args"), "--grader-args")
-    reward_fn = _component("rewards", reward_name, reward_config, "--reward-args")
+    registry = get_registry()
+    grader = build_component(registry, "graders", grader_name, grader_config,
+                             name_option="--grader", args_option="--grader-args")
+    reward_fn = build_component(registry, "rewards", reward_name, reward_config,
+                                name_option="--reward", args_option="--reward-args")
     grade = _grade_safely(grader, task, submission)
     # A one-turn trajectory: the submission exists as produced by code that ran (format counts as met).
     turn = Turn(messages_in=1, text="", executions=[ExecResult(exit_code=0)] if grade.submission_exists else [])
@@ -135,8 +121,8 @@ def _print_grade(task: Task, grade: Any, reward: Any, reward_name: str) -> None:
     table = Table(title=f"grade: {escape(task.id)}")
     table.add_column("field")
     table.add_column("value", justify="right")
-    for key, value in grade.model_dump().items():
-        table.add_row(key, escape(str(value)))
+    for key, value in grade.model_dump().items():  # a reason may quote the submission's bytes
+        table.add_row(key, escape(printable(value)))
     table.add_row("tier", grade.tier)
     _console().print(table)
     parts = Table(title=f"reward {escape(reward_name)}: {reward.total:.3f}")

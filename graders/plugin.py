@@ -65,3 +65,13 @@ def register_commands(cli: click.Group) -> None:
 
     cli.add_command(grade_cmd)
     subgroup(cli, "tasks").add_command(export_cmd)
+
+
+@hookimpl
+def metric_lower_is_better(metric: str) -> bool | None:
+    from .metrics import get_metric
+
+    try:
+        return get_metric(metric).lower_is_better
+    except KeyError:  # not one of ours; another plugin may score it
+        return None

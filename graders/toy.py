@@ -11,7 +11,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from sandmle.core.task import MedalThresholds, Task, write_task
+from sandmle.core.task import MedalThresholds, Task
+
+from .task_writer import write_task
 
 # kind: (metric, task_type, thresholds)
 KINDS: dict[str, tuple[str, str, MedalThresholds]] = {

@@ -1,8 +1,10 @@
 """``openai`` and ``litellm`` backends: remote chat completions with retries and accounting.
 
 Both share one retry loop (exponential backoff with jitter on rate limits, timeouts, connection
-errors and 5xx; other errors raise at once) and one response parser (text, native tool calls,
-usage, logprobs and, from vLLM with ``return_tokens_as_token_ids``, the sampled token ids).
+errors and 5xx; other errors raise at once; an address where nothing listens fails after
+``connect_retries`` quick tries instead of the whole backoff) and one response parser (text,
+native tool calls, usage, logprobs and, from vLLM with ``return_tokens_as_token_ids``, the
+sampled token ids) that refuses a reply not shaped like a chat completion.
 """
 
 from __future__ import annotations
@@ -27,6 +29,9 @@ class RemoteConfig(ComponentConfig):
     model: str
     request_timeout_s: float = Field(300.0, gt=0)
     max_retries: int = Field(5, ge=0)
+    connect_retries: int = Field(1, ge=0, description=(
+        "retries when nothing listens at the address (connection refused): a closed port fails "
+        "in about a second instead of after the whole backoff"))
     backoff_s: float = Field(1.0, ge=0, description="first retry delay; doubles each retry")
     max_backoff_s: float = Field(60.0, ge=0)
     logprobs: bool = False
@@ -48,6 +53,26 @@ class LitellmConfig(RemoteConfig):
 TRANSIENT_STATUS = {408, 409, 429, 500, 502, 503, 504}
 
 
+class BackendReplyError(ValueError):
+    """The server answered, but not with a chat completion (e.g. ``{"choices": "yes"}``)."""
+
+
+class BackendUnreachableError(ConnectionError):
+    """Nothing listens at the backend's address."""
+
+
+def connection_refused(exc: BaseException) -> bool:
+    """True when ``exc`` (or an exception it was raised from) is a refused TCP connection."""
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        if isinstance(current, ConnectionRefusedError):
+            return True
+        seen.add(id(current))
+        current = current.__cause__ or current.__context__
+    return False
+
+
 def is_transient(exc: BaseException) -> bool:
     """Rate limits, timeouts, connection failures and 5xx are worth retrying."""
     status = getattr(exc, "status_code", None) or getattr(getattr(exc, "response", None), "status_code", None)
@@ -59,17 +84,28 @@ def is_transient(exc: BaseException) -> bool:
 
 
 async def with_retries(fn: Callable[[], Awaitable[Any]], cfg: RemoteConfig,
-                       on_retry: Callable[[BaseException], None] | None = None) -> Any:
-    """Call ``fn`` until it succeeds, retrying transient errors up to ``cfg.max_retries`` times."""
+                       on_retry: Callable[[BaseException], None] | None = None, where: str = "") -> Any:
+    """Call ``fn`` until it succeeds, retrying transient errors up to ``cfg.max_retries`` times
+    (a refused connection only ``cfg.connect_retries`` times, quickly; ``where`` names the
+    address in that error)."""
+    refused = 0
     for attempt in range(cfg.max_retries + 1):
         try:
             return await fn()
         except Exception as exc:  # noqa: BLE001 - classified below
-            if attempt >= cfg.max_retries or not is_transient(exc):
+            if connection_refused(exc):
+                refused += 1
+                if refused > cfg.connect_retries or attempt >= cfg.max_retries:
+                    raise BackendUnreachableError(
+                        f"nothing answers at {where or 'the backend address'}: connection refused after "
+                        f"{refused} attempt(s) (is the server running?)") from exc
+                delay = min(cfg.backoff_s, 1.0) / 2
+            elif attempt >= cfg.max_retries or not is_transient(exc):
                 raise
+            else:
+                delay = min(cfg.backoff_s * 2 ** attempt, cfg.max_backoff_s)
             if on_retry:
                 on_retry(exc)
-            delay = min(cfg.backoff_s * 2 ** attempt, cfg.max_backoff_s)
             await asyncio.sleep(delay * (0.5 + random.random() / 2))
     raise AssertionError("unreachable")  # pragma: no cover
 
@@ -81,12 +117,33 @@ def _get(obj: Any, key: str, default: Any = None) -> Any:
 _TOKEN_ID = re.compile(r"^token_id:(\d+)$")
 
 
+def _shape(value: Any) -> str:
+    return f"{type(value).__name__} {str(value)[:60]!r}"
+
+
+def _is_record(value: Any) -> bool:
+    """A dict, or an SDK object with attributes (not a str, number or list)."""
+    return isinstance(value, dict) or not isinstance(value, (str, bytes, int, float, list, tuple, type(None)))
+
+
 def parse_response(resp: Any, cfg: RemoteConfig) -> Completion:
-    """An OpenAI-format chat response (object or dict) as a :class:`Completion`."""
-    choice = _get(resp, "choices")[0]
-    message = _get(choice, "message")
+    """An OpenAI-format chat response (object or dict) as a :class:`Completion`; a reply of
+    another shape raises :class:`BackendReplyError` (it must not pass as an empty answer)."""
+    choices = _get(resp, "choices") if _is_record(resp) else None
+    if not isinstance(choices, (list, tuple)) or not choices:
+        raise BackendReplyError(f"the reply is not a chat completion: 'choices' is {_shape(choices)}")
+    choice = choices[0]
+    message = _get(choice, "message") if _is_record(choice) else None
+    if not _is_record(message):
+        raise BackendReplyError(f"the reply is not a chat completion: choices[0].message is {_shape(message)}")
+    if not isinstance(_get(message, "content"), (str, type(None))):
+        raise BackendReplyError(f"choices[0].message.content is {_shape(_get(message, 'content'))}, not text")
+    raw_calls = _get(message, "tool_calls") or []
+    if not isinstance(raw_calls, (list, tuple)) or not all(_is_record(tc) and _is_record(_get(tc, "function"))
+                                                           for tc in raw_calls):
+        raise BackendReplyError(f"choices[0].message.tool_calls is {_shape(raw_calls)}, not a list of calls")
     calls = []
-    for i, tc in enumerate(_get(message, "tool_calls") or []):
+    for i, tc in enumerate(raw_calls):
         fn = _get(tc, "function")
         raw = _get(fn, "arguments") or "{}"
         try:
@@ -95,9 +152,13 @@ def parse_response(resp: Any, cfg: RemoteConfig) -> Completion:
                 raise ValueError
         except ValueError:
             args = {"__invalid_json__": raw}  # kept so the scaffold can report the format failure
-        calls.append(ToolCall(name=_get(fn, "name") or "", arguments=args, id=_get(tc, "id") or f"call_{i}"))
+        calls.append(ToolCall(name=str(_get(fn, "name") or ""), arguments=args, id=str(_get(tc, "id") or f"call_{i}")))
     usage_obj = _get(resp, "usage")
-    prompt, completion = int(_get(usage_obj, "prompt_tokens", 0) or 0), int(_get(usage_obj, "completion_tokens", 0) or 0)
+    try:
+        prompt = int(_get(usage_obj, "prompt_tokens", 0) or 0)
+        completion = int(_get(usage_obj, "completion_tokens", 0) or 0)
+    except (TypeError, ValueError):
+        raise BackendReplyError(f"the reply's usage is {_shape(usage_obj)}") from None
     cost = prompt / 1000 * cfg.cost_per_1k_prompt + completion / 1000 * cfg.cost_per_1k_completion
     logprobs = token_ids = None
     content_lp = _get(_get(choice, "logprobs"), "content")
@@ -147,7 +208,8 @@ class OpenAIBackend(Backend):
         args = request_args(messages, tools, sampling, self.config)
         if self.config.extra_body:
             args["extra_body"] = self.config.extra_body
-        resp = await with_retries(lambda: self.client.chat.completions.create(**args), self.config, self._count)
+        resp = await with_retries(lambda: self.client.chat.completions.create(**args), self.config, self._count,
+                                  where=str(self.client.base_url))
         return parse_response(resp, self.config)
 
     def _count(self, _exc: BaseException) -> None:
@@ -163,6 +225,9 @@ class LitellmBackend(Backend):
     def __init__(self, config: LitellmConfig):
         os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")  # no network at import
         self.litellm = require("litellm", None, "litellm backend")
+        # litellm print()s a "Give Feedback / Get Help" banner to stdout on every error, which
+        # breaks --json output; the error itself still reaches the episode record.
+        self.litellm.suppress_debug_info = True
         self.config, self.name = config, f"litellm:{config.model}"
         self.retries = 0
 
@@ -176,7 +241,10 @@ class LitellmBackend(Backend):
             args["api_base"] = cfg.api_base
         if cfg.api_key:
             args["api_key"] = cfg.api_key
-        resp = await with_retries(lambda: self.litellm.acompletion(**args), cfg, self._count)
+        elif cfg.api_base and cfg.model.startswith("openai/") and not os.environ.get("OPENAI_API_KEY"):
+            args["api_key"] = "EMPTY"  # a local OpenAI-compatible server needs none (as the openai backend)
+        resp = await with_retries(lambda: self.litellm.acompletion(**args), cfg, self._count,
+                                  where=cfg.api_base or cfg.model)
         completion = parse_response(resp, cfg)
         if not completion.usage.cost_usd:
             try:

@@ -1,11 +1,14 @@
 """Entry-point plugin ``docker_sandbox``: the ``docker`` sandbox (extra ``sandmle[docker]``).
 
 One container per session through the Docker Engine API: no network, memory/CPU/pids limits,
-read-only root, all capabilities dropped, ``no-new-privileges``, a private tmpfs ``/tmp`` and
-the session directory bind-mounted at ``/workspace``. Each step is ``docker exec`` of a small
-runner that applies rlimits, runs the step in its own session, kills it at the timeout, then
-kills every other process in the container (so nothing outlives its step) and reports exit
-status, CPU time and peak memory on a marker line. The image is built locally by
+read-only root, ``no-new-privileges``, every capability dropped but the three the root step
+runner needs (SETUID, SETGID, KILL), private inode-capped tmpfs ``/tmp`` and ``/dev/shm``
+(charged to the container's memory) and the session directory bind-mounted at ``/workspace``.
+Each step is ``docker exec`` of a small runner that applies rlimits (hard = soft), runs the step
+in its own session as the agent's unprivileged uid, kills it at the timeout or past the disk
+and file caps, then kills every other process in the container (so nothing outlives its step)
+and, last, reports exit status, CPU time and peak memory on a marker line; a marker counts only
+when the runner itself finished. The image is built locally by
 ``scripts/docker-image.sh`` (debootstrap + ``docker import``; no registry pulls).
 Steps are stateless (``stateful=True`` raises ``NotImplementedError``).
 """
@@ -33,7 +36,9 @@ from sandmle.core.interfaces import ComponentConfig, Sandbox, SandboxSession
 from sandmle.core.records import ExecResult
 from sandmle.core.registry import require
 from sandmle.core.task import Task
-from sandmle.sandboxes.files import HostDirFiles, copy_public_files
+from sandmle.sandboxes.files import HostDirFiles, copy_public_files, write_regular
+from sandmle.sandboxes.results import exec_result_from_reply
+from sandmle.sandboxes.stale import make_owned_dir, owner_alive, owner_record, remove_stale_dirs
 
 MIB = 1024 * 1024
 DEFAULT_IMAGE = "sandmle/sandbox:bookworm"
@@ -46,35 +51,49 @@ lim = json.loads(sys.argv[1]); argv = sys.argv[2:]
 t0 = time.time(); pid = os.fork()
 if pid == 0:
     os.setsid()
-    for what, v in ((resource.RLIMIT_AS, lim['as']), (resource.RLIMIT_FSIZE, lim['fsize'])):
+    for what, v in ((resource.RLIMIT_AS, lim['as']), (resource.RLIMIT_FSIZE, lim['fsize']), (resource.RLIMIT_CORE, 0)):
         resource.setrlimit(what, (v, v))
+    for name in dir(resource):  # hard = soft: agent code may lower a limit, never raise one
+        if name.startswith('RLIMIT_'):
+            try:
+                soft, hard = resource.getrlimit(getattr(resource, name))
+                if soft != hard: resource.setrlimit(getattr(resource, name), (soft, soft))
+            except (ValueError, OSError): pass
+    # Agent code runs as another uid than this runner: it can neither signal nor trace the
+    # process that reports its result, and setuid leaves it no capability.
+    os.setgroups([]); os.setgid(lim['uid']); os.setuid(lim['uid'])
     try: os.execvp(argv[0], argv)
     except OSError as e: sys.stderr.write('cannot run %r: %s\n' % (argv[0], e)); os._exit(127)
-def du(path, cap):
-    total, stack = 0, [path]
-    while stack and total <= cap:
+def du(path, cap, files):
+    total, entries, stack = 0, 0, [path]
+    while stack and total <= cap and entries <= files:
         try:
             for e in os.scandir(stack.pop()):
+                entries += 1
                 try:
                     if e.is_dir(follow_symlinks=False): stack.append(e.path)
                     else: total += e.stat(follow_symlinks=False).st_blocks * 512
                 except OSError: pass
         except OSError: pass
-    return total
-reason, delay, next_disk = None, 0.0005, t0 + 0.2
+    return total, entries
+reason, delay, next_disk, first = None, 0.0005, t0 + 0.2, None
 while True:
     done, status, ru = os.wait4(pid, os.WNOHANG)
     if done: break
     now = time.time()
     if reason is None and now - t0 >= lim['timeout']: reason = 'timeout'
     elif reason is None and now >= next_disk:
-        next_disk = now + 0.2
-        if du('/workspace', lim['disk']) > lim['disk']: reason = 'disk'
+        used = du('/workspace', lim['disk'], lim['files'])
+        grew = first is not None and (used[0] > first[0] or used[1] > first[1])
+        first = first or used
+        if grew and used[0] > lim['disk']: reason = 'disk'
+        elif grew and used[1] > lim['files']: reason = 'files'
+        next_disk = time.time() + min(2.0, max(0.2, 5 * (time.time() - now)))
     if reason:
         try: os.killpg(pid, signal.SIGKILL)
         except OSError: pass
     time.sleep(delay); delay = min(delay * 2, 0.02)
-try: os.kill(-1, signal.SIGKILL)
+try: os.kill(-1, signal.SIGKILL)  # every process of the step (CAP_KILL); never pid 1 or this one
 except OSError: pass
 code = os.WEXITSTATUS(status) if os.WIFEXITED(status) else -os.WTERMSIG(status)
 sys.stderr.write('\n%s%s\n' % (%(mark)r, json.dumps({'exit': code, 'reason': reason,
@@ -95,7 +114,13 @@ class DockerSandboxConfig(ComponentConfig):
     memory_mb: int = Field(2048, ge=64)
     cpus: float = Field(1.0, gt=0)
     pids_limit: int = Field(128, ge=8)
-    tmpfs_mb: int = Field(256, ge=8)
+    tmpfs_mb: int = Field(256, ge=8, description="/tmp size (counted in the container's memory)")
+    shm_mb: int = Field(64, ge=1, description="/dev/shm size (counted in the container's memory)")
+    max_files: int = Field(100_000, ge=100, description=(
+        "files and folders a session may create in /workspace, and in /tmp and /dev/shm each"))
+    agent_uid: int = Field(10000, ge=1, description=(
+        "uid agent code runs as when the host runs as root (else the host's own uid); the step "
+        "runner stays root, so agent code cannot kill it or forge its report"))
     max_file_mb: int = Field(512, ge=1)
     disk_limit_mb: int = Field(2048, ge=1, description="session directory size cap")
     output_limit_bytes: int = Field(16 * MIB, ge=1024)
@@ -139,8 +164,24 @@ class DockerSandbox(Sandbox):
         if reason:
             raise SandmleError(f"docker sandbox unavailable: {reason}")
         self.client = docker.from_env(timeout=60)
-        self.base_dir = Path(tempfile.mkdtemp(prefix="sandmle-docker-"))
+        self._owner = json.dumps(owner_record(), sort_keys=True)
+        self._remove_stale()
+        self.base_dir = make_owned_dir("sandmle-docker-")
         self.sessions: set[DockerSession] = set()
+
+    def _remove_stale(self) -> None:
+        """Containers and folders left by runs that were killed (their owner process is gone)."""
+        remove_stale_dirs("sandmle-docker-")
+        try:
+            for container in self.client.containers.list(all=True, filters={"label": "sandmle.owner"}):
+                try:
+                    record = json.loads(container.labels.get("sandmle.owner", ""))
+                except ValueError:
+                    continue
+                if isinstance(record, dict) and not owner_alive(record):
+                    container.remove(force=True)
+        except Exception:  # noqa: BLE001 - cleaning up is best effort
+            pass
 
     async def open(self, task: Task, *, stateful: bool = False) -> "DockerSession":
         if stateful:
@@ -149,22 +190,31 @@ class DockerSandbox(Sandbox):
 
     def _open_blocking(self, task: Task) -> "DockerSession":
         workdir = Path(tempfile.mkdtemp(prefix="session-", dir=self.base_dir))
-        os.chmod(workdir, 0o777)
-        copy_public_files(task, workdir)
+        os.chmod(workdir, 0o755)
         c = self.config
+        owner = c.agent_uid if os.geteuid() == 0 else None
+        if owner is not None:
+            os.chown(workdir, owner, owner)
+        copied = copy_public_files(task, workdir, owner)
         container = self.client.containers.run(
             # pid 1 is a tiny reaper (immune to the runner's kill(-1) cleanup), not docker-init.
             c.image, [c.python, "-c", _REAPER], detach=True, network_mode="none",
             mem_limit=f"{c.memory_mb}m", memswap_limit=f"{c.memory_mb}m",
             nano_cpus=int(c.cpus * 1e9), pids_limit=c.pids_limit, read_only=True,
-            tmpfs={"/tmp": f"size={c.tmpfs_mb}m"}, cap_drop=["ALL"],
-            security_opt=["no-new-privileges"], user=f"{os.getuid()}:{os.getgid()}",
+            ipc_mode="none",  # no shared /dev/shm: a private one with an inode cap instead
+            tmpfs={"/tmp": f"size={c.tmpfs_mb}m,nr_inodes={c.max_files}",
+                   "/dev/shm": f"size={c.shm_mb}m,nr_inodes={c.max_files}"},
+            # The runner (root) needs these three to hand each step to the agent's uid and to end
+            # it; agent code, another uid, has none.
+            cap_drop=["ALL"], cap_add=["SETUID", "SETGID", "KILL"],
+            security_opt=["no-new-privileges"], user="0:0",
             volumes={str(workdir): {"bind": "/workspace", "mode": "rw"}}, working_dir="/workspace",
             environment={"HOME": "/workspace", "PYTHONUNBUFFERED": "1", "OMP_NUM_THREADS": "1",
                          "OPENBLAS_NUM_THREADS": "1", "MPLBACKEND": "Agg"},
-            labels={"sandmle.session": "1"}, name=f"sandmle-{uuid.uuid4().hex[:12]}",
+            labels={"sandmle.session": "1", "sandmle.owner": self._owner},
+            name=f"sandmle-{uuid.uuid4().hex[:12]}",
         )
-        session = DockerSession(self, container, workdir)
+        session = DockerSession(self, container, workdir, owner, c.max_files + copied)
         self.sessions.add(session)
         return session
 
@@ -177,8 +227,10 @@ class DockerSandbox(Sandbox):
 class DockerSession(HostDirFiles, SandboxSession):
     """One container; steps are ``docker exec`` of the runner."""
 
-    def __init__(self, sandbox: DockerSandbox, container: Any, workdir: Path):
+    def __init__(self, sandbox: DockerSandbox, container: Any, workdir: Path, owner: int | None,
+                 max_files: int):
         self.sandbox, self.container, self._dir = sandbox, container, workdir
+        self.file_owner, self.max_files = owner, max_files  # HostDirFiles writes as the agent
         self._closed = False
 
     @property
@@ -201,19 +253,20 @@ class DockerSession(HostDirFiles, SandboxSession):
         step = None
         if code is not None:
             step = f".sandmle_step_{uuid.uuid4().hex[:8]}.py"
-            (self._dir / step).write_text(code, encoding="utf-8")
+            write_regular(self._dir, step, code, self.file_owner)
             argv = [c.python, step]
         else:
             argv = list(command or [])
         limits = {"as": c.memory_mb * MIB * 2, "fsize": c.max_file_mb * MIB, "timeout": timeout,
-                  "disk": c.disk_limit_mb * MIB}
+                  "disk": c.disk_limit_mb * MIB, "files": self.max_files,
+                  "uid": self.file_owner if self.file_owner is not None else os.getuid()}
         api = self.sandbox.client.api
         t0 = time.perf_counter()
         out, err = Tail(c.tail_bytes), Tail(c.tail_bytes + 512)
         killed, detail = None, ""
         try:
             exec_id = api.exec_create(self.container.id, [c.python, "-c", _RUNNER, json.dumps(limits), *argv],
-                                      workdir="/workspace")["Id"]
+                                      workdir="/workspace", user="0:0")["Id"]
             stream = api.exec_start(exec_id, stream=True, demux=True)
             # The runner's own alarm enforces the timeout; this guards against a wedged runner.
             guard = threading.Timer(timeout + 10, self._kill_all)
@@ -249,16 +302,23 @@ class DockerSession(HostDirFiles, SandboxSession):
         usage: dict[str, Any] = {}
         if _MARK in stderr:
             stderr, _, tail = stderr.rpartition("\n" + _MARK)
-            try:
-                usage = json.loads(tail.strip().splitlines()[0])
-            except (ValueError, IndexError):
-                usage = {}
-        exit_code = usage.get("exit", info.get("ExitCode"))
+            # Agent code can print a marker line too; only a runner that finished (exit 0, after
+            # killing every process of the step) wrote the last one.
+            if info.get("ExitCode") == 0:
+                try:
+                    usage = json.loads(tail.strip().splitlines()[0])
+                except (ValueError, IndexError):
+                    usage = {}
+        if not isinstance(usage, dict):
+            usage = {}
+        exit_code = usage.get("exit", None if usage else info.get("ExitCode"))
         if killed is None:
             if usage.get("reason") == "timeout":
                 killed, detail = "timeout", f"killed after {timeout:.1f} s timeout"
             elif usage.get("reason") == "disk":
                 killed, detail = "disk", "session directory exceeded its size cap"
+            elif usage.get("reason") == "files":
+                killed, detail = "disk", "session directory holds too many files and folders"
             elif exit_code == -9 or info.get("ExitCode") == 137:
                 killed, detail = "memory", "killed by SIGKILL (container memory limit)"
             elif "MemoryError" in stderr[-2000:]:
@@ -267,9 +327,13 @@ class DockerSession(HostDirFiles, SandboxSession):
                 killed, detail = "disk", "file size limit reached"
             elif isinstance(exit_code, int) and exit_code < 0:
                 killed, detail = "signal", f"killed by signal {-exit_code}"
-        return ExecResult(exit_code=exit_code, stdout_tail=out.text(), stderr_tail=stderr, wall_s=wall,
-                          cpu_s=usage.get("cpu", 0.0), peak_mem_mb=usage.get("rss_kb", 0) / 1024.0,
-                          killed=killed, detail=detail)
+            elif not usage:
+                killed, detail = "signal", f"the step runner ended without a report (exit {info.get('ExitCode')})"
+        rss_kb = usage.get("rss_kb", 0)
+        return exec_result_from_reply({
+            "exit_code": exit_code, "stdout_tail": out.text(), "stderr_tail": stderr, "wall_s": wall,
+            "cpu_s": usage.get("cpu", 0.0), "killed": killed, "detail": detail,
+            "peak_mem_mb": rss_kb / 1024.0 if type(rss_kb) in (int, float) else rss_kb})
 
     def _kill_all(self) -> None:
         try:

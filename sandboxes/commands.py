@@ -23,14 +23,18 @@ def check_cmd(name: str, as_json: bool, config_json: str | None) -> None:
     """Run the hostile-code battery against sandbox NAME (exit 1 when a check fails)."""
     from rich.console import Console
     from rich.table import Table
+    from rich.text import Text
 
     from sandmle.core.plugins import get_registry
+    from sandmle.core.terminal import printable
     from sandmle.core.testing import run_checks
 
     from .conformance import make_canary_task
 
-    args = json.loads(config_json) if config_json else {}
-    sandbox = get_registry().create("sandboxes", name, args)
+    from sandmle.core.arguments import build_component
+
+    sandbox = build_component(get_registry(), "sandboxes", name, config_json,
+                              name_option="sandbox NAME", args_option="--config")
     with tempfile.TemporaryDirectory(prefix="sandmle-canary-") as tmp:
         task = make_canary_task(Path(tmp))
         try:
@@ -46,7 +50,9 @@ def check_cmd(name: str, as_json: bool, config_json: str | None) -> None:
         for col in ("check", "passed", "detail", "time"):
             table.add_column(col)
         for r in results:
-            table.add_row(r.name, "[green]yes[/]" if r.passed else "[red]NO[/]", r.detail[:120], f"{r.wall_s:.2f}s")
+            # A check's detail may quote agent output: no markup, no terminal control codes.
+            table.add_row(r.name, "[green]yes[/]" if r.passed else "[red]NO[/]", Text(printable(r.detail[:120])),
+                          f"{r.wall_s:.2f}s")
         Console().print(table)
     if failed:
         raise SystemExit(1)

@@ -452,3 +452,6 @@ def battery_size() -> int:
 
 
 __all__: list[Any] = ["make_canary_task", "battery_size", "CANARY_ENV"]
+
+
+from . import conformance_containment  # noqa: E402,F401 - registers the containment checks

@@ -1,18 +1,33 @@
-"""File helpers shared by every sandbox: copying a task's public files and confined paths."""
+"""File helpers shared by every sandbox: copying a task's public files, and reading or writing a
+session's files from the host without ever following a link agent code planted.
+
+Agent code owns its session directory and may replace any file in it with a symbolic link (to
+the task's hidden answers, say) at any moment, so the host never opens a path there by name
+twice: :func:`open_regular` walks the path one component at a time with ``O_NOFOLLOW``, opens the
+file once, and checks *that descriptor* (a regular file, one link); every later read goes
+through it. :func:`write_regular` writes a temporary file and renames it over the name, which
+replaces a planted link instead of writing through it.
+"""
 
 from __future__ import annotations
 
 import asyncio
+import errno
 import os
+import secrets
 import shutil
+import stat
 from pathlib import Path
+from typing import BinaryIO
 
 from sandmle.core.errors import SandmleError
 from sandmle.core.task import Task
 
+_DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
+
 
 class SandboxPathError(SandmleError, ValueError):
-    """A path that leaves the session directory."""
+    """A path that leaves the session directory, or names a link or a non-regular file."""
 
 
 def copy_public_files(task: Task, dest: Path, owner: int | None = None) -> int:
@@ -41,6 +56,118 @@ def give_to(root: Path, target: Path, owner: int | None) -> None:
         path = path.parent
 
 
+def _parts(path: str | os.PathLike) -> list[str]:
+    """The components of a relative path; absolute paths and ``..`` are refused."""
+    text = os.fspath(path)
+    parts = [p for p in text.split("/") if p not in ("", ".")]
+    if text.startswith("/") or ".." in parts or not parts:
+        raise SandboxPathError(f"path {text!r} leaves the session directory")
+    return parts
+
+
+def _open_dir(root: Path, parts: list[str], create: bool = False, owner: int | None = None) -> int:
+    """A descriptor of ``root/parts...``, reached without following any link (``create``: make
+    missing folders, owned by ``owner``)."""
+    fd = os.open(root, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        for name in parts:
+            try:
+                child = os.open(name, _DIR_FLAGS, dir_fd=fd)
+            except FileNotFoundError:
+                if not create:
+                    raise
+                try:
+                    os.mkdir(name, 0o755, dir_fd=fd)
+                except FileExistsError:
+                    pass
+                if owner is not None:
+                    os.chown(name, owner, owner, dir_fd=fd, follow_symlinks=False)
+                child = os.open(name, _DIR_FLAGS, dir_fd=fd)
+            except OSError as exc:
+                if exc.errno in (errno.ELOOP, errno.ENOTDIR):
+                    raise SandboxPathError(f"{name!r} in the path is a link or not a folder") from None
+                raise
+            os.close(fd)
+            fd = child
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd
+
+
+def open_regular(root: Path, path: str | os.PathLike) -> BinaryIO:
+    """Open ``root/path`` for reading once and return a binary file over that descriptor.
+
+    Refuses (:class:`SandboxPathError`) a path leaving ``root``, a link in any component, a
+    file that is not regular (FIFO, device, folder) and a file with other hard links (one may
+    point outside the session). A missing file raises ``FileNotFoundError``. Read, parse or
+    copy only through the returned file: opening the path again would race agent code.
+    """
+    parts = _parts(path)
+    dir_fd = _open_dir(Path(root), parts[:-1])
+    try:
+        # O_NONBLOCK: opening a FIFO must not wait for a writer; cleared below for regular files.
+        fd = os.open(parts[-1], os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC | os.O_NOCTTY,
+                     dir_fd=dir_fd)
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            raise SandboxPathError(f"{os.fspath(path)!r} is a symbolic link") from None
+        raise
+    finally:
+        os.close(dir_fd)
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            raise SandboxPathError(f"{os.fspath(path)!r} is not a regular file")
+        if st.st_nlink > 1:
+            raise SandboxPathError(f"{os.fspath(path)!r} has other hard links")
+        os.set_blocking(fd, True)
+        return os.fdopen(fd, "rb")
+    except BaseException:
+        os.close(fd)
+        raise
+
+
+def read_regular(root: Path, path: str | os.PathLike, max_bytes: int | None = None) -> bytes:
+    """The bytes of ``root/path``, read through :func:`open_regular` (``max_bytes``: refuse
+    larger files rather than read them)."""
+    with open_regular(root, path) as fh:
+        if max_bytes is None:
+            return fh.read()
+        data = fh.read(max_bytes + 1)
+    if len(data) > max_bytes:
+        raise SandboxPathError(f"{os.fspath(path)!r} is larger than {max_bytes} bytes")
+    return data
+
+
+def write_regular(root: Path, path: str | os.PathLike, data: bytes | str, owner: int | None = None) -> None:
+    """Write ``data`` to ``root/path`` as a new regular file owned by ``owner`` (None: the
+    host's own): written to a temporary name, then renamed over ``path``, so a link planted at
+    ``path`` is replaced, never written through; missing folders are made without following links."""
+    parts = _parts(path)
+    payload = data.encode("utf-8") if isinstance(data, str) else bytes(data)
+    dir_fd = _open_dir(Path(root), parts[:-1], create=True, owner=owner)
+    tmp = f".sandmle-write-{secrets.token_hex(6)}"
+    try:
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o644,
+                     dir_fd=dir_fd)
+        try:
+            view = memoryview(payload)
+            while view:
+                view = view[os.write(fd, view):]
+            if owner is not None:
+                os.fchown(fd, owner, owner)
+        finally:
+            os.close(fd)
+        try:
+            os.rename(tmp, parts[-1], src_dir_fd=dir_fd, dst_dir_fd=dir_fd)
+        except OSError:
+            os.unlink(tmp, dir_fd=dir_fd)
+            raise
+    finally:
+        os.close(dir_fd)
+
+
 def confined(root: Path, path: str) -> Path:
     """``root/path`` resolved, refusing anything (``..``, absolute paths, symlinks) outside root."""
     root = root.resolve()
@@ -51,18 +178,13 @@ def confined(root: Path, path: str) -> Path:
 
 
 def read_confined(root: Path, path: str) -> bytes:
-    target = confined(root, path)
-    if target.exists() and not target.is_file():
-        # A FIFO or device made by agent code would block or stream forever on the host.
-        raise SandboxPathError(f"path {path!r} is not a regular file")
-    return target.read_bytes()
+    """A session file's bytes (see :func:`open_regular` for what is refused)."""
+    return read_regular(root, path)
 
 
 def write_confined(root: Path, path: str, data: bytes | str, owner: int | None = None) -> None:
-    target = confined(root, path)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    target.write_bytes(data.encode("utf-8") if isinstance(data, str) else data)
-    give_to(root, target, owner)
+    """Write a session file (see :func:`write_regular`)."""
+    write_regular(root, path, data, owner)
 
 
 def list_confined(root: Path, path: str = ".") -> list[str]:
@@ -97,14 +219,15 @@ class HostDirFiles:
 
 
 def safe_submission(workdir: Path, name: str = "submission.csv") -> Path | None:
-    """The submission file to grade, or None when it is missing or not a regular file inside
-    ``workdir``. Graders must use this: a symlink named ``submission.csv`` that points at a
-    task's hidden answers would otherwise be graded as a perfect submission."""
-    path = Path(workdir) / name
+    """The submission file to grade, or None when it is missing or not a regular, singly linked
+    file reached inside ``workdir`` without a link. A symlink named ``submission.csv`` that
+    points at a task's hidden answers would otherwise be graded as a perfect submission.
+
+    This checks the path once; a grader that then opens it by name again should instead read
+    it through :func:`open_regular` (one descriptor, checked), which closes that window.
+    """
     try:
-        if path.is_symlink() or not path.is_file():
-            return None
-        confined(Path(workdir), name)
+        open_regular(Path(workdir), name).close()
     except (OSError, SandboxPathError):
         return None
-    return path
+    return Path(workdir) / name

@@ -38,7 +38,6 @@ import asyncio
 import logging
 import shutil
 import sys
-import tempfile
 import warnings
 import weakref
 from collections.abc import Sequence
@@ -55,24 +54,32 @@ from sandmle.core.task import Task
 from .files import HostDirFiles, copy_public_files
 from .isolation import bwrap_path
 from .pool import WarmPool, Zygote, ZygoteError, ZygoteSpec
+from .results import exec_result_from_reply
+from .stale import make_owned_dir, remove_stale_dirs
 
 log = logging.getLogger(__name__)
 MIB = 1024 * 1024
 DEFAULT_PRELOAD = ["numpy", "pandas", "sklearn", "sklearn.ensemble", "sklearn.linear_model",
                    "sklearn.model_selection", "sklearn.metrics", "sklearn.preprocessing"]
 _warned_reduced = False
-_MAX_ARG_BYTES = 128 * 1024 - 1  # Linux MAX_ARG_STRLEN, less the trailing NUL
+_MAX_ARG_BYTES = 128 * 1024 - 1
+BASE_PREFIX = "sandmle-sandbox-"  # Linux MAX_ARG_STRLEN, less the trailing NUL
 
 
 class LocalSandboxConfig(ComponentConfig):
     """Limits and pool settings of the ``local`` sandbox (per execution unless noted)."""
 
     isolation: Literal["auto", "bwrap", "none"] = "auto"
-    memory_mb: int = Field(4096, ge=64, description="address-space limit (RLIMIT_AS)")
+    memory_mb: int = Field(4096, ge=64, description=(
+        "address-space limit of each process (RLIMIT_AS); also caps the session's resident "
+        "memory together with what its /tmp and /dev/shm hold"))
     cpu_s: int = Field(600, ge=1, description="CPU seconds per execution (RLIMIT_CPU)")
     max_procs: int = Field(64, ge=4, description="processes per session (RLIMIT_NPROC of the session uid)")
     max_file_mb: int = Field(512, ge=1, description="largest file one execution may write")
     disk_limit_mb: int = Field(2048, ge=1, description="session directory size cap")
+    max_files: int = Field(100_000, ge=100, description=(
+        "files and folders the session may create in its directory, and in /tmp plus /dev/shm "
+        "(the task's own files come on top)"))
     output_limit_bytes: int = Field(16 * MIB, ge=1024, description="stdout+stderr cap per execution")
     tail_bytes: int = Field(8192, ge=256, description="bytes of stdout/stderr kept in ExecResult")
     preload: list[str] = Field(default_factory=lambda: list(DEFAULT_PRELOAD))
@@ -91,14 +98,15 @@ class LocalSandbox(Sandbox):
     def __init__(self, config: LocalSandboxConfig | None = None):
         self.config = config or LocalSandboxConfig()
         self.bwrap = self._choose_isolation()
-        self.base_dir = Path(tempfile.mkdtemp(prefix="sandmle-sandbox-"))
+        remove_stale_dirs(BASE_PREFIX)  # left behind by runs that were killed
+        self.base_dir = make_owned_dir(BASE_PREFIX)
         cfg = self.config
         self.spec = ZygoteSpec(
             bwrap=self.bwrap, preload=cfg.preload,
             limits={"memory_mb": cfg.memory_mb, "cpu_s": cfg.cpu_s, "max_procs": cfg.max_procs,
                     "max_file_mb": cfg.max_file_mb},
             output_limit_bytes=cfg.output_limit_bytes, tail_bytes=cfg.tail_bytes,
-            disk_limit_mb=cfg.disk_limit_mb, base_dir=self.base_dir,
+            disk_limit_mb=cfg.disk_limit_mb, max_files=cfg.max_files, base_dir=self.base_dir,
             startup_timeout_s=cfg.startup_timeout_s,
         )
         self.pool = WarmPool(self.spec, cfg.pool_size)
@@ -129,11 +137,11 @@ class LocalSandbox(Sandbox):
     async def open(self, task: Task, *, stateful: bool = False) -> "LocalSession":
         zygote = await asyncio.to_thread(self.pool.acquire)
         try:
-            await asyncio.to_thread(copy_public_files, task, zygote.host_dir, zygote.uid)
+            copied = await asyncio.to_thread(copy_public_files, task, zygote.host_dir, zygote.uid)
         except BaseException:
             zygote.close()
             raise
-        session = LocalSession(self, zygote, stateful)
+        session = LocalSession(self, zygote, stateful, max_files=self.config.max_files + copied)
         self.sessions.add(session)
         return session
 
@@ -146,8 +154,9 @@ class LocalSandbox(Sandbox):
 class LocalSession(HostDirFiles, SandboxSession):
     """One task x one trajectory in one zygote."""
 
-    def __init__(self, sandbox: LocalSandbox, zygote: Zygote, stateful: bool):
+    def __init__(self, sandbox: LocalSandbox, zygote: Zygote, stateful: bool, max_files: int):
         self.sandbox, self.zygote, self.stateful = sandbox, zygote, stateful
+        self.max_files = max_files
         self._dir = zygote.host_dir
         self._closed = False
 
@@ -169,7 +178,8 @@ class LocalSession(HostDirFiles, SandboxSession):
                                                          "and run the file as a command instead")
             code, command = None, [sys.executable, "-c", code]
         req = {"code": code, "command": list(command) if command is not None else None,
-               "timeout": timeout, "stateful": self.stateful, "env": self.zygote.env}
+               "timeout": timeout, "stateful": self.stateful, "env": self.zygote.env,
+               "max_files": self.max_files}
         return await asyncio.to_thread(self._exec_blocking, req, timeout)
 
     def _exec_blocking(self, req: dict, timeout: float) -> ExecResult:
@@ -183,8 +193,7 @@ class LocalSession(HostDirFiles, SandboxSession):
             # The agent killed its own zygote (or it hung): report, restart for the next step.
             self._restart()
             return ExecResult(killed="signal", detail=f"sandbox worker died: {exc}; restarted")
-        reply.pop("kernel_died", None)
-        return ExecResult(**reply)
+        return exec_result_from_reply(reply)
 
     def _restart(self) -> None:
         self.zygote.close(keep_dir=True)

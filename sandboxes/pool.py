@@ -31,10 +31,12 @@ from pathlib import Path
 from typing import Any
 
 from .files import give_to
+from .zygote_main import ZYGOTE_FILES
 from .isolation import SANDBOX_SESSIONS, SANDBOX_WORKDIR, bwrap_argv, python_roots, scrubbed_env
 
 log = logging.getLogger(__name__)
-_ZYGOTE_SOURCE = (Path(__file__).parent / "zygote_main.py").read_text(encoding="utf-8")
+# The zygote's modules, joined into the one program the sandbox's python runs (see zygote_main).
+_ZYGOTE_SOURCE = "\n".join((Path(__file__).parent / name).read_text(encoding="utf-8") for name in ZYGOTE_FILES)
 
 
 class ZygoteError(RuntimeError):
@@ -46,10 +48,10 @@ class ZygoteSpec:
 
     def __init__(self, *, bwrap: str | None, preload: list[str], limits: dict[str, Any],
                  output_limit_bytes: int, tail_bytes: int, disk_limit_mb: int,
-                 base_dir: Path, startup_timeout_s: float = 120.0):
+                 base_dir: Path, startup_timeout_s: float = 120.0, max_files: int = 100_000):
         self.bwrap, self.preload, self.limits = bwrap, preload, limits
         self.output_limit_bytes, self.tail_bytes = output_limit_bytes, tail_bytes
-        self.disk_limit_mb = disk_limit_mb
+        self.disk_limit_mb, self.max_files = disk_limit_mb, max_files
         self.base_dir, self.startup_timeout_s = base_dir, startup_timeout_s
 
 
@@ -85,6 +87,7 @@ class Mother:
                "workdir": inner, "namespaces": bool(spec.bwrap), "limits": spec.limits,
                "preload": spec.preload, "output_limit_bytes": spec.output_limit_bytes,
                "tail_bytes": spec.tail_bytes, "disk_limit_mb": spec.disk_limit_mb,
+               "max_files": spec.max_files,
                "keep_visible": python_roots()}
         python = [sys.executable, "-c", _ZYGOTE_SOURCE, json.dumps(cfg)]
         env = scrubbed_env(inner)

@@ -1,7 +1,8 @@
 """The zygote: the only sandmle code that runs *inside* a sandbox.
 
 It is stdlib-only and never imports ``sandmle`` (the package is not visible inside the
-sandbox): the host reads this file and passes its source to ``python -c``.
+sandbox): the host joins the sources of ``zygote_os.py``, this file and ``zygote_mother.py``
+(:data:`ZYGOTE_FILES`) and passes them to ``python -c`` as one program.
 
 Two levels of fork, so that neither interpreter start nor imports are ever paid on the hot path:
 
@@ -10,159 +11,40 @@ Two levels of fork, so that neither interpreter start nor imports are ever paid 
   talks to it over a ``SOCK_SEQPACKET`` socket on stdin: ``spawn`` messages carry the two pipe
   fds of the new session (SCM_RIGHTS), ``kill`` messages end one.
 * a **session** is a fork of the mother that enters fresh mount, pid, ipc and network
-  namespaces, bind-mounts its own directory at ``/workspace``, covers ``/sessions`` (so other
-  sessions are invisible), ``/tmp`` and ``/dev/shm`` with private size-capped tmpfs, mounts its
-  own ``/proc``, and serves one JSON request per line on its pipe. Without bwrap
+  namespaces, bind-mounts its own directory at ``/workspace``, unmounts ``/sessions`` (other
+  sessions are gone from its view), makes ``/tmp`` and ``/dev/shm`` two folders of one private
+  tmpfs sized by the memory limit, mounts its own ``/proc``, and serves one JSON request per line
+  on its pipe. Without bwrap
   (``isolation="none"``) a session is a plain fork that works in its host directory.
 * every **execution** is a child forked from the session. It gets its own session id, rlimits,
   fresh stdout/stderr pipes and only those fds, ``no_new_privs``, and (when the host runs as
   root) its own unprivileged uid, so ``RLIMIT_NPROC`` bounds a fork bomb per session and agent
   code can neither signal nor trace the session process that reports its results. The session
-  enforces the timeout, output and disk caps and afterwards kills every descendant (it is a
-  child subreaper, or pid 1 of its namespace). In stateful mode one long-lived child (the
-  "kernel") runs every step in the same globals; a step that kills it gets a fresh fork.
+  enforces the timeout, output, disk, file-count and memory caps and, before it replies, kills
+  every other descendant (it is a child subreaper, or pid 1 of its namespace). A stateless step
+  is a one-shot child whose exit status and rusage are the result. In stateful mode one
+  long-lived child (the "kernel") runs every step in the same globals; it is stopped (SIGSTOP)
+  between steps, so nothing of the agent's runs while the host grades, and its CPU time and
+  peak memory are read from its /proc; a step that kills it gets a fresh fork.
 """
 
-import ctypes
 import json
 import os
 import resource
 import select
 import signal
-import socket
 import sys
 import time
 import traceback
 
-PR_SET_PDEATHSIG, PR_SET_DUMPABLE, PR_SET_CHILD_SUBREAPER, PR_SET_NO_NEW_PRIVS = 1, 4, 36, 38
-CLONE_NEWNS, CLONE_NEWIPC, CLONE_NEWPID, CLONE_NEWNET = 0x00020000, 0x08000000, 0x20000000, 0x40000000
-MS_RDONLY, MS_NOSUID, MS_NODEV, MS_NOEXEC, MS_REMOUNT = 1, 2, 4, 8, 32
-MS_BIND, MS_REC, MS_PRIVATE, MNT_DETACH = 4096, 16384, 1 << 18, 2
-MIB = 1024 * 1024
-_libc = ctypes.CDLL(None, use_errno=True)
+ZYGOTE_FILES = ("zygote_os.py", "zygote_main.py", "zygote_mother.py")  # one program, in this order
 
-
-def _check(rc, what):
-    if rc != 0:
-        err = ctypes.get_errno()
-        raise OSError(err, "%s: %s" % (what, os.strerror(err)))
-
-
-def _mount(source, target, fstype=None, flags=0, data=None):
-    _check(_libc.mount(source.encode() if source else None, target.encode(),
-                       fstype.encode() if fstype else None, flags, data.encode() if data else None),
-           "mount %s" % target)
-
-
-def _prctl(option, value):
-    _check(_libc.prctl(option, value, 0, 0, 0), "prctl %d" % option)
-
-
-def _set_subreaper():
-    try:
-        _prctl(PR_SET_CHILD_SUBREAPER, 1)
-    except OSError:  # best effort; without it only the process group is killed
-        pass
-
-
-def _apply_rlimits(limits):
-    """Limits for agent code; set in the child before it runs anything."""
-    pairs = [
-        (resource.RLIMIT_AS, limits.get("memory_mb"), MIB),
-        (resource.RLIMIT_CPU, limits.get("cpu_s"), 1),
-        (resource.RLIMIT_NPROC, limits.get("max_procs"), 1),
-        (resource.RLIMIT_FSIZE, limits.get("max_file_mb"), MIB),
-        (resource.RLIMIT_CORE, 0, 1),
-    ]
-    for what, value, unit in pairs:
-        if value is None:
-            continue
-        try:
-            resource.setrlimit(what, (int(value * unit), int(value * unit)))
-        except (ValueError, OSError):
-            pass
-
-
-def _descendants(root):
-    """Pids whose parent chain reaches ``root`` (read from /proc)."""
-    parents = {}
-    for name in os.listdir("/proc"):
-        if not name.isdigit():
-            continue
-        try:
-            with open("/proc/%s/stat" % name, "rb") as fh:
-                stat = fh.read()
-            parents[int(name)] = int(stat[stat.rindex(b")") + 2:].split()[1])
-        except (OSError, ValueError, IndexError):
-            continue
-    found, frontier = set(), {root}
-    while frontier:
-        frontier = {pid for pid, ppid in parents.items() if ppid in frontier and pid not in found}
-        found |= frontier
-    return found
-
-
-def _kill_descendants(keep=()):
-    """SIGKILL everything below this process except ``keep``, rescanning until no new pid
-    shows up (a fork bomb keeps spawning); pids already signalled are not waited for."""
-    signalled = set()
-    for _ in range(200):
-        fresh = _descendants(os.getpid()) - set(keep) - signalled
-        if not fresh:
-            break
-        for pid in fresh:
-            try:
-                os.kill(pid, signal.SIGKILL)
-            except OSError:
-                pass
-        signalled |= fresh
-    _reap()
-
-
-def _reap(keep=()):
-    while True:
-        try:
-            pid, _ = os.waitpid(-1, os.WNOHANG)
-        except ChildProcessError:
-            return
-        if pid == 0:
-            return
-
-
-def _dir_size(path, cap):
-    total = 0
-    stack = [path]
-    while stack and total <= cap:
-        try:
-            with os.scandir(stack.pop()) as it:
-                for entry in it:
-                    try:
-                        if entry.is_dir(follow_symlinks=False):
-                            stack.append(entry.path)
-                        elif entry.is_file(follow_symlinks=False):
-                            total += entry.stat(follow_symlinks=False).st_blocks * 512
-                    except OSError:
-                        pass
-        except OSError:
-            pass
-    return total
-
-
-class Tail:
-    """Keeps the last ``keep`` bytes of a stream and counts all of them."""
-
-    def __init__(self, keep):
-        self.keep, self.buf, self.total = keep, bytearray(), 0
-
-    def add(self, data):
-        self.total += len(data)
-        self.buf += data
-        if len(self.buf) > 2 * self.keep:
-            del self.buf[:-self.keep]
-
-    def text(self):
-        return bytes(self.buf[-self.keep:]).decode("utf-8", "replace")
-
+if __package__:  # imported as part of sandmle (the host, tests); joined into one program otherwise
+    from .zygote_os import (  # noqa: F401
+        MIB, PR_SET_DUMPABLE, PR_SET_NO_NEW_PRIVS, Tail, _apply_rlimits, _cpu_seconds, _descendants, _drain,
+        _kill_descendants, _peak_rss_mb, _prctl, _proportional_memory, _read, _reap, _reset_peak_rss,
+        _set_limit, _used_bytes, _dir_usage,
+    )
 
 def _run_code(code, glb):
     """Run agent code in ``glb``; returns its exit code (tracebacks go to stderr)."""
@@ -224,7 +106,9 @@ def _child_setup(out_w, err_w, limits, workdir, keep=(), uid=None):
 
 
 class Worker:
-    """A forked child waiting for requests on a pipe (one-shot for stateless sessions)."""
+    """A forked child waiting for requests on a pipe: one-shot for stateless steps (its exit
+    status *is* the result), or the long-lived kernel of a stateful session (``ctrl_r`` only
+    says a step is over; everything measured comes from the kernel's /proc)."""
 
     def __init__(self, pid, req_w, ctrl_r, out_r, err_r):
         self.pid, self.req_w, self.ctrl_r, self.out_r, self.err_r = pid, req_w, ctrl_r, out_r, err_r
@@ -233,25 +117,20 @@ class Worker:
         self.rusage = None
 
     def fds(self):
-        return (self.req_w, self.ctrl_r, self.out_r, self.err_r, self.pidfd)
+        return tuple(fd for fd in (self.req_w, self.ctrl_r, self.out_r, self.err_r, self.pidfd) if fd is not None)
 
 
 def _worker_loop(req_r, ctrl_w, one_shot):
-    """Body of a worker: run requests in one globals dict, report each over ``ctrl_w``."""
+    """Body of a worker: run requests in one globals dict. After each step it writes its exit
+    code (and its children's peak memory) on ``ctrl_w`` and stops itself: the session reads
+    the report once the worker is stopped, measures the rest from /proc, and either lets a
+    kernel continue (SIGCONT) for the next step or kills a one-shot worker after replying, so
+    the cost of tearing down a big address space never delays a reply."""
     glb = {"__name__": "__main__", "__builtins__": __builtins__}
+    stop, me, write, rusage = os.kill, os.getpid(), os.write, resource.getrusage  # before agent code
     reader = os.fdopen(req_r, "r")
     for line in reader:
         req = json.loads(line)
-        r0 = resource.getrusage(resource.RUSAGE_SELF)
-        c0 = resource.getrusage(resource.RUSAGE_CHILDREN)
-        cpu_cap = req.get("cpu_s")
-        if cpu_cap:
-            # Cumulative for a long-lived kernel, so the soft cap moves with each step.
-            try:
-                resource.setrlimit(resource.RLIMIT_CPU, (int(r0.ru_utime + r0.ru_stime + cpu_cap) + 1,
-                                                         resource.RLIM_INFINITY))
-            except (ValueError, OSError):
-                pass
         if req.get("command") is not None:
             argv = req["command"]
             try:
@@ -260,12 +139,9 @@ def _worker_loop(req_r, ctrl_w, one_shot):
                 print("cannot run %r: %s" % (argv[0], exc), file=sys.stderr)
                 return 127
         rc = _run_code(req["code"], glb)
-        r1 = resource.getrusage(resource.RUSAGE_SELF)
-        c1 = resource.getrusage(resource.RUSAGE_CHILDREN)
-        cpu = (r1.ru_utime + r1.ru_stime - r0.ru_utime - r0.ru_stime
-               + c1.ru_utime + c1.ru_stime - c0.ru_utime - c0.ru_stime)
-        os.write(ctrl_w, (json.dumps({"exit_code": rc, "cpu_s": cpu,
-                                      "peak_mem_mb": max(r1.ru_maxrss, c1.ru_maxrss) / 1024.0}) + "\n").encode())
+        children_kb = rusage(resource.RUSAGE_CHILDREN).ru_maxrss
+        write(ctrl_w, (json.dumps({"exit_code": rc & 0xFF, "children_peak_kb": children_kb}) + "\n").encode())
+        stop(me, signal.SIGSTOP)
         if one_shot:
             return rc
     return 0
@@ -279,22 +155,30 @@ class Zygote:
         self.workdir = cfg["workdir"]
         self.limits = cfg["limits"]
         self.tail_bytes = cfg.get("tail_bytes", 8192)
+        # Private /tmp and /dev/shm share one tmpfs (see _isolate) whose bytes count as memory.
+        self.scratch = "/tmp" if cfg.get("namespaces") else None
         self.spare = None   # one-shot worker for the next stateless step
         self.kernel = None  # persistent worker of a stateful session
+        # A worker that stops itself raises SIGCHLD; its handler writes to this pipe, which the
+        # step loop selects on (a stop, unlike an exit, does not wake a pidfd).
+        self.wakeup_r, wakeup_w = os.pipe()
+        for fd in (self.wakeup_r, wakeup_w):
+            os.set_blocking(fd, False)
+        signal.signal(signal.SIGCHLD, lambda *_: None)
+        signal.set_wakeup_fd(wakeup_w)
 
     def _spawn(self, one_shot):
         req_r, req_w = os.pipe()
         ctrl_r, ctrl_w = os.pipe()
         out_r, out_w = os.pipe()
         err_r, err_w = os.pipe()
-        # RLIMIT_CPU is set per step by the worker itself (soft cap, cumulative for kernels).
-        limits = dict(self.limits, cpu_s=None)
         pid = os.fork()
         if pid == 0:
             code = 1
             try:
-                _child_setup(out_w, err_w, limits, self.workdir, keep=(req_r, ctrl_w),
-                             uid=self.cfg.get("uid"))
+                signal.set_wakeup_fd(-1)  # the session's, not to be written by a child's signals
+                signal.signal(signal.SIGCHLD, signal.SIG_DFL)
+                _child_setup(out_w, err_w, self.limits, self.workdir, keep=(req_r, ctrl_w), uid=self.cfg.get("uid"))
                 code = _worker_loop(req_r, ctrl_w, one_shot)
             except BaseException:  # noqa: BLE001
                 traceback.print_exc()
@@ -304,7 +188,9 @@ class Zygote:
         return Worker(pid, req_w, ctrl_r, out_r, err_r)
 
     def prepare(self, stateful):
-        """Fork the next worker ahead of need (called while the agent is thinking)."""
+        """Fork the next worker ahead of need (called while the agent is thinking), and reap
+        the workers killed after the last reply."""
+        _reap()
         if stateful:
             if self.kernel is None:
                 self.kernel = self._spawn(one_shot=False)
@@ -319,24 +205,63 @@ class Zygote:
         worker = self.kernel if stateful else self.spare
         if not stateful:
             self.spare = None
-        msg = {"code": req.get("code"), "command": req.get("command"), "env": req.get("env"),
-               "cpu_s": self.limits.get("cpu_s")}
+        scratch0 = _used_bytes(self.scratch) if self.scratch else 0
+        memory = self.limits.get("memory_mb")
+        if memory and self.scratch:  # what /tmp and /dev/shm hold is not the step's to allocate
+            _set_limit(worker.pid, resource.RLIMIT_AS, max(memory * MIB - scratch0, 16 * MIB))
+        cpu0 = self._resume_kernel(worker) if stateful else 0.0
+        msg = {"code": req.get("code"), "command": req.get("command"), "env": req.get("env")}
         try:
             os.write(worker.req_w, (json.dumps(msg) + "\n").encode())
         except OSError:
             pass  # the worker is gone; _watch reports how it ended
-        reply = self._watch(worker, timeout, t0)
+        reply = self._watch(worker, timeout, t0, req, cpu0, scratch0, stateful)
         if stateful and (reply["killed"] or worker.status is not None):
             self.kernel = None  # _watch already killed it and closed its fds
             reply["detail"] = (reply["detail"] + "; interpreter restarted, variables lost").lstrip("; ")
         return reply
 
-    def cleanup(self):
-        """After the reply: end the spent worker and anything the step left running."""
-        keep = {self.kernel.pid} if self.kernel else set()
-        if self.spare is not None:
-            keep.add(self.spare.pid)
+    def _resume_kernel(self, kernel):
+        """Before a stateful step: drop stale step reports, move the CPU cap up by one step's
+        worth, reset the peak memory mark, and let the stopped kernel run again. Returns its
+        CPU seconds so far."""
+        _drain(kernel.ctrl_r, None)
+        cpu0 = _cpu_seconds(kernel.pid) or 0.0
+        cap = self.limits.get("cpu_s")
+        if cap:
+            _set_limit(kernel.pid, resource.RLIMIT_CPU, int(cpu0 + cap) + 1)
+        _reset_peak_rss(kernel.pid)
+        try:
+            os.kill(kernel.pid, signal.SIGCONT)
+        except OSError:
+            pass
+        return cpu0
+
+    def _poll_worker(self, worker):
+        """True when ``worker`` has stopped itself; records its status if it exited instead."""
+        try:
+            pid, status, rusage = os.wait4(worker.pid, os.WNOHANG | os.WUNTRACED)
+        except ChildProcessError:
+            worker.status = -1
+            return False
+        if pid == 0:
+            return False
+        if os.WIFSTOPPED(status):
+            return True
+        worker.status, worker.rusage = status, rusage
+        return False
+
+    def _settle(self, worker, keep_worker):
+        """Before the reply: kill every process of the step but the idle workers and, if
+        ``keep_worker``, the (stopped) kernel, which is stopped again once nothing else of
+        the agent's is left to wake it: between steps nothing of the agent's runs."""
+        keep = {idle.pid for idle in (self.spare, self.kernel)
+                if idle is not None and idle is not worker and idle.status is None}
+        if keep_worker:
+            keep.add(worker.pid)
         _kill_descendants(keep)
+        if keep_worker and not _hold_stopped(worker.pid):
+            self._kill(worker)
 
     def _kill(self, worker):
         """SIGKILL the worker's session and the worker, and reap it."""
@@ -362,17 +287,30 @@ class Zygote:
         self.spare = self.kernel = None
         _kill_descendants()
 
-    def _watch(self, worker, timeout, t0):
-        """Collect output until the step reports or dies; enforce timeout, output and disk caps."""
+    def _over_memory(self, memory_mb):
+        """Files in the scratch tmpfs plus the resident memory of every process of the session
+        (the kernel and spare included) past ``memory_mb``: a message, else None."""
+        scratch = _used_bytes(self.scratch)
+        procs = _proportional_memory(_descendants(os.getpid()))
+        if scratch + procs <= memory_mb * MIB:
+            return None
+        return ("memory limit reached: processes %d MiB + /tmp and /dev/shm %d MiB > %d MiB"
+                % (procs // MIB, scratch // MIB, memory_mb))
+
+    def _watch(self, worker, timeout, t0, req, cpu0, scratch0, stateful):
+        """Collect output until the step ends; enforce timeout, output, disk and memory caps;
+        settle the session; build the reply from what the session measured itself."""
         out, err = Tail(self.tail_bytes), Tail(self.tail_bytes)
         streams = {worker.out_r: out, worker.err_r: err}
-        watch = {worker.out_r, worker.err_r, worker.ctrl_r, worker.pidfd}
+        watch = {worker.out_r, worker.err_r, worker.pidfd, self.wakeup_r}
         output_limit = self.cfg.get("output_limit_bytes", 8 * MIB)
         disk_limit = self.cfg.get("disk_limit_mb", 1024) * MIB
-        killed, detail, done = None, "", None
+        file_limit = int(req.get("max_files") or self.cfg.get("max_files") or 100000)
+        memory = self.limits.get("memory_mb")
+        killed, detail, stopped = None, "", False
         deadline = t0 + timeout
-        next_disk_check = t0 + 0.2
-        while done is None and worker.status is None:
+        next_check, first_usage = t0 + 0.2, None
+        while not stopped and worker.status is None:
             now = time.perf_counter()
             if now >= deadline:
                 killed, detail = "timeout", "killed after %.1f s timeout" % timeout
@@ -385,43 +323,134 @@ class Zygote:
                         streams[fd].add(data)
                     else:
                         watch.discard(fd)
-                elif fd == worker.ctrl_r:
-                    line = _read(fd)
-                    watch.discard(fd)
-                    if line:
-                        done = json.loads(line.decode().splitlines()[0])
+                elif fd == self.wakeup_r:
+                    _drain(fd, None)
+                    if worker.status is None:
+                        stopped = self._poll_worker(worker)
                 elif fd == worker.pidfd:
                     watch.discard(fd)
-                    _, worker.status, worker.rusage = os.wait4(worker.pid, 0)
+                    if worker.status is None:  # not already reaped through its SIGCHLD
+                        try:
+                            _, worker.status, worker.rusage = os.wait4(worker.pid, 0)
+                        except ChildProcessError:  # reaped elsewhere: how it ended is unknown
+                            worker.status = -1
             if out.total + err.total > output_limit:
                 killed, detail = "output", "output exceeded %d bytes" % output_limit
                 break
-            if time.perf_counter() >= next_disk_check:
-                next_disk_check = time.perf_counter() + 0.2
-                if _dir_size(self.workdir, disk_limit) > disk_limit:
+            if not stopped and time.perf_counter() >= next_check:
+                began = time.perf_counter()
+                used, entries = _dir_usage(self.workdir, disk_limit, file_limit)
+                # A step that only frees space (cleaning up after an earlier flood) is never
+                # stopped for usage it found on arrival.
+                grew = first_usage is not None and (used > first_usage[0] or entries > first_usage[1])
+                first_usage = first_usage or (used, entries)
+                if used > disk_limit and grew:
                     killed, detail = "disk", "session directory exceeded %d MiB" % (disk_limit // MIB)
                     break
+                if entries > file_limit and grew:
+                    killed, detail = "disk", "session directory holds more than %d files and folders" % file_limit
+                    break
+                if memory and self.scratch:
+                    detail = self._over_memory(memory)
+                    if detail:
+                        killed = "memory"
+                        break
+                    detail = ""
+                # A big folder takes a while to scan: check less often (<= ~20% of a core).
+                next_check = time.perf_counter() + min(2.0, max(0.2, 5 * (time.perf_counter() - began)))
+        exit_code, cpu_s, peak = None, 0.0, 0.0
         if killed is not None:
             self._kill(worker)
+        elif stopped:  # measured now, from the kernel's accounts, while the worker is stopped
+            cpu_s = (_cpu_seconds(worker.pid) or cpu0) - cpu0
+            peak = _peak_rss_mb(worker.pid)
+            exit_code, killed, detail, children_mb = _step_report(_last_line(worker.ctrl_r), memory)
+            peak = max(peak, children_mb)
+        self._settle(worker, keep_worker=stateful and stopped and killed is None)
         for fd in (worker.out_r, worker.err_r):
             _drain(fd, streams[fd])  # only what is buffered: orphans may hold the pipes open
-        exit_code, cpu_s, peak = None, 0.0, 0.0
-        if done is not None:
-            exit_code, cpu_s, peak = done["exit_code"], done["cpu_s"], done["peak_mem_mb"]
-        elif worker.status is not None and killed is None:
-            exit_code, killed, detail = _decode_status(worker.status, killed, detail)
+        if not stopped and worker.status is not None and worker.status != -1:
             if worker.rusage is not None:
-                cpu_s = worker.rusage.ru_utime + worker.rusage.ru_stime
+                cpu_s = worker.rusage.ru_utime + worker.rusage.ru_stime - cpu0
                 peak = worker.rusage.ru_maxrss / 1024.0
+            if killed is None:
+                exit_code, killed, detail = _decode_status(worker.status, cpu_s, self.limits.get("cpu_s"))
+        elif killed is None and not stopped:
+            killed, detail = "signal", "the worker ended without a trace"
         if killed is None and "MemoryError" in err.text()[-2000:]:
             killed, detail = "memory", "memory limit reached (MemoryError)"
+            if scratch0 >= MIB:
+                detail += "; /tmp and /dev/shm hold %d MiB of the limit" % (scratch0 // MIB)
+        if stateful and killed is not None and worker.status is None:
+            self._kill(worker)  # a kernel whose report was malformed is not trusted again
         if worker is not self.kernel or killed is not None or worker.status is not None:
             _close_fds(worker)  # exactly once: one-shot workers always, a kernel when it died
         return {
             "exit_code": exit_code, "stdout_tail": out.text(), "stderr_tail": err.text(),
-            "wall_s": time.perf_counter() - t0, "cpu_s": cpu_s, "peak_mem_mb": peak,
+            "wall_s": time.perf_counter() - t0, "cpu_s": max(cpu_s, 0.0), "peak_mem_mb": peak,
             "killed": killed, "detail": detail,
         }
+
+
+def _hold_stopped(pid, wait_s=1.0):
+    """Stop ``pid`` (again: a process of the step may have continued it before it was killed)
+    and wait until it is; consume the stop notice so the next step's own stop is the next one
+    seen. False when it could not be held stopped."""
+    try:
+        os.kill(pid, signal.SIGSTOP)
+    except OSError:
+        return False
+    deadline = time.perf_counter() + wait_s
+    while _proc_state(pid) not in ("T", "t"):
+        if _proc_state(pid) in (None, "Z", "X") or time.perf_counter() > deadline:
+            return False
+        time.sleep(0.0005)
+    while True:
+        try:
+            if os.waitpid(pid, os.WNOHANG | os.WUNTRACED)[0] == 0:
+                return True
+        except ChildProcessError:
+            return False
+
+
+def _proc_state(pid):
+    try:
+        with open("/proc/%d/stat" % pid, "rb") as fh:
+            return fh.read().rsplit(b")", 1)[1].split()[0].decode()
+    except (OSError, IndexError):
+        return None
+
+
+def _last_line(fd):
+    """The last complete line waiting on ``fd`` (the end-of-step report), or None."""
+    data = bytearray()
+    os.set_blocking(fd, False)
+    try:
+        while True:
+            chunk = os.read(fd, 65536)
+            if not chunk or len(data) > 1 << 20:
+                break
+            data += chunk
+    except (BlockingIOError, OSError):
+        pass
+    os.set_blocking(fd, True)
+    lines = bytes(data).decode("utf-8", "replace").splitlines()
+    return lines[-1] if lines else None
+
+
+def _step_report(line, memory_mb):
+    """(exit code, kill reason, detail, children's peak MiB) from a worker's end-of-step line.
+    Agent code can write that pipe too, so the line is checked: an exit code 0-255 and a peak
+    no larger than the memory limit, else the step is reported as an error."""
+    try:
+        report = json.loads(line)
+        code, kb = report["exit_code"], report.get("children_peak_kb", 0)
+        if type(code) is int and 0 <= code <= 255 and type(kb) in (int, float) and 0 <= kb < float("inf"):
+            return code, None, "", min(kb / 1024.0, float(memory_mb or kb / 1024.0))
+    except (ValueError, TypeError, KeyError):
+        pass
+    return None, "error", "the step's end-of-step report was missing or malformed", 0.0
+
 
 def _close_fds(worker):
     for fd in worker.fds():
@@ -431,38 +460,19 @@ def _close_fds(worker):
             pass
 
 
-def _read(fd):
-    try:
-        return os.read(fd, 65536)
-    except OSError:
-        return b""
-
-
-def _drain(fd, tail):
-    os.set_blocking(fd, False)
-    while True:
-        try:
-            data = os.read(fd, 65536)
-        except (BlockingIOError, OSError):
-            return
-        if not data or tail.total > 64 * MIB:
-            return
-        tail.add(data)
-
-
-def _decode_status(status, killed, detail):
+def _decode_status(status, cpu_s, cpu_cap):
+    """(exit code, kill reason, detail) of a worker's wait status."""
     if os.WIFEXITED(status):
-        return os.WEXITSTATUS(status), killed, detail
+        return os.WEXITSTATUS(status), None, ""
     sig = os.WTERMSIG(status)
-    if killed is None:
-        if sig == signal.SIGXCPU:
-            killed, detail = "timeout", "CPU time limit reached"
-        elif sig == signal.SIGXFSZ:
-            killed, detail = "disk", "file size limit reached"
-        elif sig == signal.SIGKILL:
-            killed, detail = "memory", "killed by SIGKILL (likely out of memory)"
-        else:
-            killed, detail = "signal", "killed by signal %d" % sig
+    if sig == signal.SIGXCPU or (sig == signal.SIGKILL and cpu_cap and cpu_s >= cpu_cap - 0.05):
+        killed, detail = "timeout", "CPU time limit reached"  # hard = soft: the kernel sends SIGKILL
+    elif sig == signal.SIGXFSZ:
+        killed, detail = "disk", "file size limit reached"
+    elif sig == signal.SIGKILL:
+        killed, detail = "memory", "killed by SIGKILL (likely out of memory)"
+    else:
+        killed, detail = "signal", "killed by signal %d" % sig
     return -sig, killed, detail
 
 
@@ -478,133 +488,6 @@ def _serve(zygote, requests, replies, ready):
         except Exception:  # noqa: BLE001 - a zygote bug is reported, never silent
             reply = {"exit_code": None, "killed": "error", "detail": traceback.format_exc(limit=5)}
         replies.write(json.dumps(reply) + "\n")
-        # Off the hot path (the agent is thinking now): clean up, then fork the next worker.
-        zygote.cleanup()
+        # Off the hot path (the agent is thinking now): fork the next worker.
         zygote.prepare(bool(req.get("stateful")) and req.get("code") is not None)
     zygote.shutdown()
-
-
-def _isolate(cfg, name):
-    """In a fresh session child: own namespaces and a file system view of only its directory."""
-    root, workdir, cap = cfg["sessions_root"], cfg["workdir"], "size=%dm" % cfg.get("disk_limit_mb", 1024)
-    _check(_libc.unshare(CLONE_NEWNS | CLONE_NEWPID | CLONE_NEWIPC | CLONE_NEWNET), "unshare")
-    _mount("none", "/", None, MS_REC | MS_PRIVATE)
-    _mount(os.path.join(root, name), workdir, None, MS_BIND | MS_REC)
-    _mount("tmpfs", root, "tmpfs", MS_NOSUID | MS_NODEV, "size=1m,mode=0755")  # hide the others
-    keep, stash = cfg.get("keep_visible", []), os.path.join(root, ".under")
-    _private_tmpfs("/tmp", cap, keep, stash)
-    if os.path.isdir("/dev/shm"):
-        _private_tmpfs("/dev/shm", cap, keep, stash)
-
-
-def _private_tmpfs(target, cap, keep, stash):
-    """Cover ``target`` with a private size-capped tmpfs, leaving the read-only mounts in ``keep``
-    that lie below it visible at their paths (a Python installed under /tmp, e.g. a CI checkout's
-    virtualenv, must stay importable)."""
-    below = [k for k in keep if k.startswith(target.rstrip("/") + "/")]
-    if below:  # reach the old tree through a stash mount once the tmpfs hides it
-        os.mkdir(stash)
-        _mount(target, stash, None, MS_BIND | MS_REC)
-    _mount("tmpfs", target, "tmpfs", MS_NOSUID | MS_NODEV, cap + ",mode=1777")
-    for path in below:
-        os.makedirs(path, mode=0o755, exist_ok=True)
-        _mount(stash + path[len(target):], path, None, MS_BIND | MS_REC)
-        if not os.statvfs(path).f_flag & os.ST_RDONLY:
-            _mount(None, path, None, MS_REMOUNT | MS_BIND | MS_RDONLY | MS_NOSUID | MS_NODEV)
-    if below:
-        _check(_libc.umount2(stash.encode(), MNT_DETACH), "umount %s" % stash)
-        os.rmdir(stash)
-
-
-def _session_main(cfg, msg, req_fd, reply_fd, ready):
-    """Body of a forked session (never returns)."""
-    code = 1
-    try:
-        _prctl(PR_SET_PDEATHSIG, signal.SIGKILL)  # the mother's death ends every session
-        scfg = dict(cfg, uid=msg.get("uid"))
-        if cfg.get("namespaces"):
-            _isolate(cfg, msg["dir"])
-            pid = os.fork()  # the first child of the new pid namespace is its init
-            if pid:
-                os.close(req_fd)
-                os.close(reply_fd)
-                _, status = os.waitpid(pid, 0)
-                os._exit(os.waitstatus_to_exitcode(status) & 0xFF)
-            _prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
-            _mount("proc", "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC)
-        else:
-            scfg["workdir"] = os.path.join(cfg["sessions_root"], msg["dir"])
-            _set_subreaper()
-        # Agent code that shares this process's uid (unprivileged hosts) cannot ptrace it or
-        # write its memory, so it cannot forge the results this process reports.
-        _prctl(PR_SET_DUMPABLE, 0)
-        os.chdir(scfg["workdir"])
-        sys.path[0] = scfg["workdir"]
-        requests = os.fdopen(req_fd, "r")
-        replies = os.fdopen(reply_fd, "w", buffering=1)
-        _serve(Zygote(scfg), requests, replies, dict(ready, pid=os.getpid()))
-        code = 0
-    except BaseException:  # noqa: BLE001 - the host sees EOF and the mother's log says why
-        traceback.print_exc()
-    os._exit(code)
-
-
-def _mother_loop(cfg, control, ready):
-    """Fork a session per ``spawn`` message; kill on ``kill``; exit when the host goes away."""
-    sessions = {}
-    while True:
-        readable, _, _ = select.select([control], [], [], 1.0)
-        for sid, pid in list(sessions.items()):
-            try:
-                if os.waitpid(pid, os.WNOHANG)[0]:
-                    del sessions[sid]
-            except ChildProcessError:
-                del sessions[sid]
-        if not readable:
-            continue
-        data, fds, _, _ = socket.recv_fds(control, 1 << 16, 2)
-        if not data:
-            break  # the host closed the socket (or died)
-        msg = json.loads(data)
-        if msg["op"] == "spawn":
-            pid = os.fork()
-            if pid == 0:
-                control.close()
-                _session_main(cfg, msg, fds[0], fds[1], ready)
-            sessions[msg["sid"]] = pid
-        elif msg["op"] == "kill" and msg["sid"] in sessions:
-            try:
-                os.kill(sessions[msg["sid"]], signal.SIGKILL)
-            except OSError:
-                pass
-        for fd in fds:
-            os.close(fd)
-    for pid in sessions.values():
-        try:
-            os.kill(pid, signal.SIGKILL)
-        except OSError:
-            pass
-
-
-def main():
-    cfg = json.loads(sys.argv[1])
-    signal.signal(signal.SIGPIPE, signal.SIG_IGN)
-    os.chdir(cfg["sessions_root"])
-    sys.path.insert(0, cfg["sessions_root"])
-    control = socket.socket(fileno=os.dup(0))
-    devnull = os.open(os.devnull, os.O_RDWR)
-    for fd in (0, 1):
-        os.dup2(devnull, fd)  # stray prints from preloaded modules must not reach a protocol
-    failed = []
-    for mod in cfg.get("preload", []):
-        try:
-            __import__(mod)
-        except Exception as exc:  # noqa: BLE001 - report, keep going
-            failed.append("%s: %s" % (mod, exc))
-    ready = {"ready": True, "preload_failed": failed}
-    control.sendall(json.dumps(dict(ready, pid=os.getpid())).encode())
-    _mother_loop(cfg, control, ready)
-
-
-if __name__ == "__main__":
-    main()

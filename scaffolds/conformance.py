@@ -2,7 +2,9 @@
 
 Without a ``task`` the checks build a toy task; without a ``sandbox`` they open the ``local`` one.
 Both run a real episode in a real sandbox session: one with the scripted ``baseline`` backend,
-one with a backend that answers garbage.
+one with a backend that answers garbage. The session is wrapped in an
+:class:`~sandmle.core.session_guard.AwaitGuard`, so a session method called without ``await``
+fails both checks, naming the method and the line.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from typing import Any, AsyncIterator
 
 from sandmle.core.interfaces import Backend, Sandbox, Scaffold
 from sandmle.core.records import Completion, ToolCall, Trajectory, Usage
+from sandmle.core.session_guard import AwaitGuard
 from sandmle.core.task import Task
 from sandmle.core.testing import check
 
@@ -42,11 +45,20 @@ async def _setting(task: Task | None, sandbox: Sandbox | None) -> AsyncIterator[
 
 async def _episode(scaffold: Scaffold, backend: Backend, task: Task, sandbox: Sandbox) -> Trajectory:
     session = await sandbox.open(task, stateful=bool(getattr(scaffold, "stateful", False)))
+    guard = AwaitGuard(session)
     try:
-        traj = await asyncio.wait_for(scaffold.run(task, backend, session, seed=0, score=None),
+        traj = await asyncio.wait_for(scaffold.run(task, backend, guard, seed=0, score=None),
                                       EPISODE_TIMEOUT_S)
+    except Exception as exc:
+        unawaited = guard.unawaited()
+        if unawaited:
+            raise AssertionError(f"session method(s) called without await: {', '.join(unawaited)} "
+                                 f"(then {type(exc).__name__}: {exc})") from exc
+        raise
     finally:
         await session.close()
+    unawaited = guard.unawaited()
+    assert not unawaited, f"session method(s) called without await, so they never ran: {', '.join(unawaited)}"
     assert isinstance(traj, Trajectory), f"run() returned {type(traj).__name__}, not a Trajectory"
     assert traj.task_id == task.id, f"trajectory task_id {traj.task_id!r} != {task.id!r}"
     assert traj.stop_reason and traj.stop_reason != "unknown", "stop_reason was not set"

@@ -239,7 +239,7 @@ class MledojoScaffold(Scaffold):
     def _evaluate(self, ep: Episode, task: Task, state: dict[str, Any], score: ScoreFn | None,
                   step: int) -> tuple[str, float, bool]:
         """Feedback, step reward (the average position score) and whether the submission is valid."""
-        ok, detail = check_submission(ep.session.workdir, task.public_dir)
+        ok, detail = check_submission(ep.session.workdir, task.sample_submission_path)
         if not ok:
             return f"=== Submission Evaluation ===\nInvalid submission: {detail}", 0.0, False
         grade: Grade | None = ep.grade(score)
@@ -274,8 +274,8 @@ class MledojoScaffold(Scaffold):
         if info_type == "overview":
             return task.description
         if info_type == "sample_submission":
-            path = task.public_dir / "sample_submission.csv"
-            return "\n".join(path.read_text(errors="replace").splitlines()[:6]) if path.exists() else "none"
+            path = task.sample_submission_path
+            return "\n".join(path.read_text(errors="replace").splitlines()[:6]) if path.is_file() else "none"
         if info_type == "data_structure":
             return "\n".join(files)
         return "the current working directory (use relative paths such as ./train.csv)"

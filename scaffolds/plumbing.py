@@ -23,6 +23,7 @@ from typing import Any
 from sandmle.core.interfaces import Backend, SandboxSession, ScaffoldLimits, ScoreFn
 from sandmle.core.records import Completion, ExecResult, Grade, Sampling, Trajectory, Turn
 from sandmle.core.task import Task
+from sandmle.sandboxes.files import read_regular, write_regular
 
 SUBMISSION = "submission.csv"
 
@@ -149,16 +150,17 @@ class Episode:
             return False
         if self._best is not None and key <= self._best[0]:
             return False
-        self._best = (key, self.submission_path().read_bytes())
+        try:  # one descriptor, no links: agent code may swap the file for a link to the answers
+            self._best = (key, read_regular(Path(self.session.workdir), SUBMISSION))
+        except (OSError, ValueError):
+            return False
         return True
 
     def restore_best_submission(self) -> None:
         """Put the best kept submission back as ``submission.csv`` (AIDE, MLE-Dojo)."""
-        if self._best is not None:
-            path = self.submission_path()
-            if path.is_symlink():
-                path.unlink()
-            path.write_bytes(self._best[1])
+        if self._best is not None:  # replaces a planted link instead of writing through it
+            write_regular(Path(self.session.workdir), SUBMISSION, self._best[1],
+                          owner=getattr(self.session, "file_owner", None))
 
     # ------------------------------------------------------------------ finish
     def finish(self, stop_reason: str, messages: list[dict[str, Any]] | None = None) -> Trajectory:
@@ -196,10 +198,12 @@ def killed_note(result: ExecResult, timeout: float) -> str:
 
 
 # ---------------------------------------------------------------------- submission checks
-def check_submission(workdir: Path, public_dir: Path) -> tuple[bool, str]:
-    """Compare ``submission.csv`` with the public ``sample_submission.csv`` (columns, ids, NaNs).
+def check_submission(workdir: Path, sample_path: Path | None) -> tuple[bool, str]:
+    """Compare ``submission.csv`` with the task's sample submission (columns, ids, NaNs).
 
-    Uses only public files, so its verdict may be shown to the agent.
+    ``sample_path`` is :attr:`Task.sample_submission_path` (it need not be called
+    ``sample_submission.csv``, nor sit in ``public/``: MLE-bench names it per competition). It
+    uses only public files, so its verdict may be shown to the agent.
     """
     import pandas as pd
 
@@ -207,11 +211,10 @@ def check_submission(workdir: Path, public_dir: Path) -> tuple[bool, str]:
     if not sub_path.is_file() or sub_path.is_symlink():
         return False, "submission.csv not found in the current directory"
     try:
-        sub = pd.read_csv(io.BytesIO(sub_path.read_bytes()))
+        sub = pd.read_csv(io.BytesIO(read_regular(Path(workdir), SUBMISSION)))
     except Exception as exc:  # noqa: BLE001
         return False, f"submission.csv is not a readable CSV: {exc}"
-    sample_path = Path(public_dir) / "sample_submission.csv"
-    if not sample_path.is_file():
+    if sample_path is None or not Path(sample_path).is_file():
         return True, f"submission.csv has {len(sub)} rows (no sample submission to compare with)"
     sample = pd.read_csv(sample_path)
     if list(sub.columns) != list(sample.columns):

@@ -329,7 +329,7 @@ class ReactScaffold(Scaffold):
             return python_observation(result.stdout_tail, result.stderr_tail, killed_note(
                 result, ep.limits.exec_timeout_s), ep.submission_exists(), self.config.output_lines), None
         if name == "validate":
-            ok, detail = check_submission(ep.session.workdir, task.public_dir)
+            ok, detail = check_submission(ep.session.workdir, task.sample_submission_path)
             return ("Submission format OK: " if ok else "Submission format problem: ") + detail, None
         if name == SCORE_TOOL:
             return release_score_tool(ep, task, args, score, folder)

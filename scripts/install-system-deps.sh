@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
 # Installs the system packages the sandboxes use: bubblewrap (local sandbox isolation),
-# docker.io (docker sandbox engine) and debootstrap (builds the docker image offline).
+# docker.io (docker sandbox engine) and debootstrap (builds the docker image offline), and
+# chromium (the tests open report.html in a real headless browser).
 # Idempotent; runs apt directly as root, through sudo otherwise; never fails hard: it prints
 # what it could not do and exits 0, so `make install` still works on machines without apt.
 set -u
-PKGS=(bubblewrap docker.io debootstrap)
+PKGS=(bubblewrap docker.io debootstrap chromium)
 missing=()
 for pkg in "${PKGS[@]}"; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")

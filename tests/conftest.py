@@ -41,3 +41,32 @@ def smollm2():
     backend = get_registry().create("backends", "transformers", {"max_new_tokens": 24, "max_batch": 8})
     yield backend
     asyncio.run(backend.aclose())
+
+
+@pytest.fixture(scope="session")
+def installed_examples(tmp_path_factory):
+    """Every plugin distribution under examples/ (the docs' worked examples), pip-installed once
+    into a private target folder: entry points are found exactly as in site-packages, and nothing
+    is left installed in the project's environment (the sources are copied first, so no build
+    folders are left in the tree either). Returns the environment for subprocesses
+    (``PYTHONPATH``); use ``examples_on_path`` to see them in this process."""
+    import shutil
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    examples = sorted((Path(__file__).resolve().parents[1] / "examples").glob("sandmle-*-example"))
+    sources = tmp_path_factory.mktemp("example-sources")
+    copies = [shutil.copytree(src, sources / src.name, ignore=shutil.ignore_patterns("build", "*.egg-info"))
+              for src in examples]
+    target = tmp_path_factory.mktemp("site")
+    subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--no-build-isolation",
+                    "--target", str(target), *map(str, copies)], check=True, timeout=600)
+    return {"PYTHONPATH": str(target) + os.pathsep + os.environ.get("PYTHONPATH", "")}
+
+
+@pytest.fixture
+def examples_on_path(installed_examples, monkeypatch):
+    """The example distributions visible to this test's process (and only to this test)."""
+    monkeypatch.syspath_prepend(installed_examples["PYTHONPATH"].split(os.pathsep)[0])
+    return installed_examples

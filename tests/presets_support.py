@@ -15,7 +15,8 @@ import pytest
 
 from sandmle.core.interfaces import Backend
 from sandmle.core.records import Completion, Grade, Usage
-from sandmle.core.task import MedalThresholds, Task, write_task
+from sandmle.core.task import MedalThresholds, Task
+from sandmle.graders.task_writer import write_task
 from sandmle.graders.toy import toy_frames
 
 # AUC of the constant sample submission is exactly 0.5: 3rd of these 5 scores (two beat it).

@@ -65,3 +65,50 @@ def test_run_prints_plan_and_writes_run_metadata(tmp_path, capsys):
     assert meta["recipe"]["name"] == "plan-only"
     assert meta["resolved"]["scaffolds[0]"]["limits"]["max_llm_calls"] >= 1
     assert any(p["name"] == "sandmle.core.commands" for p in meta["plugins"])
+
+
+@pytest.mark.parametrize("spelling", ["task_sources", "task-sources", "task_source", "task-source", "Task-Sources"])
+def test_list_accepts_every_spelling_of_a_kind(capsys, spelling):
+    names = [i["name"] for i in json.loads(_run(capsys, "list", spelling, "--json"))]
+    assert {"directory", "sandmle-release"} <= set(names)
+
+
+def test_list_refuses_an_unknown_kind_naming_the_kinds(capsys):
+    with pytest.raises(SystemExit) as exc:
+        main(["list", "widgets"])
+    assert exc.value.code == 2
+    err = " ".join(capsys.readouterr().err.split())
+    assert "'widgets' is not a component kind; kinds: generators, scaffolds" in err
+
+
+def test_list_json_schemas_carry_their_defs(capsys):
+    items = {i["name"]: i for i in json.loads(_run(capsys, "list", "scaffolds", "--json"))}
+    schema = items["react"]["config"]
+    assert schema["properties"]["limits"]["$ref"] == "#/$defs/ScaffoldLimits"
+    assert set(schema["$defs"]["ScaffoldLimits"]["properties"]) == {"max_llm_calls", "max_wall_s", "exec_timeout_s"}
+
+    def refs(node):
+        if isinstance(node, dict):
+            yield from ([node["$ref"]] if "$ref" in node else [])
+            for value in node.values():
+                yield from refs(value)
+        elif isinstance(node, list):
+            for value in node:
+                yield from refs(value)
+
+    for kind in KINDS:  # every $ref of every component resolves inside its own schema
+        for item in json.loads(_run(capsys, "list", kind, "--json")):
+            for ref in refs(item["config"]):
+                assert ref.startswith("#/$defs/") and ref.split("/")[-1] in item["config"]["$defs"], (item["name"], ref)
+
+
+def test_plugins_table_never_cuts_plugin_names(capsys, monkeypatch):
+    from rich.console import Console
+
+    from sandmle.core import cli
+
+    monkeypatch.setattr(cli, "console", Console(width=60, force_terminal=False))
+    out = _run(capsys, "plugins", "--all")
+    for name in ("sandmle.evaluation.plugin", "sandmle.generators.plugin", "sandmle.scaffolds.plugin"):
+        assert name in out, f"{name} cut in:\n{out}"
+    assert "…" not in out.split("┃ plugin")[1].split("\n")[2]

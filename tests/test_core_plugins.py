@@ -15,7 +15,7 @@ from sandmle.core import hookimpl, hookspecs
 from sandmle.core.plugins import DEFAULT_PLUGINS, build_manager
 from sandmle.core.registry import KINDS
 
-README = Path(__file__).resolve().parents[1] / "README.md"
+PLUGIN_GUIDE = Path(__file__).resolve().parents[1] / "docs" / "plugins" / "index.md"
 HOOK_NAMES = sorted(n for n, f in vars(hookspecs).items()
                     if n.startswith("register_") and callable(f))
 
@@ -98,18 +98,18 @@ def test_every_hook_has_a_test(hook):
 
 
 @pytest.mark.parametrize("hook", HOOK_NAMES)
-def test_every_hook_is_documented_in_readme(hook):
-    text = README.read_text(encoding="utf-8")
+def test_every_hook_is_documented_in_the_plugin_guide(hook):
+    text = PLUGIN_GUIDE.read_text(encoding="utf-8")
     params = list(inspect.signature(getattr(hookspecs, hook)).parameters)
     assert re.search(rf"`{hook}\({', '.join(params)}\)`", text), (
-        f"README plugin-author section must document `{hook}({', '.join(params)})`")
+        f"docs/plugins/index.md must document `{hook}({', '.join(params)})`")
 
 
 def test_every_kind_has_a_hook():
     assert {f"register_{k}" for k in KINDS} | {"register_commands"} == set(HOOK_NAMES)
 
 
-def test_misspelled_hook_is_refused():
+def test_check_pending_still_refuses_an_unchecked_misspelled_hook():
     class Typo:
         @hookimpl
         def register_scafolds(self, register):  # misspelled on purpose
@@ -132,12 +132,73 @@ def test_builtins_are_registered_like_plugins():
         assert registry.get(kind, name).plugin.startswith("sandmle."), (kind, name)
 
 
-def test_allowlist_limits_entry_point_plugins(monkeypatch):
+def _own_entry_points():
+    from sandmle.core.plugins import _own_entry_points
+
+    own = _own_entry_points()
+    assert {"backends", "docker", "ray", "mlebench"} <= own
+    return own
+
+
+def _loaded(manager):
+    return {manager.pm.get_name(p) for p in manager.pm.get_plugins()}
+
+
+def test_allowlist_limits_third_party_plugins_but_never_drops_our_own(monkeypatch):
+    own = _own_entry_points()
     monkeypatch.setenv("SANDMLE_LOAD_PLUGINS", "")
     manager = build_manager()
-    names = {manager.pm.get_name(p) for p in manager.pm.get_plugins()}
-    assert names == set(DEFAULT_PLUGINS)  # built-ins always load
-    monkeypatch.setenv("SANDMLE_LOAD_PLUGINS", "backends")
+    assert _loaded(manager) == set(DEFAULT_PLUGINS) | own  # built-ins and our own always load
+    assert "baseline" in manager.fill_registry().names("backends")
+    monkeypatch.setenv("SANDMLE_LOAD_PLUGINS", "someone-elses-plugin")
+    assert _loaded(build_manager()) == set(DEFAULT_PLUGINS) | own
+
+
+def test_blocklist_blocks_our_own_and_builtins_by_name_but_not_the_essential(monkeypatch):
+    own = _own_entry_points()
+    monkeypatch.setenv("SANDMLE_BLOCK_PLUGINS", "docker, sandmle.scaffolds.plugin,sandmle.core.commands")
     manager = build_manager()
-    names = {manager.pm.get_name(p) for p in manager.pm.get_plugins()}
-    assert names == set(DEFAULT_PLUGINS) | {"backends"}
+    loaded = _loaded(manager)
+    assert "docker" not in loaded and "sandmle.scaffolds.plugin" not in loaded
+    assert "sandmle.core.commands" in loaded  # essential: there would be no CLI to report with
+    assert loaded == (set(DEFAULT_PLUGINS) | own) - {"docker", "sandmle.scaffolds.plugin"}
+    assert sorted(manager.blocked) == ["docker", "sandmle.scaffolds.plugin"]
+    registry = manager.fill_registry()
+    assert "docker" not in registry.names("sandboxes") and registry.names("scaffolds") == []
+
+
+def test_misspelled_hook_refuses_only_that_plugin_naming_the_closest_hook():
+    from sandmle.core.plugins import UnknownHookError
+
+    class Typo:
+        @hookimpl
+        def register_grader(self, register):  # misspelled on purpose
+            register("never", lambda cfg: None)
+
+    manager = build_manager(load_entry_points=False)
+    with pytest.raises(UnknownHookError) as err:
+        manager.register_plugin(Typo(), "typo")
+    msg = str(err.value)
+    assert "plugin 'typo'" in msg and "'register_grader'" in msg
+    assert "did you mean 'register_graders'?" in msg and "SANDMLE_BLOCK_PLUGINS=typo" in msg
+    assert "typo" not in _loaded(manager)
+    manager.pm.check_pending()  # nothing of it is left behind
+    assert "never" not in manager.fill_registry().names("graders")
+
+
+def test_a_hook_that_raises_is_reported_and_the_other_plugins_still_register():
+    class Raises:
+        @hookimpl
+        def register_graders(self, register):
+            raise RuntimeError("bug in the plugin")
+
+    from sandmle.core.plugins import PluginLoadWarning
+
+    manager = build_manager(load_entry_points=False)
+    manager.pm.register(Raises(), name="raises")
+    with pytest.warns(PluginLoadWarning, match="raises"):
+        registry = manager.fill_registry()
+    assert "default" in registry.names("graders") and "react" in registry.names("scaffolds")
+    [failure] = manager.failures
+    assert failure.name == "raises"
+    assert "RuntimeError: bug in the plugin in its register_graders hook" in failure.error

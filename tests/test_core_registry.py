@@ -36,12 +36,30 @@ def test_unknown_name_lists_valid_choices():
     assert err.value.choices == ["g-alpha", "g-beta"]
 
 
-def test_duplicate_names_are_refused_naming_both_plugins():
+def test_clashing_names_refuse_the_bare_name_naming_both_plugins_and_the_fix():
     reg = Registry()
-    reg.registrar("scaffolds", "first-plugin")("react", lambda cfg: None)
+    reg.registrar("scaffolds", "first-plugin")("react", lambda cfg: "first")
+    reg.registrar("scaffolds", "second-plugin")("react", lambda cfg: "second")  # no error yet
+    reg.registrar("scaffolds", "first-plugin")("other", lambda cfg: "other")
     with pytest.raises(DuplicateComponentError) as err:
-        reg.registrar("scaffolds", "second-plugin")("react", lambda cfg: None)
-    assert "first-plugin" in str(err.value) and "second-plugin" in str(err.value)
+        reg.get("scaffolds", "react")
+    msg = str(err.value)
+    assert "'first-plugin'" in msg and "'second-plugin'" in msg
+    assert "'first-plugin/react' or 'second-plugin/react'" in msg
+    assert "SANDMLE_BLOCK_PLUGINS=second-plugin" in msg
+    # qualified names still resolve, other names of the kind are untouched
+    assert reg.create("scaffolds", "second-plugin/react") == "second"
+    assert reg.create("scaffolds", "first-plugin/react") == "first"
+    assert reg.create("scaffolds", "other") == "other"
+    assert [(i.name, i.plugin) for i in reg.entries("scaffolds")] == [
+        ("other", "first-plugin"), ("react", "first-plugin"), ("react", "second-plugin")]
+
+
+def test_one_plugin_registering_a_name_twice_is_a_bug_in_that_plugin():
+    reg = Registry()
+    reg.registrar("graders", "p")("x", lambda cfg: None)
+    with pytest.raises(ValueError, match="registers grader 'x' twice"):
+        reg.registrar("graders", "p")("x", lambda cfg: None)
 
 
 def test_same_name_in_different_kinds_is_fine():

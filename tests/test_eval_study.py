@@ -103,6 +103,19 @@ def test_aggregates_match_a_hand_computation_from_results(study):
         assert s["totals"]["total_any_medal"] == sum(bool(r["grade_any_medal"]) for r in mine)
 
 
+def test_each_episode_keeps_its_final_submission_next_to_its_trajectory(study):
+    rows = read_results(study)
+    for row in rows:
+        kept = row["kept_files"]
+        folder = row["trajectory"].removesuffix(".jsonl")
+        assert kept["submission.csv"] == f"{folder}/submission.csv", row
+        assert (study / kept["submission.csv"]).read_text().startswith("id,")
+        if row["scaffold"] == "aide":  # and AIDE's best node's code
+            assert (study / kept["best_solution.py"]).read_text().strip()
+        else:
+            assert "best_solution.py" not in kept
+
+
 def test_report_is_rebuilt_from_results_alone(study, tmp_path):
     copy = tmp_path / "copy"
     copy.mkdir()
@@ -115,8 +128,8 @@ def test_report_is_rebuilt_from_results_alone(study, tmp_path):
     assert "| gen | react | baseline | 4 (0 failed) | 2 |" in md
     assert f"{100 * react['rates']['valid_submission']['mean']:.1f}%" in md
     html = (copy / "report.html").read_text()
-    assert html.count("data:image/png;base64,") == 3 and "<img" in html and "src=\"plots/" not in html
-    for name in ("medal_rate.png", "reward_distribution.png", "humanrank_by_task.png"):
+    assert html.count("data:image/png;base64,") == 4 and "<img" in html and "src=\"plots/" not in html
+    for name in ("medal_tiers.png", "reward_distribution.png", "humanrank_by_task.png", "reward_breakdown.png"):
         assert (copy / "plots" / name).read_bytes()[:4] == b"\x89PNG"
     # compare a run with itself: every difference is zero
     proc = subprocess.run(SANDMLE + ["compare", str(study), str(copy), "--json"],

@@ -17,7 +17,8 @@ import pandas as pd
 import pytest
 
 from sandmle.core.plugins import get_registry
-from sandmle.core.task import Task, update_thresholds
+from sandmle.core.task import Task
+from sandmle.graders.task_writer import update_thresholds
 from sandmle.graders.evaluator import run_evaluator
 from sandmle.graders.grader import DefaultGrader, DefaultGraderConfig
 from sandmle.graders.toy import make_toy_task

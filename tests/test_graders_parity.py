@@ -18,6 +18,7 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pandas as pd
@@ -26,16 +27,17 @@ from click.testing import CliRunner
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from sandmle.core.cli import build_cli
+from sandmle.core.cli import build_cli, main
 from sandmle.core.hookspecs import hookimpl
 from sandmle.core.interfaces import ComponentConfig
 from sandmle.core.plugins import get_manager
 from sandmle.core.records import Grade, RewardBreakdown
-from sandmle.core.task import Task, write_task
+from sandmle.core.task import Task
 from sandmle.graders.grader import DefaultGrader
 from sandmle.graders.medals import human_rank, medals, position_score, report_score, thresholds_from_leaderboard
 from sandmle.graders.metrics import compute_score, read_csv_for
 from sandmle.graders.sources import load_release_task
+from sandmle.graders.task_writer import write_task
 
 EPS = 2.0 ** -52  # float64 machine epsilon: sklearn's log_loss clip (sklearn >= 1.5)
 
@@ -383,6 +385,7 @@ def test_beats_sample_on_a_lower_is_better_release_task(tmp_path: Path) -> None:
     public.mkdir(parents=True)
     (public / "answer.csv").write_text("id,y\n1,1.0\n2,2.0\n")
     (public / "sample_submission.csv").write_text("id,y\n1,0.0\n2,0.0\n")
+    (public / "description.md").write_text("Predict y.\n")  # loading now requires it (issue 18)
     for name in ("train.csv", "test.csv"):
         (public / name).write_text("id,x\n1,0\n")
     (public / "evaluator.py").write_text(SANDMLE_STYLE_EVALUATOR)
@@ -427,12 +430,22 @@ class _ParityPlugin:
         register("score-as-reward", _ParityPlugin.ScoreAsReward, config=_ParityPlugin.Config)
 
 
-def test_grade_cli_exit_codes_and_plugin_components(tmp_path: Path) -> None:
+def test_grade_cli_exit_codes_and_plugin_components(tmp_path: Path, capsys) -> None:
     get_manager().pm.register(_ParityPlugin, name="parity-test-plugin")  # before the registry fills
     task = _one_row_task(tmp_path / "t", "mae", [0.1, 0.5])
     good = _submit(tmp_path, "good.csv", pd.DataFrame({"id": [1], "y": [0.05]}))
     bad = _submit(tmp_path, "bad.csv", pd.DataFrame({"id": [7], "y": [0.05]}))
-    run = lambda *args: CliRunner().invoke(build_cli(), ["grade", str(task.root), *map(str, args)])  # noqa: E731
+
+    def run(*args: object) -> SimpleNamespace:
+        """The console script's own entry point (it turns usage errors into exit 2), in-process so
+        that the plugin registered above stays loaded."""
+        try:
+            main(["grade", str(task.root), *map(str, args)])
+            code = 0
+        except SystemExit as exc:
+            code = exc.code or 0
+        return SimpleNamespace(exit_code=code, output=capsys.readouterr().out)
+
     ok = run(good, "--json")
     assert ok.exit_code == 0 and json.loads(ok.output)["grade"]["tier"] == "gold"
     invalid = run(bad, "--json")  # 3: invalid submission; the JSON grade is still printed

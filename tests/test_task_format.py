@@ -9,7 +9,10 @@ import pytest
 import yaml
 
 from sandmle.core.errors import TaskError
-from sandmle.core.task import MedalThresholds, load_task, update_thresholds
+from sandmle.core.hookspecs import hookimpl
+from sandmle.core.plugins import get_manager
+from sandmle.core.task import MedalThresholds, load_task
+from sandmle.graders.task_writer import update_thresholds
 from sandmle.graders.toy import make_toy_task
 
 
@@ -77,7 +80,7 @@ def _drop(task_dir: Path, key: str) -> None:
 
 def test_extra_public_files_cannot_escape(tmp_path: Path) -> None:
     from sandmle.graders.toy import toy_frames
-    from sandmle.core.task import write_task
+    from sandmle.graders.task_writer import write_task
 
     kwargs = dict(task_id="x", description="d", metric="rmse", lower_is_better=True, id_column="id",
                   target_columns=["y"], **toy_frames("regression"))
@@ -85,3 +88,30 @@ def test_extra_public_files_cannot_escape(tmp_path: Path) -> None:
     assert (task.public_dir / "images/a.bin").read_bytes() == b"\x00\x01"
     with pytest.raises(TaskError, match="outside"):
         write_task(tmp_path / "bad", extra_public_files={"../../evil.txt": b"x"}, **kwargs)
+
+
+class PinballPlugin:
+    """A third-party plugin that scores one metric of its own (through the metric hook)."""
+
+    @staticmethod
+    @hookimpl
+    def metric_lower_is_better(metric: str) -> bool | None:
+        return True if metric == "pinball_loss" else None
+
+
+def test_a_plugins_metric_loads_and_gives_the_direction(task_dir: Path) -> None:
+    """core knows no metric: a task's direction and the unknown-metric check come from the
+    plugins' ``metric_lower_is_better`` hook, so a plugin's metric counts like a built-in one."""
+    meta = yaml.safe_load((task_dir / "task.yaml").read_text())
+    meta.pop("lower_is_better")
+    (task_dir / "task.yaml").write_text(yaml.safe_dump({**meta, "metric": "pinball_loss"}))
+    with pytest.raises(TaskError, match="unknown metric 'pinball_loss'"):
+        load_task(task_dir)
+    manager = get_manager()
+    manager.register_plugin(PinballPlugin, "pinball")
+    try:
+        assert load_task(task_dir).lower_is_better is True
+    finally:
+        manager.pm.unregister(name="pinball")
+    (task_dir / "task.yaml").write_text(yaml.safe_dump({**meta, "metric": "accuracy", "thresholds": None}))
+    assert load_task(task_dir).lower_is_better is False  # the built-in graders answer for theirs

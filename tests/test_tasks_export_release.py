@@ -15,7 +15,7 @@ from pathlib import Path
 from click.testing import CliRunner
 
 from sandmle.core.cli import build_cli
-from sandmle.core.task import write_task
+from sandmle.graders.task_writer import write_task
 from sandmle.graders.toy import make_toy_task, toy_frames
 
 

@@ -19,7 +19,7 @@ import yaml
 from sandmle.core.errors import SandmleError
 from sandmle.core.plugins import get_manager
 from sandmle.core.recipe import load_recipe, parse_recipe, resolve
-from sandmle.core.task import write_task
+from sandmle.graders.task_writer import write_task
 from sandmle.plugins import verl_config
 from sandmle.plugins.verl_config import AGENT_NAME, hydra_overrides
 from sandmle.plugins.verl_launch import LaunchPlan, launch, parse_metrics_line, prepare, recipe_overrides

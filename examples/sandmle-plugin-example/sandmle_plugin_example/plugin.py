@@ -4,13 +4,13 @@ from __future__ import annotations
 
 from sandmle.core import hookimpl
 
-from .components import ExactMatchConfig, OneShotConfig
+from .config import ExactMatchConfig, OneShotConfig
 
 
 @hookimpl
 def register_scaffolds(register):
     def make_one_shot(config: OneShotConfig):
-        from .components import OneShotScaffold
+        from .scaffold import OneShotScaffold  # imported when the component is built
 
         return OneShotScaffold(config)
 
@@ -21,7 +21,7 @@ def register_scaffolds(register):
 @hookimpl
 def register_graders(register):
     def make_exact_match(config: ExactMatchConfig):
-        from .components import ExactMatchGrader
+        from .grader import ExactMatchGrader  # pandas: only when a grader is built
 
         return ExactMatchGrader(config)
 

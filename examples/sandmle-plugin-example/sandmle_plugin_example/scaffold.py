@@ -1,24 +1,15 @@
-"""The example plugin's components, written only against sandmle's public core API."""
+"""Scaffold ``one-shot``: one model call, one execution, written only against sandmle's public API."""
 
 from __future__ import annotations
 
 import re
 import time
-from pathlib import Path
 
-import pandas as pd
-from pydantic import Field
+from sandmle.core import Backend, Sampling, SandboxSession, Scaffold, Task, Trajectory, Turn
 
-from sandmle.core import (
-    Backend, ComponentConfig, Grade, Grader, Sampling, SandboxSession, Scaffold, Task, Trajectory, Turn,
-)
+from .config import OneShotConfig
 
 _CODE_BLOCK = re.compile(r"```(?:python)?\n(.*?)```", re.DOTALL)
-
-
-class OneShotConfig(ComponentConfig):
-    exec_timeout_s: float = Field(120.0, gt=0)
-    max_tokens: int = Field(1024, ge=16)
 
 
 class OneShotScaffold(Scaffold):
@@ -51,40 +42,10 @@ class OneShotScaffold(Scaffold):
             turn.format_error = "no ```python block in the reply"
         turn.wall_s = time.perf_counter() - t0
         traj.turns.append(turn)
+        traj.messages = [*messages, {"role": "assistant", "content": completion.text}]  # for training
         traj.usage = completion.usage
         submission = session.workdir / "submission.csv"
         traj.submission = submission if submission.exists() else None
         traj.stop_reason = "answer" if traj.submission else "no_submission"
         traj.wall_s = time.perf_counter() - t0
         return traj
-
-
-class ExactMatchConfig(ComponentConfig):
-    case_sensitive: bool = True
-
-
-class ExactMatchGrader(Grader):
-    """Exact-match accuracy over every target column; invalid files become invalid grades."""
-
-    def __init__(self, config: ExactMatchConfig):
-        self.config = config
-
-    def grade(self, task: Task, submission: Path | None) -> Grade:
-        if submission is None or not Path(submission).is_file():
-            return Grade(task_id=task.id, reason="submission file not found")
-        try:
-            sub = pd.read_csv(submission, dtype=str)
-            ans = pd.read_csv(task.answers_path, dtype=str)
-            merged = ans.merge(sub, on=task.id_column, suffixes=("_true", "_pred"), validate="1:1")
-            if len(merged) != len(ans):
-                return Grade(task_id=task.id, submission_exists=True, reason="ids do not match the answers")
-            hits = pd.Series(True, index=merged.index)
-            for col in task.target_columns:
-                a, b = merged[f"{col}_true"].astype(str), merged[f"{col}_pred"].astype(str)
-                if not self.config.case_sensitive:
-                    a, b = a.str.lower(), b.str.lower()
-                hits &= a == b
-        except Exception as exc:  # noqa: BLE001 - any unreadable submission is an invalid grade
-            return Grade(task_id=task.id, submission_exists=True, reason=f"{type(exc).__name__}: {exc}")
-        return Grade(task_id=task.id, score=float(hits.mean()), valid_submission=True,
-                     submission_exists=True, is_lower_better=False)

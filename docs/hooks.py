@@ -1,0 +1,278 @@
+"""MkDocs hooks: reference pages generated from the code, so they cannot drift from it.
+
+- Loading this module links every ``sandmle.*`` package folder (``core/`` -> ``sandmle/core``)
+  under ``build/docs-src`` so mkdocstrings finds the modules statically (the editable install's
+  import hook is invisible to static tools). It happens at import, while MkDocs reads the config:
+  mkdocstrings drops search paths that do not exist when its handler starts (it globs them), which
+  is before any ``on_config`` hook of ours runs on a fresh clone.
+- ``on_page_markdown`` replaces markers with generated Markdown:
+
+  ``<!-- sandmle:cli -->``               every command of ``sandmle`` (from click)
+  ``<!-- sandmle:recipe -->``            the recipe's own sections (from the pydantic models)
+  ``<!-- sandmle:components -->``        every built-in component's arguments, nested models included
+  ``<!-- sandmle:kinds -->``             kinds, their hooks and built-in components
+  ``<!-- sandmle:hooks -->``             every hookspec with its parameters
+  ``<!-- sandmle:checks -->``            every conformance check, per kind, with what it needs
+"""
+
+from __future__ import annotations
+
+import inspect
+import os
+import re
+import tomllib
+import types
+import typing
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+MARKER = re.compile(r"<!-- sandmle:(\w+) -->")
+
+
+def link_packages() -> None:
+    """Symlink each package folder under ``build/docs-src/sandmle`` (idempotent)."""
+    package_dirs = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]["package-dir"]
+    farm = ROOT / "build" / "docs-src" / "sandmle"
+    farm.mkdir(parents=True, exist_ok=True)
+    for package, folder in package_dirs.items():
+        link = farm / package.split(".", 1)[1]
+        if link.is_symlink() and link.resolve() == (ROOT / folder).resolve():
+            continue
+        if link.is_symlink():
+            link.unlink()
+        link.symlink_to(ROOT / folder, target_is_directory=True)
+
+
+link_packages()
+
+
+def on_config(config: Any) -> Any:
+    os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
+    return config
+
+
+def on_page_markdown(markdown: str, page: Any, config: Any, files: Any) -> str:
+    return MARKER.sub(lambda m: rst_to_md(GENERATORS[m.group(1)]()), markdown)
+
+
+# Docstrings use Sphinx roles (:class:`sandmle.core.records.Grade`); on the site they read as code.
+ROLE_HTML = re.compile(r":(?:class|func|data|attr|mod|meth|doc):<code>~?([^<]*?)</code>")
+ROLE_MD = re.compile(r":(?:class|func|data|attr|mod|meth|doc):`~?([^`]*?)`")
+
+
+def rst_to_md(text: str) -> str:
+    """Sphinx roles and ``double backticks`` as Markdown inline code."""
+    return ROLE_MD.sub(r"`\1`", text).replace("``", "`")
+
+
+def on_page_content(html: str, page: Any, config: Any, files: Any) -> str:
+    return ROLE_HTML.sub(r"<code>\1</code>", html)
+
+
+# ----------------------------------------------------------------------------- helpers
+def _cell(text: Any) -> str:
+    return str(text).replace("|", "\\|").replace("\n", " ")
+
+
+def _type_name(t: Any) -> str:
+    """A type as a reader writes it in YAML terms: ``int | None``, ``list[str]``, ``component``."""
+    origin, args = typing.get_origin(t), typing.get_args(t)
+    if origin is typing.Annotated:
+        return _type_name(args[0])
+    if origin in (typing.Union, types.UnionType):
+        return " | ".join(_type_name(a) for a in args)
+    if origin is typing.Literal:
+        return " | ".join(repr(a) for a in args)
+    if origin is not None:
+        name = getattr(origin, "__name__", str(origin))
+        return f"{name}[{', '.join(_type_name(a) for a in args)}]" if args else name
+    if t is type(None):
+        return "None"
+    if t is typing.Any:
+        return "any"
+    if isinstance(t, type):
+        return "component" if t.__name__ == "ComponentSpec" else t.__name__
+    return str(t)
+
+
+def _default(field: Any) -> str:
+    from pydantic import BaseModel
+    from pydantic_core import PydanticUndefined
+
+    if field.is_required():
+        return "*required*"
+    value = field.default_factory() if field.default_factory is not None else field.default
+    if value is PydanticUndefined:
+        return "*required*"
+    if isinstance(value, BaseModel):  # a component spec shows its name, a nested model its table
+        return f"`{value.name}`" if type(value).__name__ == "ComponentSpec" else f"see {type(value).__name__}"
+    if isinstance(value, list) and value and isinstance(value[0], BaseModel):
+        return "[" + ", ".join(getattr(v, "name", type(v).__name__) for v in value) + "]"
+    return f"`{value!r}`"
+
+
+def _nested(annotation: Any) -> list[type]:
+    """Pydantic models inside ``annotation`` (``Limits``, ``Limits | None``, ``list[Spec]``)."""
+    from pydantic import BaseModel
+
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return [annotation]
+    return [m for arg in typing.get_args(annotation) for m in _nested(arg)]
+
+
+def model_table(model: type, seen: set[type] | None = None, title: str | None = None,
+                expand: bool = True) -> str:
+    """A Markdown table of a pydantic model's fields, followed by tables of its nested models
+    (unless ``expand`` is False)."""
+    seen = set() if seen is None else seen
+    seen.add(model)
+    lines = [f"**{title or model.__name__}**", ""]
+    doc = inspect.cleandoc(model.__doc__ or "")
+    if doc and "Usage docs" not in doc:
+        lines += [doc.split("\n\n")[0].replace("\n", " "), ""]
+    if not model.model_fields:
+        return "\n".join(lines + ["(no arguments)", ""])
+    lines += ["| argument | type | default | description |", "|---|---|---|---|"]
+    nested: list[type] = []
+    for name, field in model.model_fields.items():
+        lines.append(f"| `{name}` | `{_cell(_type_name(field.annotation))}` | {_cell(_default(field))} | "
+                     f"{_cell(field.description or '')} |")
+        nested += [m for m in _nested(field.annotation) if m not in seen and m not in nested]
+    lines.append("")
+    for sub in nested if expand else []:
+        if sub not in seen:
+            lines.append(model_table(sub, seen))
+    return "\n".join(lines)
+
+
+def _registry_and_builtins() -> tuple[Any, set[str]]:
+    from sandmle.core.plugins import build_manager
+
+    manager = build_manager()
+    registry = manager.fill_registry()
+    return registry, {row["name"] for row in manager.plugins() if row["builtin"]}
+
+
+# ----------------------------------------------------------------------------- generators
+def recipe_sections() -> str:
+    from sandmle.core.recipe import ComponentSpec, EvaluationSection, Recipe, TasksSection
+
+    sections = ((Recipe, "top level"), (TasksSection, "tasks: (one task set, or a list of them)"),
+                (EvaluationSection, "evaluation:"),
+                (ComponentSpec, "a `component`: a name, or {name, args}"))
+    return "\n".join(model_table(model, title=title, expand=False) for model, title in sections)
+
+
+#: How a recipe selects a component of each kind.
+RECIPE_KEY = {"generators": "tasks: {{generator: {name}}}", "scaffolds": "scaffolds: [{name}]",
+              "graders": "grader: {name}", "rewards": "reward: {name}", "trainers": "trainer: {name}",
+              "sandboxes": "sandbox: {name}", "backends": "backend: {name}",
+              "task_sources": "tasks: {{source: {{name: {name}, args: {{...}}}}}}",
+              "executors": "evaluation: {{executor: {name}}}"}
+
+
+def components() -> str:
+    from sandmle.core.registry import KINDS
+
+    registry, builtins = _registry_and_builtins()
+    out = []
+    for kind in KINDS:
+        infos = [i for i in registry.entries(kind) if i.plugin in builtins]
+        if not infos:
+            continue
+        out += [f"### {kind.replace('_', ' ')}", ""]
+        for info in infos:
+            extra = f" (needs `pip install 'sandmle[{info.extra}]'`)" if info.extra else ""
+            usage = RECIPE_KEY[kind].format(name=info.name)
+            out += [f"#### `{info.name}`", "", f"{info.description}{extra}. Registered by `{info.plugin}`; "
+                    f"in a recipe: `{usage}`.", "", model_table(info.config), ""]
+    return "\n".join(out)
+
+
+def kinds() -> str:
+    from sandmle.core.registry import KINDS
+
+    registry, builtins = _registry_and_builtins()
+    lines = ["| kind | hook | built-in components |", "|---|---|---|"]
+    for kind in KINDS:
+        names = ", ".join(f"`{i.name}`" for i in registry.entries(kind) if i.plugin in builtins) or "(none yet)"
+        lines.append(f"| {kind.replace('_', ' ')} | `register_{kind}(register)` | {names} |")
+    return "\n".join(lines) + "\n"
+
+
+def hooks() -> str:
+    from sandmle.core import hookspecs
+
+    out = []
+    for name, fn in vars(hookspecs).items():
+        if not hasattr(fn, "sandmle_spec"):  # pluggy marks every hookspec with its project's name
+            continue
+        params = ", ".join(inspect.signature(fn).parameters)
+        doc = inspect.cleandoc(fn.__doc__ or "")
+        body, _, param_text = doc.partition(":param ")
+        out += [f"### `{name}({params})`", "", body.strip(), ""]
+        for part in (":param " + param_text).split(":param ")[1:] if param_text else []:
+            pname, _, desc = part.partition(":")
+            out += [f"`{pname.strip()}`", f":   {' '.join(desc.split())}", ""]
+    return "\n".join(out)
+
+
+def checks() -> str:
+    from sandmle.core.registry import KINDS
+    from sandmle.core.testing import checks_for
+
+    out = []
+    for kind in KINDS:
+        fns = checks_for(kind)
+        out += [f"### {kind.replace('_', ' ')} ({len(fns)} check{'s' if len(fns) != 1 else ''})", "",
+                "| check | what it asserts | context it uses |", "|---|---|---|"]
+        for fn in fns:
+            context = [p for p in list(inspect.signature(fn).parameters)[1:]]
+            summary = " ".join(inspect.cleandoc(fn.__doc__ or "").split("\n\n")[0].split())
+            out.append(f"| `{fn.__name__}` | {_cell(summary)} | {', '.join(f'`{c}`' for c in context) or '-'} |")
+        out.append("")
+    return "\n".join(out)
+
+
+def cli() -> str:
+    import click
+
+    from sandmle.core.cli import build_cli
+
+    root = build_cli()
+    out: list[str] = []
+
+    def walk(cmd: click.Command, path: list[str], parent: click.Context | None) -> None:
+        ctx = click.Context(cmd, info_name=path[-1], parent=parent)
+        if len(path) > 1:
+            out.extend([f"### `{' '.join(path)}`", "", "```text", cmd.get_usage(ctx).strip(), "```", "",
+                        inspect.cleandoc(cmd.help or ""), ""])
+            rows = []
+            for p in cmd.params:
+                kind = p.type.name
+                if isinstance(p.type, click.Choice):
+                    kind = " \\| ".join(f"`{c}`" for c in p.type.choices)
+                if isinstance(p, click.Argument):
+                    rows.append((f"`{p.human_readable_name}`", kind, "*required*" if p.required else "", ""))
+                elif isinstance(p, click.Option) and not p.hidden:
+                    names = " / ".join(f"`{o}`" for o in p.opts + p.secondary_opts)
+                    default = p.default
+                    shown = ("" if default is None or "Sentinel" in repr(default) or (p.is_flag and not p.secondary_opts)
+                             else f"`{default}`")
+                    rows.append((names, "flag" if p.is_flag and not p.secondary_opts else kind, shown,
+                                 _cell(p.help or "")))
+            if rows:
+                out.extend(["| parameter | type | default | description |", "|---|---|---|---|"])
+                out.extend(f"| {a} | {b} | {c} | {d} |" for a, b, c, d in rows)
+                out.append("")
+        if isinstance(cmd, click.Group):
+            for name in sorted(cmd.commands):
+                walk(cmd.commands[name], path + [name], ctx)
+
+    walk(root, ["sandmle"], None)
+    return "\n".join(out)
+
+
+GENERATORS = {"cli": cli, "recipe": recipe_sections, "components": components, "kinds": kinds,
+              "hooks": hooks, "checks": checks}

@@ -1,0 +1,1 @@
+"""A backend that replays the model turns of a saved trajectory."""

@@ -1,0 +1,1 @@
+"""A command that flattens a study's results.jsonl into a CSV file."""

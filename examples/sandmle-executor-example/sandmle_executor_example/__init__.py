@@ -1,0 +1,1 @@
+"""An executor that runs episodes one at a time, in order."""

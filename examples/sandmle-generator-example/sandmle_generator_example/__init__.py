@@ -1,0 +1,1 @@
+"""A generator of small synthetic linear classification tasks."""

@@ -1,0 +1,1 @@
+"""A reward that pays for medals and charges for steps."""

@@ -1,0 +1,1 @@
+"""A minimal sandbox: a temporary folder and a python subprocess (trusted code only)."""

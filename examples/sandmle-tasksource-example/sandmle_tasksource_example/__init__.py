@@ -1,0 +1,1 @@
+"""A task source that turns scikit-learn's bundled datasets into tasks."""

@@ -1,0 +1,1 @@
+"""A trainer that keeps the best of n episodes per task as fine-tuning data."""
