@@ -23,24 +23,16 @@ import threading
 from pathlib import Path
 
 import pandas as pd
-from pydantic import Field
 
-from sandmle.core.interfaces import ComponentConfig, Grader
+from sandmle.core.interfaces import Grader
 from sandmle.core.records import Grade
 from sandmle.core.task import MedalThresholds, Task
 
+from .configs import DefaultGraderConfig
 from .evaluator import EvaluatorError, run_evaluator
 from .medals import human_rank, medals, report_score, thresholds_from_leaderboard
 from .metrics import compute_score, read_csv_for
 from .submission import SubmissionRefused, read_submission
-
-
-class DefaultGraderConfig(ComponentConfig):
-    """Limits of the default grader."""
-
-    max_bytes: int = Field(200 * 1024 * 1024, gt=0, description="larger submissions are invalid")
-    evaluator_timeout_s: float = Field(300.0, gt=0, description="limit for a task's own evaluator.py")
-    sample_baseline: bool = Field(True, description="grade the task's sample submission to fill beats_sample_submission")
 
 
 class _Scored(Exception):

@@ -8,9 +8,8 @@ import click
 
 from sandmle.core.hookspecs import hookimpl
 
-from .grader import DefaultGraderConfig
+from .configs import DefaultGraderConfig, PathConfig
 from .rewards import MilestoneConfig
-from .sources import PathConfig
 
 
 def _make_default(config: DefaultGraderConfig) -> Any:

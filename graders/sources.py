@@ -16,18 +16,11 @@ from pathlib import Path
 import pandas as pd
 
 from sandmle.core.errors import TaskError
-from sandmle.core.interfaces import ComponentConfig, TaskSource
+from sandmle.core.interfaces import TaskSource
 from sandmle.core.task import PUBLIC, Task, load_task, validate_task
 
-from pydantic import DirectoryPath
-
+from .configs import PathConfig
 from .evaluator import evaluator_source
-
-
-class PathConfig(ComponentConfig):
-    """A folder of task folders, or one task folder."""
-
-    path: DirectoryPath  # a missing folder is a recipe error, reported before anything runs
 
 
 def _task_dirs(root: Path, marker: str) -> list[Path]:
