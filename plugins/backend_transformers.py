@@ -31,6 +31,7 @@ import os
 import threading
 import time
 from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -194,7 +195,8 @@ class TransformersBackend(Backend):
             if not batch:
                 continue
             try:
-                results = await asyncio.to_thread(self._generate_batch, [(r.prompt_ids, r.sampling) for r in batch])
+                results = await asyncio.to_thread(self._generate_batch, [(r.prompt_ids, r.sampling) for r in batch],
+                                                  lambda i: batch[i].future.done() or self.model is None)
             except Exception as exc:  # noqa: BLE001 - every waiting episode learns why
                 for r in batch:
                     if not r.future.done():
@@ -252,8 +254,14 @@ class TransformersBackend(Backend):
             self._kv_tokens -= len(old)
 
     # ------------------------------------------------------------------ batched sampling loop
-    def _generate_batch(self, requests: list[tuple[list[int], Sampling]]) -> list[Completion]:
+    def _generate_batch(self, requests: list[tuple[list[int], Sampling]],
+                        abandoned: Callable[[int], bool] | None = None) -> list[Completion]:
         """Sample replies for ``requests`` together.
+
+        ``abandoned(i)`` says that nobody waits for request ``i`` any more (its episode timed out or
+        was cancelled): its row leaves the batch at the next token instead of generating up to
+        ``max_new_tokens`` on a thread nothing can stop, which kept ``sandmle eval`` alive for many
+        minutes after its last result was written.
 
         Layout of row ``i`` (width ``W + S``): left padding, the ``C_i`` cached positions of its
         longest cached prefix, a gap, then the ``S_i`` prompt tokens still to encode, right-aligned.
@@ -298,8 +306,11 @@ class TransformersBackend(Backend):
                                 past_key_values=past, use_cache=True)
                     past = out.past_key_values
                     logits = out.logits[:, -1, :].float().cpu()
-                    next_tokens, keep = [], []
+                    next_tokens, keep = [], []  # next_tokens[row]: the token row ``row`` just sampled
                     for row, i in enumerate(active):
+                        if abandoned is not None and abandoned(i):
+                            next_tokens.append(self.pad_id)  # the row leaves the batch below
+                            continue
                         token, lp = self._sample(logits[row], requests[i][1], gens[i])
                         out_ids[i].append(token)
                         out_lp[i].append(lp)
