@@ -110,7 +110,7 @@ def main() -> None:
                                          args.think_s)})
         sandboxes = [("local warm pool", "local", {"pool_size": 1}, args.think_s),
                      ("local back-to-back", "local", {"pool_size": 1}, 0.0)]
-        from sandmle.plugins.docker_sandbox import engine_unavailable_reason
+        from sandmle.plugins.docker.sandbox import engine_unavailable_reason
 
         reason = engine_unavailable_reason(start=True)
         if reason:

@@ -1,4 +1,5 @@
-"""Registers the built-in scaffolds through the same hooks a third-party plugin uses."""
+"""Registers the built-in scaffolds and the scripted ``baseline`` backend that speaks their
+protocols, through the same hooks a third-party plugin uses."""
 
 from __future__ import annotations
 
@@ -25,6 +26,14 @@ def register_scaffolds(register: Any) -> None:
                  description="MLE-Dojo's interactive actions with position-score feedback")
     except ImportError:  # pragma: no cover
         pass
+
+
+@hookimpl
+def register_backends(register: Any) -> None:
+    from .baseline import BaselineConfig, make_baseline
+
+    register("baseline", make_baseline, config=BaselineConfig,
+             description="scripted AutoML agent speaking every scaffold's protocol")
 
 
 @hookimpl

@@ -36,7 +36,7 @@ def test_plugins_json_lists_every_builtin_registration(capsys):
     assert "register_scaffolds" in by_name["sandmle.scaffolds.plugin"]["hooks"]
     assert all(r["version"] for r in rows if r["builtin"])
     # entry-point plugins of our own distribution are built-in too, and registered like any plugin
-    assert by_name["backends"]["builtin"] and "baseline" in by_name["backends"]["components"]["backends"]
+    assert by_name["openai"]["builtin"] and "litellm" in by_name["openai"]["components"]["backends"]
 
 
 def test_plugins_without_all_hides_builtins(capsys):

@@ -136,7 +136,7 @@ def _own_entry_points():
     from sandmle.core.plugins import _own_entry_points
 
     own = _own_entry_points()
-    assert {"backends", "docker", "ray", "mlebench"} <= own
+    assert {"openai", "hf", "trl", "verl", "docker", "ray", "mlebench"} <= own
     return own
 
 

@@ -100,7 +100,7 @@ def test_broken_plugin_is_reported_and_cli_still_works(tmp_path, cli):
     assert any(r["name"] == "sandmle.scaffolds.plugin" for r in report["plugins"])
     code, out, _ = cli("list", "graders", env=env)
     assert code == 0 and "default" in out
-    code, _, err = cli("plugins", env={**env, "SANDMLE_LOAD_PLUGINS": "backends"})
+    code, _, err = cli("plugins", env={**env, "SANDMLE_LOAD_PLUGINS": "openai"})
     assert "boom" not in err  # the allowlist keeps it from being imported at all
     code, out, err = cli("plugins", env={**env, "SANDMLE_BLOCK_PLUGINS": "broken"})
     assert "boom" not in err and "blocked by SANDMLE_BLOCK_PLUGINS: broken" in out

@@ -11,7 +11,7 @@ import time
 
 import pytest
 
-from sandmle.plugins.backend_openai import BackendReplyError, BackendUnreachableError
+from sandmle.plugins.openai.backends import BackendReplyError, BackendUnreachableError
 
 from test_backends_remote import Server, make, reply
 from test_reliability_cli import sandmle

@@ -49,7 +49,7 @@ def test_kill_9_leaves_a_folder_the_next_sandbox_removes():
 def test_docker_removes_containers_and_folders_of_dead_owners():
     import pytest
 
-    from sandmle.plugins.docker_sandbox import DEFAULT_IMAGE, DockerSandbox, DockerSandboxConfig, engine_unavailable_reason
+    from sandmle.plugins.docker.sandbox import DEFAULT_IMAGE, DockerSandbox, DockerSandboxConfig, engine_unavailable_reason
 
     reason = engine_unavailable_reason(start=True)
     if reason:

@@ -30,7 +30,7 @@ def test_battery_passes_via_cli(name):
     from sandmle.core.cli import build_cli
 
     if name == "docker":
-        from sandmle.plugins.docker_sandbox import engine_unavailable_reason
+        from sandmle.plugins.docker.sandbox import engine_unavailable_reason
 
         reason = engine_unavailable_reason(start=True)
         if reason:

@@ -93,7 +93,7 @@ def test_length_budget_stops_the_episode(smollm2, task, sandbox):
 
 def test_kv_cache_of_earlier_turns_gives_the_same_replies(smollm2):
     """The next turn encodes only its new tokens, and samples exactly what a full re-encode would."""
-    from sandmle.plugins.backend_transformers import TransformersBackend, TransformersConfig
+    from sandmle.plugins.hf.backend import TransformersBackend, TransformersConfig
 
     fresh = TransformersBackend.from_model(smollm2.model, smollm2.tokenizer,
                                            TransformersConfig(max_new_tokens=24, kv_cache_tokens=0))

@@ -51,7 +51,7 @@ def _weights(folder):
 
 
 def _base_dir():
-    from sandmle.plugins.backend_transformers import SMOLLM2_GGUF, converted_gguf, smollm2_dir
+    from sandmle.plugins.hf.backend import SMOLLM2_GGUF, converted_gguf, smollm2_dir
 
     return converted_gguf(smollm2_dir(), SMOLLM2_GGUF)
 
@@ -64,7 +64,7 @@ def _outcome(stop_reason, prompt, sampled, reward):
 
 
 def test_compact_filtering_removes_timeout_episodes_from_the_loss_mask():
-    from sandmle.plugins.trl_grpo_run import StepStats, rollout_rows
+    from sandmle.plugins.trl.grpo_run import StepStats, rollout_rows
 
     outcomes = [_outcome("answer", [1, 2], [5, 6], 1.0), _outcome("timeout", [1, 2], [7], 0.0),
                 _outcome("max_llm_calls", [1, 2], [8, 9, 10], 0.5), _outcome("unknown", [1], [4], 0.2)]

@@ -25,9 +25,9 @@ import yaml
 from sandmle.core.plugins import get_manager
 from sandmle.core.recipe import parse_recipe, resolve
 from sandmle.core.task import load_task
-from sandmle.plugins.verl_config import AGENT_LOOP_TARGET, AGENT_NAME, VerlTrainerConfig, hydra_overrides
-from sandmle.plugins.verl_export import task_from_extra_info
-from sandmle.plugins.verl_launch import prepare
+from sandmle.plugins.verl.config import AGENT_LOOP_TARGET, AGENT_NAME, VerlTrainerConfig, hydra_overrides
+from sandmle.plugins.verl.export import task_from_extra_info
+from sandmle.plugins.verl.launch import prepare
 from sandmle.training import apply_compact_filter, compact_filter, group_advantages
 
 from verl_support import SmolLM2TokenServer, compose_verl_config, save_hf_dir  # tests/ is on sys.path

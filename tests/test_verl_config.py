@@ -20,9 +20,9 @@ from sandmle.core.errors import SandmleError
 from sandmle.core.plugins import get_manager
 from sandmle.core.recipe import load_recipe, parse_recipe, resolve
 from sandmle.graders.task_writer import write_task
-from sandmle.plugins import verl_config
-from sandmle.plugins.verl_config import AGENT_NAME, hydra_overrides
-from sandmle.plugins.verl_launch import LaunchPlan, launch, parse_metrics_line, prepare, recipe_overrides
+from sandmle.plugins.verl import config as verl_config
+from sandmle.plugins.verl.config import AGENT_NAME, hydra_overrides
+from sandmle.plugins.verl.launch import LaunchPlan, launch, parse_metrics_line, prepare, recipe_overrides
 
 from verl_support import compose_verl_config  # tests/ is on sys.path
 
@@ -74,7 +74,7 @@ SANDMLE_SH = {
     93: ("trainer.test_freq", 5),
     100: ("trainer.total_epochs", 20),
 }
-# Where we differ on purpose (each explained in plugins/verl_config.py's docstring):
+# Where we differ on purpose (each explained in plugins/verl/config.py's docstring):
 #  52: ppo_mini_batch_size=64 counted trajectories under veRL 0.6.1 (64 = 16 tasks x 4, one update
 #      per step); veRL 0.9.1 counts tasks and refuses more than the batch, so 16 is the same update.
 #  86: logger console+wandb -> console+tensorboard (no account needed; add wandb in the recipe).
@@ -137,7 +137,7 @@ def test_veRL_accepts_the_generated_config(composed_shipped):
 
 def test_shipped_recipe_keeps_sandmles_episode_and_filtering_settings(composed_shipped, tmp_path):
     recipe, _, _ = composed_shipped
-    from sandmle.plugins.verl_launch import loop_settings
+    from sandmle.plugins.verl.launch import loop_settings
 
     from sandmle.core.recipe import ComponentSpec
 
@@ -291,7 +291,7 @@ def test_prepare_refuses_an_empty_task_set(tmp_path):
 
 
 def test_a_grader_past_its_timeout_returns_an_invalid_grade_instead_of_blocking(tmp_path):
-    from sandmle.plugins.verl_timeouts import TimedGrader
+    from sandmle.plugins.verl.timeouts import TimedGrader
 
     [task] = tiny_tasks(tmp_path, 1)
     submission = tmp_path / "submission.csv"

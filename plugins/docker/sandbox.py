@@ -1,4 +1,4 @@
-"""Entry-point plugin ``docker_sandbox``: the ``docker`` sandbox (extra ``sandmle[docker]``).
+"""The ``docker`` sandbox (extra ``sandmle[docker]``).
 
 One container per session through the Docker Engine API: no network, memory/CPU/pids limits,
 read-only root, ``no-new-privileges``, every capability dropped but the three the root step
@@ -31,7 +31,6 @@ from typing import Any
 from pydantic import Field
 
 from sandmle.core.errors import SandmleError
-from sandmle.core.hookspecs import hookimpl
 from sandmle.core.interfaces import ComponentConfig, Sandbox, SandboxSession
 from sandmle.core.records import ExecResult
 from sandmle.core.registry import require
@@ -360,9 +359,3 @@ class DockerSession(HostDirFiles, SandboxSession):
 def make_docker(config: DockerSandboxConfig) -> DockerSandbox:
     """Registry factory for the ``docker`` sandbox."""
     return DockerSandbox(config)
-
-
-@hookimpl
-def register_sandboxes(register: Any) -> None:
-    register("docker", make_docker, config=DockerSandboxConfig,
-             description="one locked-down container per session (Docker Engine API)")

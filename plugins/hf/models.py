@@ -17,7 +17,7 @@ from sandmle.core.errors import SandmleError
 from sandmle.core.registry import require
 
 if TYPE_CHECKING:
-    from .backend_transformers import TransformersConfig
+    from .backend import TransformersConfig
 
 SMOLLM2_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
 

@@ -1,8 +1,11 @@
-"""Entry-point plugin ``verl``: the ``verl`` trainer (``pip install 'sandmle[verl]'``).
+"""Integration with veRL: the ``verl`` trainer (``pip install 'sandmle[verl]'``).
 
 GRPO with veRL 0.9.1 on a Ray cluster (or a local one), SandMLE's settings by default; every
 episode is one of our registered scaffolds running inside veRL's agent loop. Registering imports
 nothing heavy; building the trainer checks that veRL 0.9.1 is installed.
+
+Uses ``core``, ``training`` (the train stage), ``scaffolds`` and ``evaluation`` (episodes inside
+veRL's agent loop), ``graders`` (rewards) and ``sandboxes``.
 """
 
 from __future__ import annotations
@@ -11,11 +14,11 @@ from typing import Any
 
 from sandmle.core.hookspecs import hookimpl
 
-from .verl_config import VerlTrainerConfig
+from .config import VerlTrainerConfig
 
 
 def _make_verl(config: VerlTrainerConfig) -> Any:
-    from .verl_launch import make_verl_trainer
+    from .launch import make_verl_trainer
 
     return make_verl_trainer(config)
 

@@ -30,10 +30,10 @@ from sandmle.core.errors import SandmleError
 from sandmle.core.interfaces import Trainer, TrainResult
 from sandmle.core.task import Task
 
-from .verl_config import (
+from .config import (
     VERL_VERSION, LoopSettings, VerlTrainerConfig, check_verl_version, dump_overrides, hydra_overrides, verl_overrides,
 )
-from .verl_export import export_parquet, split_tasks, write_agent_loop_yaml
+from .export import export_parquet, split_tasks, write_agent_loop_yaml
 
 _STEP_LINE = re.compile(r"^step:(\d+) - (.*)$")
 

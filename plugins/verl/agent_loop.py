@@ -1,7 +1,7 @@
 """``SandmleAgentLoop``: any registered sandmle scaffold as a veRL 0.9.1 agent loop.
 
 veRL's ``AgentLoopWorker`` (a Ray actor) instantiates this class once per trajectory from the
-agent-loop YAML (:func:`sandmle.plugins.verl_export.write_agent_loop_yaml`) and awaits
+agent-loop YAML (:func:`sandmle.plugins.verl.export.write_agent_loop_yaml`) and awaits
 :meth:`SandmleAgentLoop.run`. One run is one episode:
 
 1. the task named by the parquet row's ``extra_info.task`` is loaded;
@@ -45,10 +45,10 @@ from sandmle.training import SANDMLE_MASKED_STOP_REASONS, compact_filter
 from sandmle.training.rollout import HARNESS_STOP_REASONS
 from sandmle.training.rollout import run_episode as run_shared_episode
 
-from .verl_config import LoopSettings, check_verl_version
-from .verl_export import task_from_extra_info
-from .verl_timeouts import TimedGrader, TimedSandbox
-from .verl_token_backend import Budget, ContinuousTokenBackend
+from .config import LoopSettings, check_verl_version
+from .export import task_from_extra_info
+from .timeouts import TimedGrader, TimedSandbox
+from .token_backend import Budget, ContinuousTokenBackend
 
 check_verl_version()
 

@@ -31,7 +31,7 @@ from sandmle.training.job import TrainJob
 from sandmle.training.progress import TrainProgress
 from sandmle.training.rollout import BudgetedBackend, EpisodeOutcome, run_episodes
 
-from .trl_grpo import GrpoConfig
+from .grpo import GrpoConfig
 
 REWARD_KEY = "sandmle_reward"
 
@@ -74,7 +74,7 @@ class EpisodeRollout:
     trainer's live model generating for them in batches."""
 
     def __init__(self, job: TrainJob, cfg: GrpoConfig, tokenizer: Any):
-        from .backend_transformers import TransformersConfig
+        from sandmle.plugins.hf.backend import TransformersConfig
 
         self.job, self.cfg, self.tokenizer = job, cfg, tokenizer
         self.tasks = {t.id: t for t in job.require_tasks()}
@@ -90,7 +90,7 @@ class EpisodeRollout:
         self.progress: TrainProgress | None = None
 
     def backend_for(self, model: Any) -> Any:
-        from .backend_transformers import TransformersBackend
+        from sandmle.plugins.hf.backend import TransformersBackend
 
         if self._backend is None or self._backend.model is not model:
             self._backend = TransformersBackend.from_model(model, self.tokenizer, self.backend_config)
@@ -213,7 +213,7 @@ def run_grpo(cfg: GrpoConfig, recipe: Any, tasks: list[Any]) -> TrainResult:
     if not trl.__version__.startswith("1.16."):
         raise SandmleError(f"the grpo trainer is tested with trl 1.16 (rollout_func is experimental); "
                            f"found trl {trl.__version__}: pip install 'sandmle[trl]'")
-    from .hf_training import ProgressCallbackFactory, hf_common_args, load_policy, lora_config, run_hf_trainer
+    from .common import ProgressCallbackFactory, hf_common_args, load_policy, lora_config, run_hf_trainer
 
     job = TrainJob.create(recipe, tasks)
     job.require_tasks()

@@ -34,7 +34,7 @@ def fix_special_tokens(model: Any, tokenizer: Any) -> None:
 
 def load_policy(job: TrainJob) -> tuple[Any, Any]:
     """The policy's model (in training mode) and tokenizer, loaded fresh from its backend config."""
-    from .backend_transformers import TransformersConfig, load_model_and_tokenizer
+    from sandmle.plugins.hf.backend import TransformersConfig, load_model_and_tokenizer
 
     cfg = job.policy_config
     if not isinstance(cfg, TransformersConfig):

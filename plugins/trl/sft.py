@@ -137,7 +137,7 @@ def run_sft(config: SftConfig, recipe, tasks) -> TrainResult:  # noqa: ANN001 - 
     from sandmle.training.progress import TrainProgress
     from sandmle.training.sft_data import heldout_path_for, read_sft_data
 
-    from .hf_training import ProgressCallbackFactory, hf_common_args, load_policy, lora_config, run_hf_trainer
+    from .common import ProgressCallbackFactory, hf_common_args, load_policy, lora_config, run_hf_trainer
 
     torch = require("torch", "trl", "sft trainer")
     transformers = require("transformers", "trl", "sft trainer")

@@ -42,7 +42,7 @@ from sandmle.core.records import Completion, Sampling, Usage
 from sandmle.core.registry import require
 from sandmle.training.chat import encode, plain_messages, render, stop_token_ids
 
-from .hf_models import SMOLLM2_GGUF, converted_gguf, load_model_and_tokenizer, smollm2_dir
+from .models import SMOLLM2_GGUF, converted_gguf, load_model_and_tokenizer, smollm2_dir
 
 __all__ = ["SMOLLM2_GGUF", "TransformersBackend", "TransformersConfig", "converted_gguf",
            "load_model_and_tokenizer", "make_transformers", "smollm2_dir"]

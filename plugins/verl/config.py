@@ -36,7 +36,7 @@ VERL_VERSION = "0.9.1"
 AGENT_NAME = "sandmle_agent"
 
 #: Class veRL's workers instantiate (with ``hydra.utils.instantiate``) for every trajectory.
-AGENT_LOOP_TARGET = "sandmle.plugins.verl_agent_loop.SandmleAgentLoop"
+AGENT_LOOP_TARGET = "sandmle.plugins.verl.agent_loop.SandmleAgentLoop"
 
 
 def check_verl_version() -> str:
@@ -125,7 +125,7 @@ class VerlTrainerConfig(GRPOSettings):
 
 
 class LoopSettings(ComponentConfig):
-    """What the agent-loop YAML tells :class:`~sandmle.plugins.verl_agent_loop.SandmleAgentLoop`.
+    """What the agent-loop YAML tells :class:`~sandmle.plugins.verl.agent_loop.SandmleAgentLoop`.
 
     Component specs are ``{name, args}`` as in a recipe; they are built once per worker process.
     """

@@ -24,7 +24,7 @@ import yaml
 from sandmle.core.errors import SandmleError
 from sandmle.core.task import Task
 
-from .verl_config import AGENT_LOOP_TARGET, AGENT_NAME
+from .config import AGENT_LOOP_TARGET, AGENT_NAME
 
 
 def task_row(task: Task, index: int, *, split: str, data_source: str) -> dict[str, Any]:

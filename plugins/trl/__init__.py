@@ -1,6 +1,9 @@
-"""Entry-point plugin ``trainers``: ``sft`` and ``grpo`` (TRL), registered like any plugin's.
+"""Integration with TRL: the ``sft`` trainer (assistant-only SFT on trajectories) and the ``grpo``
+trainer (trajectory-wise GRPO through TRL's ``GRPOTrainer`` and ``rollout_func``).
 
-Config models import nothing heavy; torch, transformers, TRL and peft load when a trainer is built.
+Uses ``core``, ``training`` (token sequences, advantages, checkpoints, progress), ``evaluation``
+(episodes for rollouts) and the ``hf`` integration (loading the policy). Config models import
+nothing heavy; torch, transformers, TRL and peft load when a trainer is built (extra ``sandmle[trl]``).
 """
 
 from __future__ import annotations
@@ -13,7 +16,7 @@ from sandmle.core.hookspecs import hookimpl
 @hookimpl
 def register_trainers(register: Any) -> None:
     from .sft import SftConfig, make_sft
-    from .trl_grpo import GrpoConfig, make_grpo
+    from .grpo import GrpoConfig, make_grpo
 
     register("sft", make_sft, config=SftConfig, extra="trl",
              description="supervised fine-tuning on exported trajectories, assistant tokens only")

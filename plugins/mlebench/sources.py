@@ -1,4 +1,4 @@
-"""Entry-point plugin ``mlebench``: task sources for MLE-bench competitions and MLE-Dojo boards.
+"""Task sources for MLE-bench competitions and MLE-Dojo boards.
 
 - ``mlebench``: MLE-bench competitions. ``path`` is MLE-bench's data dir (``<id>/prepared/``), whose
   ``config.yaml`` / ``leaderboard.csv`` / ``description.md`` come from ``competitions_dir`` (mle-bench's
@@ -30,7 +30,6 @@ import yaml
 from pydantic import Field
 
 from sandmle.core.errors import TaskError
-from sandmle.core.hookspecs import hookimpl
 from sandmle.core.interfaces import ComponentConfig, TaskSource
 from sandmle.core.task import Task, validate_task
 
@@ -224,17 +223,9 @@ class MLEDojoSource(TaskSource):
                       public if private else None, "mledojo")
 
 
-def _make_mlebench(config: CompetitionsConfig) -> MLEBenchSource:
+def make_mlebench(config: CompetitionsConfig) -> MLEBenchSource:
     return MLEBenchSource(config)
 
 
-def _make_mledojo(config: CompetitionsConfig) -> MLEDojoSource:
+def make_mledojo(config: CompetitionsConfig) -> MLEDojoSource:
     return MLEDojoSource(config)
-
-
-@hookimpl
-def register_task_sources(register: Any) -> None:
-    register("mlebench", _make_mlebench, config=CompetitionsConfig,
-             description="prepared MLE-bench competitions (config.yaml, leaderboard.csv): MLE-bench medal rules")
-    register("mledojo", _make_mledojo, config=CompetitionsConfig,
-             description="MLE-Dojo competitions with public/private rank,score boards for HumanRank")

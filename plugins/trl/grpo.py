@@ -40,7 +40,7 @@ class GrpoTrainer(Trainer):
         self.config = config
 
     def train(self, recipe, tasks) -> TrainResult:  # noqa: ANN001 - Trainer contract
-        from .trl_grpo_run import run_grpo
+        from .grpo_run import run_grpo
 
         return run_grpo(self.config, recipe, tasks)
 

@@ -1,4 +1,4 @@
-"""Entry-point plugin ``ray_executor``: the ``ray`` executor (``pip install sandmle[ray]``).
+"""The ``ray`` executor (``pip install sandmle[ray]``).
 
 Runs evaluation episodes on a pool of Ray actors. Each actor rebuilds the episode runner from its
 pickled recipe (plugins loaded and components resolved inside the actor) and keeps one event loop
@@ -15,7 +15,6 @@ from typing import Any
 
 from pydantic import Field
 
-from sandmle.core.hookspecs import hookimpl
 from sandmle.core.interfaces import ComponentConfig, Executor
 from sandmle.core.registry import require
 
@@ -106,12 +105,6 @@ class RayExecutor(Executor):
                 ray.kill(actor)
 
 
-def _make_ray(config: RayExecutorConfig) -> RayExecutor:
+def make_ray(config: RayExecutorConfig) -> RayExecutor:
     require("ray", "ray")
     return RayExecutor(config)
-
-
-@hookimpl
-def register_executors(register: Any) -> None:
-    register("ray", _make_ray, config=RayExecutorConfig,
-             description="episodes on a pool of Ray actors (local or cluster); extra sandmle[ray]")
