@@ -55,6 +55,7 @@ bench: $(VENV)/.dev-installed system-deps
 	$(PY) benchmarks/sandbox_overhead.py
 	$(PY) benchmarks/generation_throughput.py
 	$(PY) benchmarks/micro_vs_full.py
+	$(PY) benchmarks/episode_profile.py
 	$(PY) benchmarks/rollout_throughput.py
 	$(PY) benchmarks/trainer_throughput.py
 
