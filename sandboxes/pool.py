@@ -295,7 +295,12 @@ class WarmPool:
         try:
             zygote = self.start()
         except Exception as exc:  # noqa: BLE001 - the next acquire starts one inline and raises
-            log.warning("warm sandbox session failed to start: %s", exc)
+            # A refill still starting when the sandbox shuts down sees its mother go away: that
+            # is the shutdown, not a failure (it used to be reported as one, naming a mother.log
+            # that shutdown had already deleted).
+            with self._lock:
+                closing = self._closed
+            (log.debug if closing else log.warning)("warm sandbox session failed to start: %s", exc)
         with self._lock:
             self._starting -= 1
             if zygote is not None and not self._closed:
