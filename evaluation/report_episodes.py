@@ -12,8 +12,11 @@ untrusted, since agent code can print anything: it only reaches the page through
 
 from __future__ import annotations
 
+import functools
+import hashlib
 import html
 import json
+import os
 import re
 from pathlib import Path
 from typing import Any
@@ -24,9 +27,11 @@ from .aggregate import row_tier
 EPISODES_DIR = "episodes"
 _PREVIEW_BYTES = 4096
 _PREVIEW_LINES = 8
-_FENCE = re.compile(r"```(?:python|py)?[ \t]*\n(.*?)```", re.S)
-_CODE_TAG = re.compile(r"<code>\n?(.*?)</code>", re.S)
-_ACTION = re.compile(r"```json\s*\n(.*?)```", re.S)
+# (opening pattern, closing text) of the places code hides in a reply; found with str.find, since
+# a lazy ``(.*?)`` regex scans long replies several times slower.
+_ACTION = (re.compile(r"```json[ \t]*\n"), "```")
+_CODE_TAG = (re.compile(r"<code>\n?"), "</code>")
+_FENCE = (re.compile(r"```(?:python|py)?[ \t]*\n"), "```")
 
 
 def esc(value: Any) -> str:
@@ -45,15 +50,14 @@ def page_name(row: dict[str, Any]) -> str:
 
 
 def inside(out_dir: Path, rel: Any) -> Path | None:
-    """``out_dir / rel`` when ``rel`` is a relative path that stays inside ``out_dir``, else None."""
-    if not isinstance(rel, str) or not rel or rel.startswith(("/", "\\")):
+    """``out_dir / rel`` when ``rel`` is a relative path that stays inside ``out_dir`` (checked on
+    the text, without touching the disk: a run has thousands), else None."""
+    if not isinstance(rel, str) or not rel:
         return None
-    path = (out_dir / rel).resolve()
-    try:
-        path.relative_to(out_dir.resolve())
-    except ValueError:
+    norm = os.path.normpath(rel)
+    if os.path.isabs(norm) or norm == ".." or norm.startswith(("..", "/", "\\")):
         return None
-    return path
+    return out_dir / norm
 
 
 def read_record(out_dir: Path, row: dict[str, Any]) -> tuple[dict[str, Any] | None, str | None]:
@@ -72,6 +76,27 @@ def _placeholder(code: str) -> str:
     return f"… {len(code.splitlines())} lines of code, shown under code …"
 
 
+def _spans(text: str, kind: tuple[re.Pattern[str], str]) -> list[tuple[int, int]]:
+    """(start, end) of every block's inside, in order."""
+    opener, close = kind
+    spans, pos = [], 0
+    while (found := opener.search(text, pos)) is not None:
+        end = text.find(close, found.end())
+        if end < 0:
+            break
+        spans.append((found.end(), end))
+        pos = end + len(close)
+    return spans
+
+
+def _replace(text: str, spans: list[tuple[int, int]], new: list[str]) -> str:
+    out, pos = [], 0
+    for (start, end), piece in zip(spans, new):
+        out += [text[pos:start], piece]
+        pos = end
+    return "".join(out) + text[pos:]
+
+
 def split_code(turn: dict[str, Any]) -> tuple[str, list[str]]:
     """(the reply with its code left out, the code the turn asked to run): a tool call's
     ``code`` argument, else code found in the reply (an MLE-Dojo ``{"action": ..., "params":
@@ -83,28 +108,28 @@ def split_code(turn: dict[str, Any]) -> tuple[str, list[str]]:
              and isinstance(c["arguments"].get("code"), str)]
     if codes:
         return text, codes
-
-    def action(match: re.Match[str]) -> str:
+    spans = _spans(text, _ACTION)
+    actions = []
+    for start, end in spans:
         try:
-            data = json.loads(match.group(1))
+            data = json.loads(text[start:end])
             params = data.get("params")
         except (ValueError, AttributeError):
-            return match.group(0)
-        if not isinstance(params, dict) or not isinstance(params.get("code"), str):
-            return match.group(0)
-        codes.append(params["code"])
-        shown = {**data, "params": {**params, "code": _placeholder(params["code"])}}
-        return "```json\n" + json.dumps(shown, indent=1, ensure_ascii=False) + "\n```"
-
-    text = _ACTION.sub(action, text)
-    if not codes:
-        for pattern in (_CODE_TAG, _FENCE):
-            found = pattern.findall(text)
-            if found:
-                codes = found
-                text = pattern.sub(lambda m: m.group(0).replace(m.group(1), _placeholder(m.group(1))), text)
-                break
-    return text, codes
+            params = data = None
+        if isinstance(params, dict) and isinstance(params.get("code"), str):
+            codes.append(params["code"])
+            shown = {**data, "params": {**params, "code": _placeholder(params["code"])}}
+            actions.append(json.dumps(shown, indent=1, ensure_ascii=False) + "\n")
+        else:
+            actions.append(text[start:end])
+    if codes:
+        return _replace(text, spans, actions), codes
+    for kind in (_CODE_TAG, _FENCE):
+        spans = _spans(text, kind)
+        if spans:
+            codes = [text[start:end] for start, end in spans]
+            return _replace(text, spans, [_placeholder(c) for c in codes]), codes
+    return text, []
 
 
 def _pre(text: str, cls: str = "") -> str:
@@ -237,17 +262,48 @@ def render_episode(out_dir: Path, row: dict[str, Any], css: str, report_name: st
             f"<style>{css}</style></head><body class='episode'>" + "".join(body) + "</body></html>")
 
 
-def write_episode_pages(out_dir: Path, rows: list[dict[str, Any]], css: str) -> Path:
-    """Write ``episodes/<key>.html`` for every row (stale pages of episodes no longer in the
-    results are removed); returns the folder."""
-    folder = Path(out_dir) / EPISODES_DIR
+@functools.cache
+def _source_hash() -> str:
+    return hashlib.sha1(Path(__file__).read_bytes()).hexdigest()
+
+
+def _fingerprint(out_dir: Path, row: dict[str, Any], css: str) -> str:
+    """What a page is made of, cheaply: the row, the trajectory file's size and time, the style
+    and this module's source (a changed page layout writes every page again). Same fingerprint: the page need not be written again."""
+    traj = inside(out_dir, row.get("trajectory"))
+    try:
+        stat = traj.stat() if traj is not None else None
+    except OSError:
+        stat = None
+    seen = [row, [stat.st_size, stat.st_mtime_ns] if stat else None, _source_hash(), css]
+    return hashlib.sha1(json.dumps(seen, sort_keys=True, default=str).encode()).hexdigest()
+
+
+def write_episode_pages(out_dir: Path, rows: list[dict[str, Any]], css: str) -> tuple[int, int]:
+    """Write ``episodes/<key>.html`` for every row; returns (pages written, pages already up to
+    date). A rebuild after a resumed study writes only the pages whose episode changed (an index,
+    ``episodes/index.json``, keeps each page's fingerprint); pages of episodes no longer in the
+    results are removed."""
+    out_dir = Path(out_dir)
+    folder = out_dir / EPISODES_DIR
     folder.mkdir(parents=True, exist_ok=True)
-    names = set()
+    index_path = folder / "index.json"
+    try:
+        old_index = json.loads(index_path.read_text(encoding="utf-8"))
+        old_index = old_index if isinstance(old_index, dict) else {}
+    except (OSError, ValueError):
+        old_index = {}
+    index: dict[str, str] = {}
+    written = 0
     for row in rows:
         name = page_name(row)
-        names.add(name)
-        (folder / name).write_text(render_episode(Path(out_dir), row, css), encoding="utf-8")
+        index[name] = _fingerprint(out_dir, row, css)
+        if old_index.get(name) == index[name] and (folder / name).is_file():
+            continue
+        (folder / name).write_text(render_episode(out_dir, row, css), encoding="utf-8")
+        written += 1
     for old in folder.glob("*.html"):
-        if old.name not in names:
+        if old.name not in index:
             old.unlink()
-    return folder
+    index_path.write_text(json.dumps(index), encoding="utf-8")
+    return written, len(rows) - written

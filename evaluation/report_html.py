@@ -32,7 +32,7 @@ CSS = ("body{font-family:system-ui,sans-serif;margin:1em 1.5em;color:#222;font-s
        "h1{font-size:1.5em}h2{margin-top:1.6em}"
        "table{border-collapse:collapse;margin:.8em 0;font-size:13px}"
        "td,th{border:1px solid #ccc;padding:3px 6px;text-align:right;white-space:nowrap;vertical-align:top}"
-       "td.l,th.l{text-align:left;white-space:normal;overflow-wrap:anywhere;max-width:22em}"
+       "td.l,th.l{text-align:left;white-space:normal;overflow-wrap:anywhere;min-width:4.5em;max-width:20em}"
        "th{background:#f3f5f8}table.sortable th{cursor:pointer;user-select:none}"
        "th[aria-sort=ascending]::after{content:' \\25B2'}th[aria-sort=descending]::after{content:' \\25BC'}"
        ".sem{color:#666;font-size:11px}tr[hidden]{display:none}"

@@ -70,7 +70,7 @@ def test_every_episode_of_the_quickstart_has_a_page_with_its_turns(quickstart_ru
     assert proc.returncode == 0, proc.stdout + proc.stderr
     rows = read_results(out)
     assert len(rows) == 6 and {r["scaffold"] for r in rows} == {"react", "aide", "mledojo"}
-    pages = sorted(p.name for p in (out / "episodes").iterdir())
+    pages = sorted(p.name for p in (out / "episodes").glob("*.html"))
     assert pages == sorted(f"{r['key']}.html" for r in rows)  # one each, the stale page removed
     report = (out / "report.html").read_text()
     for row in rows:
@@ -221,3 +221,36 @@ def test_summary_fits_1400px_with_many_groups_and_long_labels(tmp_path, browser)
     failed = next(r for r in read_results(out) if r["status"] != "ok")
     page = (out / "episodes" / f"{failed['key']}.html").read_text()
     assert "RuntimeError: sandbox died" in page and "<h2>turns (0)</h2>" in page
+
+
+def test_a_rebuild_writes_only_the_pages_of_changed_episodes(tmp_path):
+    out = tmp_path / "run"
+    rows = write_results(out, ["baseline"])
+    from sandmle.evaluation.report_episodes import write_episode_pages
+    from sandmle.evaluation.report_html import CSS
+
+    assert write_episode_pages(out, rows, CSS) == (len(rows), 0)
+    assert write_episode_pages(out, rows, CSS) == (0, len(rows))
+    rows[0]["reward_total"] = 0.123  # a changed row (a rerun episode): its page only
+    assert write_episode_pages(out, rows, CSS) == (1, len(rows) - 1)
+    assert "0.123" in (out / "episodes" / f"{rows[0]['key']}.html").read_text()
+    (out / "episodes" / f"{rows[1]['key']}.html").unlink()  # a page deleted by hand comes back
+    assert write_episode_pages(out, rows, CSS) == (1, len(rows) - 1)
+
+
+def test_milestone_error_bars_are_the_sem_over_seeds_or_over_episodes():
+    from sandmle.evaluation.aggregate import summarize
+    from sandmle.evaluation.plots import milestone_sems
+
+    def row(seed: int, task: str, valid: float) -> dict:
+        return {"task_set": "s", "task_id": task, "scaffold": "react", "policy": "p", "seed": seed,
+                "status": "ok", "reward_parts": {"valid": valid}}
+
+    one_seed = [row(0, "a", 0.2), row(0, "b", 0.0), row(0, "c", 0.2), row(0, "d", 0.0)]
+    sems, what = milestone_sems(summarize(one_seed), ["valid"], one_seed)
+    # points 0.2, 0, 0.2, 0: std 0.11547 (ddof 1) / sqrt(4)
+    assert what == "SEM over episodes (one seed)" and sems[("s", "react", "p")] == [pytest.approx(0.057735, abs=1e-6)]
+    two_seeds = [row(0, "a", 0.2), row(0, "b", 0.2), row(1, "a", 0.0), row(1, "b", 0.2)]
+    sems, what = milestone_sems(summarize(two_seeds), ["valid"], two_seeds)
+    # per-seed means 0.2 and 0.1: std 0.0707 / sqrt(2) = 0.05
+    assert what == "SEM over seeds" and sems[("s", "react", "p")] == [pytest.approx(0.05)]
