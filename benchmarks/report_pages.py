@@ -4,9 +4,10 @@ takes to write one page per episode for N synthetic episodes (default 2,000).
 Each synthetic episode looks like a baseline ReAct/AIDE episode of the quickstart: 8 turns, each
 a reply with a 150-line script, its sandbox output and the observation, a results row with every
 grade field and a kept ``submission.csv``. Measured in one run: (a) reading and JSON-parsing
-every trajectory (the floor: the pages need that data), (b) writing every episode page, (c) the whole ``build_report`` (plots, report.html with the per-task and per-episode
-tables, the pages), (d) the pages again when nothing changed (a rebuild writes only the pages of
-new or changed episodes). The ratio (b) / (a) says what rendering costs on top of reading.
+every trajectory (the floor: the pages need that data), (b) writing every episode page, (c) the
+whole ``build_report`` (plots, report.html with the per-task and per-episode tables, the pages),
+(d) the pages again when nothing changed (a rebuild writes only the pages of new or changed
+episodes). The ratio (b) / (a) says what rendering costs on top of reading.
 
     .venv/bin/python benchmarks/report_pages.py [--episodes 2000] [--json]
 """
@@ -40,7 +41,8 @@ def synthetic_run(out: Path, n: int, turns: int = 8) -> None:
                 "stop_reason": "answer", "extra": {"score_calls": []},
                 "turns": [{"messages_in": 2 * t + 1, "stage": "react", "format_ok": True, "wall_s": 0.4,
                            "text": f"<think>Fit model {t}.</think>\n<tool_call>\npython\n<code>\n{CODE}\n</code>",
-                           "tool_calls": [], "observations": [f"[Output]\nVALIDATION_METRIC rmse {rng.random():.6f}\n" * 20],
+                           "tool_calls": [],
+                           "observations": [f"[Output]\nVALIDATION_METRIC rmse {rng.random():.6f}\n" * 20],
                            "executions": [{"exit_code": 0, "stdout_tail": "wrote submission.csv: 125 rows\n" * 30,
                                            "stderr_tail": "", "wall_s": 0.3, "peak_mem_mb": 150.0}],
                            "usage": {"completion_tokens": 900}} for t in range(turns)]}
@@ -55,7 +57,8 @@ def synthetic_run(out: Path, n: int, turns: int = 8) -> None:
         keep = path.with_suffix("")
         keep.mkdir(exist_ok=True)
         (keep / "submission.csv").write_text("id,y\n" + "".join(f"{k},{rng.random():.6f}\n" for k in range(125)))
-        parts = {"format": 0.1, "valid": 0.2, "median": 0.1 * grade["above_median"], "bronze": 0.5 * grade["bronze_medal"]}
+        parts = {"format": 0.1, "valid": 0.2, "median": 0.1 * grade["above_median"],
+                 "bronze": 0.5 * grade["bronze_medal"]}
         rows.append({"key": ep.key, **ep.to_dict(), "status": "ok", "error": None, "trajectory": rel,
                      **{f"grade_{k}": v for k, v in grade.items()}, "reward_total": sum(parts.values()),
                      "reward_parts": parts, "steps": turns, "llm_calls": turns, "prompt_tokens": 9000,
@@ -102,7 +105,8 @@ def main() -> None:
         return
     print(f"{result['episodes']} episodes: reading the trajectories {read_s:.2f} s; writing the episode pages "
           f"{pages_s:.2f} s ({result['pages_ms_per_episode']} ms each, {result['pages_over_read']}x the read); "
-          f"whole report {report_s:.2f} s; pages again with nothing new {rebuild_s:.2f} s; page {result['page_kb_median']} KiB (median), "
+          f"whole report {report_s:.2f} s; pages again with nothing new {rebuild_s:.2f} s; "
+          f"page {result['page_kb_median']} KiB (median), "
           f"report.html {result['report_html_kb']} KiB")
 
 

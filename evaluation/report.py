@@ -129,7 +129,8 @@ def build_report(out_dir: Path, console: Console | None = None, title: str | Non
         json.dumps([s.to_dict() for s in summaries], indent=2), encoding="utf-8")
     failed = [r for r in rows if r.get("status") != "ok"]
     md = [f"# {title}", "", f"{len(rows)} episodes, {len(failed)} failed. Rates are mean ± SEM over "
-          "seeds (SEM shown only with 2+ seeds); HumanRank and reward are means.", "",
+          "seeds (SEM shown only with 2+ seeds); HumanRank and reward are means. Every episode, turn by "
+          "turn: report.html (filters, per-task and per-episode tables) and episodes/<key>.html.", "",
           markdown_table(summaries), "", "## Reward breakdown (mean per episode)", "",
           _parts_md(summaries), "", "## Plots", ""]
     for p in plots:

@@ -269,7 +269,8 @@ def _source_hash() -> str:
 
 def _fingerprint(out_dir: Path, row: dict[str, Any], css: str) -> str:
     """What a page is made of, cheaply: the row, the trajectory file's size and time, the style
-    and this module's source (a changed page layout writes every page again). Same fingerprint: the page need not be written again."""
+    and this module's source (a changed page layout writes every page again). Same fingerprint:
+    the page need not be written again."""
     traj = inside(out_dir, row.get("trajectory"))
     try:
         stat = traj.stat() if traj is not None else None
@@ -300,7 +301,14 @@ def write_episode_pages(out_dir: Path, rows: list[dict[str, Any]], css: str) -> 
         index[name] = _fingerprint(out_dir, row, css)
         if old_index.get(name) == index[name] and (folder / name).is_file():
             continue
-        (folder / name).write_text(render_episode(out_dir, row, css), encoding="utf-8")
+        try:
+            page = render_episode(out_dir, row, css)
+        except Exception as exc:  # noqa: BLE001 - a malformed trajectory costs its page, not the report
+            page = (f"<!doctype html><html lang='en'><head><meta charset='utf-8'><style>{css}</style></head>"
+                    f"<body><p><a href='../report.html'>← back to the report</a></p><h1>{esc(row['task_id'])}</h1>"
+                    f"<p class='bad'>this episode's record could not be shown: {esc(type(exc).__name__)}: "
+                    f"{esc(exc)}</p></body></html>")
+        (folder / name).write_text(page, encoding="utf-8")
         written += 1
     for old in folder.glob("*.html"):
         if old.name not in index:

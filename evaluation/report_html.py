@@ -28,6 +28,15 @@ class Html(str):
     """A table cell that is already HTML (every value in it escaped by :func:`esc`)."""
 
 
+class Styled(str):
+    """A text cell with a CSS class on its ``<td>``."""
+
+    def __new__(cls, text: str, css_class: str) -> "Styled":
+        cell = super().__new__(cls, text)
+        cell.css_class = css_class
+        return cell
+
+
 CSS = ("body{font-family:system-ui,sans-serif;margin:1em 1.5em;color:#222;font-size:14px}"
        "h1{font-size:1.5em}h2{margin-top:1.6em}"
        "table{border-collapse:collapse;margin:.8em 0;font-size:13px}"
@@ -145,7 +154,8 @@ def html_table(head: list[str] | tuple[str, ...], rows: list[list[Any]], table_i
     body = []
     for n, row in enumerate(rows):
         attrs = "".join(f" data-{k}='{esc(v)}'" for k, v in (row_attrs[n] if row_attrs else {}).items())
-        body.append(f"<tr{attrs}>" + "".join(_cell(c, i < left) for i, c in enumerate(row)) + "</tr>")
+        body.append(f"<tr{attrs}>" + "".join(_cell(c, i < left, getattr(c, "css_class", ""))
+                                             for i, c in enumerate(row)) + "</tr>")
     return (f"<table class='sortable' id='{table_id}'><thead><tr>{th}</tr></thead>"
             f"<tbody>{''.join(body)}</tbody></table>")
 
@@ -178,7 +188,8 @@ def episode_table(rows: list[dict[str, Any]], several_sets: bool) -> str:
     for r in sorted(rows, key=lambda r: (r["task_set"], r["task_id"], r["scaffold"], r["policy"], r["seed"])):
         link = Html(f"<a href='{EPISODES_DIR}/{esc(page_name(r))}'>{esc(r['task_id'])}</a>")
         o = outcome(r)
-        line = [link, r["scaffold"], r["policy"], str(r["seed"]), Html(f"{esc(o)}"), _num(r.get("grade_score"), 5),
+        line = [link, r["scaffold"], r["policy"], str(r["seed"]), Styled(o, "o-" + o.replace(" ", "-")),
+                _num(r.get("grade_score"), 5),
                 _num(r.get("grade_human_rank")), _num(r.get("reward_total")), str(r.get("steps", 0)),
                 r.get("stop_reason") or "-", _num(r.get("wall_s"), 2)]
         if several_sets:
@@ -186,11 +197,7 @@ def episode_table(rows: list[dict[str, Any]], several_sets: bool) -> str:
         cells.append(line)
         attrs.append({"scaffold": _tokens([r["scaffold"]]), "task": _tokens([r["task_id"]]),
                       "policy": _tokens([r["policy"]]), "outcome": _tokens([o])})
-    table = html_table(head, cells, "episodes", left=4 if several_sets else 3, row_attrs=attrs)
-    # colour the outcome cells (a class per outcome; the values are from OUTCOMES, never agent text)
-    for o in OUTCOMES:
-        table = table.replace(f"<td>{o}</td>", f"<td class='o-{o.replace(' ', '-')}'>{o}</td>")
-    return table
+    return html_table(head, cells, "episodes", left=4 if several_sets else 3, row_attrs=attrs)
 
 
 def task_table(rows: list[dict[str, Any]], several_sets: bool) -> str:

@@ -254,3 +254,20 @@ def test_milestone_error_bars_are_the_sem_over_seeds_or_over_episodes():
     sems, what = milestone_sems(summarize(two_seeds), ["valid"], two_seeds)
     # per-seed means 0.2 and 0.1: std 0.0707 / sqrt(2) = 0.05
     assert what == "SEM over seeds" and sems[("s", "react", "p")] == [pytest.approx(0.05)]
+
+
+def test_a_malformed_trajectory_costs_its_page_not_the_report(tmp_path):
+    out = tmp_path / "run"
+    rows = write_results(out, ["baseline"])
+    bad, outside = [r for r in rows if r["status"] == "ok"][:2]
+    bad["trajectory"] = "trajectories/bad.jsonl"
+    outside["trajectory"] = "../../etc/passwd"  # a hand-edited row never reads outside the run
+    (out / "trajectories").mkdir()
+    (out / "trajectories" / "bad.jsonl").write_text(json.dumps(
+        {"trajectory": {"turns": [{"text": 5, "wall_s": "slow", "usage": 3, "executions": "x"}]}}))
+    (out / "results.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    build_report(out)
+    assert "could not be shown: TypeError" in (out / "episodes" / f"{bad['key']}.html").read_text()
+    page = (out / "episodes" / f"{outside['key']}.html").read_text()
+    assert "trajectory path outside the run" in page and "root:" not in page
+    assert len(list((out / "episodes").glob("*.html"))) == len(rows)
