@@ -167,8 +167,13 @@ def render_turn(n: int, turn: dict[str, Any]) -> str:
     executions = [e for e in turn.get("executions") or [] if isinstance(e, dict)]
     if executions:
         parts.append("<h4>sandbox output</h4>" + "".join(_execution(i, e) for i, e in enumerate(executions)))
+    shown = sum(len(str(e.get("stdout_tail") or "")) + len(str(e.get("stderr_tail") or "")) for e in executions)
     for obs in turn.get("observations") or []:
-        parts.append("<details><summary>what the model saw next</summary>" + _pre(str(obs), "obs") + "</details>")
+        # Folded when it mostly repeats the output above; open when it says more (a validation
+        # result, MLE-Dojo's submission evaluation, a tool's answer).
+        unfold = " open" if len(str(obs)) - shown > 200 or not executions else ""
+        parts.append(f"<details{unfold}><summary>what the model saw next</summary>" + _pre(str(obs), "obs")
+                     + "</details>")
     return "".join(parts) + "</section>"
 
 
