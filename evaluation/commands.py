@@ -78,7 +78,8 @@ def _override_policy(rec, registry, name: str | None, args_json: str | None) -> 
 @click.argument("directory", type=click.Path(path_type=Path, file_okay=False))
 @click.option("--json", "as_json", is_flag=True, help="Print the aggregates as JSON.")
 def report_cmd(directory: Path, as_json: bool) -> None:
-    """Rebuild report.md, report.html, summary.json and plots from DIRECTORY/results.jsonl."""
+    """Rebuild report.md, report.html, summary.json, plots and the episode pages
+    (episodes/<key>.html, linked from report.html) from DIRECTORY/results.jsonl."""
     from .report import build_report
 
     _has_results(directory)
@@ -88,7 +89,7 @@ def report_cmd(directory: Path, as_json: bool) -> None:
         return
     console = Console()
     report = build_report(directory, console)
-    console.print(f"report: {report} and {report.with_suffix('.html')}")
+    console.print(f"report: {report} and {report.with_suffix('.html')} (episode pages in {directory / 'episodes'})")
 
 
 @click.command("compare")

@@ -4,7 +4,8 @@
   bronze, above median, valid, invalid) stacked to 100%, with the any-medal SEM over seeds;
 - ``humanrank_by_task.png``: a dot plot, tasks down the side, one marker per group (mean over
   seeds, SEM bars), so unrelated tasks are never joined by a line;
-- ``reward_breakdown.png``: mean points per milestone, one bar per group, in milestone order;
+- ``reward_breakdown.png``: mean points per milestone, one bar per group, in milestone order,
+  with SEM error bars (over seeds; over episodes when there is one seed);
 - ``reward_distribution.png``: the spread of episode rewards per group;
 - ``cross_scaffold.png`` (several policies only): any-medal rate and HumanRank per scaffold, one
   bar per policy: does a policy's advantage carry over to scaffolds it was not trained in?
@@ -107,17 +108,47 @@ def humanrank_by_task(rows: list[dict[str, Any]], path: Path) -> Path:
     return _save(fig, path, plt)
 
 
-def reward_breakdown(summaries: list[GroupSummary], keys: list[str], path: Path) -> Path:
-    """Grouped bars: the mean points each milestone earned, one bar per group."""
+def milestone_sems(summaries: list[GroupSummary], keys: list[str],
+                   rows: list[dict[str, Any]]) -> tuple[dict[tuple[str, str, str], list[float]], str]:
+    """The error bar of each group's mean points per milestone, and what it measures: the SEM
+    over seeds (of per-seed means) when every group has 2+ seeds, as for the rates; with one
+    seed, the SEM over the group's episodes (else no study of one seed would get a bar)."""
+    by_group: dict[tuple[str, str, str], list[dict[str, Any]]] = defaultdict(list)
+    for r in rows:
+        by_group[(r["task_set"], r["scaffold"], r["policy"])].append(r)
+    over_seeds = all(len(s.seeds) > 1 for s in summaries)
+    sems = {}
+    for s in summaries:
+        group = by_group.get(s.key, [])
+        errs = []
+        for k in keys:
+            if over_seeds:
+                per_seed: dict[int, list[float]] = defaultdict(list)
+                for r in group:
+                    per_seed[r["seed"]].append(float((r.get("reward_parts") or {}).get(k, 0.0)))
+                stat = mean_sem([sum(v) / len(v) for v in per_seed.values()])
+            else:
+                stat = mean_sem([float((r.get("reward_parts") or {}).get(k, 0.0)) for r in group])
+            errs.append(stat.sem or 0.0)
+        sems[s.key] = errs
+    return sems, "SEM over seeds" if over_seeds else "SEM over episodes (one seed)"
+
+
+def reward_breakdown(summaries: list[GroupSummary], keys: list[str], path: Path,
+                     rows: list[dict[str, Any]] | None = None) -> Path:
+    """Grouped bars: the mean points each milestone earned, one bar per group, with error bars
+    (:func:`milestone_sems`) when the rows are given."""
     plt = _plt()
     several = len({s.task_set for s in summaries}) > 1
+    sems, what = milestone_sems(summaries, keys, rows) if rows else ({}, "")
     fig, ax = plt.subplots(figsize=(min(11.0, 3.0 + len(keys) * (0.4 + 0.15 * len(summaries))), 3.8))
     width = 0.8 / max(len(summaries), 1)
     for g, s in enumerate(summaries):
         xs = [k + width * (g - (len(summaries) - 1) / 2) for k in range(len(keys))]
-        ax.bar(xs, [s.reward_parts.get(k, 0.0) for k in keys], width=width, label=group_label(s, several))
+        ax.bar(xs, [s.reward_parts.get(k, 0.0) for k in keys], width=width, label=group_label(s, several),
+               yerr=sems.get(s.key), capsize=2, error_kw={"lw": 0.8})
     ax.set_xticks(range(len(keys)), keys, rotation=30, ha="right", fontsize=8)
-    ax.set_ylabel("mean points per episode")
+    ax.set_ylabel("mean points per episode" + (f"\n(bars: {what})" if what else ""))
     ax.set_title("Reward breakdown per milestone")
     if keys:
         ax.legend(fontsize=7, loc="center left", bbox_to_anchor=(1.01, 0.5))
@@ -180,7 +211,7 @@ def write_plots(rows: list[dict[str, Any]], summaries: list[GroupSummary], rewar
     out.mkdir(parents=True, exist_ok=True)
     paths = [medal_tiers(summaries, out / "medal_tiers.png"),
              humanrank_by_task(rows, out / "humanrank_by_task.png"),
-             reward_breakdown(summaries, reward_keys, out / "reward_breakdown.png"),
+             reward_breakdown(summaries, reward_keys, out / "reward_breakdown.png", rows),
              reward_distribution(rows, out / "reward_distribution.png")]
     cross = cross_scaffold(summaries, out / "cross_scaffold.png")
     stale = out / "cross_scaffold.png"

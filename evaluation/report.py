@@ -1,10 +1,10 @@
-"""Reports from results rows alone: rich table, ``report.md``, a self-contained ``report.html``
-(sortable tables, plots inlined) and the PNG plots of :mod:`sandmle.evaluation.plots`."""
+"""Reports from results rows: rich table, ``report.md``, ``report.html`` (sortable, filterable
+tables, plots inlined: :mod:`sandmle.evaluation.report_html`), one page per episode under
+``episodes/`` (:mod:`sandmle.evaluation.report_episodes`) and the PNG plots of
+:mod:`sandmle.evaluation.plots`."""
 
 from __future__ import annotations
 
-import base64
-import html
 import json
 from pathlib import Path
 from typing import Any
@@ -102,7 +102,8 @@ CAPTIONS = {
     "medal_tiers": "Share of episodes by the best tier reached, stacked to 100% per scaffold and policy.",
     "humanrank_by_task": "HumanRank of every task (share of the human leaderboard beaten), one marker per "
                          "scaffold and policy.",
-    "reward_breakdown": "Mean points per episode that each milestone of the reward contributed.",
+    "reward_breakdown": "Mean points per episode that each milestone of the reward contributed (error bars: "
+                        "SEM over seeds, or over episodes with one seed).",
     "reward_distribution": "Spread of episode rewards (box: quartiles, triangle: mean).",
     "cross_scaffold": "Each policy in each scaffold: does an advantage carry over across scaffolds?",
 }
@@ -116,17 +117,20 @@ def _failed_lines(failed: list[dict[str, Any]]) -> list[str]:
 def build_report(out_dir: Path, console: Console | None = None, title: str | None = None) -> Path:
     """Rebuild every report artefact of ``out_dir`` from its ``results.jsonl``; returns report.md."""
     from .plots import write_plots
+    from .report_episodes import write_episode_pages
+    from .report_html import CSS, summary_page
 
     out_dir = Path(out_dir)
     rows = read_results(out_dir)
     summaries = summarize(rows)
-    title = title or f"sandmle evaluation: {out_dir.name}"
+    title = title or f"sandmle evaluation: {out_dir.resolve().name}"
     plots = write_plots(rows, summaries, reward_keys(summaries)[0], out_dir / "plots")
     (out_dir / "summary.json").write_text(
         json.dumps([s.to_dict() for s in summaries], indent=2), encoding="utf-8")
     failed = [r for r in rows if r.get("status") != "ok"]
     md = [f"# {title}", "", f"{len(rows)} episodes, {len(failed)} failed. Rates are mean ± SEM over "
-          "seeds (SEM shown only with 2+ seeds); HumanRank and reward are means.", "",
+          "seeds (SEM shown only with 2+ seeds); HumanRank and reward are means. Every episode, turn by "
+          "turn: report.html (filters, per-task and per-episode tables) and episodes/<key>.html.", "",
           markdown_table(summaries), "", "## Reward breakdown (mean per episode)", "",
           _parts_md(summaries), "", "## Plots", ""]
     for p in plots:
@@ -135,79 +139,17 @@ def build_report(out_dir: Path, console: Console | None = None, title: str | Non
         md += ["", "## Failed episodes", ""] + [f"- {line}" for line in _failed_lines(failed)]
     report_md = out_dir / "report.md"
     report_md.write_text("\n".join(md) + "\n", encoding="utf-8")
-    (out_dir / "report.html").write_text(_html(title, summaries, plots, len(rows), failed), encoding="utf-8")
+    keys, silent = reward_keys(summaries)
+    (out_dir / "report.html").write_text(summary_page(
+        title, summaries, rows, [_ident(s) + row_cells(s) for s in summaries], IDENT + COLUMNS,
+        _parts_rows(summaries, keys), silent, plots, CAPTIONS,
+        list(zip(failed[:50], _failed_lines(failed)))), encoding="utf-8")
+    write_episode_pages(out_dir, rows, CSS)
     if console is not None:
         if not console.is_terminal and console.width < 160:
             console = Console(file=console.file, width=160)  # logs: no wrapping of the numbers
         console.print(rich_table(summaries, title))
     return report_md
-
-
-# Click a column header to sort by it (again: reverse); numbers sort as numbers ("12.5% ± 3.1"
-# by 12.5), "-" always last. Plain DOM code: the report is one file that opens anywhere.
-_SORT_JS = """
-function cellKey(td) {
-  const t = td.textContent.trim();
-  const m = t.match(/^[-+]?\\d+(\\.\\d+)?/);
-  return m && t !== "-" ? [0, parseFloat(m[0]), ""] : [t === "-" ? 2 : 1, 0, t.toLowerCase()];
-}
-function sortTable(th) {
-  const table = th.closest("table"), body = table.tBodies[0];
-  const col = Array.from(th.parentNode.children).indexOf(th);
-  const dir = th.getAttribute("aria-sort") === "ascending" ? -1 : 1;
-  table.querySelectorAll("th").forEach(h => h.removeAttribute("aria-sort"));
-  th.setAttribute("aria-sort", dir === 1 ? "ascending" : "descending");
-  const rows = Array.from(body.rows);
-  rows.sort((a, b) => {
-    const x = cellKey(a.cells[col]), y = cellKey(b.cells[col]);
-    if (x[0] !== y[0]) return x[0] - y[0];
-    const c = x[0] === 0 ? x[1] - y[1] : x[2].localeCompare(y[2]);
-    return dir * c;
-  });
-  rows.forEach(r => body.appendChild(r));
-}
-document.querySelectorAll("table.sortable th").forEach(th => {
-  th.addEventListener("click", () => sortTable(th));
-  th.title = "click to sort";
-});
-"""
-
-_CSS = ("body{font-family:system-ui,sans-serif;margin:2em;max-width:1400px;color:#222}"
-        "table{border-collapse:collapse;margin:1em 0;font-size:14px}"
-        "td,th{border:1px solid #ccc;padding:4px 8px;text-align:right;white-space:nowrap}"
-        "td:nth-child(-n+3),th:nth-child(-n+3){text-align:left}"
-        "th{background:#f3f5f8;cursor:pointer;user-select:none}"
-        "th[aria-sort=ascending]::after{content:' \\25B2'}th[aria-sort=descending]::after{content:' \\25BC'}"
-        "figure{margin:1.5em 0}figcaption{color:#555;font-size:13px}img{max-width:100%}")
-
-
-def _html_table(head: list[str] | tuple[str, ...], rows: list[list[str]], table_id: str) -> str:
-    th = "".join(f"<th>{html.escape(c)}</th>" for c in head)
-    body = "".join("<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in row) + "</tr>" for row in rows)
-    return f"<table class='sortable' id='{table_id}'><thead><tr>{th}</tr></thead><tbody>{body}</tbody></table>"
-
-
-def _html(title: str, summaries: list[GroupSummary], plots: list[Path], n: int,
-          failed: list[dict[str, Any]]) -> str:
-    keys, silent = reward_keys(summaries)
-    parts_head, parts_rows = _parts_rows(summaries, keys)
-    imgs = "".join(
-        f'<figure><img alt="{p.stem}" src="data:image/png;base64,'
-        f'{base64.b64encode(p.read_bytes()).decode()}"/>'
-        f"<figcaption>{html.escape(CAPTIONS.get(p.stem, ''))}</figcaption></figure>" for p in plots)
-    silent_note = (f"<p>Contributed 0 in every group (weight 0, or never reached): "
-                   f"{html.escape(', '.join(silent))}.</p>" if silent else "")
-    failures = ("<h2>Failed episodes</h2><ul>" + "".join(f"<li>{html.escape(x)}</li>" for x in _failed_lines(failed))
-                + "</ul>" if failed else "")
-    return (f"<!doctype html><html lang='en'><head><meta charset='utf-8'><title>{html.escape(title)}</title>"
-            f"<style>{_CSS}</style></head><body>"
-            f"<h1>{html.escape(title)}</h1><p>{n} episodes, {len(failed)} failed. "
-            "Rates: mean ± SEM over seeds (SEM only with 2+ seeds). Click a column to sort.</p>"
-            + _html_table(IDENT + COLUMNS, [_ident(s) + row_cells(s) for s in summaries], "summary")
-            + "<h2>Reward breakdown (mean per episode)</h2>"
-            + _html_table(parts_head, parts_rows, "reward-breakdown") + silent_note
-            + "<h2>Plots</h2>" + imgs + failures
-            + f"<script>{_SORT_JS}</script></body></html>")
 
 
 def compare_dirs(a: Path, b: Path) -> list[Difference]:

@@ -86,6 +86,26 @@ class HeadlessChromium:
                 raise TimeoutError(f"{path} did not finish loading")
             time.sleep(0.1)
 
+    def wait_for(self, expression: str, timeout: float = 30.0) -> Any:
+        """Poll a JavaScript expression until it is truthy (e.g. after a click that navigates);
+        returns its value."""
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                value = self.evaluate(expression)
+            except RuntimeError:  # the page is being replaced: its context is gone for a moment
+                value = None
+            if value:
+                return value
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"{expression!r} stayed false for {timeout} s")
+            time.sleep(0.1)
+
+    def select(self, selector: str, value: str) -> None:
+        """Choose ``value`` in a ``<select>`` as a user would (the page sees a change event)."""
+        self.evaluate(f"(() => {{ const s = document.querySelector({json.dumps(selector)});"
+                      f" s.value = {json.dumps(value)}; s.dispatchEvent(new Event('change')); }})()")
+
     def click(self, selector: str) -> None:
         """A real mouse click (press and release) at the centre of the element."""
         box = self.evaluate(f"(() => {{ const e = document.querySelector({json.dumps(selector)});"
