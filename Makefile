@@ -58,6 +58,7 @@ bench: $(VENV)/.dev-installed system-deps
 	$(PY) benchmarks/episode_profile.py
 	$(PY) benchmarks/rollout_throughput.py
 	$(PY) benchmarks/trainer_throughput.py
+	$(PY) benchmarks/report_pages.py
 
 clean:
 	rm -rf $(VENV) runs build *.egg-info
