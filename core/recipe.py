@@ -445,6 +445,12 @@ def read_recipe_yaml(text: str) -> Any:
 
 def load_recipe(path: str | Path) -> Recipe:
     """Read and structurally validate a recipe file (components are checked by :func:`resolve`)."""
+    return parse_recipe(read_recipe_file(path), str(path))
+
+
+def read_recipe_file(path: str | Path) -> Any:
+    """The YAML data of a recipe file, read with the reader's limits; unreadable files and
+    invalid YAML are :class:`RecipeError` s."""
     path = Path(path)
     if path.is_dir():
         raise RecipeError(str(path), [("", f"{path} is a folder, not a recipe file")])
@@ -462,7 +468,53 @@ def load_recipe(path: str | Path) -> Recipe:
         mark = getattr(exc, "problem_mark", None)
         where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
         raise RecipeError(str(path), [("", f"not valid YAML: {where}{getattr(exc, 'problem', exc)}")]) from None
-    return parse_recipe(data, str(path))
+    return data
+
+
+# Where a recipe names components, for checking names in a recipe whose structure is wrong
+# (so that one run of `recipe validate` reports both): section -> field -> kind.
+_NAMED_COMPONENTS: dict[str, dict[str, str]] = {
+    "": {"sandbox": "sandboxes", "backend": "backends", "scaffolds": "scaffolds", "grader": "graders",
+         "reward": "rewards", "trainer": "trainers"},
+    "tasks": {"generator": "generators", "source": "task_sources"},
+    "train": {"trainer": "trainers", "policy": "backends", "scaffold": "scaffolds", "reward": "rewards"},
+    "evaluation": {"policies": "backends", "scaffolds": "scaffolds", "executor": "executors"},
+}
+
+
+def component_name_problems(data: Any, registry: Registry) -> list[tuple[str, str]]:
+    """Unknown (or ambiguous) component names in raw recipe ``data``, with their YAML paths,
+    found without validating anything else (see :func:`resolve` for a valid recipe)."""
+    if not isinstance(data, dict):
+        return []
+    problems: list[tuple[str, str]] = []
+
+    def check(path: str, kind: str, value: Any) -> None:
+        items = [(path, value)]
+        if isinstance(value, list):
+            items = [(f"{path}[{i}]", v) for i, v in enumerate(value)]
+        for where, item in items:
+            name = item if isinstance(item, str) else item.get("name") if isinstance(item, dict) else None
+            if not isinstance(name, str):
+                continue
+            try:
+                registry.get(kind, name)
+            except (UnknownComponentError, DuplicateComponentError) as exc:
+                problems.append((f"{where}.name" if isinstance(item, dict) else where, str(exc)))
+
+    def section(prefix: str, mapping: Any, fields: dict[str, str]) -> None:
+        if isinstance(mapping, dict):
+            for key, kind in fields.items():
+                if key in mapping:
+                    check(f"{prefix}.{key}" if prefix else key, kind, mapping[key])
+
+    section("", data, _NAMED_COMPONENTS[""])
+    tasks = data.get("tasks")
+    for i, ts in enumerate([tasks] if isinstance(tasks, dict) else tasks if isinstance(tasks, list) else []):
+        section(f"tasks[{i}]", ts, _NAMED_COMPONENTS["tasks"])
+    section("train", data.get("train"), _NAMED_COMPONENTS["train"])
+    section("evaluation", data.get("evaluation"), _NAMED_COMPONENTS["evaluation"])
+    return problems
 
 
 _PSEUDO_FILESYSTEMS = ("/proc", "/sys", "/dev")

@@ -27,9 +27,9 @@ def test_version(capsys):
 
 
 def test_plugins_json_lists_every_builtin_registration(capsys):
-    rows = json.loads(_run(capsys, "plugins", "--all", "--json"))
-    if isinstance(rows, dict):  # some installed plugin failed: reported beside the list
-        rows = rows["plugins"]
+    report = json.loads(_run(capsys, "plugins", "--all", "--json"))
+    assert set(report) == {"plugins", "failed", "clashes", "blocked"}  # one shape, failures or not
+    rows = report["plugins"]
     by_name = {r["name"]: r for r in rows}
     assert "sandmle.core.commands" in by_name
     assert by_name["sandmle.scaffolds.plugin"]["components"]["scaffolds"] == ["aide", "mledojo", "react"]
@@ -40,8 +40,7 @@ def test_plugins_json_lists_every_builtin_registration(capsys):
 
 
 def test_plugins_without_all_hides_builtins(capsys):
-    rows = json.loads(_run(capsys, "plugins", "--json"))
-    rows = rows["plugins"] if isinstance(rows, dict) else rows
+    rows = json.loads(_run(capsys, "plugins", "--json"))["plugins"]
     assert not any(r["builtin"] for r in rows)
 
 

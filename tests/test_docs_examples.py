@@ -60,7 +60,7 @@ def _ok(results):
 def test_every_example_is_listed_with_its_version_and_components(env, cli):
     code, out, err = cli("plugins", "--json", env=env)
     assert code == 0, err
-    rows = {r["name"]: r for r in json.loads(out)}
+    rows = {r["name"]: r for r in json.loads(out)["plugins"]}
     for name, (version, components) in EXPECTED.items():
         assert rows[name]["version"] == version and rows[name]["components"] == components, rows[name]
         assert not rows[name]["builtin"]
