@@ -61,9 +61,14 @@ ROLE_HTML = re.compile(r":(?:class|func|data|attr|mod|meth|doc):<code>~?([^<]*?)
 ROLE_MD = re.compile(r":(?:class|func|data|attr|mod|meth|doc):`~?([^`]*?)`")
 
 
+# ``x`` (reST inline code), but not a ``` fence: replacing every `` turned each fence into
+# inline text (the CLI reference's usage blocks rendered as one line of code).
+RST_CODE = re.compile(r"(?<!`)``([^`\n]+?)``(?!`)")
+
+
 def rst_to_md(text: str) -> str:
-    """Sphinx roles and ``double backticks`` as Markdown inline code."""
-    return ROLE_MD.sub(r"`\1`", text).replace("``", "`")
+    """Sphinx roles and ``double backticks`` as Markdown inline code; code fences kept."""
+    return RST_CODE.sub(r"`\1`", ROLE_MD.sub(r"`\1`", text))
 
 
 def on_page_content(html: str, page: Any, config: Any, files: Any) -> str:

@@ -78,6 +78,11 @@ def test_site_builds_strictly_with_generated_references(site):
     for needle in ("sandmle rollout", "--keep-files / --no-keep-files", "--backend-args", "sandmle recipe validate",
                    "sandmle sandbox check", "sandmle tasks export"):
         assert needle in cli_page, needle
+    html = (site / "reference" / "cli" / "index.html").read_text(encoding="utf-8")
+    usage = re.findall(r"<pre[^>]*>(?:<span></span>)?<code[^>]*>(.*?)</code></pre>", html, re.DOTALL)
+    usage = [re.sub(r"<[^>]+>", "", u) for u in usage]
+    assert any(u.startswith("Usage: sandmle generate [OPTIONS]") for u in usage), usage[:3]  # blocks, not inline
+    assert len([u for u in usage if u.startswith("Usage: ")]) >= 20
     checks = _text(site, "plugins/conformance")
     for kind in KINDS:
         for fn in checks_for(kind):
