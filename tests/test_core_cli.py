@@ -166,3 +166,15 @@ def test_help_and_list_import_little_beyond_their_libraries(argv):
     assert unwanted == "", f"{argv} imported {unwanted}"
     ratio = int(count) / int(floor.stdout.strip())
     assert ratio < 1.6, f"{argv}: {count} modules, {ratio:.2f}x the libraries' floor of {floor.stdout.strip()}"
+
+
+def test_exit_codes_are_what_the_cli_reference_says(tmp_path, capsys):
+    """docs/reference/cli.md "Exit codes": a plain SandmleError exits 1, invalid input 2."""
+    with pytest.raises(SystemExit) as info:
+        main(["generate", "--out", "/proc/sandmle-run"])  # SandmleError("--out: ... /proc ...")
+    assert info.value.code == 1 and "lies under /proc" in capsys.readouterr().err
+    recipe = tmp_path / "r.yaml"
+    recipe.write_text("sead: 1\n")
+    with pytest.raises(SystemExit) as info:
+        main(["recipe", "validate", str(recipe)])
+    assert info.value.code == 2
