@@ -14,10 +14,10 @@ from typing import Any
 import click
 from rich.console import Console
 from rich.markup import escape
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from .show import difficulty_summary, family_mix, per_task_table, task_detail, task_set_rows
+# .show (which reads the seed catalogue) and rich.progress are imported by the commands that use
+# them: every `sandmle` invocation imports this module to build the command line.
 
 
 CALIBRATE_FROM = 20  # fewer tasks give medal rates too coarse to calibrate anything
@@ -101,6 +101,8 @@ def run_generation(generator: Any, out: Path, n: int, seed: int, seeds: list[str
                    console: Console) -> list[Any]:
     """Drive ``generator`` with a progress bar; return every outcome (resumed ones included),
     each with the fields of :class:`GenerationOutcome` (see :func:`outcome_record`)."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
     existing = _existing_task_dirs(Path(out))
     outcomes: list[Any] = []
     with Progress(TextColumn("[bold]generate"), BarColumn(), MofNCompleteColumn(),
@@ -118,6 +120,8 @@ def run_generation(generator: Any, out: Path, n: int, seed: int, seeds: list[str
 
 def summary_table(outcomes: list[Any], wall_s: float) -> Table:
     """Accepted/rejected by reason, modality and metric mix, rows and time per task."""
+    from .show import difficulty_summary
+
     ok = [o for o in outcomes if o.accepted]
     fresh = [o for o in outcomes if not o.resumed]
     table = Table(title="generation summary")
@@ -209,6 +213,8 @@ def generate_cmd(n: int, out: Path, seeds: str | None, gen_name: str, gen_args: 
 def show_cmd(root: Path, plot: Path | None, as_json: bool) -> None:
     """Summarise the task set in ROOT (mix, sizes, then per task: files, target format and
     difficulty figures), or everything about ROOT when it is one task folder."""
+    from .show import family_mix, per_task_table, task_detail, task_set_rows
+
     rows = task_set_rows(root)
     if as_json:
         click.echo(json.dumps(rows, indent=1))
