@@ -38,8 +38,8 @@ def _problems(manager: Any, registry: Any) -> dict[str, list[dict[str, Any]]]:
 @click.command("plugins")
 @click.option("--all", "show_all", is_flag=True, help="Include the built-in plugins.")
 @click.option("--json", "as_json", is_flag=True,
-              help="Print JSON: a list of plugins, or {plugins, failed, clashes} when a plugin failed "
-                   "to load or two plugins registered the same name.")
+              help="Print JSON, always one object: {plugins: [...], failed: [{name, error}], "
+                   "clashes: [{kind, name, plugins, error}], blocked: [...]} (empty lists when all is well).")
 @click.option("--hook", default=None, help="Only plugins implementing this hook.")
 def plugins_cmd(show_all: bool, as_json: bool, hook: str | None) -> None:
     """List loaded plugins with the hooks they implement, their versions and components."""
@@ -58,7 +58,9 @@ def plugins_cmd(show_all: bool, as_json: bool, hook: str | None) -> None:
         row["components"] = {k: v for k, v in row["components"].items() if v}
     problems = _problems(manager, registry)
     if as_json:
-        click.echo(json.dumps({"plugins": rows, **problems} if problems else rows, indent=2))
+        click.echo(json.dumps({"plugins": rows, "failed": problems.get("failed", []),
+                               "clashes": problems.get("clashes", []), "blocked": list(manager.blocked)},
+                              indent=2))
         return
     table = Table(title="sandmle plugins" + ("" if show_all else " (use --all for built-ins)"))
     # Plugin names are what users type into SANDMLE_BLOCK_PLUGINS: never cut them short.
@@ -143,16 +145,51 @@ def recipe_group() -> None:
 
 @recipe_group.command("validate")
 @click.argument("path")
-def validate_cmd(path: str) -> None:
+@click.option("--for", "for_command", type=click.Choice(["run", "eval", "train"]), default=None,
+              help="Also fail (exit 2) when this command would refuse the recipe, e.g. 'eval' "
+                   "without an evaluation: section.")
+@click.option("--json", "as_json", is_flag=True,
+              help="Print JSON: {recipe, valid, problems: [{path, message}], plan, stages, output_dir, "
+                   "commands: {run, eval, train: {ready, problem}}}; exit code as without --json.")
+def validate_cmd(path: str, for_command: str | None, as_json: bool) -> None:
     """Check a recipe (a YAML file or a shipped recipe's name): structure, component names and
-    their arguments; print the plan."""
-    from .runner import prepare
+    their arguments, all reported in one run; print the plan and what each command would do
+    with it (`run` needs a stage, `eval` an evaluation: section, `train` a train: section)."""
+    from .errors import RecipeError
+    from .runner import command_problems, prepare, print_plan
 
-    recipe, _ = prepare(path)
-    _console().print(f"[green]recipe {escape(str(path))} is valid[/]")
-    from .runner import print_plan
-
-    print_plan(recipe, _console())
+    try:
+        recipe, _ = prepare(path)
+    except RecipeError as err:
+        if not as_json:
+            raise
+        click.echo(json.dumps({"recipe": str(path), "valid": False, "problems": [
+            {"path": p, "message": m} for p, m in err.problems]}, indent=2))
+        raise SystemExit(err.exit_code) from None
+    commands = command_problems(recipe)
+    refused = commands[for_command] if for_command else None
+    if as_json:
+        click.echo(json.dumps({
+            "recipe": str(path), "valid": refused is None,
+            "problems": [{"path": "", "message": f"sandmle {for_command}: {refused}"}] if refused else [],
+            "plan": [{"where": where, "kind": singular(kind), "component": spec.label}
+                     for where, kind, spec in recipe.components()],
+            "stages": recipe.stages(), "output_dir": str(recipe.out),
+            "commands": {c: {"ready": p is None, "problem": p} for c, p in commands.items()},
+        }, indent=2))
+        if refused:
+            raise SystemExit(2)
+        return
+    if refused:
+        raise RecipeError(str(path), [("", f"sandmle {for_command} would refuse it: {refused}")])
+    console = _console()
+    console.print(f"[green]recipe {escape(str(path))} is valid[/]")
+    print_plan(recipe, console)
+    for command, problem in commands.items():
+        if problem is None:
+            console.print(f"  sandmle {command}: [green]ready[/]")
+        else:
+            console.print(f"  sandmle {command}: [yellow]would refuse[/] ({escape(problem)})")
 
 
 @click.command("run")

@@ -18,9 +18,15 @@ class UnknownComponentError(SandmleError, KeyError):
         self.kind, self.name, self.choices = kind, name, choices
         from .registry import singular
 
+        import difflib
+
+        close = difflib.get_close_matches(name.rpartition("/")[2], choices, n=1, cutoff=0.6)
+        #: the registered name closest to ``name`` (None when none is close)
+        self.suggestion = close[0] if close else None
+        hint = f"; did you mean {self.suggestion!r}?" if self.suggestion else ""
         super().__init__(
             f"unknown {singular(kind)} {name!r}; "
-            f"valid choices: {', '.join(choices) or '(none registered)'}"
+            f"valid choices: {', '.join(choices) or '(none registered)'}{hint}"
         )
 
     def __str__(self) -> str:  # KeyError would repr() the message

@@ -10,7 +10,8 @@ Every ``register`` callback has the signature::
     register(name, factory, *, config=None, description="", extra=None)
 
 ``factory(config)`` builds the component from a validated instance of ``config`` (a pydantic
-model; ``None`` means the component takes no arguments). Keep factories cheap to *register*:
+model, or ``"module:Class"`` naming one, imported when first needed; ``None`` means the
+component takes no arguments). Keep factories cheap to *register*:
 import heavy dependencies inside the factory so that ``sandmle plugins`` stays fast and a
 missing optional dependency only fails when the component is actually used.
 """

@@ -12,16 +12,43 @@ from collections.abc import Awaitable, Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from .records import Completion, ExecResult, Grade, RewardBreakdown, Sampling, Trajectory
 from .task import Task
 
 
-class ComponentConfig(BaseModel):
-    """Base for component config models: unknown keys are errors, not silently ignored."""
+#: The largest integer any option may hold (2**53, the last one a float or JSON number holds
+#: exactly): beyond it a count, a size or a concurrency is a typo, not a setting.
+MAX_OPTION_INT = 2**53
 
-    model_config = ConfigDict(extra="forbid")
+
+def bounded_numbers(value: Any) -> Any:
+    """``value`` unchanged, after refusing integers beyond :data:`MAX_OPTION_INT` in it (in lists
+    and mappings too). NaN and infinities are refused by ``allow_inf_nan=False``."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        if abs(value) > MAX_OPTION_INT:
+            raise ValueError(f"{value} is out of range (at most {MAX_OPTION_INT} in size)")
+    elif isinstance(value, (list, tuple, set, frozenset)):
+        for item in value:
+            bounded_numbers(item)
+    elif isinstance(value, dict):
+        for item in value.values():
+            bounded_numbers(item)
+    return value
+
+
+class ComponentConfig(BaseModel):
+    """Base for component config models: unknown keys are errors, not silently ignored; NaN,
+    infinities and integers beyond :data:`MAX_OPTION_INT` are refused in every field (give
+    fields their own ``ge``/``le`` bounds too)."""
+
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
+
+    @field_validator("*", mode="after")
+    @classmethod
+    def _numbers_in_range(cls, value: Any) -> Any:
+        return bounded_numbers(value)
 
 
 # ----------------------------------------------------------------------------- sandboxes

@@ -34,17 +34,39 @@ class NoConfig(BaseModel, extra="forbid"):
     """Config model for components that take no arguments."""
 
 
+def _resolve_config(ref: type[BaseModel] | str) -> type[BaseModel]:
+    if not isinstance(ref, str):
+        return ref
+    module, _, attr = ref.partition(":")
+    if not attr:
+        raise ValueError(f"a config given by name must read 'module:Class', got {ref!r}")
+    return getattr(importlib.import_module(module), attr)
+
+
 @dataclass(frozen=True)
 class ComponentInfo:
-    """One registered component: what it is called, who registered it, how to build it."""
+    """One registered component: what it is called, who registered it, how to build it.
+
+    ``config_ref`` is the config model, or ``"module:Class"`` naming it: a plugin whose config
+    lives next to heavy code registers it by name, so the CLI imports that module only when a
+    command needs the component's arguments (``sandmle --help`` stays fast)."""
 
     kind: str
     name: str
     plugin: str
     factory: Callable[[Any], Any]
-    config: type[BaseModel] = NoConfig
+    config_ref: type[BaseModel] | str = NoConfig
     description: str = ""
     extra: str | None = None
+
+    @property
+    def config(self) -> type[BaseModel]:
+        """The component's config model (imported on first use when registered by name)."""
+        cached = self.__dict__.get("_config")
+        if cached is None:
+            cached = _resolve_config(self.config_ref)
+            object.__setattr__(self, "_config", cached)
+        return cached
 
     @property
     def qualified_name(self) -> str:
@@ -102,7 +124,7 @@ class Registry:
             name: str,
             factory: Callable[[Any], Any],
             *,
-            config: type[BaseModel] | None = None,
+            config: type[BaseModel] | str | None = None,
             description: str = "",
             extra: str | None = None,
         ) -> None:

@@ -16,7 +16,9 @@ from rich.table import Table
 
 from .errors import RecipeError, SandmleError
 from .plugins import PluginManager, get_manager
-from .recipe import Recipe, TasksSection, load_recipe, resolve
+from .recipe import (
+    Recipe, TasksSection, component_name_problems, parse_recipe, read_recipe_file, resolve,
+)
 from .registry import Registry, singular
 from .task import Task
 
@@ -38,21 +40,57 @@ def shipped_recipe(name_or_path: str | Path) -> Path:
 
 def prepare(path: str | Path) -> tuple[Recipe, PluginManager]:
     """Load a recipe (a file, or the name of a shipped one), register its local plugins, and
-    validate every component against the registry."""
+    validate every component against the registry.
+
+    Every problem is reported at once: plugins that fail to load, the structure (unknown keys,
+    bad values) and unknown component names, even when the structure is wrong."""
     path = shipped_recipe(path)
-    recipe = load_recipe(path)
+    data = read_recipe_file(path)
     manager = get_manager()
     manager.fill_registry()
-    problems = []
-    for i, spec in enumerate(recipe.plugins):
+    problems: list[tuple[str, str]] = []
+    plugins = data.get("plugins") if isinstance(data, dict) else None
+    for i, spec in enumerate(plugins if isinstance(plugins, list) else []):
+        if not isinstance(spec, str):
+            continue  # the structural check reports it
         try:
             manager.load_module(spec)
         except Exception as exc:  # noqa: BLE001 - reported as a recipe problem
             problems.append((f"plugins[{i}]", f"cannot load plugin {spec!r}: {type(exc).__name__}: {exc}"))
+    try:
+        recipe = parse_recipe(data, str(path))
+    except RecipeError as err:
+        problems += err.problems
+        seen = {p for p, _ in problems}
+        problems += [p for p in component_name_problems(data, manager.registry) if p[0] not in seen]
+        raise RecipeError(str(path), problems) from None
+    try:
+        resolve(recipe, manager.registry, str(path))
+    except RecipeError as err:
+        problems += err.problems
     if problems:
         raise RecipeError(str(path), problems)
-    resolve(recipe, manager.registry, str(path))
     return recipe, manager
+
+
+#: What each recipe-reading command needs beyond a valid recipe.
+COMMAND_NEEDS = {
+    "run": "at least one stage: a task set with a generator, a train: section or an evaluation: section",
+    "eval": "an evaluation: section (or --backend) and at least one task set",
+    "train": "a train: section (or top-level trainer:) and at least one task set",
+}
+
+
+def command_problems(recipe: Recipe) -> dict[str, str | None]:
+    """Per command (``run``, ``eval``, ``train``): why it would refuse this valid recipe, or
+    None when it would start."""
+    return {
+        "run": None if recipe.stages() else "nothing to run: " + COMMAND_NEEDS["run"],
+        "eval": ("no evaluation: section (sandmle eval needs one, or --backend)" if recipe.evaluation is None
+                 else "no tasks: to evaluate on" if not recipe.tasks else None),
+        "train": ("no train: section (or top-level trainer:)" if recipe.train is None
+                  else "no tasks: to train on" if not recipe.tasks else None),
+    }
 
 
 def print_plan(recipe: Recipe, console: Console) -> None:

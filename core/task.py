@@ -21,7 +21,7 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from .errors import TaskError
+from .errors import SandmleError, TaskError
 
 Modality = Literal["tabular", "text", "image", "time_series", "audio", "graph", "multimodal"]
 
@@ -164,13 +164,36 @@ def _data_file_problem(path: Path) -> str | None:
     return None
 
 
+class MetricClashError(SandmleError):
+    """Two plugins both say they score the same metric name (a plugin's ``mape`` in fractions
+    and the built-in one in percent graded a task x100 without a word)."""
+
+    exit_code = 2
+
+
 def metric_lower_is_better(metric: str) -> bool | None:
     """Whether a lower ``metric`` is better, as the plugin that scores it says (``None``: no
     loaded plugin knows it). Asked through the ``metric_lower_is_better`` hook, so that core
-    knows no metric itself and a plugin's metrics count like the built-in ones."""
+    knows no metric itself and a plugin's metrics count like the built-in ones.
+
+    Raises :class:`MetricClashError` naming every plugin when more than one claims ``metric``:
+    which of them grades a task would depend on load order, and their units may differ."""
     from .plugins import get_manager
 
-    return get_manager().pm.hook.metric_lower_is_better(metric=metric)
+    pm = get_manager().pm
+    claims = []
+    for impl in reversed(pm.hook.metric_lower_is_better.get_hookimpls()):  # pluggy's call order
+        answer = impl.function(metric=metric)
+        if answer is not None:
+            claims.append((impl.plugin_name, bool(answer)))
+    if len(claims) > 1:
+        named = ", ".join(f"{name!r} ({'lower' if lower else 'higher'} is better)" for name, lower in claims)
+        raise MetricClashError(
+            f"metric {metric!r} is claimed by several plugins: {named}. Their scores may differ in units "
+            f"or direction, so a task naming it cannot be graded reliably: give the plugin's metric a name "
+            f"of its own (e.g. '{claims[-1][0]}_{metric}'), or disable one with "
+            f"SANDMLE_BLOCK_PLUGINS={claims[-1][0]}")
+    return claims[0][1] if claims else None
 
 
 def unknown_metric_message(metric: str) -> str:

@@ -15,6 +15,7 @@ a reason on failure, and :class:`CheckSkipped` when they need context that was n
 from __future__ import annotations
 
 import inspect
+import sys
 import time
 import traceback
 from dataclasses import dataclass
@@ -121,10 +122,10 @@ def _import_builtin_checks() -> None:
 
 
 # ----------------------------------------------------------------------------- pytest plugin
-try:
-    import pytest
-except ImportError:  # pragma: no cover - pytest is only needed to use the fixtures
-    pytest = None  # type: ignore[assignment]
+# The fixtures exist only inside pytest: pytest loads this module as its plugin (``pytest11``)
+# after importing itself, while the CLI imports it for ``check`` alone and must not pay for
+# importing pytest (a quarter of a second).
+pytest = sys.modules.get("pytest")
 
 if pytest is not None:
 

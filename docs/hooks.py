@@ -61,9 +61,14 @@ ROLE_HTML = re.compile(r":(?:class|func|data|attr|mod|meth|doc):<code>~?([^<]*?)
 ROLE_MD = re.compile(r":(?:class|func|data|attr|mod|meth|doc):`~?([^`]*?)`")
 
 
+# ``x`` (reST inline code), but not a ``` fence: replacing every `` turned each fence into
+# inline text (the CLI reference's usage blocks rendered as one line of code).
+RST_CODE = re.compile(r"(?<!`)``([^`\n]+?)``(?!`)")
+
+
 def rst_to_md(text: str) -> str:
-    """Sphinx roles and ``double backticks`` as Markdown inline code."""
-    return ROLE_MD.sub(r"`\1`", text).replace("``", "`")
+    """Sphinx roles and ``double backticks`` as Markdown inline code; code fences kept."""
+    return RST_CODE.sub(r"`\1`", ROLE_MD.sub(r"`\1`", text))
 
 
 def on_page_content(html: str, page: Any, config: Any, files: Any) -> str:
@@ -274,5 +279,78 @@ def cli() -> str:
     return "\n".join(out)
 
 
-GENERATORS = {"cli": cli, "recipe": recipe_sections, "components": components, "kinds": kinds,
+# The formula and unit of each built-in metric (sandmle.graders.metrics). The table below is
+# built from the code's own list: a metric added there without a line here fails the docs build.
+METRIC_FORMULAS: dict[str, tuple[str, str]] = {
+    "accuracy": ("share of rows whose label equals the answer", "fraction 0-1"),
+    "balanced_accuracy": ("mean over classes of the recall of that class", "fraction 0-1"),
+    "f1": ("2·precision·recall / (precision + recall) of the positive class (1)", "fraction 0-1"),
+    "f1_macro": ("unweighted mean of each class's F1", "fraction 0-1"),
+    "f1_micro": ("F1 of the pooled true/false positives and negatives of every class", "fraction 0-1"),
+    "f1_weighted": ("mean of each class's F1 weighted by its count in the answers", "fraction 0-1"),
+    "qwk": ("Cohen's kappa with quadratic weights: 1 - Σ w·O / Σ w·E, w = (i-j)²", "-1 to 1"),
+    "roc_auc": ("area under the ROC curve of P(class 1) (multi-class: one-vs-rest, macro)", "fraction 0-1"),
+    "roc_auc_macro": ("ROC AUC per class, one-vs-rest, unweighted mean", "fraction 0-1"),
+    "roc_auc_micro": ("ROC AUC of every (row, class) probability pooled", "fraction 0-1"),
+    "mean_column_auc": ("mean over target columns of that column's ROC AUC; rows whose answers sum "
+                        "below 0 (Kaggle's 'not scored' -1 rows) dropped", "fraction 0-1"),
+    "log_loss": ("-mean Σ_c y_c·log p_c, p clipped to [eps, 1-eps], not renormalised (sklearn's)", "nats ≥ 0"),
+    "multi_log_loss": ("the same as log_loss, for one column per class", "nats ≥ 0"),
+    "rmse": ("√(mean (y - ŷ)²)", "the target's unit"),
+    "mse": ("mean (y - ŷ)²", "the target's unit squared"),
+    "mae": ("mean |y - ŷ|", "the target's unit"),
+    "rmsle": ("√(mean (log(1+y) - log(1+ŷ))²); negative predictions are refused", "log units ≥ 0"),
+    "mean_column_rmsle": ("mean over target columns of that column's RMSLE", "log units ≥ 0"),
+    "mape": ("100 · mean |y - ŷ| / max(|y|, eps)", "percent (not a fraction)"),
+    "smape": ("100 · mean 2|ŷ - y| / (|y| + |ŷ|), 0 where both are 0", "percent, 0-200"),
+    "r2": ("1 - Σ(y - ŷ)² / Σ(y - ȳ)²", "≤ 1 (can be negative)"),
+    "map_at_3": ("mean of 1/rank of the true label among the first 3 space-separated guesses (0 if absent)",
+                 "fraction 0-1"),
+    "map_at_5": ("the same with 5 guesses", "fraction 0-1"),
+    "spearman": ("Spearman rank correlation of y and ŷ (0 when undefined)", "-1 to 1"),
+    "pearson": ("Pearson correlation of y and ŷ (0 when undefined)", "-1 to 1"),
+    "sequence_accuracy": ("share of rows whose text equals the answer exactly", "fraction 0-1"),
+    "word_accuracy": ("share of word positions equal to the answer's, over all rows (the longer of the "
+                      "two word lists counts)", "fraction 0-1"),
+}
+
+
+def metrics() -> str:
+    from sandmle.graders.metrics import ALIASES, METRIC_NAMES, get_metric
+
+    missing = sorted(set(METRIC_NAMES) - set(METRIC_FORMULAS))
+    stale = sorted(set(METRIC_FORMULAS) - set(METRIC_NAMES))
+    if missing or stale:
+        raise KeyError(f"docs/hooks.py METRIC_FORMULAS is out of date: add {missing}, remove {stale}")
+    aliases: dict[str, list[str]] = {}
+    for alias, name in ALIASES.items():
+        aliases.setdefault(name, []).append(alias)
+    out = ["| metric | better | formula | unit | also spelled |", "|---|---|---|---|---|"]
+    for name in METRIC_NAMES:
+        formula, unit = METRIC_FORMULAS[name]
+        better = "lower" if get_metric(name).lower_is_better else "higher"
+        spelled = ", ".join(f"`{a}`" for a in sorted(aliases.get(name, [])))
+        out.append(f"| `{name}` | {better} | {_cell(formula)} | {_cell(unit)} | {spelled} |")
+    return "\n".join(out)
+
+
+def exit_codes() -> str:
+    """Every user-facing error class of the core with the exit code ``sandmle`` ends with."""
+    import sandmle.core.arguments  # noqa: F401  (defines ArgumentError)
+    import sandmle.core.task  # noqa: F401  (defines MetricClashError)
+    from sandmle.core.errors import SandmleError
+
+    def walk(cls: type) -> list[type]:
+        return [cls] + [c for sub in cls.__subclasses__() for c in walk(sub)]
+
+    rows = ["| error | exit code | raised for |", "|---|---|---|"]
+    for cls in walk(SandmleError):
+        if not cls.__module__.startswith("sandmle.core"):
+            continue
+        doc = " ".join((cls.__doc__ or "").strip().split("\n\n")[0].split())
+        rows.append(f"| `{cls.__name__}` | {cls.exit_code} | {_cell(doc)} |")
+    return "\n".join(rows)
+
+
+GENERATORS = {"exit_codes": exit_codes, "metrics": metrics, "cli": cli, "recipe": recipe_sections, "components": components, "kinds": kinds,
               "hooks": hooks, "checks": checks}

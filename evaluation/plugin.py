@@ -6,11 +6,12 @@ from typing import Any
 
 from sandmle.core.hookspecs import hookimpl
 
-from . import conformance  # noqa: F401  (registers the executor conformance checks)
-from .executors import LocalExecutorConfig
+# The executor checks register themselves when run_checks first asks for them
+# (core.testing imports evaluation.conformance); the config is named, not imported, because
+# executors.py imports asyncio, which `sandmle --help` does not need.
 
 
-def _make_local(config: LocalExecutorConfig) -> Any:
+def _make_local(config: Any) -> Any:
     from .executors import make_local_executor
 
     return make_local_executor(config)
@@ -18,7 +19,7 @@ def _make_local(config: LocalExecutorConfig) -> Any:
 
 @hookimpl
 def register_executors(register: Any) -> None:
-    register("local", _make_local, config=LocalExecutorConfig,
+    register("local", _make_local, config="sandmle.evaluation.executors:LocalExecutorConfig",
              description="episodes as asyncio tasks on one machine, concurrency sized to its cores")
 
 

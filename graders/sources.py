@@ -35,14 +35,61 @@ def _task_dirs(root: Path, marker: str) -> list[Path]:
     return found
 
 
+#: How far below its folder the ``directory`` source looks for tasks: a run's ``tasks/`` folder
+#: holds task-set folders that hold the tasks (depth 2); one more level for a folder of runs.
+DIRECTORY_SEARCH_DEPTH = 3
+#: Folders looked into at most (pointing the source at / or a home folder must not walk it all).
+DIRECTORY_SEARCH_FOLDERS = 20_000
+
+
+def find_task_folders(root: Path, marker: str = "task.yaml", max_depth: int = DIRECTORY_SEARCH_DEPTH,
+                      max_folders: int = DIRECTORY_SEARCH_FOLDERS) -> list[Path]:
+    """Task folders under ``root``: ``root`` itself when it holds ``marker``, else every folder
+    down to ``max_depth`` levels below it that does (sorted by path). A task folder is not
+    searched further; hidden folders (``.invalid``, where generation moves broken candidates)
+    and symbolic links are skipped. The error says exactly where it looked."""
+    if not root.is_dir():
+        raise TaskError(f"task folder {root} does not exist")
+    if (root / marker).is_file():
+        return [root]
+    found: list[Path] = []
+    level, looked, depth = [root], 0, 0
+    while level and depth < max_depth and looked < max_folders:
+        depth += 1
+        below: list[Path] = []
+        for folder in level:
+            try:
+                children = sorted(folder.iterdir())
+            except OSError:
+                continue
+            for child in children:
+                if child.name.startswith(".") or child.is_symlink() or not child.is_dir():
+                    continue
+                looked += 1
+                if (child / marker).is_file():
+                    found.append(child)
+                else:
+                    below.append(child)
+                if looked >= max_folders:
+                    break
+        level = below
+    if not found:
+        limit = (f"; stopped after {max_folders} folders" if looked >= max_folders else "")
+        raise TaskError(f"{root} holds no tasks: no {marker} in it or in the {looked} folder(s) up to "
+                        f"{max_depth} levels below it (hidden folders and links skipped{limit})")
+    return sorted(found)
+
+
 class DirectorySource(TaskSource):
-    """Tasks in the toolkit's own format (``task.yaml`` + ``prepared/``)."""
+    """Tasks in the toolkit's own format (``task.yaml`` + ``prepared/``): one task folder, a
+    folder of task folders, or a folder of those (a run's ``tasks/`` folder), searched down to
+    :data:`DIRECTORY_SEARCH_DEPTH` levels."""
 
     def __init__(self, config: PathConfig):
         self.root = Path(config.path)
 
     def tasks(self) -> list[Task]:
-        return [load_task(d) for d in _task_dirs(self.root, "task.yaml")]
+        return [load_task(d) for d in find_task_folders(self.root, "task.yaml")]
 
 
 # How a release evaluator states its direction: SandMLE's JSON key is ``is_lower_better``

@@ -55,15 +55,14 @@ from .files import HostDirFiles, copy_public_files
 from .isolation import bwrap_path
 from .pool import WarmPool, Zygote, ZygoteError, ZygoteSpec
 from .results import exec_result_from_reply
-from .stale import make_owned_dir, remove_stale_dirs
+from .stale import BASE_PREFIX, make_owned_dir, remove_stale_dirs
 
 log = logging.getLogger(__name__)
 MIB = 1024 * 1024
 DEFAULT_PRELOAD = ["numpy", "pandas", "sklearn", "sklearn.ensemble", "sklearn.linear_model",
                    "sklearn.model_selection", "sklearn.metrics", "sklearn.preprocessing"]
 _warned_reduced = False
-_MAX_ARG_BYTES = 128 * 1024 - 1
-BASE_PREFIX = "sandmle-sandbox-"  # Linux MAX_ARG_STRLEN, less the trailing NUL
+_MAX_ARG_BYTES = 128 * 1024 - 1  # Linux MAX_ARG_STRLEN, less the trailing NUL
 
 
 class LocalSandboxConfig(ComponentConfig):

@@ -6,10 +6,8 @@ from typing import Any
 
 from sandmle.core.hookspecs import hookimpl
 
-from .local import LocalSandboxConfig
 
-
-def _make_local(config: LocalSandboxConfig) -> Any:
+def _make_local(config: Any) -> Any:
     from .local import make_local
 
     return make_local(config)
@@ -17,12 +15,13 @@ def _make_local(config: LocalSandboxConfig) -> Any:
 
 @hookimpl
 def register_sandboxes(register: Any) -> None:
-    register("local", _make_local, config=LocalSandboxConfig,
+    # Named, not imported: sandboxes.local pulls in asyncio and ctypes, which `sandmle --help`
+    # and `sandmle list` do not need.
+    register("local", _make_local, config="sandmle.sandboxes.local:LocalSandboxConfig",
              description="bubblewrap-isolated Python with a warm pool of pre-imported workers")
     # Every sandmle process starts here: folders of runs that were killed go now, not only when
     # the next sandbox starts (a resumed run with nothing left to do starts none).
-    from .local import BASE_PREFIX
-    from .stale import remove_stale_dirs
+    from .stale import BASE_PREFIX, remove_stale_dirs
 
     try:
         remove_stale_dirs(BASE_PREFIX)

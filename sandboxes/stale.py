@@ -18,6 +18,9 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+#: Name prefix of every local sandbox's session folder under the temporary folder.
+BASE_PREFIX = "sandmle-sandbox-"
+
 log = logging.getLogger(__name__)
 OWNER_FILE = ".owner.json"
 

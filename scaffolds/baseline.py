@@ -25,6 +25,7 @@ from typing import Any
 
 from pydantic import Field
 
+from sandmle.core.errors import SandmleError
 from sandmle.core.interfaces import Backend, ComponentConfig
 from sandmle.core.records import Completion, Sampling, ToolCall, Usage
 
@@ -119,8 +120,27 @@ def competition_id(messages: list[dict[str, Any]]) -> str:
     return ""
 
 
+#: The reply protocols the baseline speaks (``protocol`` passed to ``complete``), by their first
+#: dotted part; documented in docs/plugins/backends.md.
+PROTOCOLS = {
+    "react": "ReAct: <think>, then a python tool call (text <tool_call> or native), checks, <answer>",
+    "aide": "AIDE stages aide.draft / aide.improve / aide.debug: a plan and one ```python block; "
+            "aide.review: a JSON review (or the submit_review tool)",
+    "mledojo": "MLE-Dojo: one ```json action per reply (request_info, execute_code, end)",
+    "code": "any scaffold that runs one ```python block per reply: a solution, or the training "
+            "prior after a failed execution",
+}
+_AIDE_STAGES = ("", "draft", "improve", "debug", "review")
+
+
+class UnknownProtocolError(SandmleError, ValueError):
+    """A scaffold asked the baseline for a reply protocol it does not speak."""
+
+
 class BaselineBackend(Backend):
-    """Scripted AutoML agent; ``protocol`` tells it which scaffold stage is asking."""
+    """Scripted AutoML agent; ``protocol`` tells it which scaffold stage is asking (``None``:
+    ``react``; a protocol it does not speak is an :class:`UnknownProtocolError`, never a reply
+    in some other format that the scaffold would silently fail to parse)."""
 
     name = "baseline"
 
@@ -131,9 +151,16 @@ class BaselineBackend(Backend):
 
     async def complete(self, messages: list[dict[str, Any]], *, tools: list[dict[str, Any]] | None = None,
                        sampling: Sampling | None = None, protocol: str | None = None) -> Completion:
-        stage = (protocol or "react").split(".")
-        handler = {"react": self._react, "aide": self._aide, "mledojo": self._mledojo}.get(stage[0], self._react)
-        text, calls = handler(messages, tools, stage[1] if len(stage) > 1 else "", sampling)
+        stage = (protocol or "react").split(".", 1)
+        handlers = {"react": self._react, "aide": self._aide, "mledojo": self._mledojo, "code": self._code}
+        sub = stage[1] if len(stage) > 1 else ""
+        if stage[0] not in handlers or (stage[0] == "aide" and sub not in _AIDE_STAGES):
+            raise UnknownProtocolError(
+                f"the baseline backend does not speak protocol {protocol!r}; it speaks "
+                + "; ".join(f"{name!r} ({what})" for name, what in PROTOCOLS.items())
+                + ". Pass one of them as complete(..., protocol=...), e.g. 'code' for a scaffold that "
+                  "runs the ```python block of each reply")
+        text, calls = handlers[stage[0]](messages, tools, sub, sampling)
         prompt_chars = sum(len(_content(m)) for m in messages)
         usage = Usage(prompt_tokens=prompt_chars // 4, completion_tokens=len(text) // 4 + 1, llm_calls=1)
         return Completion(text=text, tool_calls=calls, usage=usage, finish_reason="stop")
@@ -209,6 +236,18 @@ class BaselineBackend(Backend):
             plan = f"Replace the model with a {choice.describe()} pipeline, keeping the same validation split."
         else:
             choice = sample_choices(self._rng(sampling, prompt), self.config.first_model)
+            plan = (f"Infer the submission format from the sample, fit a {choice.describe()} pipeline, "
+                    "print the hold-out metric and write submission.csv.")
+        return f"{plan}\n\n```python\n{solve_program(choice)}\n```", []
+
+    # ------------------------------------------------------------------ code
+    def _code(self, messages, tools, _stage, sampling) -> tuple[str, list[ToolCall]]:
+        mine = sum(m.get("role") == "assistant" for m in messages)
+        if mine and _failed(_last_user(messages)):
+            choice, plan = Choices(model="constant"), "That failed; predict the training prior instead."
+        else:
+            first, second = self._episode_choices(messages, sampling)
+            choice = first if not mine else second
             plan = (f"Infer the submission format from the sample, fit a {choice.describe()} pipeline, "
                     "print the hold-out metric and write submission.csv.")
         return f"{plan}\n\n```python\n{solve_program(choice)}\n```", []

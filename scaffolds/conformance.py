@@ -69,12 +69,21 @@ async def _episode(scaffold: Scaffold, backend: Backend, task: Task, sandbox: Sa
 @check("scaffolds")
 async def runs_an_episode_with_the_baseline_backend(scaffold: Scaffold, task: Task | None = None,
                                                     sandbox: Sandbox | None = None) -> None:
-    """An episode with the scripted baseline backend records turns, usage and a stop reason."""
+    """An episode with the scripted baseline backend records turns, usage and a stop reason,
+    and executes code (a scaffold whose protocol the baseline does not speak never would)."""
     from .baseline import BaselineBackend
 
     async with _setting(task, sandbox) as (t, sb):
         traj = await _episode(scaffold, BaselineBackend(), t, sb)
     assert traj.turns, "no turns recorded"
+    if not any(turn.executions for turn in traj.turns):
+        why = traj.extra.get("backend_error") or next(
+            (turn.format_error for turn in traj.turns if turn.format_error), "")
+        raise AssertionError(
+            "the episode never executed code: the baseline's replies were not understood or not run"
+            + (f" ({why})" if why else "") + ". Pass complete(..., protocol=...) a protocol the baseline "
+            "speaks ('code' for one ```python block per reply; see docs/plugins/backends.md) and record "
+            "each execution in turn.executions")
     assert all(turn.messages_in >= 1 for turn in traj.turns), "a turn records no input messages"
     assert traj.usage.llm_calls >= 1, "usage.llm_calls was not accounted"
 

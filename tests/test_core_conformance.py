@@ -214,3 +214,59 @@ def test_run_checks_only_and_unknown_names():
         run_checks("rewards", object(), only=["nope"])
     with pytest.raises(ValueError, match="unknown component kind"):
         run_checks("widgets", object())
+
+
+# ----------------------------------------------------------------------------- baseline protocols
+class OneBlockScaffold:
+    """The docs' one-shot scaffold in miniature: one reply, its ```python block run once. A real
+    scaffold on the real baseline backend and the real local sandbox."""
+
+    name = "one-block"
+
+    def __init__(self, protocol, run_code=True):
+        self.protocol, self.run_code = protocol, run_code
+
+    async def run(self, task, backend, session, *, seed=0, score=None):
+        import re
+
+        from sandmle.core import Sampling, Trajectory, Turn
+
+        messages = [{"role": "system", "content": "Reply with one ```python block."},
+                    {"role": "user", "content": task.description}]
+        traj = Trajectory(task_id=task.id, scaffold=self.name, backend=backend.name, seed=seed)
+        completion = await backend.complete(messages, sampling=Sampling(seed=seed), protocol=self.protocol)
+        match = re.search(r"```python\n(.*?)```", completion.text, re.DOTALL)
+        turn = Turn(messages_in=2, text=completion.text, format_ok=match is not None, usage=completion.usage)
+        if match and self.run_code:
+            turn.executions.append(await session.exec(match.group(1), timeout=120))
+        traj.turns.append(turn)
+        traj.usage = completion.usage
+        traj.stop_reason = "answer"
+        return traj
+
+
+def test_baseline_refuses_a_protocol_it_does_not_speak():
+    import asyncio
+
+    from sandmle.scaffolds.baseline import PROTOCOLS, UnknownProtocolError
+
+    backend = get_registry().create("backends", "baseline")
+    messages = [{"role": "user", "content": "task"}]
+    for protocol in ("one-shot", "aide.drafting", "reactive"):
+        with pytest.raises(UnknownProtocolError, match=f"does not speak protocol '{protocol}'"):
+            asyncio.run(backend.complete(messages, protocol=protocol))
+    assert set(PROTOCOLS) == {"react", "aide", "mledojo", "code"}
+    reply = asyncio.run(backend.complete(messages, protocol="code"))
+    assert reply.text.count("```python") == 1 and "submission.csv" in reply.text
+
+
+@pytest.mark.parametrize("protocol, run_code, passes, words", [
+    ("code", True, True, ""),
+    ("one-shot", True, False, "does not speak protocol 'one-shot'"),  # used to get ReAct replies: 0% valid
+    ("code", False, False, "the episode never executed code"),
+])
+def test_a_scaffold_whose_episode_never_executes_code_fails_its_check(protocol, run_code, passes, words):
+    [result] = run_checks("scaffolds", OneBlockScaffold(protocol, run_code),
+                          only=["runs_an_episode_with_the_baseline_backend"])
+    assert result.passed is passes, result.detail
+    assert words in result.detail

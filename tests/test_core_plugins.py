@@ -202,3 +202,43 @@ def test_a_hook_that_raises_is_reported_and_the_other_plugins_still_register():
     [failure] = manager.failures
     assert failure.name == "raises"
     assert "RuntimeError: bug in the plugin in its register_graders hook" in failure.error
+
+
+MAPE_PLUGIN = '''
+from sandmle.core import hookimpl
+
+
+@hookimpl
+def metric_lower_is_better(metric):
+    return True if metric == "mape" else None  # a fraction, where the built-in mape is in percent
+'''
+
+
+def test_a_plugin_metric_named_like_a_built_in_is_an_error_naming_both(tmp_path, capsys):
+    """A plugin's `mape` (a fraction) silently collided with the built-in (percent): a task was
+    graded x100, with no medal and no warning. Now loading a task with that metric refuses,
+    naming both plugins."""
+    import yaml
+
+    from sandmle.core.cli import main
+    from sandmle.core.plugins import reset
+    from sandmle.graders.toy import make_toy_task
+
+    task = make_toy_task(tmp_path / "task", "regression")
+    meta = yaml.safe_load((task.root / "task.yaml").read_text())
+    meta.update(metric="mape", thresholds=None)
+    (task.root / "task.yaml").write_text(yaml.safe_dump(meta))
+    (tmp_path / "mape_plugin.py").write_text(MAPE_PLUGIN)
+    recipe = tmp_path / "r.yaml"
+    recipe.write_text(f"plugins: [{tmp_path / 'mape_plugin.py'}]\noutput_dir: {tmp_path / 'out'}\n"
+                      f"tasks: {{source: {{name: directory, args: {{path: {task.root}}}}}}}\nevaluation: {{}}\n")
+    reset()
+    try:
+        with pytest.raises(SystemExit) as info:
+            main(["eval", str(recipe), "--max-episodes", "0"])
+    finally:
+        reset()
+    err = " ".join(capsys.readouterr().err.split())
+    assert info.value.code == 2 and "Traceback" not in err
+    assert "metric 'mape' is claimed by several plugins:" in err
+    assert "'sandmle.graders.plugin' (lower is better)" in err and f"'{tmp_path / 'mape_plugin.py'}'" in err

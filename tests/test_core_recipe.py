@@ -162,3 +162,48 @@ def test_cli_subprocess_exit_code_and_no_traceback(tmp_path):
     assert proc.returncode == 2
     assert "Traceback" not in proc.stderr
     assert "sandbox.args.nope: unknown argument for sandbox 'local'" in " ".join(proc.stderr.split())
+
+
+def test_unknown_keys_and_unknown_components_are_reported_in_one_run(tmp_path, capsys):
+    """Unknown keys used to stop validation before component names were looked at, so a second
+    run found the rest; now one run reports both, names with a "did you mean"."""
+    path = _write(tmp_path, GOOD.replace("seed: 3", "sead: 3").replace("[react,", "[reakt,")
+                  .replace("backend: baseline", "backend: baselin"))
+    err = _cli_error(capsys, "recipe", "validate", str(path))
+    assert "sead: unknown key (did you mean 'seed'?)" in err
+    assert "scaffolds[0]: unknown scaffold 'reakt'; valid choices: aide, mledojo, react; did you mean 'react'?" in err
+    assert "backend: unknown backend 'baselin';" in err and "did you mean 'baseline'?" in err
+
+
+def test_validate_json_reports_problems_and_plan(tmp_path, capsys):
+    import json
+
+    bad = _write(tmp_path, GOOD.replace("seed: 3", "sead: 3").replace("[react,", "[reakt,"))
+    with pytest.raises(SystemExit) as info:
+        main(["recipe", "validate", str(bad), "--json"])
+    assert info.value.code == 2
+    report = json.loads(capsys.readouterr().out)
+    assert report["valid"] is False
+    assert {p["path"] for p in report["problems"]} == {"sead", "scaffolds[0]"}
+    good = _write(tmp_path, GOOD)
+    main(["recipe", "validate", str(good), "--json"])
+    report = json.loads(capsys.readouterr().out)
+    assert report["valid"] and report["problems"] == [] and report["stages"] == ["generate", "evaluate"]
+    assert {"where": "scaffolds[1]", "kind": "scaffold", "component": "aide(num_drafts=2)"} in report["plan"]
+    assert report["commands"]["eval"] == {"ready": True, "problem": None}
+    assert report["commands"]["train"]["ready"] is False
+
+
+def test_validate_says_which_commands_would_refuse_the_recipe(tmp_path, capsys):
+    """A recipe without evaluation: validated as fine, then `sandmle eval` refused it."""
+    path = _write(tmp_path, GOOD.replace("evaluation:\n  seeds: [0, 1]\n", ""))
+    main(["recipe", "validate", str(path)])
+    out = " ".join(capsys.readouterr().out.split())
+    assert "sandmle run: ready" in out
+    assert "sandmle eval: would refuse (no evaluation: section" in out
+    err = _cli_error(capsys, "recipe", "validate", str(path), "--for", "eval")
+    assert "sandmle eval would refuse it: no evaluation: section" in err
+    with pytest.raises(SystemExit) as info:  # what `eval` itself says about the same recipe
+        main(["eval", str(path)])
+    assert info.value.code != 0 and "no 'evaluation' section" in capsys.readouterr().err
+    main(["recipe", "validate", str(path), "--for", "run"])  # generating alone is a run

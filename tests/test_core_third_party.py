@@ -31,8 +31,7 @@ def example_installed(examples_on_path):
 def test_example_plugin_is_listed_with_version(example_installed):
     proc = _sandmle("plugins", "--json", env=example_installed)
     assert proc.returncode == 0, proc.stderr
-    rows = json.loads(proc.stdout)
-    rows = rows["plugins"] if isinstance(rows, dict) else rows
+    rows = json.loads(proc.stdout)["plugins"]
     example = next(r for r in rows if r["name"] == "example")
     assert example["version"] == importlib.metadata.version("sandmle-plugin-example") == "0.2.0"
     assert example["components"] == {"scaffolds": ["one-shot"], "graders": ["exact-match"]}

@@ -78,6 +78,22 @@ def test_site_builds_strictly_with_generated_references(site):
     for needle in ("sandmle rollout", "--keep-files / --no-keep-files", "--backend-args", "sandmle recipe validate",
                    "sandmle sandbox check", "sandmle tasks export"):
         assert needle in cli_page, needle
+    html = (site / "reference" / "cli" / "index.html").read_text(encoding="utf-8")
+    usage = re.findall(r"<pre[^>]*>(?:<span></span>)?<code[^>]*>(.*?)</code></pre>", html, re.DOTALL)
+    usage = [re.sub(r"<[^>]+>", "", u) for u in usage]
+    assert any(u.startswith("Usage: sandmle generate [OPTIONS]") for u in usage), usage[:3]  # blocks, not inline
+    assert len([u for u in usage if u.startswith("Usage: ")]) >= 20
+    from sandmle.graders.metrics import METRIC_NAMES
+
+    metrics = _text(site, "reference/metrics")  # generated from the code: every metric, its direction
+    for name in METRIC_NAMES:
+        assert re.search(rf"\b{name}\s*(lower|higher)", metrics), name
+    assert re.search(r"mape\s*lower\s.{0,200}?percent \(not a fraction\)", metrics, re.S)
+    assert re.search(r"SandmleError\s+1\s+Base class", cli_page) and re.search(r"RecipeError\s+2\s+A recipe", cli_page)
+    graders = _text(site, "plugins/graders")
+    for needle in ("Tiers are exclusive", "gold_threshold", "(N - p + 1) / N", "Ties", "write_task(",
+                   "metric_lower_is_better", "at_or_above_median"):
+        assert needle in graders, needle
     checks = _text(site, "plugins/conformance")
     for kind in KINDS:
         for fn in checks_for(kind):

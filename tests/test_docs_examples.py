@@ -60,7 +60,7 @@ def _ok(results):
 def test_every_example_is_listed_with_its_version_and_components(env, cli):
     code, out, err = cli("plugins", "--json", env=env)
     assert code == 0, err
-    rows = {r["name"]: r for r in json.loads(out)}
+    rows = {r["name"]: r for r in json.loads(out)["plugins"]}
     for name, (version, components) in EXPECTED.items():
         assert rows[name]["version"] == version and rows[name]["components"] == components, rows[name]
         assert not rows[name]["builtin"]
@@ -189,6 +189,53 @@ def test_linear_tasks_generator(env, tmp_path, sandmle_conformance):
     hopeless = get_registry().create("generators", "linear-tasks", {"noise": 50.0, "min_gain": 0.3})
     rejected = list(hopeless.generate(tmp_path / "b", 2))
     assert len(rejected) == 6 and all(not r.accepted and "does not beat the majority" in r.reason for r in rejected)
+
+
+def test_linear_tasks_through_sandmle_generate(env, cli, tmp_path):
+    """The docs' generator from the command line: plugin arguments through --args, outcomes that
+    are plain Tasks and the example's own rejection records, a rerun that resumes."""
+    out = tmp_path / "linear"
+    code, stdout, err = cli("generate", "--generator", "linear-tasks", "--n", "2", "--out", str(out),
+                            "--args", '{"rows": 150, "features": 6}', "--json", env=env)
+    assert code == 0, err
+    rows = [json.loads(line) for line in stdout.splitlines() if line.startswith("{")]
+    accepted = [r for r in rows if r["accepted"]]
+    assert len(accepted) == 2 and all(r["metric"] == "accuracy" and not r["resumed"] for r in accepted), rows
+    assert sorted(p.name for p in out.iterdir()) == sorted(r["task_id"] for r in accepted)
+    code, stdout, err = cli("generate", "--generator", "linear-tasks", "--n", "2", "--out", str(out), env=env)
+    assert code == 0 and "accepted (resumed)" in stdout and "2 (2)" in stdout, stdout + err
+    code, stdout, err = cli("generate", "--generator", "linear-tasks", "--n", "1", "--out", str(tmp_path / "r"),
+                            "--args", '{"noise": 50, "min_gain": 0.3}', "--json", env=env)
+    rows = [json.loads(line) for line in stdout.splitlines() if line.startswith("{")]
+    assert code == 0 and len(rows) == 3, stdout + err  # the example gives up after 3 candidates per task
+    assert all(not r["accepted"] and "does not beat the majority" in r["reason"] for r in rows), rows
+    # --workers only for generators that take it; a bad argument is one line, not a traceback
+    code, _, err = cli("generate", "--generator", "linear-tasks", "--workers", "3", "--out", str(tmp_path / "w"),
+                       env=env)
+    assert code == 2 and "takes no 'workers' argument" in err, err
+    code, _, err = cli("generate", "--generator", "linear-tasks", "--args", '{"nois": 1}', "--out",
+                       str(tmp_path / "w"), env=env)
+    assert code == 2 and "(did you mean 'noise'?)" in err, err
+
+
+def test_linear_tasks_through_a_recipe(env, cli, tmp_path):
+    recipe = tmp_path / "linear.yaml"
+    recipe.write_text(textwrap.dedent(f"""
+        name: linear
+        output_dir: {tmp_path / 'run'}
+        tasks:
+          name: linear
+          generator: {{name: linear-tasks, args: {{rows: 150, features: 6}}}}
+          n: 3
+    """))
+    code, out, err = cli("run", str(recipe), env=env)
+    assert code == 0, err
+    assert "accepted (resumed)" in out and "3 (0)" in out, out
+    tasks = sorted((tmp_path / "run" / "tasks" / "linear").glob("*/task.yaml"))
+    assert len(tasks) == 3
+    code, out, err = cli("run", str(recipe), env=env)  # rerun: the same three, resumed
+    assert code == 0 and "3 (3)" in out, out + err
+    assert sorted((tmp_path / "run" / "tasks" / "linear").glob("*/task.yaml")) == tasks
 
 
 # ----------------------------------------------------------------------------- trainers

@@ -15,6 +15,8 @@ import pytest
 import yaml
 from click.testing import CliRunner
 
+from cli_support import cli  # noqa: F401  (fixture)
+
 from sandmle.core.cli import build_cli
 from sandmle.core.errors import TaskError
 from sandmle.core.plugins import get_registry
@@ -43,6 +45,27 @@ def test_directory_source(task_set: Path, tmp_path: Path) -> None:
         _source("directory", path=tmp_path).tasks()
     with pytest.raises(ValueError, match="does not point to a directory"):  # refused when configured
         _source("directory", path=tmp_path / "missing")
+
+
+def test_directory_source_finds_a_runs_task_sets(tmp_path: Path, cli) -> None:
+    """A run's tasks/ folder holds a task-set folder that holds the tasks: it was refused with
+    "no task.yaml in it or in its sub-folders" though there were. Now searched 3 levels down;
+    moved-aside candidates (.invalid) are not tasks; the error says where it looked."""
+    run = tmp_path / "run"
+    for kind in ("binary", "regression"):
+        make_toy_task(run / "tasks" / "set-a" / kind, kind)
+    make_toy_task(run / "tasks" / "set-a" / ".invalid" / "broken", "binary")
+    assert [t.id for t in _source("directory", path=run / "tasks").tasks()] == ["toy-binary", "toy-regression"]
+    assert len(_source("directory", path=run).tasks()) == 2  # three levels: run/tasks/set/task
+    too_deep = tmp_path / "deep"
+    make_toy_task(too_deep / "a" / "b" / "c" / "task", "binary")
+    with pytest.raises(TaskError, match=r"holds no tasks: no task.yaml in it or in the 3 folder\(s\) up to 3 levels below"):
+        _source("directory", path=too_deep).tasks()
+    recipe = tmp_path / "r.yaml"  # the user's path: a recipe pointed at the run's tasks/ folder
+    recipe.write_text(f"tasks: {{source: {{name: directory, args: {{path: {run / 'tasks'}}}}}}}\n"
+                      f"output_dir: {tmp_path / 'out'}\nevaluation: {{}}\n")
+    code, out, err = cli("eval", str(recipe), "--max-episodes", "0")
+    assert code == 0 and "holds no tasks" not in err, err
 
 
 def test_export_release_round_trip(task_set: Path, tmp_path: Path) -> None:

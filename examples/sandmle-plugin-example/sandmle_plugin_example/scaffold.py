@@ -30,7 +30,7 @@ class OneShotScaffold(Scaffold):
         traj = Trajectory(task_id=task.id, scaffold=self.name, backend=backend.name, seed=seed)
         t0 = time.perf_counter()
         completion = await backend.complete(messages, sampling=Sampling(max_tokens=self.config.max_tokens, seed=seed),
-                                            protocol="one-shot")
+                                            protocol="code")  # the baseline's one-```python-block replies
         match = _CODE_BLOCK.search(completion.text)
         turn = Turn(messages_in=len(messages), text=completion.text, format_ok=match is not None,
                     token_ids=completion.token_ids, logprobs=completion.logprobs, usage=completion.usage)
