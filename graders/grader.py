@@ -29,7 +29,7 @@ from sandmle.core.records import Grade
 from sandmle.core.task import MedalThresholds, Task
 
 from .configs import DefaultGraderConfig
-from .evaluator import EvaluatorError, run_evaluator
+from .evaluator import EvaluatorError, release_bool, release_number, run_evaluator
 from .medals import human_rank, medals, report_score, thresholds_from_leaderboard
 from .metrics import compute_score, read_csv_for
 from .submission import SubmissionRefused, read_submission
@@ -96,11 +96,12 @@ class DefaultGrader(Grader):
             grade = self._invalid(task, f"grading failed: {type(exc).__name__}: {exc}")
             grade.submission_exists = True
             return grade
+        numpy_rounding = task.provenance.get("score_rounding") == "numpy"  # see medals.report_score
         grade = Grade(task_id=task.id, submission_exists=True, valid_submission=True, is_lower_better=lower,
-                      score=report_score(raw), raw_score=raw)
+                      score=report_score(raw, numpy_rounding), raw_score=raw)
         self._fill_thresholds(grade, thresholds)
         if thresholds is not None:
-            m = medals(raw, thresholds, lower)
+            m = medals(raw, thresholds, lower, numpy_rounding)
             grade.gold_medal, grade.silver_medal, grade.bronze_medal = m.gold, m.silver, m.bronze
             grade.any_medal, grade.above_median, grade.at_or_above_median = m.any_medal, m.above_median, m.at_or_above_median
         grade.human_rank = human_rank(raw, [task.leaderboard or [], task.public_leaderboard or []], lower)
@@ -136,14 +137,19 @@ class DefaultGrader(Grader):
                 out = run_evaluator(task.evaluator_path, copy, timeout=self.config.evaluator_timeout_s)
             except EvaluatorError as exc:
                 raise _Scored(f"evaluator failed on the submission: {exc}") from exc
-        score = out.get("score")
-        if score is None or isinstance(score, bool) or not isinstance(score, (int, float)) or not math.isfinite(score):
-            raise _Scored(out.get("error") or f"evaluator returned no score ({score!r})")
-        lower = out.get("is_lower_better")
-        lower = bool(lower) if isinstance(lower, bool) else task.lower_is_better
-        th = {k: out.get(f"{k}_threshold") for k in ("gold", "silver", "bronze", "median")}
-        usable = all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in th.values())
-        return float(score), MedalThresholds(**th) if usable else self._thresholds(task), lower
+        # Read as SandMLE's release reads the same JSON (graders/evaluator.py cites the lines):
+        # "0.5" is a number and "true" or 1 a direction. Departures: a bool or non-finite score is
+        # no score, and a missing direction is the task's (the release then assumes higher-is-better).
+        raw_score = out.get("score")
+        score = None if isinstance(raw_score, bool) else release_number(raw_score)
+        if score is None or not math.isfinite(score):
+            raise _Scored(out.get("error") or f"evaluator returned no score ({raw_score!r:.80})")
+        lower = release_bool(out.get("is_lower_better"))
+        if lower is None:
+            lower = task.lower_is_better
+        th = {k: release_number(out.get(f"{k}_threshold")) for k in ("gold", "silver", "bronze", "median")}
+        usable = all(v is not None for v in th.values())
+        return score, MedalThresholds(**th) if usable else self._thresholds(task), lower
 
     def _passthrough_columns(self, task: Task) -> list[str]:
         """Columns of the sample submission besides the id and targets (MLE-bench's
