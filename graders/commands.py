@@ -18,6 +18,19 @@ from sandmle.core.task import PUBLIC, Task, load_task
 from sandmle.core.terminal import printable
 
 
+class FiniteFloatRange(click.FloatRange):
+    """``click.FloatRange`` that also refuses ``nan`` and ``inf`` (every comparison with NaN is
+    False, so FloatRange lets it through and it failed only after the whole run)."""
+
+    def convert(self, value, param, ctx):  # type: ignore[no-untyped-def]
+        import math
+
+        number = super().convert(value, param, ctx)
+        if not math.isfinite(number):
+            self.fail(f"{value!r} is not a finite number", param, ctx)
+        return number
+
+
 def _console():
     from sandmle.core.cli import console
 
@@ -53,7 +66,7 @@ EXIT_VALID, EXIT_ERROR, EXIT_USAGE, EXIT_INVALID_SUBMISSION = 0, 1, 2, 3
 @click.option("--preset", type=click.Choice(["sandmle-code", "sandmle-paper", "sparse"]), default=None,
               help="Preset of the milestone reward (default sandmle-code).")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON (grade + reward).")
-@click.option("--evaluator-timeout", "evaluator_timeout_s", type=click.FloatRange(min=0, min_open=True),
+@click.option("--evaluator-timeout", "evaluator_timeout_s", type=FiniteFloatRange(min=0, min_open=True),
               default=None, help="Seconds a task's own evaluator.py may run (the default grader's "
                                  "evaluator_timeout_s, 300 unless set).")
 def grade_cmd(task_dir: Path, submission: Path, grader_name: str, grader_args: str | None,

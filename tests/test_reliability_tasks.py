@@ -156,3 +156,10 @@ def test_task_yaml_that_is_not_a_regular_file_is_refused_without_blocking(tmp_pa
         (task.root / "task.yaml").symlink_to(target)
     with pytest.raises(TaskError):
         load_task(task.root)
+
+
+@pytest.mark.parametrize("value", ["nan", "inf"])
+def test_grade_refuses_a_non_finite_evaluator_timeout(tmp_path, value):
+    task = fake_generated(tmp_path, 0)
+    ran = sandmle("grade", task.root, tmp_path / "sub.csv", "--evaluator-timeout", value)
+    no_traceback(ran, "--evaluator-timeout", "not a finite number")
