@@ -171,3 +171,37 @@ def export_cmd(task_dir: Path, out: Path, fmt: str, as_json: bool) -> None:
     if left_out:
         _console().print(f"[yellow]not listed (no medal thresholds): "
                          f"{escape(', '.join(left_out))}[/]")
+
+
+@click.command("check")
+@click.argument("name", default="default")
+@click.option("--config", "config_json", default=None, help="grader config as a JSON object")
+@click.option("--json", "as_json", is_flag=True, help="machine-readable results")
+def grader_check_cmd(name: str, config_json: str | None, as_json: bool) -> None:
+    """Run the grading battery against grader NAME (exit 1 when a check fails): the grader's
+    conformance checks, hostile submissions included (a 500,000-column header, a 64 MB line,
+    links and FIFOs), then the results-file checks (a forged duplicate row, results.jsonl as a
+    link to /dev/zero or a FIFO)."""
+    from rich.console import Console
+    from rich.text import Text
+
+    from sandmle.core.testing import run_checks
+    from sandmle.evaluation.results_battery import run_results_checks
+
+    grader = build_component(get_registry(), "graders", name, config_json,
+                             name_option="grader NAME", args_option="--config")
+    results = run_checks("graders", grader) + run_results_checks()
+    failed = [r for r in results if not r.passed]
+    if as_json:
+        click.echo(json.dumps([{"check": r.name, "kind": r.kind, "passed": r.passed, "detail": r.detail,
+                                "wall_s": round(r.wall_s, 3)} for r in results], indent=2))
+    else:
+        table = Table(title=f"grader {name!r}: {len(results) - len(failed)}/{len(results)} checks passed")
+        for col in ("check", "passed", "detail", "time"):
+            table.add_column(col)
+        for r in results:
+            table.add_row(f"{r.kind}: {r.name}", "[green]yes[/]" if r.passed else "[red]NO[/]",
+                          Text(printable(r.detail[:120])), f"{r.wall_s:.2f}s")
+        Console().print(table)
+    if failed:
+        raise SystemExit(1)

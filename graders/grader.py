@@ -12,11 +12,12 @@ HumanRank ranks (as MLE-Dojo does). The direction is the task's (its metric's), 
 the leaderboard. A bad submission is a graded result (``valid_submission=False`` with a reason
 saying what to change), never an exception. The submission is read once from a descriptor opened
 with ``O_NOFOLLOW`` (:mod:`sandmle.graders.submission`): symlinks, FIFOs and devices are refused.
+Its width and line lengths are checked before parsing, and a large one is parsed and scored in a
+worker process with a time and memory limit (:mod:`sandmle.graders.worker`).
 """
 
 from __future__ import annotations
 
-import io
 import math
 import tempfile
 import threading
@@ -31,8 +32,11 @@ from sandmle.core.task import MedalThresholds, Task
 from .configs import DefaultGraderConfig
 from .evaluator import EvaluatorError, release_bool, release_number, run_evaluator
 from .medals import human_rank, medals, report_score, thresholds_from_leaderboard
-from .metrics import compute_score, read_csv_for
 from .submission import SubmissionRefused, read_submission
+from .worker import Invalid, run_bounded, score_csv, shape_problem
+
+
+MAX_REASON_CHARS = 2000
 
 
 class _Scored(Exception):
@@ -81,6 +85,8 @@ class DefaultGrader(Grader):
 
     # -- steps ---------------------------------------------------------------------------------
     def _invalid(self, task: Task, reason: str) -> Grade:
+        if len(reason) > MAX_REASON_CHARS:  # e.g. a list of 500,000 unexpected column names
+            reason = reason[:MAX_REASON_CHARS] + f"... ({len(reason) - MAX_REASON_CHARS} more characters)"
         grade = Grade(task_id=task.id, is_lower_better=task.lower_is_better, reason=reason)
         self._fill_thresholds(grade, self._thresholds(task))
         return grade
@@ -110,19 +116,18 @@ class DefaultGrader(Grader):
     def _score(self, task: Task, data: bytes) -> tuple[float, MedalThresholds | None, bool]:
         if task.format == "sandmle-release" or task.answers_path is None or not task.target_columns:
             return self._score_with_evaluator(task, data)
+        cfg = self.config
+        problem = shape_problem(data, cfg.max_columns, cfg.max_line_bytes)  # before any parser sees it
+        if problem:
+            raise _Scored(problem)
+        args = (task.metric, data, task.answers_path, list(task.target_columns), task.id_column,
+                self._passthrough_columns(task))
         try:
-            sub = read_csv_for(task.metric, io.BytesIO(data))
-        except pd.errors.EmptyDataError as exc:
-            raise _Scored("submission file is empty (no header)") from exc
-        except (pd.errors.ParserError, UnicodeDecodeError, ValueError) as exc:
-            raise _Scored(f"submission is not a readable CSV: {exc}") from exc
-        if sub.empty:
-            raise _Scored("submission has a header but no rows")
-        answers = read_csv_for(task.metric, task.answers_path)
-        try:
-            raw = compute_score(task.metric, answers, sub, task.target_columns, task.id_column,
-                                self._passthrough_columns(task))
-        except ValueError as exc:
+            if len(data) >= cfg.worker_min_bytes:
+                raw = run_bounded(args, cfg.timeout_s, cfg.memory_mb)
+            else:  # small and narrow (checked above): bounded by construction, no process start
+                raw = score_csv(*args)
+        except Invalid as exc:
             raise _Scored(str(exc)) from exc
         return raw, self._thresholds(task), task.lower_is_better
 
