@@ -134,6 +134,9 @@ class DefaultGrader(Grader):
     def _score_with_evaluator(self, task: Task, data: bytes) -> tuple[float, MedalThresholds | None, bool]:
         if task.evaluator_path is None:
             raise _Scored("task has neither answers with target columns nor an evaluator.py")
+        problem = shape_problem(data, self.config.max_columns, self.config.max_line_bytes)
+        if problem:  # the task's own evaluator would parse it with no limit but its timeout
+            raise _Scored(problem)
         # The evaluator reads a private copy: the agent's path is never handed to it.
         with tempfile.TemporaryDirectory(prefix="sandmle-grade-") as tmp:
             copy = Path(tmp) / "submission.csv"

@@ -135,3 +135,17 @@ def test_the_battery_fails_a_grader_that_takes_anything():
         "links_and_fifos_are_refused_without_blocking"])}
     assert results and not any(r.passed for r in results.values())
     assert "graded valid" in results["wide_header_is_refused_quickly"].detail
+
+
+def test_a_release_evaluator_never_sees_a_wide_header(tmp_path):
+    """A SandMLE release task is scored by its own evaluator.py, which would parse the 500k
+    columns with nothing but its timeout: the width check runs first."""
+    from sandmle.graders.sources import export_release, load_release_task
+
+    release = export_release(fake_generated(tmp_path / "src", 0), tmp_path / "rel")
+    marker = tmp_path / "evaluator-ran"
+    evaluator = release / "prepared" / "public" / "evaluator.py"
+    evaluator.write_text(f"open({str(marker)!r}, 'w').close()\n" + evaluator.read_text())
+    sub = _wide(tmp_path / "wide.csv", 500_000)
+    grade = _bounded_grade(DefaultGrader(), load_release_task(release), sub)
+    assert "more than max_columns" in grade.reason and not marker.exists()
