@@ -13,6 +13,9 @@ has 500,000 columns took 184 s and 790 MB to parse. So:
   has imported the metrics already (a warm start of a few milliseconds, no re-import of a script's
   ``__main__`` as ``spawn``/``forkserver`` need); it only parses, scores and exits.
   ``memory_mb`` is the room the worker may take on top of the address space it inherits.
+  (Forking a threaded host is what ``multiprocessing`` does by default on Linux before Python
+  3.14; should a lock held by another thread at the fork ever stall the worker, ``timeout_s``
+  still ends it, as an invalid grade that says so.)
 
 Every refusal is a reason for an invalid submission, never an exception out of the grader.
 """
