@@ -15,6 +15,9 @@ such files are listed in :attr:`Task.hidden_files` and filtered out of everythin
 
 from __future__ import annotations
 
+import errno
+import os
+import stat
 from pathlib import Path
 from typing import Any, Literal
 
@@ -117,7 +120,10 @@ class Task(BaseModel):
     @property
     def description(self) -> str:
         path = self.public_dir / "description.md"
-        return path.read_text(encoding="utf-8") if path.exists() else ""
+        try:
+            return read_task_text(path)
+        except TaskError:
+            return ""  # validate_task names the fault; an agent gets no text rather than a traceback
 
 
 def is_within(path: Path, parent: Path) -> bool:
@@ -131,6 +137,48 @@ def is_within(path: Path, parent: Path) -> bool:
 # ----------------------------------------------------------------------------- reading and writing
 PUBLIC, PRIVATE = Path("prepared/public"), Path("prepared/private")
 REQUIRED_PUBLIC = ("train.csv", "test.csv", "sample_submission.csv")
+MAX_TEXT_BYTES = 4 * 1024 * 1024  # task.yaml and description.md: far above any real one
+
+
+def read_task_text(path: Path, max_bytes: int = MAX_TEXT_BYTES) -> str:
+    """The UTF-8 text of a task file, read only when it is a regular file (a FIFO, a device such
+    as ``/dev/zero`` or a link to one would block or never end) of at most ``max_bytes``;
+    :class:`TaskError` naming the file otherwise. Links inside a task folder are followed (a
+    task set may link shared files), but what they name must be a regular file."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
+    except OSError as exc:
+        raise TaskError(f"{path}: cannot be read ({exc.strerror or exc})") from None
+    try:
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode):
+            raise TaskError(f"{path}: not a regular file")
+        if info.st_size > max_bytes:
+            raise TaskError(f"{path}: too large ({info.st_size} bytes > {max_bytes})")
+        data = os.read(fd, max_bytes + 1)
+    except OSError as exc:
+        code = errno.errorcode.get(exc.errno or 0, "")
+        raise TaskError(f"{path}: cannot be read ({exc.strerror or code})") from None
+    finally:
+        os.close(fd)
+    if b"\0" in data:
+        raise TaskError(f"{path}: binary data, not text")
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise TaskError(f"{path}: not UTF-8 text (byte {exc.start}: {data[exc.start:exc.start + 1]!r})") from None
+
+
+def _inside(root: Path, value: Any, key: str, meta_path: Path) -> Path:
+    """``root / value`` when it stays inside the task folder (links resolved), else TaskError:
+    ``answers: /etc/passwd`` or ``../../x`` must not make the grader read files of the host."""
+    if not isinstance(value, str) or not value:
+        raise TaskError(f"{meta_path}: {key!r} must be a path inside the task folder, got {value!r:.80}")
+    path = root / value
+    if not is_within(path, root):
+        raise TaskError(f"{meta_path}: {key!r} points outside the task folder ({value!r:.200}); "
+                        f"task files must sit inside {root}")
+    return path
 
 
 def _csv_columns(path: Path) -> list[str]:
@@ -218,8 +266,14 @@ def validate_task(task: Task) -> Task:
             problem = _data_file_problem(path)
             if problem:
                 problems.append(problem)
-    if task.format != "mlebench" and not (task.public_dir / "description.md").is_file():
-        problems.append(f"missing file {task.public_dir / 'description.md'}")
+    if task.format != "mlebench":
+        if not (task.public_dir / "description.md").is_file():
+            problems.append(f"missing file {task.public_dir / 'description.md'}")
+        else:
+            try:
+                read_task_text(task.public_dir / "description.md")
+            except TaskError as exc:
+                problems.append(str(exc))
     if task.format != "sandmle-release" and task.target_columns:  # scored in-process by name
         if metric_lower_is_better(task.metric) is None:
             problems.append(unknown_metric_message(task.metric))
@@ -251,7 +305,7 @@ def load_task(path: Path | str) -> Task:
     if not meta_path.is_file():
         raise TaskError(f"{root}: no task.yaml (not a task folder)")
     try:
-        meta = yaml.safe_load(meta_path.read_text(encoding="utf-8")) or {}
+        meta = yaml.safe_load(read_task_text(meta_path)) or {}
     except yaml.YAMLError as exc:
         raise TaskError(f"{meta_path}: invalid YAML: {exc}") from exc
     if not isinstance(meta, dict):
@@ -260,9 +314,10 @@ def load_task(path: Path | str) -> Task:
     if missing:
         raise TaskError(f"{meta_path}: missing key(s) {missing}")
     fmt = meta.get("format", "sandmle")
-    public = root / meta.get("public_dir", str(PUBLIC))
-    answers = meta.get("answers", str(PRIVATE / "answers.csv"))
+    public = _inside(root, meta.get("public_dir", str(PUBLIC)), "public_dir", meta_path)
+    answers = _inside(root, meta.get("answers", str(PRIVATE / "answers.csv")), "answers", meta_path)
     evaluator = meta.get("evaluator")
+    evaluator = _inside(root, evaluator, "evaluator", meta_path) if evaluator is not None else None
     fields = {k: meta[k] for k in ("id_column", "target_columns", "modality", "task_type", "leaderboard",
                                    "public_leaderboard") if meta.get(k) is not None}
     try:
@@ -271,10 +326,12 @@ def load_task(path: Path | str) -> Task:
             lower = metric_lower_is_better(str(meta["metric"]))
             if lower is None:
                 raise TaskError(f"{meta_path}: {unknown_metric_message(meta['metric'])}")
+        elif not isinstance(lower, bool):  # `maybe`, "false" (a string), 0: never guess a direction
+            raise TaskError(f"{meta_path}: lower_is_better must be true or false, got {lower!r:.80}")
         task = Task(id=str(meta["id"]), root=root, public_dir=public, private_dir=root / PRIVATE,
-                    metric=meta["metric"], lower_is_better=bool(lower), format=fmt,
+                    metric=meta["metric"], lower_is_better=lower, format=fmt,
                     thresholds=MedalThresholds(**meta["thresholds"]) if meta.get("thresholds") else None,
-                    answers_path=root / answers, evaluator_path=root / evaluator if evaluator else None,
+                    answers_path=answers, evaluator_path=evaluator,
                     provenance=meta.get("provenance") or {}, **fields)
     except (ValidationError, KeyError, TypeError) as exc:
         raise TaskError(f"{meta_path}: {exc}") from exc

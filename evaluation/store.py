@@ -7,14 +7,22 @@ line: :func:`read_results` skips lines that do not parse, and the next append st
 line, so a resumed run never loses or duplicates a finished episode. A row that parses but is not
 a whole results row (missing fields, ``reward_total: "lots"``) is skipped and reported too: its
 episode counts as not finished and runs again.
+
+Rows are unique by episode key: a row repeated byte for byte (a killed and resumed run racing
+itself) is read once, but a second, *different* row for a key (``reward_total: 999`` appended by
+hand) is a :class:`ResultsError` naming both lines, never silently taken. The file is opened only
+when it is a regular file (``O_NOFOLLOW``, then ``fstat`` on the descriptor): a link to
+``/dev/zero``, a FIFO or a folder is an error instead of a hang.
 """
 
 from __future__ import annotations
 
+import errno
 import fcntl
 import hashlib
 import json
 import os
+import stat
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -22,6 +30,7 @@ from typing import Any
 from sandmle.core.errors import SandmleError
 
 RESULTS_FILE = "results.jsonl"
+MAX_LINE_BYTES = 16 * 1024 * 1024  # a row is a few KiB; a longer "line" is skipped, not held in memory
 # What every row the study writes holds, by type (numbers and flags may also be null).
 _TEXT_FIELDS = ("key", "task_set", "task_id", "policy", "scaffold", "status")
 _NUMBER_FIELDS = ("reward_total", "steps", "llm_calls", "prompt_tokens", "completion_tokens", "cost_usd",
@@ -97,36 +106,75 @@ def read_results(out_dir: Path) -> list[dict[str, Any]]:
     """All complete result rows in ``out_dir/results.jsonl`` (torn, foreign or malformed lines
     skipped; :func:`read_results_checked` also says which).
 
-    If an episode key appears twice (it cannot via :class:`ResultsStore`, but files may be
-    concatenated by hand) the last row wins.
+    An episode key that appears twice with identical rows is read once; with different rows it
+    is a :class:`ResultsError` naming the lines (see the module docstring).
     """
     return read_results_checked(out_dir).rows
+
+
+def open_results_file(path: Path, flags: int = os.O_RDONLY) -> int | None:
+    """A descriptor on ``path`` when it is a regular file (None when it does not exist); a link,
+    FIFO, device or folder is a :class:`ResultsError` (opening never blocks)."""
+    try:
+        fd = os.open(path, flags | os.O_NOFOLLOW | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0), 0o644)
+    except FileNotFoundError:
+        return None
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            raise ResultsError(f"{path} is a symbolic link; a results file must be a regular file "
+                               f"(move it away to start afresh)") from None
+        if exc.errno == errno.EISDIR:
+            raise ResultsError(f"{path} is a folder, not a results file; move it away to start afresh") from None
+        raise ResultsError(f"{path} cannot be opened: {exc.strerror}") from None
+    info = os.fstat(fd)
+    if not stat.S_ISREG(info.st_mode):
+        os.close(fd)
+        kind = "a folder" if stat.S_ISDIR(info.st_mode) else "not a regular file (a FIFO, socket or device)"
+        raise ResultsError(f"{path} is {kind}, not a results file; move it away to start afresh")
+    os.set_blocking(fd, True)
+    return fd
 
 
 def read_results_checked(out_dir: Path) -> ResultsRead:
     """The usable rows of ``out_dir/results.jsonl`` and every line skipped, with why."""
     path = Path(out_dir) / RESULTS_FILE
-    if path.is_dir():
-        raise ResultsError(f"{path} is a folder, not a results file; move it away to start afresh")
-    if not path.exists():
+    fd = open_results_file(path)
+    if fd is None:
         return ResultsRead()
     rows: dict[str, dict[str, Any]] = {}
+    first_line: dict[str, int] = {}
     read = ResultsRead()
-    with path.open("r", encoding="utf-8", errors="replace") as fh:
-        for number, line in enumerate(fh, 1):
-            line = line.strip()
+    with os.fdopen(fd, "rb") as fh:
+        number = 0
+        while raw := fh.readline(MAX_LINE_BYTES + 1):
+            number += 1
+            if len(raw) > MAX_LINE_BYTES and not raw.endswith(b"\n"):
+                while (rest := fh.readline(MAX_LINE_BYTES)) and not rest.endswith(b"\n"):
+                    pass  # drop the rest of an overlong line without holding it
+                read.skipped.append((number, f"longer than {MAX_LINE_BYTES} bytes"))
+                continue
+            line = raw.decode("utf-8", errors="replace").strip()
             if not line:
                 continue
             try:
                 row = json.loads(line)
-            except json.JSONDecodeError:
+            except (json.JSONDecodeError, RecursionError):
                 read.skipped.append((number, "not JSON (torn by a kill?)"))
                 continue  # that episode is simply not finished
             problem = row_problem(row)
             if problem is not None:
                 read.skipped.append((number, problem))
                 continue
-            rows[row["key"]] = row
+            key = row["key"]
+            if key in rows:
+                if rows[key] != row:
+                    differ = sorted(k for k in set(rows[key]) | set(row) if rows[key].get(k) != row.get(k))
+                    raise ResultsError(
+                        f"{path}: line {number} is a second, different row for episode {key} (first at line "
+                        f"{first_line[key]}; they differ in {', '.join(differ[:5])}): results rows are unique "
+                        f"by key, so one of them was edited or appended by hand; remove the wrong line")
+                continue  # the same row twice: read once
+            rows[key], first_line[key] = row, number
     read.rows = list(rows.values())
     return read
 
@@ -146,7 +194,8 @@ class ResultsStore:
         if row["key"] in self.finished:
             return False
         line = json.dumps(row, default=str, separators=(",", ":")).encode() + b"\n"
-        fd = os.open(self.path, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o644)
+        fd = open_results_file(self.path, os.O_RDWR | os.O_APPEND | os.O_CREAT)
+        assert fd is not None  # O_CREAT
         try:
             fcntl.flock(fd, fcntl.LOCK_EX)
             if _ends_without_newline(fd):

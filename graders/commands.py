@@ -18,6 +18,19 @@ from sandmle.core.task import PUBLIC, Task, load_task
 from sandmle.core.terminal import printable
 
 
+class FiniteFloatRange(click.FloatRange):
+    """``click.FloatRange`` that also refuses ``nan`` and ``inf`` (every comparison with NaN is
+    False, so FloatRange lets it through and it failed only after the whole run)."""
+
+    def convert(self, value, param, ctx):  # type: ignore[no-untyped-def]
+        import math
+
+        number = super().convert(value, param, ctx)
+        if not math.isfinite(number):
+            self.fail(f"{value!r} is not a finite number", param, ctx)
+        return number
+
+
 def _console():
     from sandmle.core.cli import console
 
@@ -53,7 +66,7 @@ EXIT_VALID, EXIT_ERROR, EXIT_USAGE, EXIT_INVALID_SUBMISSION = 0, 1, 2, 3
 @click.option("--preset", type=click.Choice(["sandmle-code", "sandmle-paper", "sparse"]), default=None,
               help="Preset of the milestone reward (default sandmle-code).")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON (grade + reward).")
-@click.option("--evaluator-timeout", "evaluator_timeout_s", type=click.FloatRange(min=0, min_open=True),
+@click.option("--evaluator-timeout", "evaluator_timeout_s", type=FiniteFloatRange(min=0, min_open=True),
               default=None, help="Seconds a task's own evaluator.py may run (the default grader's "
                                  "evaluator_timeout_s, 300 unless set).")
 def grade_cmd(task_dir: Path, submission: Path, grader_name: str, grader_args: str | None,
@@ -158,3 +171,37 @@ def export_cmd(task_dir: Path, out: Path, fmt: str, as_json: bool) -> None:
     if left_out:
         _console().print(f"[yellow]not listed (no medal thresholds): "
                          f"{escape(', '.join(left_out))}[/]")
+
+
+@click.command("check")
+@click.argument("name", default="default")
+@click.option("--config", "config_json", default=None, help="grader config as a JSON object")
+@click.option("--json", "as_json", is_flag=True, help="machine-readable results")
+def grader_check_cmd(name: str, config_json: str | None, as_json: bool) -> None:
+    """Run the grading battery against grader NAME (exit 1 when a check fails): the grader's
+    conformance checks, hostile submissions included (a 500,000-column header, a 64 MB line,
+    links and FIFOs), then the results-file checks (a forged duplicate row, results.jsonl as a
+    link to /dev/zero or a FIFO)."""
+    from rich.console import Console
+    from rich.text import Text
+
+    from sandmle.core.testing import run_checks
+    from sandmle.evaluation.results_battery import run_results_checks
+
+    grader = build_component(get_registry(), "graders", name, config_json,
+                             name_option="grader NAME", args_option="--config")
+    results = run_checks("graders", grader) + run_results_checks()
+    failed = [r for r in results if not r.passed]
+    if as_json:
+        click.echo(json.dumps([{"check": r.name, "kind": r.kind, "passed": r.passed, "detail": r.detail,
+                                "wall_s": round(r.wall_s, 3)} for r in results], indent=2))
+    else:
+        table = Table(title=f"grader {name!r}: {len(results) - len(failed)}/{len(results)} checks passed")
+        for col in ("check", "passed", "detail", "time"):
+            table.add_column(col)
+        for r in results:
+            table.add_row(f"{r.kind}: {r.name}", "[green]yes[/]" if r.passed else "[red]NO[/]",
+                          Text(printable(r.detail[:120])), f"{r.wall_s:.2f}s")
+        Console().print(table)
+    if failed:
+        raise SystemExit(1)

@@ -57,6 +57,32 @@ def evaluator_source(metric: str, target_columns: list[str], id_column: str,
     return EVALUATOR_TEMPLATE.format(metric_source=METRIC_SOURCE, config=repr(config))
 
 
+def release_number(value: Any) -> float | None:
+    """A number of the evaluator's JSON as SandMLE's release reads it: ``float(value)``, None when
+    it is missing or ``float()`` refuses it (``SynScoreTool.call``'s ``parse_number``,
+    ``examples/deepresearch/deepresearch_tools.py:868-875`` at 0912362). So ``"0.5"`` is 0.5."""
+    if value is None:
+        return None
+    try:
+        return float(value)
+    except (TypeError, ValueError, OverflowError):
+        return None
+
+
+def release_bool(value: Any) -> bool | None:
+    """``is_lower_better`` as SandMLE's release reads it (``parse_bool``,
+    ``examples/deepresearch/deepresearch_tools.py:877-884`` at 0912362): a bool as is, a number
+    ``!= 0``, a string ``true``/``1``/``yes`` (any case, trimmed) is True and any other string
+    False; anything else (missing, a list) is None."""
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, (int, float)):
+        return value != 0
+    if isinstance(value, str):
+        return value.strip().lower() in {"true", "1", "yes"}
+    return None
+
+
 class EvaluatorError(RuntimeError):
     """The evaluator crashed, timed out or printed no JSON."""
 

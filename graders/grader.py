@@ -12,11 +12,12 @@ HumanRank ranks (as MLE-Dojo does). The direction is the task's (its metric's), 
 the leaderboard. A bad submission is a graded result (``valid_submission=False`` with a reason
 saying what to change), never an exception. The submission is read once from a descriptor opened
 with ``O_NOFOLLOW`` (:mod:`sandmle.graders.submission`): symlinks, FIFOs and devices are refused.
+Its width and line lengths are checked before parsing, and a large one is parsed and scored in a
+worker process with a time and memory limit (:mod:`sandmle.graders.worker`).
 """
 
 from __future__ import annotations
 
-import io
 import math
 import tempfile
 import threading
@@ -29,10 +30,13 @@ from sandmle.core.records import Grade
 from sandmle.core.task import MedalThresholds, Task
 
 from .configs import DefaultGraderConfig
-from .evaluator import EvaluatorError, run_evaluator
+from .evaluator import EvaluatorError, release_bool, release_number, run_evaluator
 from .medals import human_rank, medals, report_score, thresholds_from_leaderboard
-from .metrics import compute_score, read_csv_for
 from .submission import SubmissionRefused, read_submission
+from .worker import Invalid, run_bounded, score_csv, shape_problem
+
+
+MAX_REASON_CHARS = 2000
 
 
 class _Scored(Exception):
@@ -81,6 +85,8 @@ class DefaultGrader(Grader):
 
     # -- steps ---------------------------------------------------------------------------------
     def _invalid(self, task: Task, reason: str) -> Grade:
+        if len(reason) > MAX_REASON_CHARS:  # e.g. a list of 500,000 unexpected column names
+            reason = reason[:MAX_REASON_CHARS] + f"... ({len(reason) - MAX_REASON_CHARS} more characters)"
         grade = Grade(task_id=task.id, is_lower_better=task.lower_is_better, reason=reason)
         self._fill_thresholds(grade, self._thresholds(task))
         return grade
@@ -96,11 +102,12 @@ class DefaultGrader(Grader):
             grade = self._invalid(task, f"grading failed: {type(exc).__name__}: {exc}")
             grade.submission_exists = True
             return grade
+        numpy_rounding = task.provenance.get("score_rounding") == "numpy"  # see medals.report_score
         grade = Grade(task_id=task.id, submission_exists=True, valid_submission=True, is_lower_better=lower,
-                      score=report_score(raw), raw_score=raw)
+                      score=report_score(raw, numpy_rounding), raw_score=raw)
         self._fill_thresholds(grade, thresholds)
         if thresholds is not None:
-            m = medals(raw, thresholds, lower)
+            m = medals(raw, thresholds, lower, numpy_rounding)
             grade.gold_medal, grade.silver_medal, grade.bronze_medal = m.gold, m.silver, m.bronze
             grade.any_medal, grade.above_median, grade.at_or_above_median = m.any_medal, m.above_median, m.at_or_above_median
         grade.human_rank = human_rank(raw, [task.leaderboard or [], task.public_leaderboard or []], lower)
@@ -109,25 +116,27 @@ class DefaultGrader(Grader):
     def _score(self, task: Task, data: bytes) -> tuple[float, MedalThresholds | None, bool]:
         if task.format == "sandmle-release" or task.answers_path is None or not task.target_columns:
             return self._score_with_evaluator(task, data)
+        cfg = self.config
+        problem = shape_problem(data, cfg.max_columns, cfg.max_line_bytes)  # before any parser sees it
+        if problem:
+            raise _Scored(problem)
+        args = (task.metric, data, task.answers_path, list(task.target_columns), task.id_column,
+                self._passthrough_columns(task))
         try:
-            sub = read_csv_for(task.metric, io.BytesIO(data))
-        except pd.errors.EmptyDataError as exc:
-            raise _Scored("submission file is empty (no header)") from exc
-        except (pd.errors.ParserError, UnicodeDecodeError, ValueError) as exc:
-            raise _Scored(f"submission is not a readable CSV: {exc}") from exc
-        if sub.empty:
-            raise _Scored("submission has a header but no rows")
-        answers = read_csv_for(task.metric, task.answers_path)
-        try:
-            raw = compute_score(task.metric, answers, sub, task.target_columns, task.id_column,
-                                self._passthrough_columns(task))
-        except ValueError as exc:
+            if len(data) >= cfg.worker_min_bytes:
+                raw = run_bounded(args, cfg.timeout_s, cfg.memory_mb)
+            else:  # small and narrow (checked above): bounded by construction, no process start
+                raw = score_csv(*args)
+        except Invalid as exc:
             raise _Scored(str(exc)) from exc
         return raw, self._thresholds(task), task.lower_is_better
 
     def _score_with_evaluator(self, task: Task, data: bytes) -> tuple[float, MedalThresholds | None, bool]:
         if task.evaluator_path is None:
             raise _Scored("task has neither answers with target columns nor an evaluator.py")
+        problem = shape_problem(data, self.config.max_columns, self.config.max_line_bytes)
+        if problem:  # the task's own evaluator would parse it with no limit but its timeout
+            raise _Scored(problem)
         # The evaluator reads a private copy: the agent's path is never handed to it.
         with tempfile.TemporaryDirectory(prefix="sandmle-grade-") as tmp:
             copy = Path(tmp) / "submission.csv"
@@ -136,14 +145,19 @@ class DefaultGrader(Grader):
                 out = run_evaluator(task.evaluator_path, copy, timeout=self.config.evaluator_timeout_s)
             except EvaluatorError as exc:
                 raise _Scored(f"evaluator failed on the submission: {exc}") from exc
-        score = out.get("score")
-        if score is None or isinstance(score, bool) or not isinstance(score, (int, float)) or not math.isfinite(score):
-            raise _Scored(out.get("error") or f"evaluator returned no score ({score!r})")
-        lower = out.get("is_lower_better")
-        lower = bool(lower) if isinstance(lower, bool) else task.lower_is_better
-        th = {k: out.get(f"{k}_threshold") for k in ("gold", "silver", "bronze", "median")}
-        usable = all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in th.values())
-        return float(score), MedalThresholds(**th) if usable else self._thresholds(task), lower
+        # Read as SandMLE's release reads the same JSON (graders/evaluator.py cites the lines):
+        # "0.5" is a number and "true" or 1 a direction. Departures: a bool or non-finite score is
+        # no score, and a missing direction is the task's (the release then assumes higher-is-better).
+        raw_score = out.get("score")
+        score = None if isinstance(raw_score, bool) else release_number(raw_score)
+        if score is None or not math.isfinite(score):
+            raise _Scored(out.get("error") or f"evaluator returned no score ({raw_score!r:.80})")
+        lower = release_bool(out.get("is_lower_better"))
+        if lower is None:
+            lower = task.lower_is_better
+        th = {k: release_number(out.get(f"{k}_threshold")) for k in ("gold", "silver", "bronze", "median")}
+        usable = all(v is not None for v in th.values())
+        return score, MedalThresholds(**th) if usable else self._thresholds(task), lower
 
     def _passthrough_columns(self, task: Task) -> list[str]:
         """Columns of the sample submission besides the id and targets (MLE-bench's

@@ -35,8 +35,18 @@ from sandmle.core.task import MedalThresholds
 SCORE_DECIMALS = 5  # mlebench/grade_helpers.py:54 ``round(score, 5)``
 
 
-def report_score(raw: float) -> float:
-    """The score as MLE-bench reports and compares it: rounded to 5 decimals (once)."""
+def report_score(raw: float, numpy_rounding: bool = False) -> float:
+    """The score as MLE-bench reports and compares it: rounded to 5 decimals (once).
+
+    MLE-bench's ``round(score, 5)`` rounds a Python float correctly (by its exact binary value)
+    but hands an ``np.float64`` to numpy's ``__round__``, which scales, rounds half to even and
+    scales back, so the two differ at half-points (``0.123455``: Python 0.12345, numpy 0.12346).
+    Competitions whose ``grade.py`` returns ``np.mean``/``np.average`` (plant-pathology-2020-fgvc7,
+    ranzcr-clip-catheter-line-classification) are rounded the numpy way: ``numpy_rounding``."""
+    if numpy_rounding:
+        import numpy as np
+
+        return float(round(np.float64(raw), SCORE_DECIMALS))
     return round(float(raw), SCORE_DECIMALS)
 
 
@@ -90,12 +100,13 @@ class MedalResult:
         return self.gold or self.silver or self.bronze
 
 
-def medals(score: float, th: MedalThresholds, lower_is_better: bool) -> MedalResult:
+def medals(score: float, th: MedalThresholds, lower_is_better: bool, numpy_rounding: bool = False) -> MedalResult:
     """MLE-bench's comparisons: the score rounded to 5 decimals against unrounded thresholds.
 
     ``score`` may be raw or already rounded (rounding twice to the same precision changes nothing).
-    ``at_or_above_median`` also counts equality (SandMLE's reward reaches the median with ``>=``)."""
-    s = report_score(score)
+    ``at_or_above_median`` also counts equality (SandMLE's reward reaches the median with ``>=``).
+    ``numpy_rounding``: see :func:`report_score`."""
+    s = report_score(score, numpy_rounding)
     reach = (lambda t: s <= t) if lower_is_better else (lambda t: s >= t)
     gold = reach(th.gold)
     silver = not gold and reach(th.silver)

@@ -60,10 +60,15 @@ def register_task_sources(register: Any) -> None:
 def register_commands(cli: click.Group) -> None:
     from sandmle.core.cli import subgroup
 
-    from .commands import export_cmd, grade_cmd
+    from .commands import export_cmd, grade_cmd, grader_check_cmd
 
     cli.add_command(grade_cmd)
     subgroup(cli, "tasks").add_command(export_cmd)
+    group = cli.commands.get("grader")
+    if not isinstance(group, click.Group):
+        group = click.Group("grader", help="Check a grader against hostile submissions and forged results files.")
+        cli.add_command(group)
+    group.add_command(grader_check_cmd)
 
 
 @hookimpl

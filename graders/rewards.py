@@ -163,8 +163,14 @@ class MilestoneReward(Reward):
                 "code_ran": float(any(e.ok for turn in trajectory.turns for e in turn.executions)),
                 "submission": float(grade.submission_exists),
                 "beats_sample": float(bool(valid and grade.beats_sample_submission))}
-        parts = {k: round(self.weights[k] * hits[k], 10) for k in KEYS}
-        return RewardBreakdown(total=round(sum(parts.values()), 10), parts=parts)
+        parts = {k: self.weights[k] * hits[k] for k in KEYS}
+        # Summed unrounded, in the release's order (score, then tier, then format: deepresearch_
+        # workflow.py ``_score_to_reward``), so a total is the release's float to the last bit:
+        # silver with a perfect format rate is 0.2 + 0.6 + 0.1 = 0.9000000000000001, as there.
+        total = 0.0
+        for key in ("valid", *reversed(TIERS), "format", "code_ran", "submission", "beats_sample"):
+            total += parts[key]
+        return RewardBreakdown(total=total, parts=parts)
 
 
 def make_milestone(config: MilestoneConfig) -> MilestoneReward:

@@ -93,9 +93,10 @@ class DirectorySource(TaskSource):
 
 
 # How a release evaluator states its direction: SandMLE's JSON key is ``is_lower_better``
-# (deepresearch_tools.py:780-782); ``lower_is_better`` / ``higher_is_better`` spellings occur too.
+# (deepresearch_tools.py:780-782); ``lower_is_better`` / ``higher_is_better`` spellings occur too,
+# and the value may be a literal, a quoted string or a number ("true", 1: the release's parse_bool).
 _DIRECTION = re.compile(r"""["']?(is_lower_better|lower_is_better|is_higher_better|higher_is_better)["']?"""
-                        r"""\s*[:=]\s*(True|False|true|false)""")
+                        r"""\s*[:=]\s*["']?(True|False|true|false|yes|no|1|0)\b""", re.IGNORECASE)
 
 
 def _release_direction(evaluator_text: str) -> bool:
@@ -105,8 +106,8 @@ def _release_direction(evaluator_text: str) -> bool:
     match = _DIRECTION.search(evaluator_text)
     if match is None:
         return False
-    value = match.group(2).lower() == "true"
-    return value if "lower" in match.group(1) else not value
+    value = match.group(2).lower() in {"true", "1", "yes"}
+    return value if "lower" in match.group(1).lower() else not value
 
 
 def load_release_task(root: Path) -> Task:

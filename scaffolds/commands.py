@@ -18,6 +18,19 @@ from sandmle.evaluation.graded_episode import KeepPolicy, run_graded_episode
 from sandmle.evaluation.episode import _safe_name
 
 
+class FiniteFloatRange(click.FloatRange):
+    """``click.FloatRange`` that also refuses ``nan`` and ``inf`` (every comparison with NaN is
+    False, so FloatRange lets it through and it failed only after the whole run)."""
+
+    def convert(self, value, param, ctx):  # type: ignore[no-untyped-def]
+        import math
+
+        number = super().convert(value, param, ctx)
+        if not math.isfinite(number):
+            self.fail(f"{value!r} is not a finite number", param, ctx)
+        return number
+
+
 def _console():
     from sandmle.core.cli import console
 
@@ -130,7 +143,7 @@ async def _rollout(task: Any, parts: dict[str, Any], names: dict[str, str], seed
               show_default=True, help="folder for the trajectory JSONL (and the kept submission)")
 @click.option("--keep-files/--no-keep-files", default=True, show_default=True,
               help="keep the final submission.csv (and AIDE's best solution) next to the trajectory")
-@click.option("--keep-max-mb", type=click.FloatRange(min=0), default=KeepPolicy().max_mb, show_default=True,
+@click.option("--keep-max-mb", type=FiniteFloatRange(min=0), default=KeepPolicy().max_mb, show_default=True,
               help="largest kept file; a bigger one is recorded as skipped")
 @click.option("--json", "as_json", is_flag=True, help="print the saved record as JSON")
 def rollout(task_dir: Path, scaffold: str, backend: str, scaffold_args: str | None, backend_args: str | None,

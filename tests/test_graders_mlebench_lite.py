@@ -207,3 +207,16 @@ def test_every_lite_competition_loads_from_mledojo_prepared_layout(built, tmp_pa
     for comp_id, (best, sample) in _grade_all(tasks, perfect, tmp_path / "subs").items():
         assert best.gold_medal and best.human_rank == 1.0, (comp_id, best.reason)
         assert sample.valid_submission and sample.human_rank is not None, (comp_id, sample.reason)
+
+
+def test_competitions_returning_np_float64_round_the_numpy_way(built) -> None:
+    """plant-pathology-2020-fgvc7's grade.py ends ``return np.mean(scores)`` (line 41) and ranzcr's
+    ``score = np.average(roc_auc_scores)`` (line 30), at openai/mle-bench 783b15a: MLE-bench's
+    ``round(score, 5)`` (grade_helpers.py:54) then rounds an np.float64, i.e. numpy's way. Every
+    other lite grade.py returns an sklearn metric (a Python float with scikit-learn >= 1.5) or a
+    sum of them (nomad2018), rounded by Python."""
+    root, _ = built
+    tasks = get_registry().create("task_sources", "mlebench",
+                                  {"path": root / "competitions", "data_dir": root / "data"}).tasks()
+    numpy_rounded = {t.id for t in tasks if t.provenance.get("score_rounding") == "numpy"}
+    assert numpy_rounded == {"plant-pathology-2020-fgvc7", "ranzcr-clip-catheter-line-classification"}

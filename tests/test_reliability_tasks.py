@@ -86,3 +86,80 @@ def test_grade_escapes_control_codes_a_submission_smuggles_into_the_reason(tmp_p
     ran = sandmle("grade", release, sub)
     assert "bad value" in ran.stdout, ran.stdout
     assert "\x1b" not in ran.stdout and "\x07" not in ran.stdout and "\\x1b[2J" in ran.stdout, ran.stdout
+
+
+# -- issue 26 item 9: task.yaml paths stay inside the task, booleans are booleans, bytes are text
+def _edit_meta(root, **changes):
+    meta = yaml.safe_load((root / "task.yaml").read_text())
+    meta.update(changes)
+    (root / "task.yaml").write_text(yaml.safe_dump(meta))
+
+
+@pytest.mark.parametrize("key,value", [
+    ("answers", "/etc/passwd"), ("answers", "../../../../../../etc/passwd"),
+    ("evaluator", "/etc/passwd"), ("public_dir", "/etc"), ("answers", "prepared/escape.csv"),
+])
+def test_task_paths_must_stay_inside_the_task_folder(tmp_path, key, value):
+    task = fake_generated(tmp_path, 0)
+    if value == "prepared/escape.csv":  # a link inside the folder that points out of it
+        (task.root / "prepared" / "escape.csv").symlink_to("/etc/passwd")
+    _edit_meta(task.root, **{key: value})
+    with pytest.raises(TaskError, match=f"'{key}' points outside the task folder"):
+        load_task(task.root)
+
+
+def test_grade_refuses_a_task_whose_answers_point_at_etc_passwd(tmp_path):
+    task = fake_generated(tmp_path, 0)
+    _edit_meta(task.root, answers="/etc/passwd", target_columns=["root:x:0:0:root:/root:/bin/bash"])
+    sub = tmp_path / "sub.csv"
+    sub.write_text("id,y\n0,1\n")
+    no_traceback(sandmle("grade", task.root, sub), "points outside the task folder")
+
+
+@pytest.mark.parametrize("value", ["maybe", "false", "yes please", 1, 0, [True]])
+def test_lower_is_better_must_be_a_yaml_boolean(tmp_path, value):
+    task = fake_generated(tmp_path, 0)
+    _edit_meta(task.root, lower_is_better=value)
+    with pytest.raises(TaskError, match="lower_is_better must be true or false"):
+        load_task(task.root)
+
+
+def test_yaml_booleans_still_load(tmp_path):
+    task = fake_generated(tmp_path, 0)
+    (task.root / "task.yaml").write_text((task.root / "task.yaml").read_text().replace(
+        "lower_is_better: false", "lower_is_better: False"))
+    assert load_task(task.root).lower_is_better is False
+
+
+@pytest.mark.parametrize("name,data,words", [
+    ("task.yaml", b"\xff\xfe\x89PNG" * 30, "not UTF-8 text"),
+    ("task.yaml", b"id: x\x00\x01\x02", "binary data"),
+    ("prepared/public/description.md", b"\x89PNG\r\n\x1a\n\xff\xfe" * 40, "not UTF-8 text"),
+])
+def test_a_binary_task_file_is_a_task_error(tmp_path, name, data, words):
+    task = fake_generated(tmp_path, 0)
+    (task.root / name).write_bytes(data)
+    with pytest.raises(TaskError, match=words):
+        load_task(task.root)
+    no_traceback(sandmle("grade", task.root, tmp_path / "none.csv"), words)
+
+
+@pytest.mark.parametrize("target", ["/dev/zero", "fifo"])
+def test_task_yaml_that_is_not_a_regular_file_is_refused_without_blocking(tmp_path, target):
+    import os
+
+    task = fake_generated(tmp_path, 0)
+    (task.root / "task.yaml").unlink()
+    if target == "fifo":
+        os.mkfifo(task.root / "task.yaml")
+    else:
+        (task.root / "task.yaml").symlink_to(target)
+    with pytest.raises(TaskError):
+        load_task(task.root)
+
+
+@pytest.mark.parametrize("value", ["nan", "inf"])
+def test_grade_refuses_a_non_finite_evaluator_timeout(tmp_path, value):
+    task = fake_generated(tmp_path, 0)
+    ran = sandmle("grade", task.root, tmp_path / "sub.csv", "--evaluator-timeout", value)
+    no_traceback(ran, "--evaluator-timeout", "not a finite number")

@@ -141,7 +141,8 @@ def _build(comp_id: str, root: Path, public: Path, answers: Path, sample: Path, 
                 id_column=id_column, target_columns=targets, modality=info.get("modality", "tabular"),
                 task_type=info.get("task_type", "classification"), leaderboard=leaderboard,
                 public_leaderboard=public_board, answers_path=answers, sample_submission=sample,
-                format="mlebench", provenance={"source": source, "competition": comp_id})
+                format="mlebench", provenance={"source": source, "competition": comp_id,
+                                               **{k: info[k] for k in ("score_rounding",) if k in info}})
     return validate_task(task)
 
 

@@ -5,6 +5,14 @@ errors and 5xx; other errors raise at once; an address where nothing listens fai
 ``connect_retries`` quick tries instead of the whole backoff) and one response parser (text,
 native tool calls, usage, logprobs and, from vLLM with ``return_tokens_as_token_ids``, the
 sampled token ids) that refuses a reply not shaped like a chat completion.
+
+Every call is bounded (a server that accepts and never answers, trickles bytes, or sends 40 MB
+must not hold an episode): a connect timeout, a per-attempt limit enforced around the whole
+request (``request_timeout_s``; an HTTP read timeout alone restarts with every byte), at most
+``timeout_retries`` retries of a timed-out attempt, a ``deadline_s`` for the call with all its
+retries, and ``max_response_mb``: a longer body is cut off while it streams in and is an error,
+not retried. The HTTP client reading the body is the toolkit's own (an ``httpx`` transport that
+counts bytes) for the ``openai`` backend and for ``litellm``'s ``openai/`` models.
 """
 
 from __future__ import annotations
@@ -27,13 +35,22 @@ class RemoteConfig(ComponentConfig):
     """Shared settings of remote backends."""
 
     model: str
-    request_timeout_s: float = Field(300.0, gt=0)
+    request_timeout_s: float = Field(300.0, gt=0, allow_inf_nan=False, description=(
+        "limit for one attempt, reply included (enforced around the whole request)"))
+    connect_timeout_s: float = Field(10.0, gt=0, allow_inf_nan=False, description="limit for opening a connection")
+    deadline_s: float = Field(900.0, gt=0, allow_inf_nan=False, description=(
+        "limit for one call with all its retries and backoff; no attempt starts past it"))
+    timeout_retries: int = Field(1, ge=0, description=(
+        "retries after an attempt timed out (a server that accepts and never answers costs at most "
+        "(1 + timeout_retries) x request_timeout_s)"))
+    max_response_mb: float = Field(16.0, gt=0, allow_inf_nan=False, description=(
+        "a longer reply body is cut off and is an error (not retried)"))
     max_retries: int = Field(5, ge=0)
     connect_retries: int = Field(1, ge=0, description=(
         "retries when nothing listens at the address (connection refused): a closed port fails "
         "in about a second instead of after the whole backoff"))
-    backoff_s: float = Field(1.0, ge=0, description="first retry delay; doubles each retry")
-    max_backoff_s: float = Field(60.0, ge=0)
+    backoff_s: float = Field(1.0, ge=0, allow_inf_nan=False, description="first retry delay; doubles each retry")
+    max_backoff_s: float = Field(60.0, ge=0, allow_inf_nan=False)
     logprobs: bool = False
     extra_body: dict[str, Any] = Field(default_factory=dict)
     cost_per_1k_prompt: float = Field(0.0, ge=0, description="USD; litellm's price map is used when 0")
@@ -61,6 +78,78 @@ class BackendUnreachableError(ConnectionError):
     """Nothing listens at the backend's address."""
 
 
+class BackendTimeoutError(RuntimeError):
+    """The backend did not answer within ``request_timeout_s`` (after ``timeout_retries``
+    retries) or the call's ``deadline_s`` passed. Not a ``TimeoutError``: a scaffold reads that
+    as its own episode time limit, and this is the backend's fault (``backend_error``)."""
+
+
+class ResponseTooLargeError(BackendReplyError):
+    """The reply body passed ``max_response_mb``."""
+
+
+def _in_chain(exc: BaseException, kind: type[BaseException] | tuple[type[BaseException], ...]) -> BaseException | None:
+    """The first exception of type ``kind`` among ``exc`` and the exceptions it was raised from."""
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        if isinstance(current, kind):
+            return current
+        seen.add(id(current))
+        current = current.__cause__ or current.__context__
+    return None
+
+
+def _timed_out(exc: BaseException) -> bool:
+    import httpx
+
+    return _in_chain(exc, (asyncio.TimeoutError, TimeoutError, httpx.TimeoutException)) is not None or \
+        "Timeout" in type(exc).__name__
+
+
+def _capped_http_client(cfg: RemoteConfig) -> Any:
+    """An ``httpx.AsyncClient`` with the config's connect/read timeouts whose transport stops
+    reading a reply body past ``max_response_mb`` (a declared Content-Length is checked first)."""
+    import httpx
+
+    limit = int(cfg.max_response_mb * 1024 * 1024)
+
+    class CappedStream(httpx.AsyncByteStream):
+        def __init__(self, inner: Any):
+            self.inner, self.seen = inner, 0
+
+        async def __aiter__(self):
+            async for chunk in self.inner:
+                self.seen += len(chunk)
+                if self.seen > limit:
+                    raise ResponseTooLargeError(f"the reply is larger than max_response_mb={cfg.max_response_mb:g} "
+                                                f"(cut off after {self.seen} bytes)")
+                yield chunk
+
+        async def aclose(self) -> None:
+            await self.inner.aclose()
+
+    class CappedTransport(httpx.AsyncBaseTransport):
+        def __init__(self) -> None:
+            self.inner = httpx.AsyncHTTPTransport()
+
+        async def handle_async_request(self, request: Any) -> Any:
+            response = await self.inner.handle_async_request(request)
+            declared = response.headers.get("content-length", "")
+            if declared.isdigit() and int(declared) > limit:
+                await response.aclose()
+                raise ResponseTooLargeError(f"the reply declares {declared} bytes, more than "
+                                            f"max_response_mb={cfg.max_response_mb:g}")
+            response.stream = CappedStream(response.stream)
+            return response
+
+        async def aclose(self) -> None:
+            await self.inner.aclose()
+
+    timeout = httpx.Timeout(cfg.request_timeout_s, connect=cfg.connect_timeout_s)
+    return httpx.AsyncClient(transport=CappedTransport(), timeout=timeout)
+
+
 def connection_refused(exc: BaseException) -> bool:
     """True when ``exc`` (or an exception it was raised from) is a refused TCP connection."""
     seen: set[int] = set()
@@ -86,27 +175,48 @@ def is_transient(exc: BaseException) -> bool:
 async def with_retries(fn: Callable[[], Awaitable[Any]], cfg: RemoteConfig,
                        on_retry: Callable[[BaseException], None] | None = None, where: str = "") -> Any:
     """Call ``fn`` until it succeeds, retrying transient errors up to ``cfg.max_retries`` times
-    (a refused connection only ``cfg.connect_retries`` times, quickly; ``where`` names the
-    address in that error)."""
-    refused = 0
+    (a refused connection only ``cfg.connect_retries`` times, quickly; a timed-out attempt only
+    ``cfg.timeout_retries`` times; a reply over ``max_response_mb`` never), each attempt limited
+    to ``cfg.request_timeout_s`` and the whole call to ``cfg.deadline_s`` (``where`` names the
+    address in the errors)."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + cfg.deadline_s
+    place = where or "the backend address"
+    refused = timeouts = 0
     for attempt in range(cfg.max_retries + 1):
+        remaining = deadline - loop.time()
+        if remaining <= 0:
+            raise BackendTimeoutError(f"no reply from {place} within deadline_s={cfg.deadline_s:g} "
+                                      f"({attempt} attempt(s))")
+        limit = min(cfg.request_timeout_s, remaining)
         try:
-            return await fn()
+            return await asyncio.wait_for(fn(), timeout=limit)
         except Exception as exc:  # noqa: BLE001 - classified below
+            too_large = _in_chain(exc, ResponseTooLargeError)
+            if too_large is not None:
+                raise ResponseTooLargeError(f"{too_large} from {place}") from exc
             if connection_refused(exc):
                 refused += 1
                 if refused > cfg.connect_retries or attempt >= cfg.max_retries:
                     raise BackendUnreachableError(
-                        f"nothing answers at {where or 'the backend address'}: connection refused after "
+                        f"nothing answers at {place}: connection refused after "
                         f"{refused} attempt(s) (is the server running?)") from exc
                 delay = min(cfg.backoff_s, 1.0) / 2
+            elif _timed_out(exc):
+                timeouts += 1
+                if timeouts > cfg.timeout_retries or attempt >= cfg.max_retries:
+                    raise BackendTimeoutError(
+                        f"no reply from {place} within {limit:g}s, {timeouts} time(s) (request_timeout_s="
+                        f"{cfg.request_timeout_s:g}, timeout_retries={cfg.timeout_retries}, deadline_s="
+                        f"{cfg.deadline_s:g})") from exc
+                delay = min(cfg.backoff_s * 2 ** attempt, cfg.max_backoff_s)
             elif attempt >= cfg.max_retries or not is_transient(exc):
                 raise
             else:
                 delay = min(cfg.backoff_s * 2 ** attempt, cfg.max_backoff_s)
             if on_retry:
                 on_retry(exc)
-            await asyncio.sleep(delay * (0.5 + random.random() / 2))
+            await asyncio.sleep(min(delay * (0.5 + random.random() / 2), max(0.0, deadline - loop.time())))
     raise AssertionError("unreachable")  # pragma: no cover
 
 
@@ -202,7 +312,8 @@ class OpenAIBackend(Backend):
         self.client = openai.AsyncOpenAI(
             base_url=config.base_url or os.environ.get("OPENAI_BASE_URL"),
             api_key=config.api_key or os.environ.get("OPENAI_API_KEY") or "EMPTY",
-            timeout=config.request_timeout_s, max_retries=0)  # our loop retries, with accounting
+            timeout=config.request_timeout_s, max_retries=0,  # our loop retries, with accounting
+            http_client=_capped_http_client(config))
 
     async def complete(self, messages, *, tools=None, sampling=None, protocol=None) -> Completion:
         args = request_args(messages, tools, sampling, self.config)
@@ -230,6 +341,20 @@ class LitellmBackend(Backend):
         self.litellm.suppress_debug_info = True
         self.config, self.name = config, f"litellm:{config.model}"
         self.retries = 0
+        self._client: Any = None  # an openai client over the capped transport, for openai/ models
+
+    def _openai_client(self) -> Any:
+        """For ``openai/`` models at an ``api_base``: litellm's OpenAI path takes a ready client,
+        so the reply is read by the transport that enforces ``max_response_mb``."""
+        cfg = self.config
+        if not (cfg.api_base and cfg.model.startswith("openai/")):
+            return None  # other providers: bounded in time by with_retries, not in size
+        if self._client is None:
+            openai = require("openai", None, "litellm backend")
+            key = cfg.api_key or os.environ.get("OPENAI_API_KEY") or "EMPTY"
+            self._client = openai.AsyncOpenAI(base_url=cfg.api_base, api_key=key, timeout=cfg.request_timeout_s,
+                                              max_retries=0, http_client=_capped_http_client(cfg))
+        return self._client
 
     async def complete(self, messages, *, tools=None, sampling=None, protocol=None) -> Completion:
         cfg = self.config
@@ -243,6 +368,9 @@ class LitellmBackend(Backend):
             args["api_key"] = cfg.api_key
         elif cfg.api_base and cfg.model.startswith("openai/") and not os.environ.get("OPENAI_API_KEY"):
             args["api_key"] = "EMPTY"  # a local OpenAI-compatible server needs none (as the openai backend)
+        client = self._openai_client()
+        if client is not None:
+            args["client"] = client
         resp = await with_retries(lambda: self.litellm.acompletion(**args), cfg, self._count,
                                   where=cfg.api_base or cfg.model)
         completion = parse_response(resp, cfg)
@@ -255,6 +383,10 @@ class LitellmBackend(Backend):
 
     def _count(self, _exc: BaseException) -> None:
         self.retries += 1
+
+    async def aclose(self) -> None:
+        if self._client is not None:
+            await self._client.close()
 
 
 def make_openai(config: OpenAIConfig) -> OpenAIBackend:
