@@ -17,6 +17,7 @@ import types
 import typing
 from typing import Any
 
+import click
 from pydantic import BaseModel, ValidationError
 
 from .errors import DuplicateComponentError, SandmleError, UnknownComponentError
@@ -121,3 +122,16 @@ def build_component(registry: Registry, kind: str, name: str, args_json: str | d
     info, config = validate_args(registry, kind, name, args_json, name_option=name_option,
                                  args_option=args_option)
     return info.build(config)
+
+
+class FiniteFloatRange(click.FloatRange):
+    """``click.FloatRange`` that also refuses ``nan`` and ``inf`` (every comparison with NaN is
+    False, so FloatRange lets it through and it failed only after the whole run)."""
+
+    def convert(self, value, param, ctx):  # type: ignore[no-untyped-def]
+        import math
+
+        number = super().convert(value, param, ctx)
+        if not math.isfinite(number):
+            self.fail(f"{value!r} is not a finite number", param, ctx)
+        return number

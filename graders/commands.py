@@ -10,25 +10,12 @@ import click
 from rich.markup import escape
 from rich.table import Table
 
-from sandmle.core.arguments import build_component, parse_json_object
+from sandmle.core.arguments import FiniteFloatRange, build_component, parse_json_object
 from sandmle.core.errors import TaskError
 from sandmle.core.plugins import get_registry
 from sandmle.core.records import ExecResult, Trajectory, Turn
 from sandmle.core.task import PUBLIC, Task, load_task
 from sandmle.core.terminal import printable
-
-
-class FiniteFloatRange(click.FloatRange):
-    """``click.FloatRange`` that also refuses ``nan`` and ``inf`` (every comparison with NaN is
-    False, so FloatRange lets it through and it failed only after the whole run)."""
-
-    def convert(self, value, param, ctx):  # type: ignore[no-untyped-def]
-        import math
-
-        number = super().convert(value, param, ctx)
-        if not math.isfinite(number):
-            self.fail(f"{value!r} is not a finite number", param, ctx)
-        return number
 
 
 def _console():

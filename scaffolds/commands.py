@@ -13,22 +13,10 @@ import click
 from rich.panel import Panel
 from rich.table import Table
 
+from sandmle.core.arguments import FiniteFloatRange
 from sandmle.core.errors import SandmleError
 from sandmle.evaluation.graded_episode import KeepPolicy, run_graded_episode
 from sandmle.evaluation.episode import _safe_name
-
-
-class FiniteFloatRange(click.FloatRange):
-    """``click.FloatRange`` that also refuses ``nan`` and ``inf`` (every comparison with NaN is
-    False, so FloatRange lets it through and it failed only after the whole run)."""
-
-    def convert(self, value, param, ctx):  # type: ignore[no-untyped-def]
-        import math
-
-        number = super().convert(value, param, ctx)
-        if not math.isfinite(number):
-            self.fail(f"{value!r} is not a finite number", param, ctx)
-        return number
 
 
 def _console():

@@ -68,3 +68,11 @@ def test_sandbox_check_refuses_a_bad_config():
     no_traceback(sandmle("sandbox", "check", "local", "--config", "[1]"), "must be a JSON object")
     no_traceback(sandmle("sandbox", "check", "local", "--config", '{"memroy_mb": 5}'), "memroy_mb", "valid arguments")
     no_traceback(sandmle("sandbox", "check", "local", "--config", '{"memory_mb": 1}'), "memory_mb")
+
+
+def test_trajectories_export_refuses_a_non_finite_heldout_share_before_reading_anything(tmp_path):
+    """``--heldout nan`` passed click's FloatRange (every comparison with NaN is False)."""
+    for value in ("nan", "inf"):
+        res = sandmle("trajectories", "export", str(tmp_path), "--out", str(tmp_path / "sft.jsonl"), "--heldout", value)
+        assert res.returncode == 2 and "Invalid value for '--heldout'" in res.stderr, res.stdout + res.stderr
+    assert not (tmp_path / "sft.jsonl").exists()

@@ -8,6 +8,8 @@ import click
 from rich.markup import escape
 from rich.table import Table
 
+from sandmle.core.arguments import FiniteFloatRange
+
 
 def _console():
     from sandmle.core.cli import console
@@ -63,7 +65,7 @@ def train_cmd(recipe: str, out_dir: Path | None, max_steps: int | None, fresh: b
               default="valid", show_default=True, help="Which episodes to keep.")
 @click.option("--out", type=click.Path(dir_okay=False, path_type=Path), required=True,
               help="SFT JSONL to write; held-out tasks go to OUT with .heldout before the suffix.")
-@click.option("--heldout", type=click.FloatRange(0.0, 1.0, max_open=True), default=0.2, show_default=True,
+@click.option("--heldout", type=FiniteFloatRange(0.0, 1.0, max_open=True), default=0.2, show_default=True,
               help="Fraction of tasks held out (split by task id).")
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of the held-out split.")
 @click.option("--scaffold", default=None, help="Only episodes of this scaffold.")
