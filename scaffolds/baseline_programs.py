@@ -258,3 +258,43 @@ def solve_program(choices: Choices | str = "forest") -> str:
             raise ValueError(f"unknown baseline model family {choices!r}; known: {FAMILIES}")
         choices = Choices(model=choices)
     return _SOLVE.replace("__CHOICES__", f"json.loads({json.dumps(asdict(choices))!r})")
+
+
+# ---------------------------------------------------------------------- the short style
+#: (classifier, regressor) of each family in the short programs, as ``sklearn`` import paths.
+SHORT_MODELS: dict[str, tuple[str, str, str]] = {
+    # family: (module, classifier, regressor); the constructor's first argument is its main setting
+    "forest": ("ensemble", "RandomForestClassifier", "RandomForestRegressor"),
+    "gbt": ("ensemble", "HistGradientBoostingClassifier", "HistGradientBoostingRegressor"),
+    "linear": ("linear_model", "LogisticRegression", "Ridge"),
+    "knn": ("neighbors", "KNeighborsClassifier", "KNeighborsRegressor"),
+}
+
+_SHORT = '''import pandas as pd
+from sklearn.__MODULE__ import __CLS__ as C, __REG__ as R
+tr,te=pd.read_csv("train.csv"),pd.read_csv("test.csv")
+s=pd.read_csv("sample_submission.csv")
+X=pd.get_dummies(tr[te.columns]).fillna(0)
+T=pd.get_dummies(te).reindex(columns=X.columns,fill_value=0)
+for y in s.columns[1:]:
+    m=(R if tr[y].nunique()>20 else C)().fit(X,tr[y]);s[y]=m.predict(T)
+s.to_csv("submission.csv",index=False)
+print("VALIDATION_METRIC train_score",m.score(X,tr[y]),False)
+'''
+
+
+def short_program(model: str = "forest") -> str:
+    """A compact program (~120 SmolLM2 tokens) that writes a valid submission when every
+    submission column is a column of ``train.csv`` (tabular, text, multi-target tasks): one-hot
+    features of the test columns, a classifier or regressor of ``model``'s family per submission
+    column (a regressor above 20 distinct values), rows in the sample submission's order. It prints
+    the last model's score on its own training rows as ``VALIDATION_METRIC train_score`` (AIDE
+    keeps only nodes with a metric); no hold-out split, no feature engineering, no per-class probability columns: what a small model
+    can learn to write within a reply budget (:class:`~sandmle.scaffolds.baseline.BaselineConfig`
+    ``style: short``)."""
+    if model == "constant":
+        model = "linear"
+    if model not in SHORT_MODELS:
+        raise ValueError(f"unknown baseline model family {model!r}; known: {tuple(SHORT_MODELS)}")
+    module, cls, reg = SHORT_MODELS[model]
+    return _SHORT.replace("__MODULE__", module).replace("__CLS__", cls).replace("__REG__", reg)

@@ -23,6 +23,7 @@ class CollectSettings(ComponentConfig):
     trajectories export`` would do, in one step)."""
 
     policy: str = Field("baseline", description="a registered backend (the teacher)")
+    policy_args: dict = Field(default_factory=dict, description="the teacher's config, e.g. {style: short}")
     filter: Literal["all", "valid", "above_median", "medal"] = "valid"
     heldout: float = Field(0.2, ge=0, lt=1, description="fraction of tasks held out")
     seeds: list[int] = Field(default_factory=lambda: [0], min_length=1)
@@ -77,7 +78,7 @@ def collect_sft_data(settings: CollectSettings, job) -> Path:  # noqa: ANN001 - 
     todo = [(t, s) for t in job.require_tasks() for s in settings.seeds
             if not (folder / f"{t.id}.s{s}.jsonl").is_file()]
     if todo:
-        teacher = job.registry.create("backends", settings.policy)
+        teacher = job.registry.create("backends", settings.policy, settings.policy_args)
         job.console.print(f"collecting SFT data: {settings.policy} on {len(todo)} episodes "
                           f"in {job.recipe.train_scaffold().label}")
         sandbox = job.sandbox()
