@@ -275,7 +275,7 @@ from sklearn.__MODULE__ import __CLS__ as C, __REG__ as R
 tr,te=pd.read_csv("train.csv"),pd.read_csv("test.csv")
 s=pd.read_csv("sample_submission.csv")
 X=pd.get_dummies(tr[te.columns]).fillna(0)
-T=pd.get_dummies(te).reindex(columns=X.columns,fill_value=0)
+T=pd.get_dummies(te).reindex(columns=X.columns,fill_value=0).fillna(0)
 for y in s.columns[1:]:
     m=(R if tr[y].nunique()>20 else C)().fit(X,tr[y]);s[y]=m.predict(T)
 s.to_csv("submission.csv",index=False)
@@ -284,7 +284,7 @@ print("VALIDATION_METRIC train_score",m.score(X,tr[y]),False)
 
 
 def short_program(model: str = "forest") -> str:
-    """A compact program (~120 SmolLM2 tokens) that writes a valid submission when every
+    """A compact program (~205 SmolLM2 tokens) that writes a valid submission when every
     submission column is a column of ``train.csv`` (tabular, text, multi-target tasks): one-hot
     features of the test columns, a classifier or regressor of ``model``'s family per submission
     column (a regressor above 20 distinct values), rows in the sample submission's order. It prints

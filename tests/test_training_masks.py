@@ -171,3 +171,21 @@ def test_aide_episode_with_fresh_stage_prompts_is_trained_whole(smollm2, task, s
                              harness=HARNESS_STOP_REASONS, masked=[], max_episode_tokens=1 << 20)
     assert batch.account.trained == 2 * sampled and batch.account.trained_share == 1.0
     assert len(batch.rows) == 2 * len(segments)
+
+
+def test_top_p_logprobs_are_the_nucleus_distribution(smollm2):
+    """Under ``top_p < 1`` the recorded logprob is the renormalised nucleus' (what the token was
+    drawn from), not the full softmax's: the importance ratio to the trainer needs exactly that."""
+    import torch
+
+    from sandmle.training.importance import nucleus_logprob
+
+    msgs = [{"role": "user", "content": "Name three colours."}]
+    c = asyncio.run(smollm2.complete(msgs, sampling=Sampling(seed=4, temperature=0.8, top_p=0.6, max_tokens=8)))
+    ids = torch.tensor([c.prompt_token_ids + c.token_ids])
+    with torch.no_grad():
+        logits = smollm2.model(ids).logits[0, len(c.prompt_token_ids) - 1:-1].float()
+    nucleus = [nucleus_logprob(logits[i], t, temperature=0.8, top_p=0.6) for i, t in enumerate(c.token_ids)]
+    full = torch.log_softmax(logits / 0.8, -1)[torch.arange(len(c.token_ids)), torch.tensor(c.token_ids)].tolist()
+    assert c.logprobs == pytest.approx(nucleus, abs=2e-3)
+    assert all(n >= f - 1e-6 for n, f in zip(nucleus, full)) and any(n > f + 1e-3 for n, f in zip(nucleus, full))

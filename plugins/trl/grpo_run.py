@@ -138,9 +138,9 @@ class EpisodeRollout:
         self.outcomes = outcomes
         batch.extra = stats.metrics()
         if self.progress is not None and batch.skip_update:
-            self.progress.note(f"step {step}: no group has a reward spread "
-                               f"({batch.zero_spread_groups}/{batch.groups} zero-spread, "
-                               f"{batch.harness_failures} harness failures): update skipped")
+            self.progress.note(f"step {step}: nothing to train ({batch.zero_spread_groups}/{batch.groups} groups "
+                               f"without reward spread, {batch.harness_failures} harness failures, "
+                               f"{batch.compact_filtered} filtered): update skipped")
         if cfg.save_rollouts:
             self._save(step, outcomes, batch)
         return batch
