@@ -6,9 +6,9 @@ resumable: rerun the same command and finished stages are skipped (their outputs
 interrupted evaluation or training resumes where it stopped).
 
 The curriculum is the scripted baseline agent in its ``short`` style
-(:func:`sandmle.scaffolds.baseline_programs.short_program`, ~200 tokens: a compact sklearn
+(:func:`sandmle.scaffolds.baseline_programs.short_program`, ~285 tokens: a compact sklearn
 pipeline that writes a valid submission), so a 135M model can learn to emit a whole program
-within its reply budget. The full AutoML programs (~1,500 tokens) never fit a 320-token reply,
+within a 384-token reply. The full AutoML programs (~1,500 tokens) never fit a 320-token reply,
 which decided the first measurement (valid 0/6 -> 0/6) by its budget alone.
 
 Stages (``--stages`` picks some; the default runs all):
@@ -192,7 +192,7 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--grpo-steps", type=int, default=10)
     ap.add_argument("--n", type=int, default=4, help="GRPO rollouts per task")
     ap.add_argument("--batch-tasks", type=int, default=2)
-    ap.add_argument("--max-new-tokens", type=int, default=320, help="reply budget (a short program is ~200 tokens)")
+    ap.add_argument("--max-new-tokens", type=int, default=384, help="reply budget (a short program is ~285 tokens)")
     ap.add_argument("--calls", type=int, default=4, help="replies per episode")
     ap.add_argument("--eval-seed", type=int, default=1, help="sampling seed of the held-out episodes")
     ap.add_argument("--smoke", action="store_true", help="every stage at the smallest size (checks the pipeline)")

@@ -43,7 +43,7 @@ _END_ACTION = "- end: params {}"  # how the MLE-Dojo prompt offers `end` (absent
 class BaselineConfig(ComponentConfig):
     """``first_model``: the greedy (temperature 0) policy's first model family. ``style``: the
     full AutoML programs (~1,500 tokens: hold-out metric, dates, text, images, probabilities), or
-    ``short`` ones (~205 tokens, :func:`~sandmle.scaffolds.baseline_programs.short_program`) and
+    ``short`` ones (~285 tokens, :func:`~sandmle.scaffolds.baseline_programs.short_program`) and
     short replies, a curriculum a small model can learn to write within a reply budget; ReAct
     then skips the exploring call."""
 
