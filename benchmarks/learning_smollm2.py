@@ -294,7 +294,8 @@ evaluation:
     metrics = sft_out / "metrics.jsonl"
     if metrics.is_file():
         rows = [json.loads(line) for line in metrics.read_text().splitlines()]
-        summary["sft_heldout_nll"] = [{"step": r["step"], "eval_loss": r["eval_loss"]} for r in rows if "eval_loss" in r]
+        nll = {r["step"]: r["eval_loss"] for r in rows if "eval_loss" in r}  # the final evaluation repeats the last step
+        summary["sft_heldout_nll"] = [{"step": step, "eval_loss": loss} for step, loss in sorted(nll.items())]
     metrics = grpo_out / "metrics.jsonl"
     if metrics.is_file():
         rows = [json.loads(line) for line in metrics.read_text().splitlines()]
