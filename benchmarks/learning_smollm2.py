@@ -1,24 +1,43 @@
-"""Does training teach SmolLM2-135M anything? Base vs SFT vs SFT+GRPO on held-out generated tasks.
+"""Does training teach SmolLM2-135M anything? Base vs SFT vs SFT->GRPO on held-out tasks, in three scaffolds.
 
-Not a test: one measurement, run once, its numbers reported in the README. Each stage is a
-``sandmle`` command a user would type (recipes are written into OUT), so the study is resumable:
-rerun the script and finished stages are skipped (their outputs exist).
+Not a test: one measurement, its numbers reported in ``docs/results/learning-cpu/``. Each stage is
+a ``sandmle`` command a user would type (the recipes are written into OUT), and the study is
+resumable: rerun the same command and finished stages are skipped (their outputs exist; an
+interrupted evaluation or training resumes where it stopped).
 
-1. generate a training task set and a held-out task set (different seeds, so different tasks);
-2. ``sandmle train`` SFT (``collect``: the scripted baseline agent's valid ReAct episodes on the
-   training tasks, assistant tokens only);
-3. ``sandmle eval`` base SmolLM2 and the SFT model in ReAct on the held-out tasks: format rate
-   (share of replies in SandMLE's format) and valid-submission rate;
-4. ``sandmle train`` GRPO on top of the SFT model (ReAct, milestone reward) and report the reward
-   of each step; 5. ``sandmle eval`` the GRPO model on the held-out tasks.
+The curriculum is the scripted baseline agent in its ``short`` style
+(:func:`sandmle.scaffolds.baseline_programs.short_program`, ~285 tokens: a compact sklearn
+pipeline that writes a valid submission), so a 135M model can learn to emit a whole program
+within a 384-token reply. The full AutoML programs (~1,500 tokens) never fit a 320-token reply,
+which decided the first measurement (valid 0/6 -> 0/6) by its budget alone.
 
-    SANDMLE_TORCH_THREADS=1 python benchmarks/learning_smollm2.py --out runs/learning
+Stages (``--stages`` picks some; the default runs all):
+
+1. ``generate``: training tasks (generation seed 0) from the ``--train-seeds`` families, held-out
+   tasks (generation seed 1) from the ``--heldout-seeds`` families, none of them in training;
+2. ``sft``: collect the short baseline's valid ReAct episodes on the training tasks (a fifth of
+   the tasks' transcripts held out), fine-tune, held-out negative log-likelihood per assistant
+   token at every checkpoint (a curve);
+3. ``eval-sft``: base and SFT on the held-out tasks in react, aide and mledojo: format, valid,
+   above-median and medal rates and reward, with standard errors, and Fisher's exact test of SFT
+   vs base on the valid rate in each scaffold;
+4. ``grpo``: GRPO from the SFT model (ReAct, milestone reward, ``--grpo-steps`` steps, ``--n``
+   rollouts per task), its training-reward curve;
+5. ``eval-grpo``: the GRPO model on the same held-out table.
+
+    SANDMLE_TORCH_THREADS=2 python benchmarks/learning_smollm2.py --out runs/learning-cpu
+    python benchmarks/learning_smollm2.py --out runs/learning-gpu --device cuda --dtype bfloat16
+    python benchmarks/learning_smollm2.py --smoke --out /tmp/learning-smoke   # minutes: every stage, tiny
+
+``summary.json`` and ``summary.md`` in OUT hold every number, the exact commands, seeds and the
+wall time of each stage.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import subprocess
 import sys
@@ -26,129 +45,269 @@ import textwrap
 import time
 from pathlib import Path
 
-REACT = ("{{name: react, args: {{limits: {{max_llm_calls: {calls}, max_wall_s: 14400, exec_timeout_s: 120}}, "
-         "llm_timeout_s: 14400}}}}")
+TRAIN_SEEDS = "breast-cancer-binary,penguins-binary,iris-multiclass,wine-multiclass,diabetes-regression,fair-regression"
+HELDOUT_SEEDS = ("lite-tabular-playground-series-may-2022,lite-tabular-playground-series-dec-2021,"
+                 "lite-nomad2018-predict-transparent-conductors,descr-text-binary,descr-text-multiclass")
+SCAFFOLDS = ("react", "aide", "mledojo")
+STAGES = ("generate", "sft", "eval-sft", "grpo", "eval-grpo")
 
 
-def sh(*args: str) -> None:
-    print("$ sandmle", " ".join(args), flush=True)
-    t0 = time.time()
-    subprocess.run([sys.executable, "-m", "sandmle.core.cli", *args], check=True)
-    print(f"  ({time.time() - t0:.0f} s)", flush=True)
+def scaffold_yaml(name: str, calls: int) -> str:
+    limits = f"{{max_llm_calls: {calls}, max_wall_s: 14400, exec_timeout_s: 120}}"
+    extra = {"react": "", "aide": f"steps: {max(1, calls - 1)}, num_drafts: 1, ",
+             "mledojo": f"max_steps: {calls}, "}[name]
+    return f"{{name: {name}, args: {{{extra}limits: {limits}, llm_timeout_s: 14400}}}}"
 
 
-def write(path: Path, text: str) -> Path:
-    path.write_text(textwrap.dedent(text), encoding="utf-8")
-    return path
+class Study:
+    """The study's folder, its log of commands and stage timings, and the ``sandmle`` runner."""
+
+    def __init__(self, out: Path):
+        self.out = out
+        self.log_path = out / "commands.jsonl"
+
+    def sh(self, stage: str, *args: str) -> None:
+        cmd = [sys.executable, "-m", "sandmle.core.cli", *args]
+        print("$ sandmle", " ".join(args), flush=True)
+        t0 = time.time()
+        subprocess.run(cmd, check=True)
+        wall = time.time() - t0
+        print(f"  ({wall:.0f} s)", flush=True)
+        with self.log_path.open("a", encoding="utf-8") as fh:
+            fh.write(json.dumps({"stage": stage, "command": "sandmle " + " ".join(args), "wall_s": wall}) + "\n")
+
+    def write(self, name: str, text: str) -> Path:
+        path = self.out / name
+        path.write_text(textwrap.dedent(text).lstrip(), encoding="utf-8")
+        return path
+
+    def stage_walls(self) -> dict[str, float]:
+        walls: dict[str, float] = {}
+        if self.log_path.is_file():
+            for line in self.log_path.read_text().splitlines():
+                row = json.loads(line)
+                walls[row["stage"]] = walls.get(row["stage"], 0.0) + row["wall_s"]
+        return walls
 
 
-def rates(study: Path) -> dict[str, dict[str, float]]:
-    """Per policy: episodes, format rate, valid-submission rate, mean reward, mean replies."""
-    out: dict[str, dict[str, float]] = {}
-    for line in (study / "results.jsonl").read_text().splitlines():
-        row = json.loads(line)
-        agg = out.setdefault(row["policy"], {"episodes": 0, "format_rate": 0.0, "valid": 0.0, "reward": 0.0,
-                                             "replies": 0.0, "any_format_ok": 0.0})
-        agg["episodes"] += 1
-        agg["format_rate"] += row.get("format_rate") or 0.0
-        agg["valid"] += bool(row.get("grade_valid_submission"))
-        agg["reward"] += row.get("reward_total") or 0.0
-        agg["replies"] += row.get("llm_calls") or 0
-        traj = json.loads((study / row["trajectory"]).read_text())["trajectory"] if row.get("trajectory") else None
-        agg["any_format_ok"] += bool(traj and any(t["format_ok"] for t in traj["turns"]))
-    for agg in out.values():
-        n = agg["episodes"]
-        for key in ("format_rate", "valid", "reward", "replies", "any_format_ok"):
-            agg[key] /= n
+# ---------------------------------------------------------------------- statistics
+def rate(successes: int, n: int) -> dict[str, float]:
+    """A rate with its binomial standard error."""
+    p = successes / n if n else 0.0
+    return {"k": successes, "n": n, "rate": p, "se": math.sqrt(p * (1 - p) / n) if n else 0.0}
+
+
+def mean_se(values: list[float]) -> dict[str, float]:
+    n = len(values)
+    if not n:
+        return {"mean": 0.0, "se": 0.0, "n": 0}
+    m = sum(values) / n
+    sd = math.sqrt(sum((v - m) ** 2 for v in values) / (n - 1)) if n > 1 else 0.0
+    return {"mean": m, "se": sd / math.sqrt(n), "n": n}
+
+
+def fisher_exact(a_k: int, a_n: int, b_k: int, b_n: int) -> float:
+    """Two-sided Fisher exact p-value of ``a_k/a_n`` vs ``b_k/b_n`` (scipy)."""
+    from scipy.stats import fisher_exact as fe
+
+    return float(fe([[a_k, a_n - a_k], [b_k, b_n - b_k]], alternative="two-sided")[1])
+
+
+def table(results: list[dict]) -> dict[str, dict[str, dict]]:
+    """Per policy, per scaffold (label's name before its arguments): the held-out rates."""
+    cells: dict[tuple[str, str], list[dict]] = {}
+    for row in results:
+        cells.setdefault((row["policy_name"], row["scaffold"].split("(")[0]), []).append(row)
+    out: dict[str, dict[str, dict]] = {}
+    for (policy, scaffold), rows in sorted(cells.items()):
+        n = len(rows)
+        out.setdefault(policy, {})[scaffold] = {
+            "episodes": n,
+            "format": mean_se([r.get("format_rate") or 0.0 for r in rows]),
+            "valid": rate(sum(bool(r.get("grade_valid_submission")) for r in rows), n),
+            "above_median": rate(sum(bool(r.get("grade_above_median")) for r in rows), n),
+            "medal": rate(sum(bool(r.get("grade_any_medal")) for r in rows), n),
+            "reward": mean_se([r.get("reward_total") or 0.0 for r in rows]),
+        }
     return out
 
 
-def main() -> None:
+def compare(tab: dict, policy: str, baseline: str = "base") -> dict[str, float]:
+    """Fisher's exact test of ``policy`` vs ``baseline`` on the valid rate, per scaffold."""
+    out = {}
+    for scaffold, cell in tab.get(policy, {}).items():
+        ref = tab.get(baseline, {}).get(scaffold)
+        if ref:
+            out[scaffold] = fisher_exact(cell["valid"]["k"], cell["valid"]["n"], ref["valid"]["k"], ref["valid"]["n"])
+    return out
+
+
+def read_results(folder: Path, labels: dict[str, str]) -> list[dict]:
+    rows = []
+    for line in (folder / "results.jsonl").read_text().splitlines():
+        row = json.loads(line)
+        name = next((label for label, key in labels.items() if key in row["policy"]), row["policy"])
+        rows.append({**row, "policy_name": name})
+    return rows
+
+
+def markdown(summary: dict) -> str:
+    lines = ["# Learning study (SmolLM2-135M): base vs SFT vs SFT->GRPO on held-out tasks", ""]
+    lines += [f"Settings: `{json.dumps(summary['settings'])}`", ""]
+    lines += ["| policy | scaffold | n | format | valid | above median | medal | reward |", "|---|---|---|---|---|---|---|---|"]
+    for policy, per in summary.get("heldout", {}).items():
+        for scaffold, c in per.items():
+            lines.append(f"| {policy} | {scaffold} | {c['episodes']} | {c['format']['mean']:.2f} ± {c['format']['se']:.2f} "
+                         f"| {c['valid']['k']}/{c['valid']['n']} ± {c['valid']['se']:.2f} "
+                         f"| {c['above_median']['k']}/{c['above_median']['n']} | {c['medal']['k']}/{c['medal']['n']} "
+                         f"| {c['reward']['mean']:.3f} ± {c['reward']['se']:.3f} |")
+    for name, tests in summary.get("fisher_valid", {}).items():
+        lines += ["", f"Fisher exact, valid rate, {name}: " + ", ".join(f"{s} p={p:.3g}" for s, p in tests.items())]
+    if summary.get("sft_heldout_nll"):
+        lines += ["", "SFT held-out NLL per assistant token: "
+                  + ", ".join(f"step {r['step']}: {r['eval_loss']:.3f}" for r in summary["sft_heldout_nll"])]
+    if summary.get("grpo_steps"):
+        lines += ["", "GRPO training reward: " + ", ".join(f"step {r['step']}: {r.get('reward', 0):.3f}"
+                                                          for r in summary["grpo_steps"])]
+    lines += ["", "Wall time per stage (s): " + json.dumps({k: round(v) for k, v in summary["wall_s"].items()})]
+    lines += ["", "Commands (in order):", ""] + [f"    {c}" for c in summary["commands"]]
+    return "\n".join(lines) + "\n"
+
+
+# ---------------------------------------------------------------------- the study
+def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--out", type=Path, default=Path("runs/learning"))
-    ap.add_argument("--train-tasks", type=int, default=16)
-    ap.add_argument("--heldout-tasks", type=int, default=6)
-    ap.add_argument("--sft-steps", type=int, default=8)
-    ap.add_argument("--grpo-steps", type=int, default=2)
-    ap.add_argument("--max-new-tokens", type=int, default=1800, help="a baseline program is ~1,600 tokens")
-    ap.add_argument("--calls", type=int, default=6, help="replies per ReAct episode")
-    ap.add_argument("--no-grpo", action="store_true",
-                    help="stop after base vs SFT (GRPO on top costs hours of CPU per step at full length)")
-    a = ap.parse_args()
+    ap.add_argument("--out", type=Path, default=Path("runs/learning-cpu"))
+    ap.add_argument("--device", default="cpu", help="torch device of every model: cpu, cuda, cuda:1")
+    ap.add_argument("--dtype", default="float32", help="float32, bfloat16, float16")
+    ap.add_argument("--stages", default=",".join(STAGES), help=f"comma-separated subset of {','.join(STAGES)}")
+    ap.add_argument("--train-tasks", type=int, default=40, help="a fifth of them hold out SFT transcripts")
+    ap.add_argument("--heldout-tasks", type=int, default=24)
+    ap.add_argument("--train-seeds", default=TRAIN_SEEDS)
+    ap.add_argument("--heldout-seeds", default=HELDOUT_SEEDS)
+    ap.add_argument("--teacher-seeds", default="0,1", help="sampling seeds of the teacher's episodes per task")
+    ap.add_argument("--sft-steps", type=int, default=60)
+    ap.add_argument("--sft-eval-every", type=int, default=10)
+    ap.add_argument("--sft-lr", type=float, default=None, help="default: full fine-tuning 2e-5")
+    ap.add_argument("--grpo-steps", type=int, default=10)
+    ap.add_argument("--n", type=int, default=4, help="GRPO rollouts per task")
+    ap.add_argument("--batch-tasks", type=int, default=2)
+    ap.add_argument("--max-new-tokens", type=int, default=384, help="reply budget (a short program is ~285 tokens)")
+    ap.add_argument("--calls", type=int, default=4, help="replies per episode")
+    ap.add_argument("--eval-seed", type=int, default=1, help="sampling seed of the held-out episodes")
+    ap.add_argument("--smoke", action="store_true", help="every stage at the smallest size (checks the pipeline)")
+    a = ap.parse_args(argv)
+    if a.smoke:
+        a.train_tasks, a.heldout_tasks, a.sft_steps, a.sft_eval_every = 5, 2, 2, 1
+        a.grpo_steps, a.n, a.batch_tasks, a.max_new_tokens, a.calls, a.teacher_seeds = 1, 2, 1, 48, 2, "0"
+    stages = set(a.stages.split(","))
+    unknown = stages - set(STAGES)
+    if unknown:
+        ap.error(f"unknown stages {sorted(unknown)}; choose from {STAGES}")
     out = a.out.resolve()
     out.mkdir(parents=True, exist_ok=True)
     os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
+    study = Study(out)
     train_tasks, heldout_tasks = out / "tasks-train", out / "tasks-heldout"
-    if not any(train_tasks.glob("*/task.yaml")):
-        sh("generate", "--n", str(a.train_tasks), "--out", str(train_tasks), "--seed", "0", "--workers", "1")
-    if not any(heldout_tasks.glob("*/task.yaml")):
-        sh("generate", "--n", str(a.heldout_tasks), "--out", str(heldout_tasks), "--seed", "1", "--workers", "1")
-    react = REACT.format(calls=a.calls)
+    model_args = f"device: {a.device}, dtype: {a.dtype}"
 
-    sft = write(out / "sft.yaml", f"""
+    if "generate" in stages:
+        for folder, n, seeds, gen_seed in ((train_tasks, a.train_tasks, a.train_seeds, 0),
+                                           (heldout_tasks, a.heldout_tasks, a.heldout_seeds, 1)):
+            if len(list(folder.glob("*/task.yaml"))) < n:  # generate resumes a partial set
+                study.sh("generate", "generate", "--n", str(n), "--out", str(folder), "--seeds", seeds,
+                         "--seed", str(gen_seed), "--workers", "1", "--no-calibrate")
+
+    sft_out = out / "sft" / "train"
+    teacher_seeds = "[" + ", ".join(a.teacher_seeds.split(",")) + "]"
+    sft = study.write("sft.yaml", f"""
         name: learning-sft
         output_dir: {out}/sft
+        seed: 0
         tasks: {{name: train, source: {{name: directory, args: {{path: {train_tasks}}}}}}}
-        scaffolds: [react]
+        scaffolds: [{scaffold_yaml("react", a.calls)}]
         train:
           trainer:
             name: sft
-            args: {{collect: {{policy: baseline, filter: valid, heldout: 0.0}}, max_length: 3072,
-                    lr: 1.0e-4, micro_batch: 1, grad_accum: 2}}
+            args: {{collect: {{policy: baseline, policy_args: {{style: short}}, filter: valid, heldout: 0.2,
+                              seeds: {teacher_seeds}}},
+                    max_length: 2048, micro_batch: 1, grad_accum: 4, warmup_steps: {max(1, a.sft_steps // 10)},
+                    eval_every: {a.sft_eval_every}{f', lr: {a.sft_lr}' if a.sft_lr else ''}}}
+          policy: {{name: transformers, args: {{{model_args}}}}}
           max_steps: {a.sft_steps}
-          save_every: {a.sft_steps}
+          save_every: {a.sft_eval_every}
         """)
-    if not (out / "sft" / "train" / "final" / "config.json").is_file():
-        sh("train", str(sft))
+    if "sft" in stages and not (sft_out / "final" / "config.json").is_file():
+        study.sh("sft", "train", str(sft))
 
-    def evaluate(name: str, models: dict[str, str | None]) -> dict[str, dict[str, float]]:
+    def evaluate(name: str, models: dict[str, str | None]) -> list[dict]:
         policies = "\n".join(
-            f"    - {{name: transformers, args: {{name: {label}, max_new_tokens: {a.max_new_tokens}"
+            f"    - {{name: transformers, args: {{name: {label}, max_new_tokens: {a.max_new_tokens}, {model_args}"
             + (f", model: {model}" if model else "") + "}}" for label, model in models.items())
-        recipe = write(out / f"{name}.yaml", f"""
+        scaffolds = "\n".join(f"    - {scaffold_yaml(s, a.calls)}" for s in SCAFFOLDS)
+        recipe = study.write(f"{name}.yaml", f"""
 name: learning-{name}
 output_dir: {out}/{name}
 tasks: {{name: heldout, source: {{name: directory, args: {{path: {heldout_tasks}}}}}}}
 evaluation:
   policies:
 {policies}
-  scaffolds: [{react}]
-  seeds: [0]
-  concurrency: {a.heldout_tasks}
+  scaffolds:
+{scaffolds}
+  seeds: [{a.eval_seed}]
+  concurrency: 4
 """)
-        sh("eval", str(recipe))
-        return rates(out / name)
+        study.sh(name, "eval", str(recipe))  # resumes: finished episodes are kept
+        return read_results(out / name, {label: f"(name={label}," for label in models})
 
-    before_after = evaluate(f"eval-base-sft-{a.max_new_tokens}x{a.calls}", {"base": None, "sft": f"{out}/sft/train"})
-    if a.no_grpo:
-        summary = {"heldout": before_after, "max_new_tokens": a.max_new_tokens, "calls": a.calls}
-        (out / "summary-base-sft.json").write_text(json.dumps(summary, indent=2))
-        print(json.dumps(summary, indent=2))
-        return
-    grpo = write(out / "grpo.yaml", f"""
+    results: list[dict] = []
+    if "eval-sft" in stages:
+        results += evaluate("eval-sft", {"base": None, "sft": str(sft_out)})
+    grpo_out = out / "grpo" / "train"
+    grpo = study.write("grpo.yaml", f"""
         name: learning-grpo
         output_dir: {out}/grpo
+        seed: 0
         tasks: {{name: train, source: {{name: directory, args: {{path: {train_tasks}}}}}}}
-        scaffolds: [{react}]
+        scaffolds: [{scaffold_yaml("react", a.calls)}]
         reward: milestone
         train:
           trainer:
             name: grpo
-            args: {{batch_tasks: 2, n: 2, micro_batch: 2, lr: 1.0e-5, max_new_tokens: {a.max_new_tokens},
-                    max_episode_tokens: 8192, lora: {{r: 16, alpha: 32}}}}
-          policy: {{name: transformers, args: {{model: {out}/sft/train}}}}
+            args: {{batch_tasks: {a.batch_tasks}, n: {a.n}, micro_batch: {a.n}, max_new_tokens: {a.max_new_tokens},
+                    max_episode_tokens: {a.max_new_tokens * a.calls + 2048},
+                    lora: {{r: 16, alpha: 32}}}}
+          policy: {{name: transformers, args: {{model: {sft_out}, {model_args}}}}}
           max_steps: {a.grpo_steps}
+          save_every: 1
         """)
-    if not (out / "grpo" / "train" / "final" / "config.json").is_file():
-        sh("train", str(grpo))
-    steps = [json.loads(line) for line in (out / "grpo" / "train" / "metrics.jsonl").read_text().splitlines()]
-    steps = [s for s in steps if "reward" in s]
-    after_grpo = evaluate("eval-grpo", {"grpo": f"{out}/grpo/train"})
-    summary = {"heldout": {**before_after, **after_grpo},
-               "grpo_steps": [{k: s.get(k) for k in ("step", "reward", "reward_std", "valid_rate", "format_rate",
-                                                     "loss", "rollout_s", "update_s")} for s in steps]}
+    if "grpo" in stages and not (grpo_out / "final" / "config.json").is_file():
+        study.sh("grpo", "train", str(grpo))
+    if "eval-grpo" in stages:
+        results += evaluate("eval-grpo", {"grpo": str(grpo_out)})
+
+    summary: dict = {"settings": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(a).items()}}
+    if results:
+        tab = table(results)
+        summary["heldout"] = tab
+        summary["fisher_valid"] = {f"{p} vs base": compare(tab, p) for p in tab if p != "base" and "base" in tab}
+    metrics = sft_out / "metrics.jsonl"
+    if metrics.is_file():
+        rows = [json.loads(line) for line in metrics.read_text().splitlines()]
+        nll = {r["step"]: r["eval_loss"] for r in rows if "eval_loss" in r}  # the final evaluation repeats the last step
+        summary["sft_heldout_nll"] = [{"step": step, "eval_loss": loss} for step, loss in sorted(nll.items())]
+    metrics = grpo_out / "metrics.jsonl"
+    if metrics.is_file():
+        rows = [json.loads(line) for line in metrics.read_text().splitlines()]
+        summary["grpo_steps"] = [{k: r.get(k) for k in ("step", "reward", "reward_std", "valid_rate", "format_rate",
+                                                        "trained_token_share", "update_skipped", "loss",
+                                                        "rollout_s", "update_s")} for r in rows if "reward" in r]
+    summary["wall_s"] = study.stage_walls()
+    summary["commands"] = [json.loads(line)["command"] for line in study.log_path.read_text().splitlines()] \
+        if study.log_path.is_file() else []
     (out / "summary.json").write_text(json.dumps(summary, indent=2))
-    print(json.dumps(summary, indent=2))
+    (out / "summary.md").write_text(markdown(summary))
+    print(markdown(summary))
 
 
 if __name__ == "__main__":

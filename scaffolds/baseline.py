@@ -21,7 +21,7 @@ import hashlib
 import json
 import random
 import re
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import Field
 
@@ -29,7 +29,7 @@ from sandmle.core.errors import SandmleError
 from sandmle.core.interfaces import Backend, ComponentConfig
 from sandmle.core.records import Completion, Sampling, ToolCall, Usage
 
-from .baseline_programs import EXPLORE, FAMILIES, Choices, solve_program
+from .baseline_programs import EXPLORE, FAMILIES, Choices, short_program, solve_program
 from .react import TOOL_DOCS, parse_text_call
 from .react_release import SCORE_TOOL
 
@@ -42,9 +42,14 @@ _END_ACTION = "- end: params {}"  # how the MLE-Dojo prompt offers `end` (absent
 
 
 class BaselineConfig(ComponentConfig):
-    """``first_model``: the greedy (temperature 0) policy's first model family."""
+    """``first_model``: the greedy (temperature 0) policy's first model family. ``style``: the
+    full AutoML programs (~1,500 tokens: hold-out metric, dates, text, images, probabilities), or
+    ``short`` ones (~285 tokens, :func:`~sandmle.scaffolds.baseline_programs.short_program`) and
+    short replies, a curriculum a small model can learn to write within a reply budget; ReAct
+    then skips the exploring call."""
 
     first_model: str = Field("forest", description="forest, gbt, linear or knn")
+    style: Literal["automl", "short"] = Field("automl", description="automl (full programs) or short")
 
 
 def sample_choices(rng: random.Random | None, first_model: str = "forest", avoid: str | None = None) -> Choices:
@@ -181,21 +186,33 @@ class BaselineBackend(Backend):
         first = sample_choices(rng, self.config.first_model)
         return first, sample_choices(rng, self.config.first_model, avoid=first.model)
 
+    def _program(self, choice: Choices | str) -> str:
+        """The program of ``choice`` in this policy's style."""
+        if self.config.style == "short":
+            return short_program(choice if isinstance(choice, str) else choice.model)
+        return solve_program(choice)
+
+    def _describe(self, choice: Choices) -> str:
+        return choice.model if self.config.style == "short" else choice.describe()
+
     # ------------------------------------------------------------------ react
     def _react(self, messages, tools, _stage, sampling) -> tuple[str, list[ToolCall]]:
         step = sum(m.get("role") == "assistant" for m in messages)
         obs = _last_user(messages) if step else ""
         native = bool(tools)
+        if self.config.style == "short":
+            step += 1  # no exploring call: the short program reads the files itself
         if step == 0:
             return self._react_call("Look at the files and the sample submission first.", "python",
                                     {"code": EXPLORE}, native)
         if step == 1:
             first, _ = self._episode_choices(messages, sampling)
-            return self._react_call(f"Fit a {first.describe()} pipeline, check it on a hold-out "
-                                    "split, write submission.csv.", "python", {"code": solve_program(first)}, native)
+            thought = (f"Fit {first.model}, write submission.csv." if self.config.style == "short" else
+                       f"Fit a {first.describe()} pipeline, check it on a hold-out split, write submission.csv.")
+            return self._react_call(thought, "python", {"code": self._program(first)}, native)
         if step == 2 and _failed(obs):
             return self._react_call("That failed; fall back to the training prior.", "python",
-                                    {"code": solve_program("constant")}, native)
+                                    {"code": self._program("constant")}, native)
         # Check the submission with each checking tool the scaffold offers, once, then answer.
         offered, called = offered_react_tools(messages, tools), called_react_tools(messages)
         for name, thought in _CHECKS:
@@ -230,15 +247,18 @@ class BaselineBackend(Backend):
             return json.dumps(review), []
         if stage == "debug":
             choice, plan = Choices(model="constant"), "The previous code crashed; predict the training prior instead."
+            if self.config.style == "short":
+                plan = "The previous code crashed; use a linear model."
         elif stage == "improve":
             previous = _MODEL_IN_CODE.findall(prompt)
             choice = sample_choices(self._rng(sampling, prompt), self.config.first_model, avoid=previous[-1] if previous else None)
-            plan = f"Replace the model with a {choice.describe()} pipeline, keeping the same validation split."
+            plan = f"Replace the model with a {self._describe(choice)} pipeline, keeping the same validation split."
         else:
             choice = sample_choices(self._rng(sampling, prompt), self.config.first_model)
-            plan = (f"Infer the submission format from the sample, fit a {choice.describe()} pipeline, "
+            plan = (f"Fit a {choice.model} model, write submission.csv." if self.config.style == "short" else
+                    f"Infer the submission format from the sample, fit a {choice.describe()} pipeline, "
                     "print the hold-out metric and write submission.csv.")
-        return f"{plan}\n\n```python\n{solve_program(choice)}\n```", []
+        return f"{plan}\n\n```python\n{self._program(choice)}\n```", []
 
     # ------------------------------------------------------------------ code
     def _code(self, messages, tools, _stage, sampling) -> tuple[str, list[ToolCall]]:
@@ -257,14 +277,14 @@ class BaselineBackend(Backend):
         mine = [_content(m) for m in messages if m.get("role") == "assistant"]
         obs = _last_user(messages) if mine else ""
         executed = [m for m in mine if '"execute_code"' in m]
-        if not mine:
+        if not mine and self.config.style != "short":
             action = {"action": "request_info", "params": {"info_type": "overview"}}
         elif not executed:
-            action = {"action": "execute_code", "params": {"code": solve_program(self._episode_choices(messages, sampling)[0])}}
+            action = {"action": "execute_code", "params": {"code": self._program(self._episode_choices(messages, sampling)[0])}}
         elif "FAILED" in obs and len(executed) == 1:
-            action = {"action": "execute_code", "params": {"code": solve_program("constant")}}
-        elif len(executed) == 1:
-            action = {"action": "execute_code", "params": {"code": solve_program(self._episode_choices(messages, sampling)[1])}}
+            action = {"action": "execute_code", "params": {"code": self._program("constant")}}
+        elif len(executed) == 1 and self.config.style != "short":
+            action = {"action": "execute_code", "params": {"code": self._program(self._episode_choices(messages, sampling)[1])}}
         elif _END_ACTION in (_content(messages[0]) if messages else ""):
             action = {"action": "end", "params": {}}
         else:  # no `end` (preset paper, as MLE-Agent): keep trying other solutions; the best one is kept
@@ -272,7 +292,7 @@ class BaselineBackend(Backend):
             rng = self._rng(sampling, f"{len(executed)}|{_content(messages[0])}")
             greedy = FAMILIES_CYCLE[len(executed) % len(FAMILIES_CYCLE)]
             choice = sample_choices(rng, greedy, avoid=previous[-1] if previous else None)
-            action = {"action": "execute_code", "params": {"code": solve_program(choice)}}
+            action = {"action": "execute_code", "params": {"code": self._program(choice)}}
         return f"```json\n{json.dumps(action)}\n```", []
 
 

@@ -258,3 +258,48 @@ def solve_program(choices: Choices | str = "forest") -> str:
             raise ValueError(f"unknown baseline model family {choices!r}; known: {FAMILIES}")
         choices = Choices(model=choices)
     return _SOLVE.replace("__CHOICES__", f"json.loads({json.dumps(asdict(choices))!r})")
+
+
+# ---------------------------------------------------------------------- the short style
+#: (classifier, regressor) of each family in the short programs, as ``sklearn`` import paths.
+SHORT_MODELS: dict[str, tuple[str, str, str]] = {
+    # family: (module, classifier, regressor); the constructor's first argument is its main setting
+    "forest": ("ensemble", "RandomForestClassifier", "RandomForestRegressor"),
+    "gbt": ("ensemble", "HistGradientBoostingClassifier", "HistGradientBoostingRegressor"),
+    "linear": ("linear_model", "LogisticRegression", "Ridge"),
+    "knn": ("neighbors", "KNeighborsClassifier", "KNeighborsRegressor"),
+}
+
+_SHORT = '''import pandas as pd
+from sklearn.__MODULE__ import __CLS__ as C, __REG__ as R
+tr,te,s=map(pd.read_csv,["train.csv","test.csv","sample_submission.csv"])
+X=pd.get_dummies(tr[te.columns]).fillna(0)
+T=pd.get_dummies(te).reindex(columns=X.columns,fill_value=0).fillna(0)
+L=[c for c in tr if c not in te]
+c=s.columns[1:]
+for y in c:
+    p=y not in tr;t=(tr[L[0]].astype(str)==str(y))*1 if p else tr[y]
+    m=(R if p or t.nunique()>20 else C)().fit(X,t);s[y]=m.predict(T)
+if p:s[c]=s[c].clip(.001).div(s[c].clip(.001).sum(axis=1),axis=0)
+s.to_csv("submission.csv",index=False)
+print("VALIDATION_METRIC train_score",m.score(X,t),False)
+'''
+
+
+def short_program(model: str = "forest") -> str:
+    """A compact program (~285 SmolLM2 tokens) that writes a valid submission for every task
+    format the generator makes: one-hot features of the test columns, a classifier or regressor of
+    ``model``'s family per submission column (a regressor above 20 distinct values), and for a
+    class-named column absent from ``train.csv`` (per-class probabilities) a regressor of the
+    indicator of that class of the label column test.csv lacks, rows renormalised to sum to 1;
+    rows in the sample submission's order. It prints
+    the last model's score on its own training rows as ``VALIDATION_METRIC train_score`` (AIDE
+    keeps only nodes with a metric); no hold-out split, no feature engineering: what a small model
+    can learn to write within a reply budget (:class:`~sandmle.scaffolds.baseline.BaselineConfig`
+    ``style: short``)."""
+    if model == "constant":
+        model = "linear"
+    if model not in SHORT_MODELS:
+        raise ValueError(f"unknown baseline model family {model!r}; known: {tuple(SHORT_MODELS)}")
+    module, cls, reg = SHORT_MODELS[model]
+    return _SHORT.replace("__MODULE__", module).replace("__CLS__", cls).replace("__REG__", reg)

@@ -110,7 +110,7 @@ def test_train_section_validates_trainer_args_and_defaults():
     recipe = resolve(parse_recipe(__import__("yaml").safe_load(TRAIN)), get_registry())
     assert recipe.stages() == ["generate", "train"]
     cfg = recipe.train.trainer.config
-    assert (cfg.batch_tasks, cfg.n, cfg.lr, cfg.epsilon_high, cfg.beta, cfg.loss_type, cfg.temperature) == \
+    assert (cfg.batch_tasks, cfg.n, cfg.learning_rate, cfg.epsilon_high, cfg.beta, cfg.loss_type, cfg.temperature) == \
         (2, 2, 1e-6, 0.28, 0.0, "grpo", 1.0)
     assert recipe.train.policy.name == "transformers" and recipe.train_scaffold().name == "react"
     assert recipe.train.compact_filtering == ["timeout", "unknown", "error", "backend_error"]

@@ -64,19 +64,20 @@ def _outcome(stop_reason, prompt, sampled, reward):
 
 
 def test_compact_filtering_removes_timeout_episodes_from_the_loss_mask():
-    from sandmle.plugins.trl.grpo_run import StepStats, rollout_rows
+    from sandmle.plugins.trl.grpo_run import StepStats, step_batch
 
     outcomes = [_outcome("answer", [1, 2], [5, 6], 1.0), _outcome("timeout", [1, 2], [7], 0.0),
                 _outcome("max_llm_calls", [1, 2], [8, 9, 10], 0.5), _outcome("unknown", [1], [4], 0.2)]
     stats = StepStats(episodes=4)
-    rows = rollout_rows(outcomes, stats, masked=["timeout", "unknown"], max_episode_tokens=100, filler_id=2)
-    assert rows["env_mask"] == [[1, 1], [0], [1, 1, 1], [0]]
-    assert rows["completion_ids"] == [[5, 6], [7], [8, 9, 10], [4]]
-    assert rows["sandmle_reward"] == [1.0, 0.0, 0.5, 0.2]  # the masked still count in their group
+    batch = step_batch(outcomes, stats, group_size=4, masked=["timeout", "unknown"], max_episode_tokens=100)
+    assert [(r.episode, r.completion_ids, r.mask) for r in batch.rows] == [(0, [5, 6], [1, 1]), (2, [8, 9, 10], [1, 1, 1])]
+    # the timeout counts in its group (mean of 1.0, 0.0, 0.5); the harness failure ("unknown") does not
+    assert batch.advantages == pytest.approx(group_advantages([1.0, 0.0, 0.5], 3) + [0.0])
     assert stats.masked == 2 and stats.stop_reasons == {"answer": 1, "timeout": 1, "max_llm_calls": 1, "unknown": 1}
+    assert batch.account.dropped == {"compact_filter": 1, "harness_failure": 1} and batch.account.trained == 5
     failed = EpisodeOutcome(SimpleNamespace(id="t"), 0, None, Grade(), None)  # harness failure, no turn
-    rows = rollout_rows([failed], StepStats(), masked=[], max_episode_tokens=100, filler_id=2)
-    assert rows["prompt_ids"] == [[2]] and rows["env_mask"] == [[0]] and failed.stop_reason == "unknown"
+    batch = step_batch([failed, failed], StepStats(), group_size=2, masked=[], max_episode_tokens=100)
+    assert batch.rows == [] and batch.skip_update and failed.stop_reason == "unknown"
 
 
 # ------------------------------------------------------------------ SFT data from evaluation runs
@@ -132,7 +133,10 @@ def test_sft_then_grpo_in_react_then_eval_in_three_scaffolds(tmp_path, tasks_dir
     assert len(episodes) == 2 and {e["episode"]["task_id"] for e in episodes} == {episodes[0]["episode"]["task_id"]}
     rewards = [e["reward"]["total"] for e in episodes]
     assert [e["advantage"] for e in episodes] == pytest.approx(group_advantages(rewards, 2))
-    assert all(e["trained_tokens"] == len(e["trajectory"]["turns"][0]["token_ids"]) for e in episodes)
+    if rewards[0] != rewards[1]:  # every sampled token reached the loss
+        assert all(e["trained_tokens"] == len(e["trajectory"]["turns"][0]["token_ids"]) for e in episodes)
+    else:  # a zero-spread group is left out and the update skipped
+        assert all(e["trained_tokens"] == 0 for e in episodes)
     [step] = [r for r in read_metrics(grpo_out) if "loss" in r]
     for key in ("reward", "reward_std", "rollout_s", "update_s", "generation_tokens_per_s", "training_tokens_per_s"):
         assert key in step, key

@@ -66,3 +66,47 @@ def apply_compact_filter(masks: Sequence[Sequence[int]], keep: Sequence[bool]) -
     if len(masks) != len(keep):
         raise ValueError(f"{len(masks)} masks but {len(keep)} keep flags")
     return [list(m) if k else [0] * len(m) for m, k in zip(masks, keep)]
+
+
+def group_advantages_without(rewards: Sequence[float], group_size: int, dropped: Sequence[bool], *,
+                             scale: ScaleRewards = "group", eps: float = 1e-4) -> list[float]:
+    """:func:`group_advantages` with the ``dropped`` episodes taken out of their groups first.
+
+    A harness failure (the sandbox, the grader or the backend broke; stop reasons in
+    :data:`sandmle.training.rollout.HARNESS_STOP_REASONS`) says nothing about the policy, so it must
+    not set its group's baseline: rLLM drops such episodes before it groups them. With rewards
+    ``[0.3, 0.3, 0.3, failed]`` the three real episodes get advantage 0 (no spread among them), not
+    the +0.5 a zero reward for the failure would hand them. A dropped episode's advantage is 0 (it
+    is not trained either). ``scale="batch"`` uses the spread of the kept episodes of the batch.
+    """
+    if len(dropped) != len(rewards):
+        raise ValueError(f"{len(rewards)} rewards but {len(dropped)} dropped flags")
+    if group_size < 1 or len(rewards) % group_size:
+        raise ValueError(f"{len(rewards)} rewards do not split into groups of {group_size}")
+    kept_all = [float(r) for r, d in zip(rewards, dropped) if not d]
+    batch_std = _std(kept_all)
+    out: list[float] = []
+    for start in range(0, len(rewards), group_size):
+        members = range(start, start + group_size)
+        kept = [float(rewards[i]) for i in members if not dropped[i]]
+        mean = sum(kept) / len(kept) if kept else 0.0
+        std = {"group": _std(kept), "batch": batch_std, "none": None}[scale]
+        for i in members:
+            if dropped[i]:
+                out.append(0.0)
+                continue
+            centred = float(rewards[i]) - mean
+            out.append(centred if std is None else centred / (std + eps))
+    return out
+
+
+def zero_spread_groups(rewards: Sequence[float], group_size: int, dropped: Sequence[bool] | None = None,
+                       *, tol: float = 1e-9) -> list[bool]:
+    """Per group: True when its kept episodes all have the same reward (or fewer than two are
+    kept). Such a group has advantage 0 everywhere, so training on it only costs time."""
+    dropped = dropped if dropped is not None else [False] * len(rewards)
+    out = []
+    for start in range(0, len(rewards), group_size):
+        kept = [float(rewards[i]) for i in range(start, start + group_size) if not dropped[i]]
+        out.append(len(kept) < 2 or max(kept) - min(kept) <= tol)
+    return out

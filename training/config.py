@@ -16,6 +16,25 @@ from pydantic import Field
 from sandmle.core.interfaces import ComponentConfig
 
 
+LrScheduler = Literal["constant_with_warmup", "linear", "cosine"]
+
+#: Learning rates when a recipe names none, by trainer and parameterisation. Sources:
+#: - GRPO, full fine-tuning: 1e-6, SandMLE's release (``train_mle_syn_qwen3_8b.sh``,
+#:   ``actor.optim.lr=1e-6``, Qwen3-8B, every weight).
+#: - GRPO, LoRA: 1e-5. "LoRA Without Regret" (Schulman et al., Thinking Machines 2025; TRL's guide
+#:   ``docs/source/lora_without_regret.md``) finds the best LoRA rate about 10x the full
+#:   fine-tuning rate, in RL as in SFT; at 1e-6 a LoRA adapter barely moves in a few steps.
+#: - SFT, full fine-tuning: 2e-5 (the usual instruction-tuning rate; TRL's SFT examples).
+#: - SFT, LoRA: 2e-4, the rate of TRL's LoRA SFT example in the same guide (and PEFT's examples).
+DEFAULT_LR: dict[tuple[str, bool], float] = {
+    ("grpo", False): 1e-6, ("grpo", True): 1e-5, ("sft", False): 2e-5, ("sft", True): 2e-4}
+
+
+def default_lr(trainer: str, lora: bool) -> float:
+    """The documented default learning rate of ``trainer`` (``sft`` or ``grpo``) with or without LoRA."""
+    return DEFAULT_LR[(trainer, bool(lora))]
+
+
 class LoraSettings(ComponentConfig):
     """Train a LoRA adapter (peft) instead of every weight."""
 

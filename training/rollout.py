@@ -20,7 +20,8 @@ from sandmle.core.interfaces import Backend, Grader, Reward, Sandbox, Scaffold
 from sandmle.core.records import Completion, Grade, RewardBreakdown, Sampling, Trajectory
 from sandmle.core.task import Task
 
-from .sequences import MissingTokenIdsError, TokenSequence, trajectory_sequence
+from .grpo_batch import EpisodeTokens
+from .sequences import MissingTokenIdsError, TokenSequence, trajectory_segments, trajectory_sequence
 
 #: Stop reasons of the harness rather than the policy (masked with ``compact_filtering``).
 HARNESS_STOP_REASONS: tuple[str, ...] = ("unknown", "error", "backend_error")
@@ -101,6 +102,22 @@ class EpisodeOutcome:
             return trajectory_sequence(self.trajectory)
         except MissingTokenIdsError:
             return TokenSequence(prompt_ids=[])
+
+    def segments(self) -> list[TokenSequence]:
+        """Every trainable segment of the episode, in order (none when it has no sampled turn or a
+        turn lacks token ids)."""
+        if self.trajectory is None:
+            return []
+        try:
+            return trajectory_segments(self.trajectory)
+        except MissingTokenIdsError:
+            return []
+
+    def tokens(self) -> EpisodeTokens:
+        """The episode as :func:`~sandmle.training.grpo_batch.build_grpo_batch` takes it."""
+        turns = self.trajectory.turns if self.trajectory is not None else []
+        sampled = sum(len(t.token_ids or []) for t in turns)
+        return EpisodeTokens(self.segments(), self.reward_total, self.stop_reason, sampled)
 
     def record(self) -> dict[str, Any]:
         """JSON-ready record (the same shape as evaluation trajectory files)."""

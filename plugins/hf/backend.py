@@ -9,7 +9,8 @@ checkpoint; a LoRA adapter is merged into its base model).
 What trainers rely on:
 
 - every completion carries the sampled token ids, the prompt ids and the log-probability of each
-  sampled token under the sampling distribution (logits / temperature);
+  sampled token under the sampling distribution (logits / temperature, renormalised over the
+  top-p nucleus when ``top_p < 1``);
 - prompts *extend* earlier samples: when a conversation continues after a reply this backend
   generated, and the scaffold kept that reply's text unchanged, the new prompt is the old prompt
   plus the sampled ids plus the tokens of what came after, never a re-tokenisation of the reply
@@ -214,12 +215,15 @@ class TransformersBackend(Backend):
             return token, float(torch.log_softmax(logits, -1)[token])
         logp = torch.log_softmax(logits / sampling.temperature, -1)
         probs = logp.exp()
+        log_kept = 0.0  # log of the nucleus' mass: the sampled distribution is renormalised over it
         if sampling.top_p < 1.0:
             sorted_p, order = torch.sort(probs, descending=True)
             keep = torch.cumsum(sorted_p, -1) - sorted_p < sampling.top_p  # always keeps the top token
             probs = torch.zeros_like(probs).scatter(0, order[keep], sorted_p[keep])
+            log_kept = float(torch.log(sorted_p[keep].sum()))
         token = int(torch.multinomial(probs, 1, generator=generator))
-        return token, float(logp[token])
+        # the logprob of the distribution the token was drawn from (sandmle.training.importance)
+        return token, float(logp[token]) - log_kept
 
     # ------------------------------------------------------------------ KV cache across turns
     def clear_kv_cache(self) -> None:

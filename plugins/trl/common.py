@@ -54,8 +54,11 @@ def lora_config(settings: LoraSettings | None) -> Any:
                            target_modules=settings.target_modules, task_type="CAUSAL_LM")
 
 
-def hf_common_args(job: TrainJob, *, device: str) -> dict[str, Any]:
-    """TrainingArguments every HF trainer here shares: steps, checkpoints, logging, seed."""
+def hf_common_args(job: TrainJob, *, device: str, scheduler: str = "constant_with_warmup",
+                   warmup_steps: int = 0) -> dict[str, Any]:
+    """TrainingArguments every HF trainer here shares: steps, checkpoints, logging, seed, and the
+    learning-rate schedule. ``constant`` would ignore ``warmup_steps`` (transformers'
+    ``get_constant_schedule``), so the constant schedule is ``constant_with_warmup``."""
     os.environ["TENSORBOARD_LOGGING_DIR"] = str(job.tensorboard_dir)  # transformers 5 dropped logging_dir
     dtype = job.policy_config.dtype
     # Mixed precision only when asked for: TRL's GRPOConfig turns bf16 on by default, and bf16
@@ -64,7 +67,7 @@ def hf_common_args(job: TrainJob, *, device: str) -> dict[str, Any]:
                 output_dir=str(job.out), max_steps=job.section.max_steps, save_strategy="steps",
                 save_steps=job.section.save_every, save_total_limit=None, logging_steps=1,
                 report_to=["tensorboard"], seed=job.seed, disable_tqdm=True, use_cpu=device == "cpu",
-                lr_scheduler_type="constant", dataloader_num_workers=0, save_only_model=False)
+                lr_scheduler_type=scheduler, warmup_steps=warmup_steps, dataloader_num_workers=0, save_only_model=False)
 
 
 class ProgressCallbackFactory:

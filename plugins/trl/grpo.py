@@ -9,10 +9,12 @@ prompt/completion ids with ``env_mask`` from the sampled ids.
 
 from __future__ import annotations
 
+from typing import Literal
+
 from pydantic import Field, model_validator
 
 from sandmle.core.interfaces import Trainer, TrainResult
-from sandmle.training.config import GRPOSettings
+from sandmle.training.config import GRPOSettings, LrScheduler, default_lr
 
 
 class GrpoConfig(GRPOSettings):
@@ -24,6 +26,22 @@ class GrpoConfig(GRPOSettings):
                                      "more episodes' requests before it starts")
     gradient_checkpointing: bool = False
     save_rollouts: bool = Field(True, description="write each step's episodes to OUT/rollouts/")
+    lr: float | None = Field(None, gt=0, description="default by parameterisation: 1e-6 full fine-tuning "
+                             "(SandMLE), 1e-5 with LoRA (see sandmle.training.config.DEFAULT_LR)")
+    lr_scheduler: LrScheduler = "constant_with_warmup"
+    warmup_steps: int = Field(0, ge=0, description="optimizer steps of linear warmup from 0 to lr")
+    skip_zero_spread: bool = Field(True, description="leave groups whose rewards are all equal out of the "
+                                   "update (their advantage is 0); a step with no other group skips the update")
+    importance_correction: Literal["none", "token_truncate", "token_mask", "sequence_truncate", "sequence_mask"] = \
+        Field("none", description="weight each token by pi_trainer/pi_sampler from the recorded sampling "
+              "logprobs (for a sampler that differs from the trainer: another engine, dtype, top_p < 1)")
+    importance_clip_min: float | None = Field(None, ge=0)
+    importance_clip_max: float | None = Field(3.0, gt=0, description="TRL's default C_max")
+
+    @property
+    def learning_rate(self) -> float:
+        """``lr``, or the documented default for this parameterisation (LoRA or full)."""
+        return self.lr if self.lr is not None else default_lr("grpo", self.lora is not None)
 
     @model_validator(mode="after")
     def _micro_batch_divides(self) -> "GrpoConfig":

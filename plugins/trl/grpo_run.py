@@ -9,8 +9,10 @@ truncate this path, so the length budget is enforced while generating
 (:class:`~sandmle.training.rollout.BudgetedBackend`).
 
 What we hand-write is only what TRL cannot know: running a scaffold episode per prompt, the
-masks from sampled ids, the reward, compact filtering (mask zeroed after the reward is in, so the
-episode still counts in its group's statistics), and the per-step timings.
+masks from sampled ids, the reward, and the per-step timings. The rollout hands back a
+:class:`~sandmle.training.grpo_batch.GrpoBatch` (every segment of every episode, its episode's
+advantage; harness failures out of their groups, compact filtering, zero-spread groups skipped),
+which :mod:`.grpo_trainer` turns into TRL's tensors instead of TRL's one-row-per-prompt path.
 """
 
 from __future__ import annotations
@@ -26,14 +28,12 @@ from typing import Any
 from sandmle.core.errors import SandmleError
 from sandmle.core.interfaces import TrainResult
 from sandmle.core.registry import require
-from sandmle.training.advantages import compact_filter, group_advantages
+from sandmle.training.grpo_batch import GrpoBatch, build_grpo_batch
 from sandmle.training.job import TrainJob
 from sandmle.training.progress import TrainProgress
-from sandmle.training.rollout import BudgetedBackend, EpisodeOutcome, run_episodes
+from sandmle.training.rollout import HARNESS_STOP_REASONS, BudgetedBackend, EpisodeOutcome, run_episodes
 
 from .grpo import GrpoConfig
-
-REWARD_KEY = "sandmle_reward"
 
 
 @dataclass
@@ -54,6 +54,7 @@ class StepStats:
     format_rate: float = 0.0
     valid_rate: float = 0.0
     parts: dict[str, float] = field(default_factory=dict)
+    batch: GrpoBatch | None = None
 
     def metrics(self) -> dict[str, float]:
         n = max(self.episodes, 1)
@@ -66,6 +67,8 @@ class StepStats:
                "reward_mean": mean, "format_rate": self.format_rate, "valid_rate": self.valid_rate}
         out |= {f"stop/{k}": v for k, v in self.stop_reasons.items()}
         out |= {f"reward_parts/{k}": v for k, v in self.parts.items()}
+        if self.batch is not None:
+            out |= self.batch.metrics()
         return out
 
 
@@ -96,7 +99,7 @@ class EpisodeRollout:
             self._backend = TransformersBackend.from_model(model, self.tokenizer, self.backend_config)
         return self._backend
 
-    def __call__(self, prompts: list[str], trainer: Any) -> dict[str, Any]:
+    def __call__(self, prompts: list[str], trainer: Any) -> GrpoBatch:
         step = int(trainer.state.global_step) + 1  # the optimizer step these rollouts feed
         backend = self.backend_for(trainer.accelerator.unwrap_model(trainer.model))
         backend.clear_kv_cache()  # keys/values of the previous step came from the previous weights
@@ -128,25 +131,28 @@ class EpisodeRollout:
         stats.generated_tokens = int(after["generated_tokens"] - before["generated_tokens"])
         stats.encoded_prompt_tokens = int((after["prompt_tokens"] - after["cached_prompt_tokens"])
                                           - (before["prompt_tokens"] - before["cached_prompt_tokens"]))
-        out = self._rows(outcomes, stats)
+        batch = step_batch(outcomes, stats, group_size=cfg.n, masked=self.job.section.compact_filtering,
+                           max_episode_tokens=cfg.max_episode_tokens, scale=cfg.scale_rewards,
+                           skip_zero_spread=cfg.skip_zero_spread)
         self.stats[step] = stats
         self.outcomes = outcomes
+        batch.extra = stats.metrics()
+        if self.progress is not None and batch.skip_update:
+            self.progress.note(f"step {step}: nothing to train ({batch.zero_spread_groups}/{batch.groups} groups "
+                               f"without reward spread, {batch.harness_failures} harness failures, "
+                               f"{batch.compact_filtered} filtered): update skipped")
         if cfg.save_rollouts:
-            self._save(step, outcomes, out["env_mask"])
-        return out
+            self._save(step, outcomes, batch)
+        return batch
 
-    def _rows(self, outcomes: list[EpisodeOutcome], stats: StepStats) -> dict[str, Any]:
-        return rollout_rows(outcomes, stats, masked=self.job.section.compact_filtering,
-                            max_episode_tokens=self.cfg.max_episode_tokens, filler_id=min(self._backend.stop_ids))
-
-    def _save(self, step: int, outcomes: list[EpisodeOutcome], masks: list[list[int]]) -> None:
+    def _save(self, step: int, outcomes: list[EpisodeOutcome], batch: GrpoBatch) -> None:
         folder = self.job.out / "rollouts"
         folder.mkdir(parents=True, exist_ok=True)
-        advantages = group_advantages([o.reward_total for o in outcomes], self.cfg.n, scale=self.cfg.scale_rewards)
         lines = []
-        for o, adv, mask in zip(outcomes, advantages, masks):
+        for i, (o, adv) in enumerate(zip(outcomes, batch.advantages)):
             rec = o.record()
-            rec["advantage"], rec["trained_tokens"] = adv, sum(mask)
+            rec["advantage"], rec["trained_tokens"] = adv, batch.trained_tokens(i)
+            rec["segments"] = len(o.segments())
             lines.append(json.dumps(rec, default=str))
         path = folder / f"step-{step:06d}.jsonl"
         tmp = path.with_name(path.name + f".tmp{os.getpid()}")
@@ -154,31 +160,19 @@ class EpisodeRollout:
         os.replace(tmp, path)
 
 
-def rollout_rows(outcomes: list[EpisodeOutcome], stats: StepStats, *, masked: list[str],
-                 max_episode_tokens: int, filler_id: int) -> dict[str, Any]:
-    """TRL's rollout_func output for ``outcomes``: ids, sampling logprobs, ``env_mask`` (zero
-    for every episode compact filtering drops), and the rewards; fills ``stats``.
-
-    An episode with no sampled turn (it failed before its first reply) becomes a one-token row
-    with mask 0: TRL needs one row per prompt, and this one trains nothing.
-    """
-    keep = compact_filter([o.stop_reason for o in outcomes], masked)
-    rows: dict[str, list[Any]] = {k: [] for k in ("prompt_ids", "completion_ids", "logprobs", "env_mask",
-                                                  REWARD_KEY, "sandmle_stop_reason")}
+def step_batch(outcomes: list[EpisodeOutcome], stats: StepStats, *, group_size: int, masked: list[str],
+               max_episode_tokens: int, scale: str = "group", skip_zero_spread: bool = True) -> GrpoBatch:
+    """The step's training rows (:func:`~sandmle.training.grpo_batch.build_grpo_batch`: every
+    segment of every episode; harness failures out of their groups before the advantages; compact
+    filtering; zero-spread groups skipped) and its statistics, filled into ``stats``."""
+    batch = build_grpo_batch([o.tokens() for o in outcomes], group_size, harness=HARNESS_STOP_REASONS,
+                             masked=masked, max_episode_tokens=max_episode_tokens, scale=scale,  # type: ignore[arg-type]
+                             skip_zero_spread=skip_zero_spread)
     n = max(len(outcomes), 1)
-    for outcome, kept in zip(outcomes, keep):
-        seq = outcome.sequence().truncate(max_episode_tokens)
-        if not seq.prompt_ids or not seq.completion_ids:
-            seq.prompt_ids = seq.prompt_ids or [filler_id]
-            seq.completion_ids, seq.mask, seq.logprobs, kept = [filler_id], [0], [0.0], False
-        rows["prompt_ids"].append(seq.prompt_ids)
-        rows["completion_ids"].append(seq.completion_ids)
-        rows["logprobs"].append(seq.logprobs)
-        rows["env_mask"].append(seq.mask if kept else [0] * len(seq.mask))
-        rows[REWARD_KEY].append(outcome.reward_total)
-        rows["sandmle_stop_reason"].append(outcome.stop_reason)
-        stats.masked += not kept
-        stats.train_tokens += len(seq)
+    stats.batch = batch
+    stats.masked = batch.compact_filtered + batch.harness_failures
+    stats.train_tokens = sum(len(r.prompt_ids) + len(r.completion_ids) for r in batch.rows)
+    for outcome in outcomes:
         stats.rewards.append(outcome.reward_total)
         stats.stop_reasons[outcome.stop_reason] = stats.stop_reasons.get(outcome.stop_reason, 0) + 1
         stats.grade_s += outcome.grade_s
@@ -188,19 +182,15 @@ def rollout_rows(outcomes: list[EpisodeOutcome], stats: StepStats, *, masked: li
             stats.exec_s += sum(e.wall_s for t in outcome.trajectory.turns for e in t.executions)
         for k, v in (outcome.reward.parts if outcome.reward else {}).items():
             stats.parts[k] = stats.parts.get(k, 0.0) + v / n
-    return rows
+    return batch
 
 
 def _reward_function(rollout: EpisodeRollout) -> Any:
     def sandmle_reward(prompts: list[Any], completions: list[Any], **kwargs: Any) -> list[float]:
-        """The episode's reward, computed in the rollout (it needs the graded submission); the
-        rollout's timings and milestone breakdown go to TRL's metrics (TensorBoard) from here."""
-        log_metric, state = kwargs.get("log_metric"), kwargs.get("trainer_state")
-        stats = rollout.stats.get(int(state.global_step) + 1) if state is not None else None
-        if log_metric is not None and stats is not None:
-            for name, value in stats.metrics().items():
-                log_metric(f"sandmle/{name}", float(value))
-        return [float(r) for r in kwargs[REWARD_KEY]]
+        """TRL requires a reward function, but never calls it on our path: the episode's reward is
+        computed in the rollout (it needs the graded submission) and the advantages in
+        :func:`~sandmle.training.grpo_batch.build_grpo_batch`."""
+        raise SandmleError("sandmle_reward is not called: TrajectoryGRPOTrainer builds its batch itself")
 
     return sandmle_reward
 
@@ -214,6 +204,7 @@ def run_grpo(cfg: GrpoConfig, recipe: Any, tasks: list[Any]) -> TrainResult:
         raise SandmleError(f"the grpo trainer is tested with trl 1.16 (rollout_func is experimental); "
                            f"found trl {trl.__version__}: pip install 'sandmle[trl]'")
     from .common import ProgressCallbackFactory, hf_common_args, load_policy, lora_config, run_hf_trainer
+    from .grpo_trainer import make_trainer_class
 
     job = TrainJob.create(recipe, tasks)
     job.require_tasks()
@@ -226,10 +217,10 @@ def run_grpo(cfg: GrpoConfig, recipe: Any, tasks: list[Any]) -> TrainResult:
     dataset = datasets.Dataset.from_dict({"prompt": rows})
     device = job.policy_config.device
     args = trl.GRPOConfig(
-        **hf_common_args(job, device=device),
+        **hf_common_args(job, device=device, scheduler=cfg.lr_scheduler, warmup_steps=cfg.warmup_steps),
         per_device_train_batch_size=cfg.micro_batch,
         gradient_accumulation_steps=cfg.episodes_per_step // cfg.micro_batch,
-        num_generations=cfg.n, learning_rate=cfg.lr, beta=cfg.beta, epsilon=cfg.epsilon,
+        num_generations=cfg.n, learning_rate=cfg.learning_rate, beta=cfg.beta, epsilon=cfg.epsilon,
         epsilon_high=cfg.epsilon_high, loss_type=cfg.loss_type, scale_rewards=cfg.scale_rewards,
         num_iterations=cfg.ppo_epochs, temperature=cfg.temperature, top_p=cfg.top_p,
         mask_truncated_completions=False,  # the budget is enforced in the rollout; filtering is ours
@@ -250,9 +241,12 @@ def run_grpo(cfg: GrpoConfig, recipe: Any, tasks: list[Any]) -> TrainResult:
     rollout.progress = progress
     factory = ProgressCallbackFactory(job, progress, extra=step_metrics)
     callback = factory.build()
-    trainer = trl.GRPOTrainer(model=model, reward_funcs=[_reward_function(rollout)], args=args, train_dataset=dataset,
-                              processing_class=tokenizer, rollout_func=rollout,
-                              peft_config=lora_config(cfg.lora), callbacks=[callback])
+    trainer_class = make_trainer_class(trl)
+    trainer = trainer_class(model=model, reward_funcs=[_reward_function(rollout)], args=args, train_dataset=dataset,
+                            processing_class=tokenizer, rollout_func=rollout,
+                            peft_config=lora_config(cfg.lora), callbacks=[callback])
+    if cfg.importance_correction != "none":
+        trainer.importance_correction = (cfg.importance_correction, cfg.importance_clip_min, cfg.importance_clip_max)
     job.write_info(group_size=cfg.n, batch_tasks=cfg.batch_tasks)
     try:
         return run_hf_trainer(job, trainer, model, tokenizer, resume, progress)

@@ -14,7 +14,7 @@ from typing import Literal
 from pydantic import Field, model_validator
 
 from sandmle.core.interfaces import ComponentConfig, Trainer, TrainResult
-from sandmle.training.config import LoraSettings
+from sandmle.training.config import LoraSettings, LrScheduler, default_lr
 
 
 class CollectSettings(ComponentConfig):
@@ -23,6 +23,7 @@ class CollectSettings(ComponentConfig):
     trajectories export`` would do, in one step)."""
 
     policy: str = Field("baseline", description="a registered backend (the teacher)")
+    policy_args: dict = Field(default_factory=dict, description="the teacher's config, e.g. {style: short}")
     filter: Literal["all", "valid", "above_median", "medal"] = "valid"
     heldout: float = Field(0.2, ge=0, lt=1, description="fraction of tasks held out")
     seeds: list[int] = Field(default_factory=lambda: [0], min_length=1)
@@ -36,16 +37,23 @@ class SftConfig(ComponentConfig):
     data: Path | None = Field(None, description="SFT JSONL from `sandmle trajectories export`")
     collect: CollectSettings | None = None
     heldout_data: Path | None = Field(None, description="default: DATA's .heldout.jsonl when it exists")
-    lr: float = Field(2e-5, gt=0)
+    lr: float | None = Field(None, gt=0, description="default by parameterisation: 2e-5 full fine-tuning, "
+                             "2e-4 with LoRA (see sandmle.training.config.DEFAULT_LR)")
+    lr_scheduler: LrScheduler = "constant_with_warmup"
     micro_batch: int = Field(1, ge=1)
     grad_accum: int = Field(4, ge=1, description="sequences per step = micro_batch x grad_accum")
     max_length: int = Field(4096, ge=16, description="tokens per sequence (longer ones are cut at the end)")
-    warmup_steps: int = Field(0, ge=0)
+    warmup_steps: int = Field(0, ge=0, description="optimizer steps of linear warmup from 0 to lr")
     weight_decay: float = Field(0.0, ge=0)
     max_grad_norm: float = Field(1.0, gt=0)
     eval_every: int | None = Field(None, ge=1, description="held-out loss every N steps (default: at the end)")
     gradient_checkpointing: bool = False
     lora: LoraSettings | None = None
+
+    @property
+    def learning_rate(self) -> float:
+        """``lr``, or the documented default for this parameterisation (LoRA or full)."""
+        return self.lr if self.lr is not None else default_lr("sft", self.lora is not None)
 
     @model_validator(mode="after")
     def _one_data_source(self) -> "SftConfig":
@@ -70,7 +78,7 @@ def collect_sft_data(settings: CollectSettings, job) -> Path:  # noqa: ANN001 - 
     todo = [(t, s) for t in job.require_tasks() for s in settings.seeds
             if not (folder / f"{t.id}.s{s}.jsonl").is_file()]
     if todo:
-        teacher = job.registry.create("backends", settings.policy)
+        teacher = job.registry.create("backends", settings.policy, settings.policy_args)
         job.console.print(f"collecting SFT data: {settings.policy} on {len(todo)} episodes "
                           f"in {job.recipe.train_scaffold().label}")
         sandbox = job.sandbox()
@@ -170,8 +178,9 @@ def run_sft(config: SftConfig, recipe, tasks) -> TrainResult:  # noqa: ANN001 - 
     device = job.policy_config.device
     evaluate = bool(heldout_rows and config.eval_every)
     args = transformers.TrainingArguments(
-        **hf_common_args(job, device=device), per_device_train_batch_size=config.micro_batch,
-        gradient_accumulation_steps=config.grad_accum, learning_rate=config.lr, warmup_steps=config.warmup_steps,
+        **hf_common_args(job, device=device, scheduler=config.lr_scheduler, warmup_steps=config.warmup_steps),
+        per_device_train_batch_size=config.micro_batch,
+        gradient_accumulation_steps=config.grad_accum, learning_rate=config.learning_rate,
         weight_decay=config.weight_decay, max_grad_norm=config.max_grad_norm,
         gradient_checkpointing=config.gradient_checkpointing, remove_unused_columns=False,
         eval_strategy="steps" if evaluate else "no", eval_steps=config.eval_every, per_device_eval_batch_size=1)
