@@ -230,37 +230,28 @@ def run_episode(run, server, *, config=None, task_index: int = 0, **settings):
     return asyncio.run(main())
 
 
-def test_a_scaffold_that_restarts_its_prompt_yields_one_output_per_segment(batch_run):
-    """MLE-Dojo asks for a JSON repair in a fresh prompt: a second token stream (veRL v1 takes a
-    list and broadcasts the episode's advantage to every segment, trainer/ppo/v1/utils.py:148-217)."""
+def test_the_legacy_trainer_stops_a_scaffold_that_restarts_its_prompt(batch_run):
+    """MLE-Dojo asks for a JSON repair in a fresh prompt: a second token stream. veRL's v1 trainer
+    takes one output per stream (tests/test_verl_v1.py runs that through AgentLoopWorkerTQ); the
+    legacy trainer takes one stream per episode, so the episode stops at the rewrite instead."""
     from sandmle.core.records import Grade, Trajectory
     from sandmle.graders.rewards import KEYS, MilestoneReward
 
-    server, tok = batch_run["server"], batch_run["tokenizer"]
+    server = batch_run["server"]
     before = len(server.requests)
     dojo = {"name": "mledojo", "args": {"max_steps": 1, "parse_attempts": 2}}
-    v1 = batch_run["config"].copy()
-    v1.trainer.use_v1 = True
-    outputs = run_episode(batch_run, server, config=v1, reward={"name": "milestone"}, scaffold=dojo)
-    requests = server.requests[before:]
-    assert isinstance(outputs, list) and len(outputs) == len(requests) == 2
-    assert "Your reply was not valid" in tok.decode(outputs[1].prompt_ids)
-    for out, req in zip(outputs, requests):
-        assert out.prompt_ids == req.prompt_ids and out.response_ids == req.token_ids
-        assert out.response_mask == [1] * len(req.token_ids) and out.response_logprobs == req.log_probs
+    single = run_episode(batch_run, server, reward={"name": "milestone"}, scaffold=dojo)
+    assert not isinstance(single, list) and single.extra_fields["stop_reason"] == "history_rewritten"
+    assert len(server.requests) == before + 1
+    sampled = server.requests[-1].token_ids
+    assert single.response_ids[:len(sampled)] == sampled and single.response_mask[:len(sampled)] == [1] * len(sampled)
     record = json.loads(sorted((batch_run["plan"].out_dir / "episodes").glob("*.jsonl"))[-1]
                         .read_text().splitlines()[-1])
     expected = MilestoneReward().score(Trajectory.model_validate(record["trajectory"]),
                                        Grade.model_validate(record["grade"]))
-    info = outputs[-1].extra_fields["reward_extra_info"]
-    assert [o.reward_score for o in outputs] == [expected.total] * 2
+    info = single.extra_fields["reward_extra_info"]
+    assert single.reward_score == expected.total
     assert {k[len("reward_"):] for k in info if k.startswith("reward_") and k != "reward_total"} == set(KEYS)
-    assert info["segments"] == 2 and outputs[-1].extra_fields["stop_reason"] == "format_error"
-
-    # The legacy trainer (use_v1=false) takes one stream per episode: the episode stops instead.
-    single = run_episode(batch_run, server, reward={"name": "milestone"}, scaffold=dojo)
-    assert not isinstance(single, list) and single.extra_fields["stop_reason"] == "history_rewritten"
-    assert len(server.requests) == before + 3
 
 
 def test_timeouts_and_server_failures_mask_one_episode_and_return_normally(batch_run, smollm2):

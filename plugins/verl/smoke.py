@@ -191,8 +191,8 @@ def check(out: Path) -> dict[str, Any]:
                 failures.append(f"step {step}: critic/score/mean {score!r} != episodes' mean reward {mean:.6f}")
         gap = row.get("training/rollout_probs_diff_mean")
         summary[f"step{step}"] = {"pg_loss": loss, "grad_norm": grad, "score": row.get("critic/score/mean"),
-                                  "logprob_gap_mean": gap, "logprob_gap_max": row.get("training/rollout_probs_diff_max"),
-                                  "episodes": len(sampled)}
+                                  "logprob_gap_mean": gap, "episodes": len(sampled),
+                                  "logprob_gap_max": row.get("training/rollout_probs_diff_max")}
         if not isinstance(gap, float) or not math.isfinite(gap):
             failures.append(f"step {step}: no finite rollout-vs-trainer logprob gap (training/rollout_probs_diff_mean)")
     hf = train / "hf"
