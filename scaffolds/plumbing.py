@@ -143,6 +143,15 @@ class Episode:
         except Exception as exc:  # noqa: BLE001 - a grader crash is reported, not raised
             return Grade(task_id=self.task.id, reason=f"grader error: {type(exc).__name__}: {exc}")
 
+    async def grade_off_loop(self, score: ScoreFn | None) -> Grade | None:
+        """:meth:`grade` in a worker thread: a grader can take minutes (it trains nothing, but it
+        reads and scores the whole submission), and inside veRL's worker every other episode of
+        the process shares this event loop; awaiting keeps them running and lets the episode's
+        own ``asyncio.wait_for`` timeout fire while the grade is under way."""
+        if score is None:
+            return None
+        return await asyncio.to_thread(self.grade, score)
+
     # ------------------------------------------------------------------ best submission
     def offer_submission(self, key: float) -> bool:
         """Keep the current submission if ``key`` (higher is better) beats the best one kept."""

@@ -332,8 +332,8 @@ class ReactScaffold(Scaffold):
             ok, detail = check_submission(ep.session.workdir, task.sample_submission_path)
             return ("Submission format OK: " if ok else "Submission format problem: ") + detail, None
         if name == SCORE_TOOL:
-            return release_score_tool(ep, task, args, score, folder)
-        grade = ep.grade(score)
+            return await release_score_tool(ep, task, args, score, folder)
+        grade = await ep.grade_off_loop(score)
         if grade is None or not grade.submission_exists:
             return "[Error] submission file not found; write submission.csv first.", None
         if not grade.valid_submission:

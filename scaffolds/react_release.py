@@ -143,8 +143,8 @@ def release_score_reply(grade: Grade | None, submission_path: str) -> str:
     return f"Submission OK.{nudge} Details: {json.dumps(details)}"
 
 
-def release_score_tool(ep: Episode, task: Task, args: dict[str, Any], score: ScoreFn | None,
-                       folder: str) -> tuple[str, Grade | None]:
+async def release_score_tool(ep: Episode, task: Task, args: dict[str, Any], score: ScoreFn | None,
+                             folder: str) -> tuple[str, Grade | None]:
     """Run the release's Score tool: its reply, and the grade when the call succeeded."""
     competition = args.get("competition_id")
     if competition is None:  # the release: a TypeError caught as "Error calling tool Score: ..."
@@ -152,7 +152,7 @@ def release_score_tool(ep: Episode, task: Task, args: dict[str, Any], score: Sco
     if str(competition).strip() != task.id:
         return (f"[Error] unknown competition_id {str(competition)[:200]!r}; use the task's Competition ID.",
                 None)
-    grade = ep.grade(score) if ep.submission_exists() else None
+    grade = await ep.grade_off_loop(score) if ep.submission_exists() else None  # off the event loop
     reply = release_score_reply(grade, str(PurePosixPath(folder) / SUBMISSION))
     return reply, grade if reply.startswith("Submission OK.") else None
 

@@ -70,3 +70,7 @@ def examples_on_path(installed_examples, monkeypatch):
     """The example distributions visible to this test's process (and only to this test)."""
     monkeypatch.syspath_prepend(installed_examples["PYTHONPATH"].split(os.pathsep)[0])
     return installed_examples
+
+
+# The veRL tests' model folder and task set, shared by every veRL module (tests/verl_support.py).
+from verl_support import verl_model_dir, verl_tasks  # noqa: E402,F401

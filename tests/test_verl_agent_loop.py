@@ -13,8 +13,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -22,52 +20,18 @@ import pytest
 import torch
 import yaml
 
-from sandmle.core.plugins import get_manager
-from sandmle.core.recipe import parse_recipe, resolve
 from sandmle.core.task import load_task
 from sandmle.plugins.verl.config import AGENT_LOOP_TARGET, AGENT_NAME, VerlTrainerConfig, hydra_overrides
 from sandmle.plugins.verl.export import task_from_extra_info
 from sandmle.plugins.verl.launch import prepare
 from sandmle.training import apply_compact_filter, compact_filter, group_advantages
 
-from verl_support import SmolLM2TokenServer, compose_verl_config, save_hf_dir  # tests/ is on sys.path
+from verl_support import SmolLM2TokenServer, compose_verl_config, load_recipe, recipe_data  # tests/ is on sys.path
 
 pytestmark = pytest.mark.slow
 
-HERE = Path(__file__).parent
-REWARD_PLUGIN = HERE / "verl_reward_plugin.py"
 N = 2  # rollouts per task (the GRPO group)
 PROMPT_LEN, RESPONSE_LEN, TURN_TOKENS = 2048, 16, 6  # a budget a few SmolLM2 turns exhaust
-
-
-@pytest.fixture(scope="session")
-def verl_model_dir(smollm2, tmp_path_factory) -> Path:
-    """SmolLM2's config and tokenizer in the HF layout veRL's HFModelConfig reads (no weights)."""
-    return save_hf_dir(smollm2.model, smollm2.tokenizer, tmp_path_factory.mktemp("smollm2_hf"))
-
-
-@pytest.fixture(scope="session")
-def verl_tasks(tmp_path_factory) -> Path:
-    out = tmp_path_factory.mktemp("verl_tasks") / "tasks"
-    subprocess.run([sys.executable, "-m", "sandmle.core.cli", "generate", "--n", "2", "--seeds",
-                    "breast-cancer-binary,diabetes-regression", "--out", str(out)],
-                   check=True, capture_output=True, timeout=300)
-    return out
-
-
-def load_recipe(data: dict):
-    manager = get_manager()
-    manager.fill_registry()
-    for spec in data.get("plugins", []):
-        manager.load_module(spec)
-    return resolve(parse_recipe(data), manager.registry)
-
-
-def recipe_data(out: Path, tasks: Path, *, scaffold: dict, reward: object, trainer_args: dict) -> dict:
-    return {"name": "verl-test", "output_dir": str(out), "plugins": [str(REWARD_PLUGIN)],
-            "tasks": {"name": "gen", "source": {"name": "directory", "args": {"path": str(tasks)}}},
-            "sandbox": "local", "grader": "default", "reward": "milestone", "scaffolds": [scaffold],
-            "train": {"trainer": {"name": "verl", "args": trainer_args}, "reward": reward}}
 
 
 TRAINER_ARGS = {"n": N, "batch_tasks": 3, "n_gpus_per_node": 1, "agent_workers": 1, "val_tasks": 0,
@@ -89,7 +53,8 @@ def batch_run(smollm2, verl_model_dir, verl_tasks, tmp_path_factory):
     # A task whose folder is gone (as on a node without the shared filesystem): its episodes fail.
     broken = tasks[0].model_copy(update={"id": "missing", "root": out / "gone", "public_dir": out / "gone" / "p"})
     plan = prepare(recipe, [*tasks, broken], VerlTrainerConfig(**recipe.train.trainer.args), recipe.train_dir)
-    config = compose_verl_config(hydra_overrides(plan.overrides))
+    # The legacy AgentLoopWorker (trainer.use_v1=false); tests/test_verl_v1.py drives the v1 worker.
+    config = compose_verl_config(hydra_overrides({**plan.overrides, "trainer.use_v1": False}))
     server = SmolLM2TokenServer(smollm2.model, smollm2.tokenizer, max_model_len=PROMPT_LEN + RESPONSE_LEN,
                                 response_length=RESPONSE_LEN, prompt_length=PROMPT_LEN)
     worker = AgentLoopWorker(config, server)  # the class veRL wraps in ray.remote, built directly
@@ -265,40 +230,33 @@ def run_episode(run, server, *, config=None, task_index: int = 0, **settings):
     return asyncio.run(main())
 
 
-def test_a_scaffold_that_restarts_its_prompt_yields_one_output_per_segment(batch_run):
-    """MLE-Dojo asks for a JSON repair in a fresh prompt: a second token stream (veRL v1 takes a
-    list and broadcasts the episode's advantage to every segment, trainer/ppo/v1/utils.py:148-217)."""
+def test_the_legacy_trainer_stops_a_scaffold_that_restarts_its_prompt(batch_run):
+    """MLE-Dojo asks for a JSON repair in a fresh prompt: a second token stream. veRL's v1 trainer
+    takes one output per stream (tests/test_verl_v1.py runs that through AgentLoopWorkerTQ); the
+    legacy trainer takes one stream per episode, so the episode stops at the rewrite instead."""
     from sandmle.core.records import Grade, Trajectory
     from sandmle.graders.rewards import KEYS, MilestoneReward
 
-    server, tok = batch_run["server"], batch_run["tokenizer"]
+    server = batch_run["server"]
     before = len(server.requests)
     dojo = {"name": "mledojo", "args": {"max_steps": 1, "parse_attempts": 2}}
-    outputs = run_episode(batch_run, server, reward={"name": "milestone"}, scaffold=dojo)
-    requests = server.requests[before:]
-    assert isinstance(outputs, list) and len(outputs) == len(requests) == 2
-    assert "Your reply was not valid" in tok.decode(outputs[1].prompt_ids)
-    for out, req in zip(outputs, requests):
-        assert out.prompt_ids == req.prompt_ids and out.response_ids == req.token_ids
-        assert out.response_mask == [1] * len(req.token_ids) and out.response_logprobs == req.log_probs
+    single = run_episode(batch_run, server, reward={"name": "milestone"}, scaffold=dojo)
+    assert not isinstance(single, list) and single.extra_fields["stop_reason"] == "history_rewritten"
+    assert len(server.requests) == before + 1
+    sampled = server.requests[-1].token_ids
+    assert single.response_ids[:len(sampled)] == sampled and single.response_mask[:len(sampled)] == [1] * len(sampled)
     record = json.loads(sorted((batch_run["plan"].out_dir / "episodes").glob("*.jsonl"))[-1]
                         .read_text().splitlines()[-1])
     expected = MilestoneReward().score(Trajectory.model_validate(record["trajectory"]),
                                        Grade.model_validate(record["grade"]))
-    info = outputs[-1].extra_fields["reward_extra_info"]
-    assert [o.reward_score for o in outputs] == [expected.total] * 2
+    info = single.extra_fields["reward_extra_info"]
+    assert single.reward_score == expected.total
     assert {k[len("reward_"):] for k in info if k.startswith("reward_") and k != "reward_total"} == set(KEYS)
-    assert info["segments"] == 2 and outputs[-1].extra_fields["stop_reason"] == "format_error"
-
-    # The legacy trainer (use_v1=false) takes one stream per episode: the episode stops instead.
-    legacy = batch_run["config"].copy()
-    legacy.trainer.use_v1 = False
-    single = run_episode(batch_run, server, config=legacy, reward={"name": "milestone"}, scaffold=dojo)
-    assert not isinstance(single, list) and single.extra_fields["stop_reason"] == "history_rewritten"
-    assert len(server.requests) == before + 3
 
 
 def test_timeouts_and_server_failures_mask_one_episode_and_return_normally(batch_run, smollm2):
+    """Under the legacy trainer (batch_run's config) every row needs an output: a harness failure
+    is masked with reward 0. Under v1 it is dropped from its group instead (tests/test_verl_v1.py)."""
     server = batch_run["server"]
     # The hard episode timeout fires while the model is generating.
     out = run_episode(batch_run, server, episode_timeout_s=0.5)
@@ -315,3 +273,6 @@ def test_timeouts_and_server_failures_mask_one_episode_and_return_normally(batch
     out = run_episode(batch_run, short)
     assert out.extra_fields["stop_reason"] == "backend_error" and set(out.response_mask) == {0}
     assert out.extra_fields["reward_extra_info"]["failed"] == 1 and not short.requests
+    v1 = batch_run["config"].copy()
+    v1.trainer.use_v1 = True
+    assert run_episode(batch_run, short, config=v1) == []  # v1: dropped, nothing goes to TransferQueue

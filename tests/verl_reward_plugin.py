@@ -16,6 +16,16 @@ class ReplyLengthReward(Reward):
         return RewardBreakdown(total=value, parts={"reply_chars": value})
 
 
+class ConstantReward(Reward):
+    """0.3 for every episode: a group whose episodes all ran must get advantage 0."""
+
+    keys = ["constant"]
+
+    def score(self, trajectory, grade):
+        return RewardBreakdown(total=0.3, parts={"constant": 0.3})
+
+
 @hookimpl
 def register_rewards(register):
     register("reply-length", lambda config: ReplyLengthReward(), description="mean reply length / 10 (tests)")
+    register("constant-0.3", lambda config: ConstantReward(), description="0.3 for every episode (tests)")

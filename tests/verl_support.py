@@ -111,3 +111,48 @@ def compose_verl_config(overrides: list[str]) -> Any:
     GlobalHydra.instance().clear()
     with initialize_config_dir(config_dir=config_dir, version_base=None):
         return compose(config_name="ppo_trainer", overrides=overrides)
+
+
+# ---------------------------------------------------------------------------- shared fixtures
+# Imported by tests/conftest.py so that every veRL test module shares them at session scope.
+import pytest  # noqa: E402
+
+HERE = Path(__file__).parent
+REWARD_PLUGIN = HERE / "verl_reward_plugin.py"
+
+
+@pytest.fixture(scope="session")
+def verl_model_dir(smollm2, tmp_path_factory) -> Path:
+    """SmolLM2's config and tokenizer in the HF layout veRL's HFModelConfig reads (no weights)."""
+    return save_hf_dir(smollm2.model, smollm2.tokenizer, tmp_path_factory.mktemp("smollm2_hf"))
+
+
+@pytest.fixture(scope="session")
+def verl_tasks(tmp_path_factory) -> Path:
+    """Two generated tasks (one classification, one regression)."""
+    import subprocess
+    import sys
+
+    out = tmp_path_factory.mktemp("verl_tasks") / "tasks"
+    subprocess.run([sys.executable, "-m", "sandmle.core.cli", "generate", "--n", "2", "--seeds",
+                    "breast-cancer-binary,diabetes-regression", "--out", str(out)],
+                   check=True, capture_output=True, timeout=300)
+    return out
+
+
+def load_recipe(data: dict):
+    from sandmle.core.plugins import get_manager
+    from sandmle.core.recipe import parse_recipe, resolve
+
+    manager = get_manager()
+    manager.fill_registry()
+    for spec in data.get("plugins", []):
+        manager.load_module(spec)
+    return resolve(parse_recipe(data), manager.registry)
+
+
+def recipe_data(out: Path, tasks: Path, *, scaffold: dict, reward: object, trainer_args: dict) -> dict:
+    return {"name": "verl-test", "output_dir": str(out), "plugins": [str(REWARD_PLUGIN)],
+            "tasks": {"name": "gen", "source": {"name": "directory", "args": {"path": str(tasks)}}},
+            "sandbox": "local", "grader": "default", "reward": "milestone", "scaffolds": [scaffold],
+            "train": {"trainer": {"name": "verl", "args": trainer_args}, "reward": reward}}

@@ -23,7 +23,9 @@ def _console():
               help="Train output folder (default: the recipe's train.output_dir, else OUTPUT/train).")
 @click.option("--max-steps", type=click.IntRange(min=1), default=None, help="Override train.max_steps.")
 @click.option("--fresh", is_flag=True, help="Start over instead of resuming from the last checkpoint.")
-def train_cmd(recipe: str, out_dir: Path | None, max_steps: int | None, fresh: bool) -> None:
+@click.option("--export-hf", is_flag=True, help="After training, write the last checkpoint as a Hugging Face "
+              "folder (TRAIN_DIR/hf) for trainers whose checkpoints are not one (verl).")
+def train_cmd(recipe: str, out_dir: Path | None, max_steps: int | None, fresh: bool, export_hf: bool) -> None:
     """Train with the recipe's train: section; rerun the same command to resume.
 
     RECIPE is a YAML file or a shipped recipe's name (e.g. train_sft_smollm2_cpu). Task sets made
@@ -49,6 +51,12 @@ def train_cmd(recipe: str, out_dir: Path | None, max_steps: int | None, fresh: b
         rec.train.max_steps = max_steps
     if fresh:
         rec.train.resume = False
+    if export_hf:  # a trainer option, so that only trainers that can export accept it
+        info = manager.registry.get("trainers", rec.train.trainer.name)
+        if "export_hf" not in info.config.model_fields:
+            raise SandmleError(f"--export-hf: the {rec.train.trainer.name} trainer has no export (its "
+                               "checkpoints are already Hugging Face folders)")
+        rec.train.trainer.args["export_hf"] = True
     print_plugins(manager, console)
     write_run_metadata(rec, manager)
     if any(ts.generator for ts in rec.tasks):

@@ -18,10 +18,15 @@ The episode itself is the shared :func:`sandmle.training.rollout.run_episode` (t
 trainer's), with this loop's timeouts around the sandbox and the grader (``verl_timeouts``) and
 around the whole episode. Nothing an episode does raises out of ``run``: in veRL's v1 trainer one
 exception fails the whole GRPO group. A task that does not load, a sandbox that does not open, a
-grader that hangs, a rollout server that refuses, an episode past its hard timeout: each ends that
-episode with an all-zero mask (reward 0 when there is no trajectory to score); the group trains on.
-Harness failures are always masked; otherwise the recipe's ``train.compact_filtering`` decides
-(SandMLE: ``timeout`` and ``unknown``). An episode cut by the length budget stops as ``max_length``.
+grader that hangs, a rollout server that refuses: each is a harness failure (stop reason ``error``,
+``backend_error`` or ``unknown``). Under veRL's v1 trainer (``trainer.use_v1``, the default) such an
+episode is dropped from its GRPO group: ``run`` returns no output and the group's advantages are
+computed over the episodes that ran (rLLM, which SandMLE trains with, drops them too). The legacy
+trainer needs exactly one output per row, so there it stays in its group with an all-zero mask and
+reward 0. An episode past its hard timeout (``timeout``) stays in its group, masked when the
+recipe's ``train.compact_filtering`` says so (SandMLE: ``timeout`` and ``unknown``). An episode cut
+by the length budget stops as ``max_length``. If every episode of a v1 batch fails, veRL's replay
+buffer stops the run with "no materializable trajectories" (replay_buffer.py:505-510).
 """
 
 from __future__ import annotations
@@ -120,10 +125,21 @@ class SandmleAgentLoop(AgentLoopBase):
         session = kwargs.get("session_id")
         seed = int(session) if session is not None else random.randrange(2**31)
         outcome = await self.run_episode(kwargs.get("extra_info") or {}, backend, seed=seed)
-        outputs = await self._outputs(backend, outcome, kwargs.get("raw_prompt"))
         self._record(outcome, backend, kwargs)
+        if self.segments_allowed and self.harness_failed(outcome):
+            # Dropped from its GRPO group: its reward says nothing about the policy, and a 0 among
+            # [0.3, 0.3, 0.3] would give the others +0.5. veRL v1 allows it: an empty list puts
+            # nothing into TransferQueue (trainer/ppo/v1/agent_loop_tq.py:155-158) and GRPO is
+            # computed over the sessions present (trainer/ppo/v1/utils.py:163-164, 188-199).
+            return []
+        outputs = await self._outputs(backend, outcome, kwargs.get("raw_prompt"))
         # One segment: a plain output, which both veRL trainers take; several: v1's list form.
         return outputs if len(outputs) > 1 else outputs[0]
+
+    @staticmethod
+    def harness_failed(outcome: EpisodeOutcome) -> bool:
+        """The harness failed the episode (stop reason error, backend_error or unknown), not the agent."""
+        return outcome.stop_reason in (*HARNESS_STOP_REASONS, FAILED)
 
     # ------------------------------------------------------------------ the episode
     async def run_episode(self, extra_info: dict[str, Any], backend: ContinuousTokenBackend, *, seed: int = 0,

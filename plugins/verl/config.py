@@ -98,6 +98,11 @@ class VerlTrainerConfig(GRPOSettings):
     test_freq: int = Field(5, description="sh:93")
     val_before_train: bool = Field(True, description="sh:85")
     val_tasks: int = Field(64, ge=0, description="tasks held out for validation (SandMLE: 64 of 912)")
+    save_hf_model: bool = Field(True, description="add hf_model to the actor checkpoint's save_contents, so "
+                                "every checkpoint also holds full Hugging Face weights (rank 0 gathers them; "
+                                "SandMLE's run kept veRL's default: FSDP shards only)")
+    export_hf: bool = Field(False, description="after training, write the last checkpoint as a Hugging Face "
+                            "folder TRAIN_DIR/hf (sandmle train --export-hf; veRL's model merger for shards)")
     logger: list[str] = Field(default_factory=lambda: ["console", "tensorboard"],
                               description="veRL trackers (sh:86 adds wandb)")
     project_name: str = Field("sandmle", description="sh:29")
@@ -177,6 +182,7 @@ def verl_overrides(cfg: VerlTrainerConfig, *, train_files: Path, val_files: Path
         f"{actor}.clip_ratio_low": cfg.epsilon,
         f"{actor}.clip_ratio_high": cfg.epsilon_high,
         f"{actor}.entropy_coeff": cfg.entropy_coeff,
+        f"{actor}.checkpoint.save_contents": ["model", "optimizer", "extra", *(["hf_model"] * cfg.save_hf_model)],
         f"{actor}.fsdp_config.param_offload": cfg.offload,
         f"{actor}.fsdp_config.optimizer_offload": cfg.offload,
         "actor_rollout_ref.ref.fsdp_config.param_offload": cfg.offload,

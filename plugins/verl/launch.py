@@ -199,7 +199,14 @@ class VerlTrainer(Trainer):
         rc, last = launch(plan, job.console)
         if rc != 0:
             raise SandmleError(f"veRL exited with code {rc}; see {plan.out_dir / 'train.log'}")
-        return TrainResult(checkpoint_dir=plan.checkpoint_dir, steps=latest_step(plan.checkpoint_dir), metrics=last)
+        steps = latest_step(plan.checkpoint_dir)
+        if self.config.export_hf:
+            from .hf_export import export_hf
+
+            hf = export_hf(plan.checkpoint_dir, plan.out_dir / "hf")
+            job.console.print(f"verl: step {steps} exported as a Hugging Face folder: {hf}")
+            return TrainResult(checkpoint_dir=hf, steps=steps, metrics=last)
+        return TrainResult(checkpoint_dir=plan.checkpoint_dir, steps=steps, metrics=last)
 
 
 def make_verl_trainer(config: VerlTrainerConfig) -> VerlTrainer:
