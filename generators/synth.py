@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 from .configs import NoiseConfig
-from .domains import Domain, pick_domain
+from .domains import Domain, domains_for, label_kind_for, name_problems, pick_domain
 from .rules import Targets
 from .seeds import SeedTask
 
@@ -71,6 +71,13 @@ class Candidate:
                "columns": sorted(c for c in self.train.columns)}
         return hashlib.sha256(json.dumps(key, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
+    def name_problems(self) -> list[str]:
+        """Names that contradict each other or the task's domain (see :func:`domains.name_problems`)."""
+        columns = [c for c in self.test.columns if c != self.id_column]
+        return name_problems(self.domain, columns=columns, classes=self.class_names,
+                             targets=list(dict.fromkeys([*self.target_columns, *self.train_columns])),
+                             task_type=self.seed.task_type, ordinal=self.seed.ordinal)
+
     @property
     def train_columns(self) -> list[str]:
         """The target column(s) as ``train.csv`` holds them."""
@@ -90,11 +97,17 @@ def synthesize(seed: SeedTask, rng: np.random.Generator, n_train: int, n_test: i
     from .synth_text import text_meta_parts, text_parts
 
     noise = noise or NoiseConfig()
+    pool = domains_for(seed.modality)
+    base = pool[int(rng.integers(len(pool)))]  # one domain names everything, documents included
     maker = {"tabular": tabular_parts, "text": text_parts, "text_meta": text_meta_parts,
              "image": image_parts, "audio": audio_parts, "series": series_parts}[seed.synth]
-    parts = maker(seed, rng, n_train, n_test, noise)
+    if seed.synth in ("text", "text_meta"):
+        parts = maker(seed, rng, n_train, n_test, noise, terms=tuple(base["terms"]), domain=base["name"])
+    else:
+        parts = maker(seed, rng, n_train, n_test, noise)
     n_cols = parts.X.shape[1]
-    domain = pick_domain(rng, n_cols, max(parts.n_outputs, 2), seed.modality)
+    domain = pick_domain(rng, n_cols, max(parts.n_outputs, 2), seed.modality,
+                         label_kind_for(seed.task_type, seed.submission, seed.modality), base=base)
     if seed.synth in ("tabular", "text_meta"):  # generic feature names get the domain's names
         rename = dict(zip(parts.X.columns, domain.columns))
         parts.X = parts.X.rename(columns={k: v for k, v in rename.items() if k.startswith("f_")})
@@ -127,7 +140,7 @@ def _columns(seed: SeedTask, domain: Domain, K: int) -> tuple[list[str], list[st
     if fmt == "proba_multi":
         return classes, classes
     if fmt == "proba_binary":
-        return [0, 1], [f"is_{domain.labels[0]}"]
+        return [0, 1], [f"is_{domain.event}"]
     if fmt == "label":
         return classes, ["label"]
     return [], [domain.target]
