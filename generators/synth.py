@@ -40,6 +40,10 @@ class Parts:
     media_note: str = ""                 # e.g. "32x32 RGB PNG images"
     pitfalls: list[str] = field(default_factory=list)
     duplicate_rows: list[int] = field(default_factory=list)  # training rows copied again (new ids)
+    # The signals the rule leaves, as features (n, m) in row order: what a careful solution can
+    # derive from the data (an interaction, a per-group effect, a band energy, a shape count).
+    # Only the generator's "informed" reference solution reads them (generators/ladder.py).
+    derived: np.ndarray | None = None
 
 
 @dataclass
@@ -63,6 +67,9 @@ class Candidate:
     label_columns: list[str] = field(default_factory=list)  # target column(s) of train.csv
     pitfalls: list[str] = field(default_factory=list)
     media_note: str = ""
+    derived_train: np.ndarray | None = None  # Parts.derived of the training rows (never public)
+    derived_test: np.ndarray | None = None
+    informed_y: np.ndarray | None = None     # training targets in derived_train's row order
 
     @property
     def signature(self) -> str:
@@ -196,9 +203,14 @@ def assemble(seed: SeedTask, rng: np.random.Generator, domain: Domain, parts: Pa
             files[f"train/{extra_ids[j]}.{parts.media_ext}"] = parts.media[i]
     label_cols = list(train_vals)
     reset = lambda df: df.reset_index(drop=True)  # noqa: E731
+    derived = {}
+    if parts.derived is not None:
+        d = np.asarray(parts.derived, float).reshape(n, -1)
+        derived = {"derived_train": d[:n_train], "derived_test": d[n_train:],
+                   "informed_y": np.column_stack([np.asarray(v)[:n_train] for v in train_vals.values()])}
     return Candidate(seed=seed, domain=domain, train=reset(train), test=reset(test),
                      answers=reset(frame(answers_vals).iloc[n_train:]),
                      sample_submission=reset(frame(sample_vals).iloc[n_train:]), target_columns=cols,
                      rule=parts.rule, class_names=[str(c) for c in classes] if fmt != "proba_binary" else [],
                      files=files, oracle=reset(frame(oracle_vals).iloc[n_train:]), label_columns=label_cols,
-                     pitfalls=parts.pitfalls, media_note=parts.media_note)
+                     pitfalls=parts.pitfalls, media_note=parts.media_note, **derived)

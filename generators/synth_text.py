@@ -84,6 +84,7 @@ def text_parts(seed: SeedTask, rng: np.random.Generator, n_train: int, n_test: i
     y_clean = sample_labels(kind, rng, n, K, seed.minority_share)
     signal = [draw(rng, (0.04, 0.13)) for _ in range(K)]
     docs, counts, lengths = [], [], []
+    kw_sets = [set(map(str, kw)) for kw in keywords]
     for row in range(n):
         if kind == "multilabel":
             active = [k for k in range(K) if y_clean[row, k]]
@@ -92,9 +93,8 @@ def text_parts(seed: SeedTask, rng: np.random.Generator, n_train: int, n_test: i
             inserts = [(keywords[int(y_clean[row])], signal[int(y_clean[row])])]
         tokens, _ = _document(rng, filler, inserts, keywords)
         docs.append(document(rng, tokens))
-        if kind != "multilabel":  # keyword counts of every class, own inserts included
-            counts.append([sum(w in set(kw) for w in tokens) for kw in keywords])
-            lengths.append(len(tokens))
+        counts.append([sum(w in kw_sets[k] for w in tokens) for k in range(K)])  # own inserts included
+        lengths.append(len(tokens))
     rate = draw(rng, noise.label_noise)
     targets = noisy_labels(kind, rng, y_clean, K, rate)
     if kind != "multilabel":  # the oracle reads the keyword counts as the generator wrote them
@@ -104,8 +104,10 @@ def text_parts(seed: SeedTask, rng: np.random.Generator, n_train: int, n_test: i
         targets.oracle = post[:, 1] if kind == "binary" else post
     rule = {"core": {"keywords": [list(map(str, kw)) for kw in keywords]},
             "signal_rate": [round(s, 4) for s in signal], **targets.info}
+    # The signal a careful solution finds: how often each class's words occur (per document length).
+    derived = np.column_stack([np.array(counts, float), np.log(np.array(lengths, float))])
     return Parts(X=pd.DataFrame({"text": np.array(docs, dtype=object)}), targets=targets, rule=rule,
-                 n_train=n_train, n_outputs=K)
+                 n_train=n_train, n_outputs=K, derived=derived)
 
 
 def _metadata(rng: np.random.Generator, n: int) -> tuple[pd.DataFrame, np.ndarray]:
@@ -140,8 +142,16 @@ def text_meta_parts(seed: SeedTask, rng: np.random.Generator, n_train: int, n_te
     warm, cold, filler = words[:n_kw], words[n_kw:2 * n_kw], words[2 * n_kw:]
     base = draw(rng, (0.12, 0.25))
     sig = 1 / (1 + np.exp(-1.5 * tone))
-    docs = [document(rng, _document(rng, filler, [(warm, base * p), (cold, base * (1 - p))], [], 0.0)[0])
-            for p in sig]
+    docs, tone_seen = [], []
+    warm_set, cold_set = set(map(str, warm)), set(map(str, cold))
+    for p in sig:
+        tokens = _document(rng, filler, [(warm, base * p), (cold, base * (1 - p))], [], 0.0)[0]
+        docs.append(document(rng, tokens))
+        tone_seen.append((sum(w in warm_set for w in tokens) - sum(w in cold_set for w in tokens)) / len(tokens))
     X["text"] = np.array(docs, dtype=object)
+    # The signals a careful solution finds: the metadata on the rule's scale (log counts, the
+    # hour's cycle) and the text's tone read from its warm and cold words.
+    derived = rule.basis(np.column_stack([inputs, standardize(np.array(tone_seen)[:, None])]))
     core = {**rule.describe(), "tone_keywords": [list(map(str, warm)), list(map(str, cold))]}
-    return Parts(X=X, targets=targets, rule={"core": core, **targets.info}, n_train=n_train, n_outputs=2)
+    return Parts(X=X, targets=targets, rule={"core": core, **targets.info}, n_train=n_train, n_outputs=2,
+                 derived=derived)
