@@ -89,6 +89,7 @@ def test_fast_auc_equals_sklearn_with_ties_and_several_columns():
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(1800)  # the first user builds the session's set (~3 min on idle cores)
 def test_fixed_seed_set_puts_the_baseline_in_the_target_band(generated_task_set):
     """The issue's target on the session's generated set (`sandmle generate --n 24 --seed 31`,
     which calibrates by default; tests/conftest.py): acceptance >= 90%, the baseline's valid rate

@@ -174,6 +174,7 @@ def test_the_informed_rung_is_a_valid_submission_that_learns_the_derived_feature
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(1800)  # the first user builds the session's set (~3 min on idle cores)
 def test_the_generated_set_has_ordered_ladders_above_the_noise(generated_task_set):
     """On the session's fixed-seed task set: every accepted task's rungs climb (default < tuned <
     informed), its thresholds sit between them, every tier gap is at least 2.5 bootstrap SEs, and
