@@ -19,7 +19,9 @@ errors of the metric, measured with ``bootstrap`` (500) resamples of the test ro
 tuned and the informed submissions (the larger SE counts). Gaps below it are widened: median
 down, silver and gold up; where gold would pass the informed rung, gold sits on it and the lower
 thresholds step down from there (bronze may then fall below 0.8). Silver must stay above the
-tuned rung; otherwise the task is rejected (``gap_below_noise``). A task whose informed rung is not above the tuned one cannot
+tuned rung; otherwise the task is rejected (``gap_below_noise``). The median is no medal: where
+stepping down would put it at or below the sample submission's score it sits halfway between
+the sample and bronze instead (``median_compressed``; its gap is then not counted). A task whose informed rung is not above the tuned one cannot
 reward feature work (it must beat the tuned rung by ``min_gap_se`` SEs) and is rejected (``no_ladder``).
 """
 
@@ -202,12 +204,19 @@ def place_on_ladder(policy: ThresholdPolicy, scores: dict[str, float], rungs: di
             bronze = min(bronze, silver - need)
             med = min(med, bronze - need)
     figures.update(widened=bool(widened and policy.widen))
-    if gold > top + 1e-12 or silver <= r["tuned"] or min(gold - silver, silver - bronze, bronze - med) < need / 1.01:
+    floor = sign * scores["sample"] if "sample" in scores else -np.inf
+    if med <= floor < bronze:  # the median is no medal: it only has to stay above the sample
+        med = floor + (bronze - floor) / 2
+        figures["median_compressed"] = True
+    elif med <= floor:
+        return Placement(None, "median_not_better_than_sample", figures)
+    if gold > top + 1e-12 or silver <= r["tuned"] or min(gold - silver, silver - bronze) < need / 1.01 \
+            or (bronze - med < need / 1.01 and not figures.get("median_compressed")):
         return Placement(None, "gap_below_noise", {**figures, "detail": f"tier gaps of {policy.min_gap_se:g} SE "
                                                    f"({need:.4g}) do not fit between the tuned and informed rungs"})
     th = MedalThresholds(**{k: round(sign * v, 6) for k, v in
                             (("gold", gold), ("silver", silver), ("bronze", bronze), ("median", med))})
-    seq = [th.gold, th.silver, th.bronze, th.median]
+    seq = [th.gold, th.silver, th.bronze] + ([] if figures.get("median_compressed") else [th.median])
     gap = min(abs(a - b) for a, b in zip(seq, seq[1:]))
     figures.update(min_threshold_gap=_r(gap), gap_se=_r(gap / se) if se > 0 else None,
                    se_per_gap=_r(se / gap) if gap > 0 else None)
