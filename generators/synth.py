@@ -21,7 +21,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 from .configs import NoiseConfig
-from .domains import Domain, domains_for, label_kind_for, name_problems, pick_domain
+from .domains import DOMAINS, Domain, domains_for, label_kind_for, name_problems, pick_domain
+
+DOMAIN_NAMES = frozenset(d["name"] for d in DOMAINS)
 from .rules import Targets
 from .seeds import SeedTask
 
@@ -79,7 +81,10 @@ class Candidate:
         return hashlib.sha256(json.dumps(key, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
     def name_problems(self) -> list[str]:
-        """Names that contradict each other or the task's domain (see :func:`domains.name_problems`)."""
+        """Names that contradict each other or the task's domain (see :func:`domains.name_problems`).
+        LLM-written candidates (``multiagent``) name a domain of their own: nothing to check here."""
+        if self.domain.name not in DOMAIN_NAMES:
+            return []
         columns = [c for c in self.test.columns if c != self.id_column]
         return name_problems(self.domain, columns=columns, classes=self.class_names,
                              targets=list(dict.fromkeys([*self.target_columns, *self.train_columns])),
