@@ -164,7 +164,7 @@ def _table_features(X: pd.DataFrame, Xt: pd.DataFrame, y: np.ndarray) -> tuple[n
             blocks.append(np.column_stack([A[:, a] * A[:, b] for a, b in pairs]))
             blocks_t.append(np.column_stack([At[:, a] * At[:, b] for a, b in pairs]))
     for c in cats:
-        s, st = X[c].astype(str), Xt[c].astype(str)
+        s, st = X[c].fillna("missing").astype(str), Xt[c].fillna("missing").astype(str)
         if s.nunique() <= 10:
             levels = sorted(s.unique())
             blocks.append(np.column_stack([(s == lv).to_numpy(float) for lv in levels]))
@@ -190,6 +190,9 @@ def _fit_predict(F, Ft, y, kind: str, metric: str, media: bool = False):
     from sklearn.model_selection import cross_val_predict, KFold, StratifiedKFold
 
     dense = not sparse.issparse(F)
+    if dense:  # one scale for every engineered column (the linear models' penalty treats them alike)
+        mu, sd = F.mean(0), F.std(0) + 1e-9
+        F, Ft = (F - mu) / sd, (Ft - mu) / sd
     if kind == "value":
         cands = {f"ridge{a}": Ridge(alpha=a) for a in (0.3, 3.0, 30.0)}
         if dense:
