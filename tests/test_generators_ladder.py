@@ -201,3 +201,18 @@ def test_the_generated_set_has_ordered_ladders_above_the_noise(generated_task_se
         assert set(d["ladder_se"]) == {"tuned", "informed"} and d["policy"]["min_gap_se"] == 2.5
     res = CliRunner().invoke(build_cli(), ["tasks", "show", str(out / rows[0]["id"])])
     assert res.exit_code == 0 and "ladder" in res.output and "informed" in res.output, res.output
+
+
+def test_tasks_show_prints_rungs_and_thresholds_in_one_order():
+    from sandmle.generators.show import ladder_text
+
+    th = {"gold": 0.885, "silver": 0.84, "bronze": 0.78, "median": 0.70}
+    line = ladder_text({"ladder": RUNGS, "lower_is_better": False}, th)
+    assert line.split(" < ")[0] == "default 0.7" and line.split(" < ")[-1] == "oracle 0.95"
+    names = [part.split()[0] for part in line.split(" < ")]
+    assert names.index("bronze") < names.index("tuned") < names.index("silver") < names.index("gold") \
+        < names.index("informed")
+    down = ladder_text({"ladder": {k: -v for k, v in RUNGS.items()}, "lower_is_better": True},
+                       {k: -v for k, v in th.items()})
+    assert [part.split()[0] for part in down.split(" < ")] == names  # worst first either way
+    assert ladder_text({}, th) is None  # tasks from before the ladder
