@@ -8,7 +8,13 @@ process it started (reaped children): on a shared machine that figure, not the w
 what 2 otherwise idle cores would do (2 cores x 60 s / CPU seconds per task = tasks/min).
 Targets: >= 60 verified tasks/min on 2 cores, >= 90% acceptance.
 
+``--compare REF`` runs the generator of git revision REF (e.g. the commit before the ladder) on
+the same n, seed and workers in the same invocation, one after the other, each in its own
+process (REF's source extracted with ``git archive`` and put first on ``PYTHONPATH``), and prints
+both results and their ratios: the side-by-side figure for a change to the generator.
+
     .venv/bin/python benchmarks/generation_throughput.py [--n 50] [--workers 2] [--seed 0] [--json]
+    .venv/bin/python benchmarks/generation_throughput.py --n 30 --compare 5b56dc6
 """
 
 from __future__ import annotations
@@ -31,13 +37,51 @@ def _cpu_seconds() -> float:
     return own.ru_utime + own.ru_stime + kids.ru_utime + kids.ru_stime
 
 
+def _run_revision(ref: str, args: argparse.Namespace) -> dict:
+    """This script's measurement with the generator of git revision ``ref``, in a child process."""
+    import os
+    import subprocess
+    import sys
+
+    repo = Path(__file__).resolve().parents[1]
+    work = Path(tempfile.mkdtemp(prefix="sandmle-genbench-ref-"))
+    try:
+        tree = work / "sandmle"
+        tree.mkdir()
+        archive = subprocess.run(["git", "-C", str(repo), "archive", ref], check=True, capture_output=True).stdout
+        subprocess.run(["tar", "-x", "-C", str(tree)], input=archive, check=True)
+        env = {**os.environ, "PYTHONPATH": str(work) + os.pathsep + os.environ.get("PYTHONPATH", "")}
+        cmd = [sys.executable, str(Path(__file__).resolve()), "--n", str(args.n), "--workers", str(args.workers),
+               "--seed", str(args.seed), "--json"]
+        res = subprocess.run(cmd, env=env, capture_output=True, text=True, cwd=str(work))
+        if res.returncode != 0:
+            raise SystemExit(f"revision {ref} failed: {res.stderr[-2000:]}")
+        return json.loads(res.stdout.strip().splitlines()[-1])
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--n", type=int, default=50)
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--json", action="store_true")
+    ap.add_argument("--compare", metavar="REF", help="also measure the generator of git revision REF")
     args = ap.parse_args()
+    if args.compare:
+        old = _run_revision(args.compare, args)
+        new = _measure(args)  # the working tree, in this process
+        keys = ("verified_per_min", "verified_per_min_on_2_idle_cores", "cpu_s_per_verified_task", "acceptance_rate")
+        print(json.dumps({"ref": args.compare, "before": old, "now": new,
+                          "ratio_now_over_before": {k: round(new[k] / old[k], 3) if old[k] else None for k in keys}},
+                         indent=None if args.json else 1))
+        return
+    print(json.dumps(_measure(args), indent=None if args.json else 1))
+
+
+def _measure(args: argparse.Namespace) -> dict:
+    """Generate ``args.n`` tasks with the generator this process imports; the figures."""
     out = Path(tempfile.mkdtemp(prefix="sandmle-genbench-"))
     cpu0, t0 = _cpu_seconds(), time.perf_counter()
     first = None
@@ -59,9 +103,11 @@ def main() -> None:
         "metric_mix": dict(Counter(o.metric for o in ok)),
         "mean_train_rows": round(sum(o.n_train for o in ok) / max(1, len(ok)), 1),
         "difficulty": dict(difficulty_summary([o.difficulty for o in ok])),
+        "generator_source": str(Path(ProceduralGenerator.__module__ and __import__(ProceduralGenerator.__module__,
+                                                                                    fromlist=["x"]).__file__).parent),
     }
     shutil.rmtree(out, ignore_errors=True)
-    print(json.dumps(result, indent=None if args.json else 1))
+    return result
 
 
 if __name__ == "__main__":

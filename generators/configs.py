@@ -24,18 +24,29 @@ class NoiseConfig(ComponentConfig):
 
 
 class ThresholdPolicy(ComponentConfig):
-    """Where medal thresholds go; positions on the anchor scale 0 = median reference score,
-    1 = best reference score, 2 = oracle score (see the module docstring)."""
+    """Where medal thresholds go (see :mod:`~sandmle.generators.ladder`).
 
-    kind: Literal["calibrated", "positions"] = "calibrated"
-    median: float = Field(0.0, ge=0.0, le=2.0)
-    bronze: float = Field(0.8, ge=0.0, le=2.0)
-    silver: float = Field(1.3, ge=0.0, le=2.0)
-    gold: float = Field(1.6, ge=0.0, le=2.0)
-    max_se_per_gap: float = Field(0.5, gt=0.0, description="bootstrap SE / smallest threshold gap, at most")
-    min_headroom_se: float = Field(4.0, ge=0.0, description="oracle - best reference, in SEs, at least")
+    ``ladder`` (the default): positions on the ladder of reference solutions the generator runs,
+    0 = the median standard model ("default"), 1 = the best standard model ("tuned"), 2 = a tuned
+    model on the rule's derived features ("informed"), 3 = the oracle; linear in between. Each
+    gap between adjacent thresholds must be at least ``min_gap_se`` bootstrap standard errors of
+    the metric. ``calibrated``: the older oracle-anchored scale (0 = median reference,
+    1 = best reference, 2 = oracle; silver and gold at ``silver``/``gold``), used where a task has
+    no informed reference. ``positions``: MLE-bench's position rules on the reference leaderboard."""
+
+    kind: Literal["ladder", "calibrated", "positions"] = "ladder"
+    median: float = Field(0.0, ge=0.0, le=3.0)
+    bronze: float = Field(0.8, ge=0.0, le=3.0)
+    silver: float = Field(1.3, ge=0.0, le=3.0, description="silver on the oracle-anchored scale (calibrated)")
+    gold: float = Field(1.6, ge=0.0, le=3.0, description="gold on the oracle-anchored scale (calibrated)")
+    ladder_silver: float = Field(1.4, ge=1.0, le=3.0, description="silver on the ladder (1 tuned, 2 informed)")
+    ladder_gold: float = Field(1.85, ge=1.0, le=3.0, description="gold on the ladder (1 tuned, 2 informed)")
+    ladder_top: float = Field(2.0, ge=1.0, le=3.0, description="how far widening may push gold on the ladder")
+    min_gap_se: float = Field(2.5, gt=0.0, description="ladder: each tier gap in bootstrap SEs, at least")
+    max_se_per_gap: float = Field(0.5, gt=0.0, description="calibrated: bootstrap SE / smallest gap, at most")
+    min_headroom_se: float = Field(4.0, ge=0.0, description="calibrated: oracle - best reference in SEs")
     widen: bool = Field(True, description="widen gaps that are below the noise instead of rejecting")
-    bootstrap: int = Field(60, ge=10, description="bootstrap resamples of the test set")
+    bootstrap: int = Field(500, ge=10, description="bootstrap resamples of the test set")
 
 
 class ProceduralConfig(ComponentConfig):

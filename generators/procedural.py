@@ -177,6 +177,10 @@ class VerifyingGenerator(Generator):
                 o.reason = why or "generation_failed"
                 return o
             o.n_train = len(cand.train)
+            problems = cand.name_problems()
+            if problems:
+                o.reason, o.detail = "incoherent_names", "; ".join(problems)[:400]
+                return o
             sig = cand.signature
             async with lock:
                 if sig in signatures:

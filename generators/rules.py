@@ -76,6 +76,16 @@ class HiddenRule:
             s += self.interaction * (A[:, self.relevant[0]] * A[:, self.relevant[1]])[:, None]
         return s
 
+    def basis(self, A: np.ndarray) -> np.ndarray:
+        """The rule's derived features (n, relevant [+1]): each relevant input through its transform,
+        and the interaction product. A model linear in these can learn the rule: the ladder's
+        "right derived features" rung (:mod:`~sandmle.generators.ladder`)."""
+        cols = [_transform(kind, A[:, col], self.cuts[j]) for j, (col, kind) in
+                enumerate(zip(self.relevant, self.transforms))]
+        if len(self.relevant) >= 2 and self.interaction:
+            cols.append(A[:, self.relevant[0]] * A[:, self.relevant[1]])
+        return np.column_stack(cols)
+
     def describe(self) -> dict[str, Any]:
         """The rule for ``private/rule.json`` (never public)."""
         return {"relevant": self.relevant, "transforms": self.transforms,

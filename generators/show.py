@@ -60,19 +60,35 @@ def target_format(row: dict[str, Any]) -> str:
     return f"{len(cols)} col: {fmt} ({row.get('metric')})" if len(cols) > 1 else f"{fmt} ({row.get('metric')})"
 
 
+def ladder_text(d: dict[str, Any], th: dict[str, Any]) -> str | None:
+    """The reference rungs and the thresholds in one line, worst first
+    ('default 0.81 < median 0.81 < bronze 0.84 < tuned 0.85 < silver 0.87 < ... < oracle 0.92')."""
+    ladder = d.get("ladder")
+    if not isinstance(ladder, dict):
+        return None
+    points = [(k, v) for k, v in ladder.items() if isinstance(v, (int, float))]
+    points += [(k, th[k]) for k in ("median", "bronze", "silver", "gold") if isinstance(th.get(k), (int, float))]
+    lower = d.get("lower_is_better")
+    if lower is None:
+        lower = ladder.get("oracle", 0) < ladder.get("default", 0)
+    points.sort(key=lambda kv: -kv[1] if lower else kv[1])
+    return " < ".join(f"{k} {_num(v)}" for k, v in points)
+
+
 def per_task_table(rows: list[dict[str, Any]], title: str) -> Table:
     """Files, target format and difficulty figures of every task."""
     table = Table(title=title)
-    for col in ("task", "family", "files", "target", "train/test", "oracle", "best ref", "bronze/silver/gold",
-                "SE", "SE/gap"):
+    for col in ("task", "family", "files", "target", "train/test", "oracle", "informed", "best ref",
+                "bronze/silver/gold", "SE", "gap/SE"):
         table.add_column(col, overflow="fold")
     for r in rows:
         d, th = r["difficulty"], r.get("thresholds") or {}
         folders = ", ".join(f for f in r["files"][3:]) or "csv only"
         table.add_row(r["id"], r["family"] or "-", folders, target_format(r), f"{r['n_train']}/{r['n_test']}",
-                      _num(d.get("oracle_score")), f"{_num(d.get('best_reference'))} {d.get('best_reference_model') or ''}",
+                      _num(d.get("oracle_score")), _num((d.get("ladder") or {}).get("informed")),
+                      f"{_num(d.get('best_reference'))} {d.get('best_reference_model') or ''}",
                       "/".join(_num(th.get(k)) for k in ("bronze", "silver", "gold")) if th else "-",
-                      _num(d.get("metric_se"), 2), _num(d.get("se_per_gap"), 2))
+                      _num(d.get("metric_se"), 2), _num(d.get("gap_se"), 2))
     return table
 
 
@@ -88,6 +104,8 @@ def task_detail(row: dict[str, Any]) -> Table:
              ("target columns", ", ".join(row.get("target_columns") or [])),
              ("pitfalls", ", ".join(row["pitfalls"]) or None), ("train / test rows", f"{row['n_train']} / {row['n_test']}"),
              ("thresholds", ", ".join(f"{k} {_num(th.get(k), 6)}" for k in ("gold", "silver", "bronze", "median")) if th else None),
+             ("ladder (worst to best)", ladder_text({**d, "lower_is_better": row.get("lower_is_better")}, th)),
+             ("informed gain over tuned", f"{_num(d.get('informed_gain_se'), 3)} SE" if d.get("informed_gain_se") is not None else None),
              ("oracle score", _num(d.get("oracle_score"), 6)),
              ("best reference", f"{_num(d.get('best_reference'), 6)} ({d.get('best_reference_model')})"),
              ("median reference", _num(d.get("median_reference"), 6)), ("sample submission", _num(d.get("sample_score"), 6)),
@@ -111,7 +129,13 @@ def difficulty_summary(difficulties: list[dict[str, Any]]) -> list[tuple[str, st
     out = []
     if vals("headroom_se"):
         out.append(("oracle headroom over best reference (median, SEs)", f"{median(vals('headroom_se')):.1f}"))
-    if vals("se_per_gap"):
+    if vals("informed_gain_se"):
+        out.append(("informed rung over tuned (median, SEs)", f"{median(vals('informed_gain_se')):.1f}"))
+    if vals("gap_se"):
+        g = vals("gap_se")
+        out.append(("smallest threshold gap in SEs (median, min)", f"{median(g):.2f}, {min(g):.2f}"))
+        out.append(("tasks with every gap >= 2.5 SE", f"{sum(v >= 2.5 - 1e-6 for v in g)}/{len(g)}"))
+    elif vals("se_per_gap"):
         g = vals("se_per_gap")
         out.append(("metric SE / smallest threshold gap (median, max)", f"{median(g):.2f}, {max(g):.2f}"))
         out.append(("tasks with SE below half the smallest gap", f"{sum(v <= 0.5 + 1e-6 for v in g)}/{len(g)}"))

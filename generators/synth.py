@@ -21,7 +21,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 from .configs import NoiseConfig
-from .domains import Domain, pick_domain
+from .domains import DOMAINS, Domain, domains_for, label_kind_for, name_problems, pick_domain
+
+DOMAIN_NAMES = frozenset(d["name"] for d in DOMAINS)
 from .rules import Targets
 from .seeds import SeedTask
 
@@ -40,6 +42,10 @@ class Parts:
     media_note: str = ""                 # e.g. "32x32 RGB PNG images"
     pitfalls: list[str] = field(default_factory=list)
     duplicate_rows: list[int] = field(default_factory=list)  # training rows copied again (new ids)
+    # The signals the rule leaves, as features (n, m) in row order: what a careful solution can
+    # derive from the data (an interaction, a per-group effect, a band energy, a shape count).
+    # Only the generator's "informed" reference solution reads them (generators/ladder.py).
+    derived: np.ndarray | None = None
 
 
 @dataclass
@@ -63,6 +69,9 @@ class Candidate:
     label_columns: list[str] = field(default_factory=list)  # target column(s) of train.csv
     pitfalls: list[str] = field(default_factory=list)
     media_note: str = ""
+    derived_train: np.ndarray | None = None  # Parts.derived of the training rows (never public)
+    derived_test: np.ndarray | None = None
+    informed_y: np.ndarray | None = None     # training targets in derived_train's row order
 
     @property
     def signature(self) -> str:
@@ -70,6 +79,16 @@ class Candidate:
         key = {"seed": self.seed.name, "rule": self.rule.get("core"),
                "columns": sorted(c for c in self.train.columns)}
         return hashlib.sha256(json.dumps(key, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+    def name_problems(self) -> list[str]:
+        """Names that contradict each other or the task's domain (see :func:`domains.name_problems`).
+        LLM-written candidates (``multiagent``) name a domain of their own: nothing to check here."""
+        if self.domain.name not in DOMAIN_NAMES:
+            return []
+        columns = [c for c in self.test.columns if c != self.id_column]
+        return name_problems(self.domain, columns=columns, classes=self.class_names,
+                             targets=list(dict.fromkeys([*self.target_columns, *self.train_columns])),
+                             task_type=self.seed.task_type, ordinal=self.seed.ordinal)
 
     @property
     def train_columns(self) -> list[str]:
@@ -90,11 +109,17 @@ def synthesize(seed: SeedTask, rng: np.random.Generator, n_train: int, n_test: i
     from .synth_text import text_meta_parts, text_parts
 
     noise = noise or NoiseConfig()
+    pool = domains_for(seed.modality)
+    base = pool[int(rng.integers(len(pool)))]  # one domain names everything, documents included
     maker = {"tabular": tabular_parts, "text": text_parts, "text_meta": text_meta_parts,
              "image": image_parts, "audio": audio_parts, "series": series_parts}[seed.synth]
-    parts = maker(seed, rng, n_train, n_test, noise)
+    if seed.synth in ("text", "text_meta"):
+        parts = maker(seed, rng, n_train, n_test, noise, terms=tuple(base["terms"]), domain=base["name"])
+    else:
+        parts = maker(seed, rng, n_train, n_test, noise)
     n_cols = parts.X.shape[1]
-    domain = pick_domain(rng, n_cols, max(parts.n_outputs, 2), seed.modality)
+    domain = pick_domain(rng, n_cols, max(parts.n_outputs, 2), seed.modality,
+                         label_kind_for(seed.task_type, seed.submission, seed.modality), base=base)
     if seed.synth in ("tabular", "text_meta"):  # generic feature names get the domain's names
         rename = dict(zip(parts.X.columns, domain.columns))
         parts.X = parts.X.rename(columns={k: v for k, v in rename.items() if k.startswith("f_")})
@@ -127,7 +152,7 @@ def _columns(seed: SeedTask, domain: Domain, K: int) -> tuple[list[str], list[st
     if fmt == "proba_multi":
         return classes, classes
     if fmt == "proba_binary":
-        return [0, 1], [f"is_{domain.labels[0]}"]
+        return [0, 1], [f"is_{domain.event}"]
     if fmt == "label":
         return classes, ["label"]
     return [], [domain.target]
@@ -183,9 +208,14 @@ def assemble(seed: SeedTask, rng: np.random.Generator, domain: Domain, parts: Pa
             files[f"train/{extra_ids[j]}.{parts.media_ext}"] = parts.media[i]
     label_cols = list(train_vals)
     reset = lambda df: df.reset_index(drop=True)  # noqa: E731
+    derived = {}
+    if parts.derived is not None:
+        d = np.asarray(parts.derived, float).reshape(n, -1)
+        derived = {"derived_train": d[:n_train], "derived_test": d[n_train:],
+                   "informed_y": np.column_stack([np.asarray(v)[:n_train] for v in train_vals.values()])}
     return Candidate(seed=seed, domain=domain, train=reset(train), test=reset(test),
                      answers=reset(frame(answers_vals).iloc[n_train:]),
                      sample_submission=reset(frame(sample_vals).iloc[n_train:]), target_columns=cols,
                      rule=parts.rule, class_names=[str(c) for c in classes] if fmt != "proba_binary" else [],
                      files=files, oracle=reset(frame(oracle_vals).iloc[n_train:]), label_columns=label_cols,
-                     pitfalls=parts.pitfalls, media_note=parts.media_note)
+                     pitfalls=parts.pitfalls, media_note=parts.media_note, **derived)

@@ -30,6 +30,7 @@ def image_parts(seed: SeedTask, rng: np.random.Generator, n_train: int, n_test: 
     glyphs: list | None = None
     if seed.source == "sklearn_digits":
         K, targets, core, glyphs = _digit_targets(seed, rng, n, noise)
+        derived = np.eye(10)[glyph_digits()[glyphs]]  # which digit the glyph is
         attrs[:, :3] = rng.poisson(0.3, (n, 3))  # less clutter: the glyph is the subject
         attrs[:, 6] = np.minimum(attrs[:, 6], 1)
         attrs[:, 8] = 0  # plain, bright backgrounds under a darker glyph
@@ -50,10 +51,11 @@ def image_parts(seed: SeedTask, rng: np.random.Generator, n_train: int, n_test: 
         rule.weights[2:] *= 0.6
         targets = targets_for(seed, rng, rule.scores(standardize(inputs)), noise, signal=1.5, n_classes=K)
         core = {**rule.describe(), "inputs": RULE_INPUTS}
+        derived = rule.basis(standardize(inputs))  # brightness, warm area, shape counts, texture
     media = render_images(rng, attrs, spec, None if glyphs is None else [int(g) for g in glyphs])
     return Parts(X=pd.DataFrame(index=range(n)), targets=targets, rule={"core": core, **targets.info},
                  n_train=n_train, n_outputs=K, media=media, media_ext="png",
-                 media_note=f"{size}x{size} RGB PNG images", pitfalls=list(seed.pitfalls))
+                 media_note=f"{size}x{size} RGB PNG images", pitfalls=list(seed.pitfalls), derived=derived)
 
 
 RULE_INPUTS = ["background_brightness", "warm_area", "object_area", "texture", "n_lines",
@@ -106,8 +108,13 @@ def audio_parts(seed: SeedTask, rng: np.random.Generator, n_train: int, n_test: 
     labels = y_clean.reshape(n, -1)
     levels = draw(rng, (0.15, 0.4)) * rng.uniform(0.6, 1.5, n)
     clip_calls = []
+    loudness = np.zeros((n, K))  # how loud each labelled call is in its clip, relative to the noise
     for row in range(n):
-        calls = [(species[k], levels[row] * rng.uniform(0.3, 3.0)) for k in range(K) if labels[row, k]]
+        calls = []
+        for k in range(K):
+            if labels[row, k]:
+                calls.append((species[k], levels[row] * rng.uniform(0.3, 3.0)))
+                loudness[row, k] = calls[-1][1] / levels[row]
         calls += [(d, levels[row] * rng.uniform(0.3, 3.0)) for d in distractors if rng.random() < 0.35]
         clip_calls.append(calls)
     media = render_clips(rng, clip_calls, levels, hum=levels * rng.uniform(0, 0.6, n))
@@ -115,4 +122,5 @@ def audio_parts(seed: SeedTask, rng: np.random.Generator, n_train: int, n_test: 
     core = {"calls": [vars(s) for s in species], "distractors": [vars(d) for d in distractors]}
     return Parts(X=pd.DataFrame(index=range(n)), targets=targets, rule={"core": core, **targets.info},
                  n_train=n_train, n_outputs=2 if kind == "binary" else K, media=media, media_ext="wav",
-                 media_note="0.5 s mono 16-bit WAV clips at 4 kHz")
+                 media_note="0.5 s mono 16-bit WAV clips at 4 kHz",
+                 derived=np.log1p(loudness))  # a call detector in each species' band and shape

@@ -33,7 +33,7 @@ def series_parts(seed: SeedTask, rng: np.random.Generator, n_train: int, n_test:
                  noise: NoiseConfig) -> Parts:
     """History rows of every series first, then the horizon rows (the test set)."""
     raw = load_source(seed.source)
-    n_series = draw_int(rng, (2, 5))
+    n_series = draw_int(rng, (4, 8))  # more series, more test rows: medals above the noise
     history = max(20, n_train // n_series)
     horizon = int(min(max(7, n_test // n_series), history))  # forecast no further ahead than the history
     length = history + horizon
@@ -47,8 +47,10 @@ def series_parts(seed: SeedTask, rng: np.random.Generator, n_train: int, n_test:
     scale, offset = float(rng.choice([1.0, 5.0, 20.0])), float(rng.uniform(10, 100))
     clean, noisy, promos, core = [], [], [], []
     for _ in range(n_series):
-        level, trend = rng.normal(0, 2), rng.normal(0, 2.5 / length)
-        w_shape, w_week = float(rng.uniform(0.3, 1.5)), float(rng.uniform(0.2, 1.0))
+        level, trend = rng.normal(0, 2), rng.normal(0, 4.0 / length)
+        # The real series' shape is what no forecaster can know ahead; the trend, weekly cycle and
+        # promo effect are what careful feature work finds, so they weigh more.
+        w_shape, w_week = float(rng.uniform(0.1, 0.4)), float(rng.uniform(0.4, 1.2))
         promo = (rng.random(length) < 0.15).astype(int)
         y = level + trend * t + w_shape * _shape(rng, raw, length) + w_week * week_profile[weekday] + promo_effect * promo
         ar = np.zeros(length)
@@ -64,10 +66,16 @@ def series_parts(seed: SeedTask, rng: np.random.Generator, n_train: int, n_test:
     rows = [(k, i) for part in (range(history), range(history, length)) for k in range(n_series) for i in part]
     X = pd.DataFrame({"date": [dates[i] for _, i in rows], "series": [names[k] for k, _ in rows],
                       "promo": [promos[k][i] for k, i in rows]})
+    # What a careful forecaster derives from the public columns: a level and a trend per series,
+    # the weekday profile, the promo flag (the real-series shape and the AR noise stay unexplained).
+    sk, ti = np.array([k for k, _ in rows]), np.array([i for _, i in rows], float) / length
+    one = np.eye(n_series)[sk]
+    derived = np.column_stack([one, one * ti[:, None], np.eye(7)[weekday[[i for _, i in rows]]],
+                               [promos[k][i] for k, i in rows]])
     y_all = np.round(np.array([noisy[k][i] for k, i in rows]), 4)
     oracle = np.array([clean[k][i] for k, i in rows])
     rule = {"core": {"series": core, "week_profile": np.round(week_profile, 3).tolist(),
                      "promo_effect": round(promo_effect, 3)}, "ar_phi": round(phi, 3),
             "noise_ratio": round(ratio, 4), "horizon": horizon}
     return Parts(X=X, targets=Targets(y_all, oracle, {"horizon": horizon}), rule=rule,
-                 n_train=history * n_series, n_outputs=1)
+                 n_train=history * n_series, n_outputs=1, derived=derived)

@@ -60,9 +60,12 @@ def tabular_parts(seed: SeedTask, rng: np.random.Generator, n_train: int, n_test
     values = standardize(values) + rng.normal(0, 0.05, values.shape)  # jitter: no row is copied
     K, outputs = outputs_of(seed, rng)
     rule = HiddenRule.sample(rng, values.shape[1], outputs)
-    if values.shape[1] <= 6:  # few columns: a smooth rule is learnt from 50-200 rows; bend it
-        rule.transforms[0] = "square"
-        rule.interaction = float(np.sign(rule.interaction or 1.0) * max(abs(rule.interaction), 1.0))
+    # Signals for careful feature work: a bend (square or step) and an interaction strong enough
+    # that a tuned standard model on the raw columns falls short of the derived features.
+    if not set(rule.transforms) & {"square", "step"}:
+        rule.transforms[0] = str(rng.choice(["square", "step"]))
+    floor = 1.0 if values.shape[1] <= 6 else 0.7
+    rule.interaction = float(np.sign(rule.interaction or 1.0) * max(abs(rule.interaction), floor))
     s = rule.scores(values)
     core: dict[str, Any] = {**rule.describe()}
     feats: dict[str, np.ndarray] = {}
@@ -75,21 +78,27 @@ def tabular_parts(seed: SeedTask, rng: np.random.Generator, n_train: int, n_test
         feats[f"f_corr{j}"] = values[:, src] * rng.uniform(0.6, 1.4) + rng.normal(0, 0.5, n)
     for j in range(draw_int(rng, noise.irrelevant_features)):
         feats[f"f_noise{j}"] = rng.normal(0, 1, n) if j % 2 else rng.permutation(values[:, order[-1]])
+    derived = [rule.basis(values)]
     for c in cats:  # the table's own categoricals: each level may shift the score
         levels = rows[c].astype(str).where(rows[c].notna(), None)
         effect = {lv: rng.normal(0, 0.4, outputs) for lv in sorted(set(levels.dropna()))}
-        s += np.array([effect.get(v, np.zeros(outputs)) for v in levels])
+        shift = np.array([effect.get(v, np.zeros(outputs)) for v in levels])
+        s += shift
+        derived.append(shift)  # a per-group effect (few levels: learnable from the rows)
         feats[f"f_cat_{c}"] = rows[c].to_numpy(dtype=object)
     s_scale = float(s.std() or 1.0)
     pitfalls = list(seed.pitfalls)
     extra: dict[str, np.ndarray] = {}
+    site_effect = None
     if "high_cardinality" in pitfalls:
         extra["site_code"], effect = _high_cardinality(rng, n, outputs)
         s += s_scale * effect
+        site_effect = effect
         core["high_cardinality_weight"] = 1.0
     if "date" in pitfalls:
-        extra["date"], effect = _dates(rng, n)
+        extra["date"], effect, cycle = _dates(rng, n)
         s += s_scale * effect[:, None] * rng.choice([-1.0, 1.0], outputs)
+        derived.append(cycle)  # day-of-year sine/cosine and the weekend flag
     X = pd.DataFrame({k: np.round(v, 4) if v.dtype.kind == "f" else v for k, v in feats.items()})
     X = X[list(rng.permutation(X.columns))]  # column order says nothing about relevance
     for k, v in extra.items():
@@ -105,12 +114,18 @@ def tabular_parts(seed: SeedTask, rng: np.random.Generator, n_train: int, n_test
         core["shift"] = {"column": int(rule.relevant[0]), "tilt": round(tilt, 3)}
     X = X.iloc[idx].reset_index(drop=True)
     targets.y, targets.oracle = targets.y[idx], targets.oracle[idx]
+    derived_all = np.column_stack(derived)[idx]
+    if site_effect is not None:  # a careful solution can estimate a level's effect only where
+        codes = X["site_code"].to_numpy()  # the training rows hold it a few times
+        seen, counts = np.unique(codes[:n_train], return_counts=True)
+        known = np.isin(codes, seen[counts >= 3])
+        derived_all = np.column_stack([derived_all, site_effect[idx] * known[:, None]])
     X = corrupt(X, rng, noise, core, heavy="missing" in pitfalls, outliers="outliers" in pitfalls)
     dups = []
     if "duplicates" in pitfalls:
         dups = sorted(rng.choice(n_train, max(2, int(n_train * rng.uniform(0.03, 0.08))), replace=False).tolist())
     return Parts(X=X, targets=targets, rule={"core": core, **targets.info}, n_train=n_train, n_outputs=K,
-                 pitfalls=pitfalls, duplicate_rows=dups)
+                 pitfalls=pitfalls, duplicate_rows=dups, derived=derived_all)
 
 
 def _high_cardinality(rng: np.random.Generator, n: int, outputs: int) -> tuple[np.ndarray, np.ndarray]:
@@ -122,14 +137,16 @@ def _high_cardinality(rng: np.random.Generator, n: int, outputs: int) -> tuple[n
     return names[codes], effect[codes]
 
 
-def _dates(rng: np.random.Generator, n: int) -> tuple[np.ndarray, np.ndarray]:
+def _dates(rng: np.random.Generator, n: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     start = date(2015, 1, 1) + timedelta(days=int(rng.integers(0, 2500)))
     offsets = rng.integers(0, 730, n)
     days = np.array([start + timedelta(days=int(o)) for o in offsets])
     doy = np.array([d.timetuple().tm_yday for d in days])
     weekend = np.array([d.weekday() >= 5 for d in days], dtype=float)
     effect = 0.6 * np.sin(2 * np.pi * doy / 365.25 + rng.uniform(0, 6.3)) + rng.uniform(-0.6, 0.6) * weekend
-    return np.array([d.isoformat() for d in days], dtype=object), effect
+    angle = 2 * np.pi * doy / 365.25
+    cycle = np.column_stack([np.sin(angle), np.cos(angle), weekend])
+    return np.array([d.isoformat() for d in days], dtype=object), effect, cycle
 
 
 def corrupt(X: pd.DataFrame, rng: np.random.Generator, noise: NoiseConfig, rule: dict, *,

@@ -27,6 +27,7 @@ from sandmle.graders.metrics import compute_score as score
 from sandmle.graders.metrics import get_metric
 
 from .calibration import ThresholdPolicy, bootstrap_se, place_thresholds
+from .ladder import best_model, bootstrap_ses, informed_submission, ladder_rungs, place_on_ladder
 from .solvers import solver_program
 from .synth import Candidate
 
@@ -133,7 +134,11 @@ def score_submissions(c: Candidate, subs: dict[str, pd.DataFrame]) -> dict[str, 
 
 def judge(c: Candidate, scores: dict[str, float], subs: dict[str, pd.DataFrame] | None = None,
           policy: ThresholdPolicy | None = None) -> Verdict:
-    """Thresholds, the sanity filter and the difficulty figures from reference scores."""
+    """Thresholds, the sanity filter and the difficulty figures from reference scores.
+
+    With a ``ladder`` policy and a candidate that has derived features, the host runs the
+    ``informed`` rung and places the thresholds on the ladder (:mod:`.ladder`); otherwise on the
+    oracle-anchored scale or MLE-bench positions (:mod:`.calibration`)."""
     policy = policy or ThresholdPolicy()
     lower = get_metric(c.seed.metric).lower_is_better
     if "sample" not in scores:
@@ -142,12 +147,27 @@ def judge(c: Candidate, scores: dict[str, float], subs: dict[str, pd.DataFrame] 
     if c.oracle is not None:
         oracle = score_submissions(c, {"oracle": c.oracle}).get("oracle")
     models = {k: v for k, v in scores.items() if k not in ("sample", "constant")}
+    figures: dict[str, Any] = {"n_train": len(c.train), "n_test": len(c.test)}
+    if policy.kind == "ladder" and subs and models:
+        informed_sub = informed_submission(c)
+        informed = score_submissions(c, {"informed": informed_sub}).get("informed") if informed_sub is not None else None
+        rungs = ladder_rungs(scores, informed, oracle, lower)
+        if rungs is not None:
+            tuned = best_model(scores, lower)
+            ses = bootstrap_ses(c.seed.metric, c.answers, {"tuned": subs[tuned], "informed": informed_sub},
+                                c.target_columns, c.id_column, policy.bootstrap)
+            placed = place_on_ladder(policy, scores, rungs, ses, lower)
+            placed.figures["best_reference_model"] = tuned
+            board = sorted((round(v, 6) for k, v in scores.items() if k != "sample"), reverse=not lower)
+            return Verdict(placed.reason, {**scores, "informed": informed}, placed.thresholds, board,
+                           difficulty={**figures, **placed.figures})
     se = float("nan")
     if subs and models:
         best = (min if lower else max)(models, key=models.get)
         se = bootstrap_se(c.seed.metric, c.answers, subs[best], c.target_columns, c.id_column,
                           policy.bootstrap)
-    placed = place_thresholds(policy, scores, oracle, se if math.isfinite(se) else 0.0, lower)
-    figures = {"n_train": len(c.train), "n_test": len(c.test), **placed.figures}
+    fallback = policy if policy.kind != "ladder" else policy.model_copy(update={"kind": "calibrated"})
+    placed = place_thresholds(fallback, scores, oracle, se if math.isfinite(se) else 0.0, lower)
+    figures.update(placed.figures)
     board = sorted((round(v, 6) for k, v in scores.items() if k != "sample"), reverse=not lower)
     return Verdict(placed.reason, scores, placed.thresholds, board, difficulty=figures)

@@ -1,26 +1,23 @@
 """Writing a candidate to disk in the toolkit's task layout, and its public description.
 
-Layout (``core/task.py``): ``task.yaml`` at the root, ``prepared/public/`` for the agent,
-``prepared/private/{answers.csv, evaluator.py, rule.json}`` for the hidden parts. The hidden rule
+Layout (``core/task.py``), written by :mod:`sandmle.graders.task_writer`: ``task.yaml`` at the
+root, ``prepared/public/`` for the agent, ``prepared/private/{answers.csv, evaluator.py}``; this
+module adds the generator's own hidden files (``oracle.csv``, ``rule.json``) and ``task.yaml``'s
+``layout`` and ``difficulty`` keys. The hidden rule
 is written only to ``private/rule.json``; ``task.yaml`` keeps the rule's signature, not the rule.
 """
 
 from __future__ import annotations
 
 import json
-import logging
 from pathlib import Path
 from typing import Any
 
-import yaml
-
-from sandmle.core.task import MedalThresholds, Task
-from sandmle.graders.evaluator import evaluator_source
+from sandmle.core.task import MedalThresholds, Task, load_task
 from sandmle.graders.metrics import get_metric
+from sandmle.graders.task_writer import update_thresholds, write_task
 
 from .synth import Candidate
-
-log = logging.getLogger(__name__)
 
 _FORMATS = {
     "proba_binary": "the probability that `{col}` is 1",
@@ -89,25 +86,21 @@ def describe(c: Candidate, metric_direction: bool) -> str:
 def write_candidate(c: Candidate, root: Path, task_id: str, provenance: dict[str, Any],
                     thresholds: MedalThresholds | None = None,
                     leaderboard: list[float] | None = None) -> Task:
-    """Write (or rewrite) the task files under ``root`` and return the Task."""
-    lower = get_metric(c.seed.metric).lower_is_better
-    public, private = root / "prepared" / "public", root / "prepared" / "private"
-    public.mkdir(parents=True, exist_ok=True)
-    private.mkdir(parents=True, exist_ok=True)
-    c.train.to_csv(public / "train.csv", index=False)
-    c.test.to_csv(public / "test.csv", index=False)
-    c.sample_submission.to_csv(public / "sample_submission.csv", index=False)
-    for rel, data in c.files.items():
-        (public / rel).parent.mkdir(parents=True, exist_ok=True)
-        (public / rel).write_bytes(data)
-    (public / "description.md").write_text(c.description or describe(c, lower), encoding="utf-8")
-    c.answers.to_csv(private / "answers.csv", index=False)
+    """Write (or rewrite) the task files under ``root`` with the graders' task writer (task.yaml,
+    evaluator.py, answers) plus the generator's own hidden files (oracle, rule); return the Task."""
+    lower = get_metric(c.seed.metric).lower_is_better  # looked up once, for the text and the meta
+    task = write_task(root, task_id=task_id, train=c.train, test=c.test, answers=c.answers,
+                      sample_submission=c.sample_submission, description=c.description or describe(c, lower),
+                      metric=c.seed.metric, lower_is_better=lower, id_column=c.id_column,
+                      target_columns=c.target_columns, modality=c.seed.modality, task_type=c.seed.task_type,
+                      thresholds=thresholds, leaderboard=leaderboard, provenance=provenance,
+                      extra_public_files=c.files, extra_meta={"layout": layout(c), "difficulty": None})
+    private = root / "prepared" / "private"
     if c.oracle is not None:
         c.oracle.to_csv(private / "oracle.csv", index=False)
     (private / "rule.json").write_text(json.dumps(c.rule, indent=1, sort_keys=True, default=str),
                                        encoding="utf-8")
-    write_thresholds(c, root, task_id, provenance, thresholds, leaderboard)
-    return task_from_dir(root)
+    return task
 
 
 def layout(c: Candidate) -> dict[str, Any]:
@@ -122,37 +115,14 @@ def layout(c: Candidate) -> dict[str, Any]:
 
 def write_thresholds(c: Candidate, root: Path, task_id: str, provenance: dict[str, Any],
                      thresholds: MedalThresholds | None, leaderboard: list[float] | None,
-                     difficulty: dict[str, Any] | None = None) -> None:
-    """Write ``task.yaml`` and ``evaluator.py`` (both carry the thresholds)."""
-    th = thresholds.model_dump() if thresholds else {}
-    private = root / "prepared" / "private"
-    (private / "evaluator.py").write_text(
-        evaluator_source(c.seed.metric, c.target_columns, c.id_column, th), encoding="utf-8")
-    meta = {"id": task_id, "metric": c.seed.metric, "lower_is_better": get_metric(c.seed.metric).lower_is_better,
-            "id_column": c.id_column, "target_columns": c.target_columns, "modality": c.seed.modality,
-            "task_type": c.seed.task_type, "thresholds": th or None, "leaderboard": leaderboard,
-            "answers": "prepared/private/answers.csv", "evaluator": "prepared/private/evaluator.py",
-            "layout": layout(c), "difficulty": difficulty or None, "provenance": provenance}
-    (root / "task.yaml").write_text(yaml.safe_dump(meta, sort_keys=False), encoding="utf-8")
+                     difficulty: dict[str, Any] | None = None) -> Task:
+    """Set the verified thresholds, leaderboard, provenance and difficulty figures of a written
+    task (``task.yaml`` and ``evaluator.py`` both carry the thresholds)."""
+    task = load_task(root).model_copy(update={"provenance": provenance})
+    return update_thresholds(task, thresholds, leaderboard,
+                             extra_meta={"layout": layout(c), "difficulty": difficulty or None})
 
 
 def task_from_dir(root: Path) -> Task:
-    """Load a generated task (the core loader when present, else this writer's own reading)."""
-    try:
-        from sandmle.core.task import load_task  # helper A's validating loader
-    except ImportError:
-        load_task = None
-    if load_task is not None:
-        try:
-            return load_task(root)
-        except Exception as exc:  # noqa: BLE001 - keep generating; the mismatch is logged
-            log.warning("core load_task rejected generated task %s (%s); using the writer's reader",
-                        root, exc)
-    meta = yaml.safe_load((root / "task.yaml").read_text(encoding="utf-8"))
-    return Task(id=meta["id"], root=root, public_dir=root / "prepared" / "public",
-                private_dir=root / "prepared" / "private", metric=meta["metric"],
-                lower_is_better=meta["lower_is_better"], id_column=meta["id_column"],
-                target_columns=meta["target_columns"], modality=meta["modality"], task_type=meta["task_type"],
-                thresholds=MedalThresholds(**meta["thresholds"]) if meta.get("thresholds") else None,
-                leaderboard=meta.get("leaderboard"), answers_path=root / meta["answers"],
-                evaluator_path=root / meta["evaluator"], provenance=meta.get("provenance") or {})
+    """Load a generated task (the core loader, which validates it)."""
+    return load_task(root)

@@ -31,7 +31,7 @@ def _task_meta(task: Task) -> dict[str, Any]:
             "evaluator": rel(task.evaluator_path), "provenance": task.provenance}
 
 
-def _write_meta_and_evaluator(task: Task) -> None:
+def _write_meta_and_evaluator(task: Task, extra_meta: dict[str, Any] | None = None) -> None:
     if task.evaluator_path is not None and task.answers_path is not None:
         task.evaluator_path.parent.mkdir(parents=True, exist_ok=True)
         th = task.thresholds.model_dump() if task.thresholds else {}
@@ -41,6 +41,11 @@ def _write_meta_and_evaluator(task: Task) -> None:
     meta = _task_meta(task)
     if task.public_leaderboard:
         meta["public_leaderboard"] = task.public_leaderboard
+    # Writers may add keys of their own (the generator's layout and difficulty figures); the
+    # task's own fields always win, provenance stays last.
+    prov = meta.pop("provenance")
+    meta.update({k: v for k, v in (extra_meta or {}).items() if k not in meta})
+    meta["provenance"] = prov
     (task.root / "task.yaml").write_text(yaml.safe_dump(meta, sort_keys=False), encoding="utf-8")
 
 
@@ -50,9 +55,11 @@ def write_task(root: Path, *, task_id: str, train: "pd.DataFrame", test: "pd.Dat
                modality: str = "tabular", task_type: str = "classification",
                thresholds: MedalThresholds | None = None, leaderboard: list[float] | None = None,
                provenance: dict[str, Any] | None = None,
-               extra_public_files: dict[str, bytes] | None = None) -> Task:
+               extra_public_files: dict[str, bytes] | None = None,
+               extra_meta: dict[str, Any] | None = None) -> Task:
     """Write a task in the layout above (answers and ``evaluator.py`` under ``prepared/private/``)
-    and return it loaded and validated."""
+    and return it loaded and validated. ``extra_meta`` adds keys of the writer's own to
+    ``task.yaml`` (they never replace the task's fields)."""
     root = Path(root)
     public, private = root / PUBLIC, root / PRIVATE
     public.mkdir(parents=True, exist_ok=True)
@@ -76,16 +83,33 @@ def write_task(root: Path, *, task_id: str, train: "pd.DataFrame", test: "pd.Dat
                     provenance=provenance or {})
     except ValidationError as exc:
         raise TaskError(f"task {task_id!r}: {exc}") from exc
-    _write_meta_and_evaluator(task)
+    _write_meta_and_evaluator(task, extra_meta)
     return load_task(root)
 
 
 def update_thresholds(task: Task, thresholds: MedalThresholds | None,
-                      leaderboard: list[float] | None = None) -> Task:
-    """Set a task's thresholds (and reference leaderboard), rewrite task.yaml + evaluator.py, reload."""
+                      leaderboard: list[float] | None = None, extra_meta: dict[str, Any] | None = None) -> Task:
+    """Set a task's thresholds (and reference leaderboard), rewrite task.yaml + evaluator.py, reload.
+
+    Keys of ``task.yaml`` that are not task fields (a writer's ``extra_meta``) are kept, updated
+    by ``extra_meta`` where given."""
     updated = task.model_copy(update={"thresholds": thresholds,
                                       "leaderboard": leaderboard if leaderboard is not None else task.leaderboard})
     if thresholds is not None and not thresholds.is_monotone(task.lower_is_better):
         raise TaskError(f"task {task.id!r}: thresholds {thresholds.model_dump()} are not strictly monotone")
-    _write_meta_and_evaluator(updated)
+    kept = _extra_keys(task.root / "task.yaml")
+    _write_meta_and_evaluator(updated, {**kept, **(extra_meta or {})})
     return load_task(task.root)
+
+
+def _extra_keys(path: Path) -> dict[str, Any]:
+    """The keys of an existing ``task.yaml`` that are not task fields."""
+    try:
+        meta = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except (OSError, yaml.YAMLError):
+        return {}
+    if not isinstance(meta, dict):
+        return {}
+    own = {"id", "metric", "lower_is_better", "id_column", "target_columns", "modality", "task_type",
+           "thresholds", "leaderboard", "answers", "evaluator", "provenance", "public_leaderboard"}
+    return {k: v for k, v in meta.items() if k not in own}

@@ -74,3 +74,29 @@ def examples_on_path(installed_examples, monkeypatch):
 
 # The veRL tests' model folder and task set, shared by every veRL module (tests/verl_support.py).
 from verl_support import verl_model_dir, verl_tasks  # noqa: E402,F401
+
+
+GENERATED_SET_SIZE = 24  # >= the CLI's calibration threshold (20); every family at least once
+
+
+@pytest.fixture(scope="session")
+def generated_task_set(tmp_path_factory):
+    """One fixed-seed procedural task set per test session, made the way a user makes one:
+    ``sandmle generate --n 24 --seed 31 --json`` (real reference solvers in the real ``local``
+    sandbox; 24 >= 20 tasks, so the CLI also calibrates it with the scripted baseline in react,
+    aide and mledojo). Returns ``(folder, task.yaml of every accepted task, the JSON lines the
+    command printed)``; shared by the generator tests that read a generated set."""
+    import json
+
+    import yaml
+    from click.testing import CliRunner
+
+    from sandmle.core.cli import build_cli
+
+    out = tmp_path_factory.mktemp("generated") / "set"
+    res = CliRunner().invoke(build_cli(), ["generate", "--n", str(GENERATED_SET_SIZE), "--seed", "31",
+                                           "--out", str(out), "--json"])
+    assert res.exit_code == 0, res.output[-3000:]
+    lines = [json.loads(x) for x in res.output.splitlines() if x.startswith("{")]
+    metas = [yaml.safe_load(p.read_text()) for p in sorted(out.glob("*/task.yaml"))]
+    return out, metas, lines

@@ -1,0 +1,332 @@
+"""A "careful" reference solution for the headroom study: feature work an ML engineer would do.
+
+It reads only a task's public files (``train.csv``, ``test.csv``, ``sample_submission.csv``,
+``description.md``, ``train/`` and ``test/`` media) and never the generator's internals. Per
+modality it derives the features a careful engineer tries, then picks by cross-validation among
+a regularised linear model on them and gradient boosting on them:
+
+- tables: median-imputed numeric columns with missing flags, squares and pairwise products of
+  the columns most associated with the target, out-of-fold target encoding of high-cardinality
+  codes, one-hot of small categoricals, day-of-year cycle and weekday of date columns;
+- text: word counts (binary) and TF-IDF; metadata columns log-scaled, hours as a cycle;
+- images: colour statistics, background brightness and texture, and objects found by connected
+  components of saturated pixels (count per fill ratio: circles, squares, triangles; warm share,
+  sizes; thin lines), plus a grey thumbnail (for glyphs);
+- sounds: a spectrogram's per-band maximum and mean over time, and band-wise rise/fall;
+- series: a level and trend per series fitted on the recent history, a weekday profile, promo.
+
+    .venv/bin/python benchmarks/careful_solution.py TASK_DIR OUT.csv
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import sys
+import warnings
+from pathlib import Path
+
+os.environ.setdefault("OMP_NUM_THREADS", "1")  # micro data: threads cost more than they give
+
+import numpy as np
+import pandas as pd
+
+warnings.filterwarnings("ignore")
+
+
+def _metric(public: Path) -> str:
+    m = re.search(r"scored with \*\*([a-z_0-9]+)\*\*", (public / "description.md").read_text(encoding="utf-8"))
+    return m.group(1) if m else "unknown"
+
+
+# ------------------------------------------------------------------ media features
+def _image_features(path: Path) -> np.ndarray:
+    from PIL import Image
+    from scipy import ndimage
+
+    img = np.asarray(Image.open(path).convert("RGB"), dtype=float)
+    grey = img.mean(axis=2)
+    sat = img.max(axis=2) - img.min(axis=2)
+    mask = sat > 70  # drawn objects are saturated colours; photos and gradients much less
+    lab, n = ndimage.label(mask)
+    counts = np.zeros(3)
+    areas, warm, thin = [], 0, 0
+    for k, sl in enumerate(ndimage.find_objects(lab), start=1):
+        comp = lab[sl] == k
+        area = comp.sum()
+        if area < 6:
+            continue
+        h, w = comp.shape
+        if min(h, w) <= 2 and max(h, w) >= 6:
+            thin += 1
+            continue
+        fill = area / (h * w)
+        counts[0 if 0.68 <= fill < 0.9 else 1 if fill >= 0.9 else 2] += 1
+        colour = img[sl][comp].mean(axis=0)
+        warm += colour[0] > colour[2] + 30
+        areas.append(area)
+    back = grey[~mask] if (~mask).any() else grey.ravel()
+    small = np.asarray(Image.open(path).convert("L").resize((12, 12)), dtype=float).ravel() / 255
+    return np.concatenate([[back.mean(), back.std(), np.abs(np.diff(grey, axis=1)).mean(), mask.mean(),
+                            len(areas), warm, warm * np.mean(areas) if areas else 0, np.mean(areas) if areas else 0,
+                            thin], counts, img.mean(axis=(0, 1)), img.std(axis=(0, 1)), small])
+
+
+def _sound_features(path: Path) -> np.ndarray:
+    from scipy.io import wavfile
+    from scipy.signal import stft
+
+    rate, w = wavfile.read(path)
+    _, _, z = stft(w.astype(float) / 32768, fs=rate, nperseg=128)
+    power = np.log1p(np.abs(z) ** 2 * 1e4)
+    bands = np.array_split(power, 32, axis=0)
+    peak = np.array([b.max(axis=0).max() for b in bands])
+    mean = np.array([b.mean() for b in bands])
+    # Rise or fall: where in time each band peaks, against its neighbours above and below.
+    when = np.array([b.max(axis=0).argmax() for b in bands], float)
+    return np.concatenate([peak, peak - mean, mean, np.diff(when) / power.shape[1]])
+
+
+def _media(public: Path, split: str, ids) -> np.ndarray | None:
+    folder = public / split
+    if not folder.is_dir():
+        return None
+    by_stem = {p.stem: p for p in folder.iterdir()}
+    rows = []
+    for i in ids:
+        p = by_stem[str(i)]
+        rows.append(_sound_features(p) if p.suffix == ".wav" else _image_features(p))
+    return np.array(rows)
+
+
+# ------------------------------------------------------------------ tables and text
+def _dates(df: pd.DataFrame) -> pd.DataFrame:
+    out = pd.DataFrame(index=df.index)
+    for c in df.columns:
+        if not pd.api.types.is_numeric_dtype(df[c]) and df[c].astype(str).str.match(r"^\d{4}-\d{2}-\d{2}").all():
+            d = pd.to_datetime(df[c])
+            ang = 2 * np.pi * d.dt.dayofyear / 365.25
+            out[c + "_sin"], out[c + "_cos"] = np.sin(ang), np.cos(ang)
+            out[c + "_weekend"] = (d.dt.weekday >= 5).astype(float)
+            out[c + "_t"] = (d - d.min()).dt.days / 365.0
+    return out
+
+
+def _target_encode(train_col: pd.Series, test_col: pd.Series, y: np.ndarray, folds: int = 5,
+                   smooth: float = 3.0) -> tuple[np.ndarray, np.ndarray]:
+    prior = y.mean()
+    tr = np.zeros(len(train_col))
+    order = np.arange(len(train_col)) % folds
+    for f in range(folds):
+        fit = pd.DataFrame({"k": train_col[order != f].to_numpy(), "y": y[order != f]}).groupby("k")["y"].agg(["sum", "count"])
+        enc = (fit["sum"] + smooth * prior) / (fit["count"] + smooth)
+        tr[order == f] = train_col[order == f].map(enc).fillna(prior).to_numpy()
+    fit = pd.DataFrame({"k": train_col.to_numpy(), "y": y}).groupby("k")["y"].agg(["sum", "count"])
+    enc = (fit["sum"] + smooth * prior) / (fit["count"] + smooth)
+    return tr, test_col.map(enc).fillna(prior).to_numpy()
+
+
+def _table_features(X: pd.DataFrame, Xt: pd.DataFrame, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Engineered features of the non-text columns (y: one numeric target used for selection)."""
+    blocks, blocks_t = [_dates(X).to_numpy(float)], [_dates(Xt).to_numpy(float)]
+    nums = [c for c in X.columns if pd.api.types.is_numeric_dtype(X[c])]
+    cats = [c for c in X.columns if c not in nums and not X[c].astype(str).str.match(r"^\d{4}-\d{2}-\d{2}").all()
+            and X[c].astype(str).str.len().mean() <= 30]
+    if nums:
+        A, At = X[nums].to_numpy(float), Xt[nums].to_numpy(float)
+        med = np.nanmedian(A, axis=0)
+        miss = np.isnan(A).any(axis=0)
+        blocks += [np.isnan(A[:, miss]).astype(float)]
+        blocks_t += [np.isnan(At[:, miss]).astype(float)]
+        A, At = np.where(np.isnan(A), med, A), np.where(np.isnan(At), med, At)
+        # Robust scale (outliers), log for skewed counts and sizes.
+        for j in range(A.shape[1]):
+            col = A[:, j]
+            if col.min() >= 0 and np.median(col) > 0 and col.max() / (np.median(col) + 1e-9) > 20:
+                A[:, j], At[:, j] = np.log1p(A[:, j]), np.log1p(At[:, j])
+        lo, hi = np.percentile(A, 1, axis=0), np.percentile(A, 99, axis=0)
+        A, At = np.clip(A, lo, hi), np.clip(At, lo, hi)
+        mu, sd = A.mean(0), A.std(0) + 1e-9
+        A, At = (A - mu) / sd, (At - mu) / sd
+        blocks.append(A)
+        blocks_t.append(At)
+        # Bends and interactions of the columns that matter most (by linear and squared association).
+        Y = y.reshape(len(y), -1)  # one column per class for multi-class targets
+        yc = (Y - Y.mean(0)) / (Y.std(0) + 1e-9)
+        assoc = (np.abs(A.T @ yc) + np.abs((A ** 2 - 1).T @ yc)).sum(axis=1) / len(y)
+        top = np.argsort(-assoc)[:min(6, A.shape[1])]
+        blocks.append(A[:, top] ** 2)
+        blocks_t.append(At[:, top] ** 2)
+        blocks.append(np.sign(A[:, top]))
+        blocks_t.append(np.sign(At[:, top]))
+        pairs = [(a, b) for i, a in enumerate(top) for b in top[i + 1:]]
+        if pairs:
+            blocks.append(np.column_stack([A[:, a] * A[:, b] for a, b in pairs]))
+            blocks_t.append(np.column_stack([At[:, a] * At[:, b] for a, b in pairs]))
+    for c in cats:
+        s, st = X[c].fillna("missing").astype(str), Xt[c].fillna("missing").astype(str)
+        if s.nunique() <= 10:
+            levels = sorted(s.unique())
+            blocks.append(np.column_stack([(s == lv).to_numpy(float) for lv in levels]))
+            blocks_t.append(np.column_stack([(st == lv).to_numpy(float) for lv in levels]))
+        else:
+            Y = y.reshape(len(y), -1)
+            enc = [_target_encode(s, st, Y[:, k]) for k in range(Y.shape[1])]
+            blocks.append(np.column_stack([e[0] for e in enc]))
+            blocks_t.append(np.column_stack([e[1] for e in enc]))
+    blocks = [b for b in blocks if b.size]
+    blocks_t = [b for b in blocks_t if b.size]
+    if not blocks:
+        return np.zeros((len(X), 0)), np.zeros((len(Xt), 0))
+    return np.hstack(blocks), np.hstack(blocks_t)
+
+
+# ------------------------------------------------------------------ models
+def _fit_predict(F, Ft, y, kind: str, metric: str, media: bool = False):
+    """kind: 'binary' (P(1)), 'multi' (class probabilities), 'value'. Linear vs boosting by CV."""
+    from scipy import sparse
+    from sklearn.ensemble import HistGradientBoostingClassifier, HistGradientBoostingRegressor
+    from sklearn.linear_model import LogisticRegression, Ridge
+    from sklearn.model_selection import cross_val_predict, KFold, StratifiedKFold
+
+    dense = not sparse.issparse(F)
+    if dense:  # one scale for every engineered column (the linear models' penalty treats them alike)
+        mu, sd = F.mean(0), F.std(0) + 1e-9
+        F, Ft = (F - mu) / sd, (Ft - mu) / sd
+    if kind == "value":
+        cands = {f"ridge{a}": Ridge(alpha=a) for a in (0.3, 3.0, 30.0)}
+        if dense:
+            cands["hgb"] = HistGradientBoostingRegressor(max_iter=60, learning_rate=0.1, min_samples_leaf=8)
+        cv = KFold(4, shuffle=True, random_state=0)
+        best = min(cands, key=lambda k: np.mean((cross_val_predict(cands[k], F, y, cv=cv) - y) ** 2))
+        return cands[best].fit(F, y).predict(Ft)
+    classes, counts = np.unique(y, return_counts=True)
+    if len(classes) < 2:
+        return np.ones((Ft.shape[0], 1)), classes
+    cands = {f"logit{c}": LogisticRegression(C=c, max_iter=2000) for c in (0.03, 0.3, 3.0)}
+    if dense and media:  # glyphs and shapes: neighbours in the thumbnail space
+        from sklearn.neighbors import KNeighborsClassifier
+
+        cands["knn"] = KNeighborsClassifier(7, weights="distance")
+    if dense:
+        cands["hgb"] = HistGradientBoostingClassifier(max_iter=60, learning_rate=0.1, min_samples_leaf=8)
+    cv = StratifiedKFold(int(min(4, counts.min())) if counts.min() >= 2 else 2, shuffle=True, random_state=0)
+
+    def loss(k):
+        try:
+            P = cross_val_predict(cands[k], F, y, cv=cv, method="predict_proba")
+        except ValueError:
+            return np.inf
+        idx = np.searchsorted(classes, y)
+        return -np.mean(np.log(np.clip(P[np.arange(len(y)), idx], 1e-6, 1)))
+
+    best = min(cands, key=loss)
+    model = cands[best].fit(F, y)
+    P = np.zeros((Ft.shape[0], len(classes)))
+    P[:, np.searchsorted(classes, model.classes_)] = model.predict_proba(Ft)
+    return P, classes
+
+
+def _series(train, test, ycol):
+    from sklearn.linear_model import Ridge
+
+    def design(df, t0):
+        d = pd.to_datetime(df["date"])
+        t = ((d - t0).dt.days / 30.0).to_numpy()
+        one = pd.get_dummies(df["series"]).reindex(columns=series, fill_value=0).to_numpy(float)
+        week = np.eye(7)[d.dt.weekday.to_numpy()]
+        return np.column_stack([one, one * t[:, None], week, df["promo"].to_numpy(float)])
+
+    series = sorted(train["series"].unique())
+    t0 = pd.to_datetime(train["date"]).max()
+    days = (pd.to_datetime(train["date"]) - t0).dt.days
+    best, best_err = None, np.inf
+    for window in (10_000, 60, 35):  # all the history, or only the recent part (the level drifts)
+        recent = days > -window
+        fit_rows = recent & (days <= -14)
+        val = days > -14
+        if fit_rows.sum() < 10:
+            continue
+        m = Ridge(alpha=1.0).fit(design(train[fit_rows], t0), train.loc[fit_rows, ycol])
+        err = np.mean((m.predict(design(train[val], t0)) - train.loc[val, ycol]) ** 2)
+        if err < best_err:
+            best, best_err = window, err
+    rows = days > -(best or 10_000)
+    return Ridge(alpha=1.0).fit(design(train[rows], t0), train.loc[rows, ycol]).predict(design(test, t0))
+
+
+def solve(task_dir: Path) -> pd.DataFrame:
+    """The careful submission for the task in ``task_dir`` (public files only)."""
+    from sklearn.feature_extraction.text import CountVectorizer, TfidfVectorizer
+    from scipy import sparse
+
+    public = Path(task_dir) / "prepared" / "public"
+    train, test = pd.read_csv(public / "train.csv"), pd.read_csv(public / "test.csv")
+    sample = pd.read_csv(public / "sample_submission.csv")
+    metric = _metric(public)
+    idc = sample.columns[0]
+    targets = list(sample.columns[1:])
+    ycols = [c for c in train.columns if c not in test.columns]
+    out = pd.DataFrame({idc: test[idc]})
+    if {"date", "series", "promo"} <= set(test.columns):
+        out[targets[0]] = _series(train, test, ycols[0])
+        return out
+    X, Xt = train.drop(columns=[idc, *ycols]), test.drop(columns=[idc])
+    texts = [c for c in X.columns if not pd.api.types.is_numeric_dtype(X[c]) and X[c].astype(str).str.len().mean() > 30]
+    y0 = train[ycols[0]]
+    if pd.api.types.is_numeric_dtype(y0):
+        y_num = y0.to_numpy(float)
+    else:  # class labels: one indicator column per class (selection and encodings per class)
+        codes, _ = pd.factorize(y0)
+        y_num = np.eye(codes.max() + 1)[codes]
+    F, Ft = _table_features(X.drop(columns=texts), Xt.drop(columns=texts), y_num)
+    M, Mt = _media(public, "train", train[idc]), _media(public, "test", test[idc])
+    if M is not None:
+        mu, sd = M.mean(0), M.std(0) + 1e-9
+        F, Ft = np.hstack([F, (M - mu) / sd]), np.hstack([Ft, (Mt - mu) / sd])
+    if texts:
+        vec = CountVectorizer(binary=True, min_df=2)
+        tf = TfidfVectorizer(min_df=2, sublinear_tf=True)
+        T = sparse.hstack([vec.fit_transform(train[texts[0]]), tf.fit_transform(train[texts[0]])])
+        Tt = sparse.hstack([vec.transform(test[texts[0]]), tf.transform(test[texts[0]])])
+        F, Ft = sparse.hstack([sparse.csr_matrix(F), T]).tocsr(), sparse.hstack([sparse.csr_matrix(Ft), Tt]).tocsr()
+    probs = sample[targets].dtypes.apply(lambda d: d.kind == "f").all() and not {"value"} & set(targets)
+    if set(targets) == set(ycols) and all(train[c].dtype.kind == "f" and train[c].nunique() > 10 for c in ycols):
+        for c in targets:  # numeric targets: positive ones on the log scale
+            yv = train[c].to_numpy(float)
+            positive = yv.min() > 0 and metric.endswith("rmsle")
+            pred = _fit_predict(F, Ft, np.log1p(yv) if positive else yv, "value", metric)
+            out[c] = np.maximum(np.expm1(pred), 0) if positive else pred
+        return out
+    if len(targets) > 1 and set(targets) <= set(ycols):  # one probability per label column
+        for c in targets:
+            P, classes = _fit_predict(F, Ft, train[c].astype(int).to_numpy(), "binary", metric, M is not None)
+            out[c] = P[:, list(classes).index(1)] if 1 in classes else 0.0
+        return out
+    if len(targets) > 1:  # class probabilities from a label column
+        P, classes = _fit_predict(F, Ft, train[ycols[0]].astype(str).to_numpy(), "multi", metric, M is not None)
+        for c in targets:
+            out[c] = P[:, list(classes).index(c)] if c in classes else 1e-4
+        out[targets] = out[targets].clip(1e-4, 1)
+        out[targets] = out[targets].div(out[targets].sum(axis=1), axis=0)
+        return out
+    col = targets[0]
+    if probs and set(train[ycols[0]].unique()) <= {0, 1}:
+        P, classes = _fit_predict(F, Ft, train[ycols[0]].astype(int).to_numpy(), "binary", metric, M is not None)
+        out[col] = np.clip(P[:, list(classes).index(1)], 1e-4, 1 - 1e-4) if 1 in classes else 0.0
+        return out
+    if metric == "qwk":  # graded classes: regress the grade, round to the nearest grade
+        grades = train[ycols[0]].astype(int).to_numpy()
+        pred = _fit_predict(F, Ft, grades.astype(float), "value", metric)
+        out[col] = np.clip(np.rint(pred), grades.min(), grades.max()).astype(int)
+        return out
+    if train[ycols[0]].dtype.kind == "f":
+        out[col] = _fit_predict(F, Ft, train[ycols[0]].to_numpy(float), "value", metric)
+        return out
+    P, classes = _fit_predict(F, Ft, train[ycols[0]].astype(str).to_numpy(), "multi", metric, M is not None)
+    out[col] = np.asarray(classes, dtype=object)[P.argmax(1)]
+    return out
+
+
+if __name__ == "__main__":
+    solve(Path(sys.argv[1])).to_csv(sys.argv[2], index=False)
