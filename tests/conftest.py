@@ -72,6 +72,38 @@ def examples_on_path(installed_examples, monkeypatch):
     return installed_examples
 
 
+@pytest.fixture(scope="session")
+def sandbox():
+    """One warm ``local`` sandbox with its defaults, shared by every test that only runs episodes
+    or programs in it (its mother process imports pandas and sklearn once per test session).
+    Tests of the sandbox itself build their own (and override this name where they need to)."""
+    import asyncio
+
+    from sandmle.core.plugins import get_registry
+
+    sb = get_registry().create("sandboxes", "local")
+    yield sb
+    asyncio.run(sb.shutdown())
+
+
+@pytest.fixture(scope="session")
+def generated_tasks(tmp_path_factory):
+    """``generated_tasks(seeds) -> [Task]``: one verified task per seed family, made by the real
+    ``procedural`` generator through the CLI (``tests/scaffolds_support.generate_tasks``); each
+    list of seeds is generated once per test session, whichever module asks first."""
+    from scaffolds_support import generate_tasks
+
+    made: dict[tuple[str, ...], list] = {}
+
+    def tasks_for(seeds):
+        key = tuple(seeds)
+        if key not in made:
+            made[key] = generate_tasks(tmp_path_factory.mktemp("tasks"), list(key))
+        return made[key]
+
+    return tasks_for
+
+
 # The veRL tests' model folder and task set, shared by every veRL module (tests/verl_support.py).
 from verl_support import verl_model_dir, verl_tasks  # noqa: E402,F401
 

@@ -42,16 +42,6 @@ def task(tmp_path_factory) -> Task:
     return make_task(tmp_path_factory.mktemp("task") / "toy-binary-lb")
 
 
-@pytest.fixture(scope="module")
-def sandbox():
-    """Module fixture (import it into a test module): one warm ``local`` sandbox."""
-    from sandmle.core.plugins import get_registry
-
-    sb = get_registry().create("sandboxes", "local")
-    yield sb
-    asyncio.run(sb.shutdown())
-
-
 class Replay(Backend):
     """Returns the scripted replies in order (the last repeats); records protocol, messages and sampling."""
 

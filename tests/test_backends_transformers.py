@@ -13,7 +13,7 @@ import importlib.util
 import math
 
 import pytest
-from scaffolds_support import generate_tasks, run_episode
+from scaffolds_support import run_episode
 
 from sandmle.core.plugins import get_registry
 from sandmle.core.records import Sampling
@@ -29,15 +29,8 @@ def smol(smollm2):
 
 
 @pytest.fixture(scope="module")
-def task(tmp_path_factory):
-    return generate_tasks(tmp_path_factory.mktemp("t"), ["iris-multiclass"])[0]
-
-
-@pytest.fixture(scope="module")
-def sandbox():
-    sb = get_registry().create("sandboxes", "local")
-    yield sb
-    asyncio.run(sb.shutdown())
+def task(generated_tasks):
+    return generated_tasks(["iris-multiclass"])[0]
 
 
 MSGS = [{"role": "system", "content": "You answer briefly."}, {"role": "user", "content": "Name a fruit."}]

@@ -5,7 +5,6 @@ grader and by the task's own ``evaluator.py`` (SandMLE's JSON contract), and sol
 
 from __future__ import annotations
 
-import asyncio
 import io
 import wave
 from pathlib import Path
@@ -43,13 +42,6 @@ def tasks(tmp_path_factory) -> dict[str, Path]:
     by_family = {o.family: Path(o.path) for o in outcomes if o.accepted}
     assert set(by_family) == set(FAMILY_SEEDS), [(o.task_id, o.reason, o.detail[:200]) for o in outcomes]
     return by_family
-
-
-@pytest.fixture(scope="module")
-def sandbox():
-    sb = get_registry().create("sandboxes", "local")
-    yield sb
-    asyncio.run(sb.shutdown())
 
 
 def _meta(root: Path) -> dict:

@@ -7,21 +7,14 @@ import asyncio
 import json
 
 import pytest
-from scaffolds_support import SEEDS, generate_tasks, grade, run_episode
+from scaffolds_support import SEEDS, grade, run_episode
 
 from sandmle.core.plugins import get_registry
 
 
 @pytest.fixture(scope="module")
-def tasks(tmp_path_factory):
-    return generate_tasks(tmp_path_factory.mktemp("tasks"))
-
-
-@pytest.fixture(scope="module")
-def sandbox():
-    sb = get_registry().create("sandboxes", "local")
-    yield sb
-    asyncio.run(sb.shutdown())
+def tasks(generated_tasks):
+    return generated_tasks(SEEDS)
 
 
 def _by_seed(tasks, seed):

@@ -12,13 +12,6 @@ from sandmle.core.records import Trajectory
 from sandmle.core.testing import run_checks
 
 
-@pytest.fixture(scope="module")
-def sandbox():
-    sb = get_registry().create("sandboxes", "local")
-    yield sb
-    asyncio.run(sb.shutdown())
-
-
 @pytest.mark.parametrize("name,args", [("react", {}), ("aide", {"steps": 2, "num_drafts": 1}),
                                        ("mledojo", {})])
 def test_builtin_scaffolds_pass(name, args, sandbox, sandmle_conformance):

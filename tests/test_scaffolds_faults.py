@@ -6,10 +6,9 @@ malformed reply on demand (that is the one fake here). Sandbox and tasks are rea
 
 from __future__ import annotations
 
-import asyncio
 
 import pytest
-from scaffolds_support import generate_tasks, run_episode
+from scaffolds_support import run_episode
 
 from sandmle.core.interfaces import Backend
 from sandmle.core.plugins import get_registry
@@ -36,15 +35,8 @@ class Replay(Backend):
 
 
 @pytest.fixture(scope="module")
-def task(tmp_path_factory):
-    return generate_tasks(tmp_path_factory.mktemp("t"), ["penguins-binary"])[0]
-
-
-@pytest.fixture(scope="module")
-def sandbox():
-    sb = get_registry().create("sandboxes", "local")
-    yield sb
-    asyncio.run(sb.shutdown())
+def task(generated_tasks):
+    return generated_tasks(["penguins-binary"])[0]
 
 
 def py(code, think="run it"):

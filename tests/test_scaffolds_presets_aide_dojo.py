@@ -11,7 +11,7 @@ import json
 
 import pytest
 from presets_support import GOOD, SAMPLE, Replay, grade_file, run
-from presets_support import sandbox, task  # noqa: F401 - module fixtures
+from presets_support import task  # noqa: F401 - module fixture
 
 from sandmle.core.plugins import get_registry
 from sandmle.scaffolds.aide import AideConfig, AideScaffold, Node

@@ -12,7 +12,7 @@ from datetime import date
 
 import pytest
 from presets_support import GARBAGE, GOOD, SAMPLE, Replay, grade_file, py, run, score_call
-from presets_support import sandbox, task  # noqa: F401 - module fixtures
+from presets_support import task  # noqa: F401 - module fixture
 from pydantic import ValidationError
 
 from sandmle.core.plugins import get_registry

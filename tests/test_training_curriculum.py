@@ -21,13 +21,6 @@ def tasks(tmp_path_factory):
     return generate_tasks(tmp_path_factory.mktemp("curriculum"), SEEDS)
 
 
-@pytest.fixture(scope="module")
-def sandbox():
-    sb = get_registry().create("sandboxes", "local")
-    yield sb
-    asyncio.run(sb.shutdown())
-
-
 def test_short_programs_fit_a_small_reply_budget(smollm2):
     tok = smollm2.tokenizer
     full = len(tok(solve_program("forest"), add_special_tokens=False)["input_ids"])

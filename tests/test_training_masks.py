@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 
 import pytest
-from scaffolds_support import generate_tasks, run_episode
+from scaffolds_support import run_episode
 
 from sandmle.core.plugins import get_registry
 from sandmle.core.records import Sampling
@@ -22,15 +22,8 @@ pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="module")
-def task(tmp_path_factory):
-    return generate_tasks(tmp_path_factory.mktemp("masks"), ["iris-multiclass"])[0]
-
-
-@pytest.fixture(scope="module")
-def sandbox():
-    sb = get_registry().create("sandboxes", "local")
-    yield sb
-    asyncio.run(sb.shutdown())
+def task(generated_tasks):
+    return generated_tasks(["iris-multiclass"])[0]
 
 
 def test_recorded_react_episode_masks_exactly_the_sampled_tokens(smollm2, task, sandbox):
