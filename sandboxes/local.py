@@ -36,7 +36,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import shutil
 import sys
 import warnings
 import weakref
@@ -56,6 +55,7 @@ from .isolation import bwrap_path
 from .pool import WarmPool, Zygote, ZygoteError, ZygoteSpec
 from .results import exec_result_from_reply
 from .stale import make_owned_dir, remove_stale_dirs
+from .tree import remove_tree
 
 log = logging.getLogger(__name__)
 MIB = 1024 * 1024
@@ -212,8 +212,14 @@ class LocalSession(HostDirFiles, SandboxSession):
 
 
 def _release(pool: WarmPool, base_dir: Path) -> None:
-    pool.close()
-    shutil.rmtree(base_dir, ignore_errors=True)
+    """Stop the sandbox's processes and remove its folder; never raises (it runs from close
+    paths and finalizers, where an exception would lose the caller's results)."""
+    try:
+        pool.close()
+    except Exception as exc:  # noqa: BLE001 - cleanup must not fail the run
+        log.warning("stopping the sandbox's processes failed: %s", exc)
+    if not remove_tree(base_dir):
+        log.warning("could not remove the sandbox folder %s entirely", base_dir)
 
 
 def make_local(config: LocalSandboxConfig) -> LocalSandbox:

@@ -18,7 +18,6 @@ import logging
 import os
 import random
 import select
-import shutil
 import signal
 import socket
 import subprocess
@@ -31,6 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from .files import give_to
+from .tree import remove_tree
 from .zygote_main import ZYGOTE_FILES
 from .isolation import SANDBOX_SESSIONS, SANDBOX_WORKDIR, bwrap_argv, python_roots, scrubbed_env
 
@@ -241,7 +241,7 @@ class Zygote:
                 pass
         self.kill()
         if not keep_dir:
-            shutil.rmtree(self.host_dir, ignore_errors=True)
+            remove_tree(self.host_dir)  # any depth agent code nested; never raises
 
 
 class WarmPool:

@@ -37,7 +37,7 @@ import sys
 import time
 import traceback
 
-ZYGOTE_FILES = ("zygote_os.py", "zygote_main.py", "zygote_mother.py")  # one program, in this order
+ZYGOTE_FILES = ("tree.py", "zygote_os.py", "zygote_main.py", "zygote_mother.py")  # one program, in this order
 
 if __package__:  # imported as part of sandmle (the host, tests); joined into one program otherwise
     from .zygote_os import (  # noqa: F401

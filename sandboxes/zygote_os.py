@@ -9,6 +9,9 @@ import os
 import resource
 import signal
 
+if __package__:  # imported as part of sandmle; joined into one program otherwise
+    from .tree import tree_usage
+
 PR_SET_PDEATHSIG, PR_SET_DUMPABLE, PR_SET_CHILD_SUBREAPER, PR_SET_NO_NEW_PRIVS = 1, 4, 36, 38
 CLONE_NEWNS, CLONE_NEWIPC, CLONE_NEWPID, CLONE_NEWNET = 0x00020000, 0x08000000, 0x20000000, 0x40000000
 MS_RDONLY, MS_NOSUID, MS_NODEV, MS_NOEXEC, MS_REMOUNT = 1, 2, 4, 8, 32
@@ -128,25 +131,9 @@ def _reap(keep=()):
 
 
 def _dir_usage(path, byte_cap, entry_cap):
-    """(bytes in blocks, entries) under ``path``, counted until either passes its cap: an empty
-    file costs no block but an inode, so a flood of them is caught by the entry count."""
-    total = entries = 0
-    stack = [path]
-    while stack and total <= byte_cap and entries <= entry_cap:
-        try:
-            with os.scandir(stack.pop()) as it:
-                for entry in it:
-                    entries += 1
-                    try:
-                        if entry.is_dir(follow_symlinks=False):
-                            stack.append(entry.path)
-                        elif entry.is_file(follow_symlinks=False):
-                            total += entry.stat(follow_symlinks=False).st_blocks * 512
-                    except OSError:
-                        pass
-        except OSError:
-            pass
-    return total, entries
+    """(bytes in blocks, entries) under ``path`` until either passes its cap, at any depth
+    (descriptor-relative: a folder nested past PATH_MAX is counted, not skipped)."""
+    return tree_usage(path, byte_cap, entry_cap)
 
 
 def _used_bytes(path):

@@ -37,6 +37,8 @@ from sandmle.core.registry import require
 from sandmle.core.task import Task
 from sandmle.sandboxes.files import HostDirFiles, copy_public_files, write_regular
 from sandmle.sandboxes.results import exec_result_from_reply
+from sandmle.sandboxes import tree as tree_module
+from sandmle.sandboxes.tree import remove_tree
 from sandmle.sandboxes.stale import make_owned_dir, owner_alive, owner_record, remove_stale_dirs
 
 MIB = 1024 * 1024
@@ -63,18 +65,6 @@ if pid == 0:
     os.setgroups([]); os.setgid(lim['uid']); os.setuid(lim['uid'])
     try: os.execvp(argv[0], argv)
     except OSError as e: sys.stderr.write('cannot run %r: %s\n' % (argv[0], e)); os._exit(127)
-def du(path, cap, files):
-    total, entries, stack = 0, 0, [path]
-    while stack and total <= cap and entries <= files:
-        try:
-            for e in os.scandir(stack.pop()):
-                entries += 1
-                try:
-                    if e.is_dir(follow_symlinks=False): stack.append(e.path)
-                    else: total += e.stat(follow_symlinks=False).st_blocks * 512
-                except OSError: pass
-        except OSError: pass
-    return total, entries
 reason, delay, next_disk, first = None, 0.0005, t0 + 0.2, None
 while True:
     done, status, ru = os.wait4(pid, os.WNOHANG)
@@ -82,7 +72,7 @@ while True:
     now = time.time()
     if reason is None and now - t0 >= lim['timeout']: reason = 'timeout'
     elif reason is None and now >= next_disk:
-        used = du('/workspace', lim['disk'], lim['files'])
+        used = tree_usage('/workspace', lim['disk'], lim['files'])
         grew = first is not None and (used[0] > first[0] or used[1] > first[1])
         first = first or used
         if grew and used[0] > lim['disk']: reason = 'disk'
@@ -98,6 +88,9 @@ code = os.WEXITSTATUS(status) if os.WIFEXITED(status) else -os.WTERMSIG(status)
 sys.stderr.write('\n%s%s\n' % (%(mark)r, json.dumps({'exit': code, 'reason': reason,
     'cpu': ru.ru_utime + ru.ru_stime, 'rss_kb': ru.ru_maxrss, 'wall': time.time() - t0})))
 """.replace("%(mark)r", repr(_MARK))
+# The runner counts /workspace with the same descriptor-relative walk as the local sandbox, so
+# folders nested past PATH_MAX are counted too (tree.py is stdlib-only for this reason).
+_RUNNER = (Path(tree_module.__file__).read_text(encoding="utf-8") + "\n" + _RUNNER)
 
 
 _REAPER = ("import os, time\nwhile True:\n  try: os.wait()\n"
@@ -220,7 +213,7 @@ class DockerSandbox(Sandbox):
     async def shutdown(self) -> None:
         for session in list(self.sessions):
             await session.close()
-        shutil.rmtree(self.base_dir, ignore_errors=True)
+        remove_tree(self.base_dir)
 
 
 class DockerSession(HostDirFiles, SandboxSession):
@@ -351,7 +344,7 @@ class DockerSession(HostDirFiles, SandboxSession):
                 self.container.remove(force=True)
             except Exception:  # noqa: BLE001 - already removed
                 pass
-            shutil.rmtree(self._dir, ignore_errors=True)
+            remove_tree(self._dir)
 
         await asyncio.to_thread(remove)
 
