@@ -47,25 +47,33 @@ def _set_subreaper():
         pass
 
 
+# RLIMIT_CPU's hard limit lies this far above its soft one: the kernel sends SIGXCPU at the soft
+# limit (an unmistakable "CPU time" verdict) and SIGKILL only at the hard one. With hard = soft
+# it sends SIGKILL alone, which reads like the out-of-memory killer.
+CPU_GRACE_S = 1
+
+
 def _apply_rlimits(limits):
     """Limits for agent code; set in the child before it runs anything. Every hard limit equals
-    its soft limit, so agent code can lower a limit but never raise one back up."""
+    its soft limit, so agent code can lower a limit but never raise one back up (RLIMIT_CPU:
+    by at most :data:`CPU_GRACE_S`)."""
+    cpu = limits.get("cpu_s")
     pairs = [
-        (resource.RLIMIT_AS, limits.get("memory_mb"), MIB),
-        (resource.RLIMIT_CPU, limits.get("cpu_s"), 1),
-        (resource.RLIMIT_NPROC, limits.get("max_procs"), 1),
-        (resource.RLIMIT_FSIZE, limits.get("max_file_mb"), MIB),
-        (resource.RLIMIT_CORE, 0, 1),
+        (resource.RLIMIT_AS, limits.get("memory_mb"), MIB, 0),
+        (resource.RLIMIT_CPU, cpu, 1, CPU_GRACE_S),
+        (resource.RLIMIT_NPROC, limits.get("max_procs"), 1, 0),
+        (resource.RLIMIT_FSIZE, limits.get("max_file_mb"), MIB, 0),
+        (resource.RLIMIT_CORE, 0, 1, 0),
     ]
-    for what, value, unit in pairs:
+    for what, value, unit, grace in pairs:
         if value is None:
             continue
         try:
-            resource.setrlimit(what, (int(value * unit), int(value * unit)))
+            resource.setrlimit(what, (int(value * unit), int(value * unit) + grace))
         except (ValueError, OSError):
             pass
     for name in dir(resource):
-        if name.startswith("RLIMIT_"):
+        if name.startswith("RLIMIT_") and not (name == "RLIMIT_CPU" and cpu):
             what = getattr(resource, name)
             try:
                 soft, hard = resource.getrlimit(what)
@@ -75,10 +83,10 @@ def _apply_rlimits(limits):
                 pass
 
 
-def _set_limit(pid, what, value):
-    """Set ``pid``'s limit ``what`` to ``value`` (soft = hard); False when not permitted."""
+def _set_limit(pid, what, value, grace=0):
+    """Set ``pid``'s limit ``what`` to ``value`` (hard = soft + ``grace``); False when not permitted."""
     try:
-        resource.prlimit(pid, what, (value, value))
+        resource.prlimit(pid, what, (value, value + grace))
         return True
     except (ValueError, OSError):
         return False

@@ -302,3 +302,27 @@ def test_host_reads_refuse_fifos_made_by_agent_code(sandbox, task):
                 await s.read_file("submission.csv")
             return safe_submission(s.workdir)
     assert run(go()) is None
+
+
+def test_cpu_limit_kill_is_reported_as_cpu_time_not_memory(task):
+    """With cpu_s=2 a busy loop ends on RLIMIT_CPU and says so (main reported "memory": with
+    hard = soft the kernel sent a bare SIGKILL, and rusage counted < 2 s of CPU); also when
+    agent code ignores SIGXCPU (then the hard limit's SIGKILL ends it), and in stateful mode."""
+    sb = LocalSandbox(LocalSandboxConfig(pool_size=1, preload=[], cpu_s=2))
+
+    async def go():
+        out = []
+        for stateful, code in ((False, "while True: pass"),
+                               (False, "import signal\nsignal.signal(signal.SIGXCPU, signal.SIG_IGN)\nwhile True: pass"),
+                               (True, "while True: pass")):
+            async with await sb.open(task, stateful=stateful) as s:
+                out.append(await s.exec(code, timeout=60))
+        return out
+
+    try:
+        results = run(go())
+    finally:
+        run(sb.shutdown())
+    for r in results:
+        assert r.killed == "timeout" and "CPU time" in r.detail, r
+        assert r.wall_s < 30, r
