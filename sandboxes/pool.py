@@ -16,6 +16,7 @@ import itertools
 import json
 import logging
 import os
+import queue
 import random
 import select
 import signal
@@ -37,6 +38,42 @@ from .isolation import SANDBOX_SESSIONS, SANDBOX_WORKDIR, bwrap_argv, python_roo
 log = logging.getLogger(__name__)
 # The zygote's modules, joined into the one program the sandbox's python runs (see zygote_main).
 _ZYGOTE_SOURCE = "\n".join((Path(__file__).parent / name).read_text(encoding="utf-8") for name in ZYGOTE_FILES)
+
+
+class _Spawner:
+    """Starts the mothers' processes from one thread that lives as long as this process.
+
+    ``bwrap --die-with-parent`` (and ``PR_SET_PDEATHSIG``) fires when the *thread* that forked
+    the child exits, not the process; pool threads are short-lived, so a mother forked from one
+    would die early, while a mother with no death signal outlives a ``kill -9`` of its owner
+    for as long as its imports take (seconds). Forking from this thread gives both: the
+    sandbox dies with its owner, and only then."""
+
+    _lock = threading.Lock()
+    _queue: "queue.SimpleQueue[tuple[Any, ...]] | None" = None
+
+    @classmethod
+    def popen(cls, argv: list[str], **kwargs: Any) -> subprocess.Popen:
+        with cls._lock:
+            if cls._queue is None:
+                cls._queue = queue.SimpleQueue()
+                threading.Thread(target=cls._serve, args=(cls._queue,), name="sandmle-spawner",
+                                 daemon=True).start()
+        done: queue.SimpleQueue = queue.SimpleQueue()
+        cls._queue.put((argv, kwargs, done))
+        ok, value = done.get()
+        if not ok:
+            raise value
+        return value
+
+    @staticmethod
+    def _serve(requests: "queue.SimpleQueue[tuple[Any, ...]]") -> None:
+        while True:
+            argv, kwargs, done = requests.get()
+            try:
+                done.put((True, subprocess.Popen(argv, **kwargs)))
+            except BaseException as exc:  # noqa: BLE001 - handed to the caller
+                done.put((False, exc))
 
 
 class ZygoteError(RuntimeError):
@@ -100,8 +137,8 @@ class Mother:
         self._sock, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
         self._lock = threading.Lock()
         with open(self.log_path, "ab") as log_file:
-            self.proc = subprocess.Popen(argv, stdin=theirs, stdout=subprocess.DEVNULL, stderr=log_file,
-                                         cwd=spec.base_dir, env=env, start_new_session=True)
+            self.proc = _Spawner.popen(argv, stdin=theirs, stdout=subprocess.DEVNULL, stderr=log_file,
+                                       cwd=spec.base_dir, env=env, start_new_session=True)
         theirs.close()
         self._sock.settimeout(spec.startup_timeout_s)
         try:

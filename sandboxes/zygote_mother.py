@@ -98,6 +98,9 @@ def _mother_loop(cfg, control, ready):
 
 def main():
     cfg = json.loads(sys.argv[1])
+    # The host forks the mother from a thread that lives as long as it does (pool._Spawner):
+    # without bwrap's --die-with-parent, this ends the mother (and its sessions) with the host.
+    _prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
     signal.signal(signal.SIGPIPE, signal.SIG_IGN)
     os.chdir(cfg["sessions_root"])
     sys.path.insert(0, cfg["sessions_root"])

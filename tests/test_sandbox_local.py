@@ -326,3 +326,4 @@ def test_cpu_limit_kill_is_reported_as_cpu_time_not_memory(task):
     for r in results:
         assert r.killed == "timeout" and "CPU time" in r.detail, r
         assert r.wall_s < 30, r
+
