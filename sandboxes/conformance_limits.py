@@ -38,5 +38,44 @@ async def deep_nesting(sandbox: Sandbox, task: Task) -> None:
     assert not workdir.exists(), f"session directory left behind: {workdir}"
 
 
-__all__ = ["deep_nesting"]
-_ = (uuid, _assert_no_leak, _text)
+# Each attempt prints "<name> ok" only when the kernel let it through.
+_KERNEL_SURFACE = r"""
+import ctypes, os, platform, subprocess
+libc = ctypes.CDLL(None, use_errno=True)
+nr = {"x86_64": {"add_key": 248, "keyctl": 250, "bpf": 321},
+      "aarch64": {"add_key": 217, "keyctl": 219, "bpf": 280}}[platform.machine()]
+def attempt(name, fn):
+    try:
+        print(name, "ok" if fn() == 0 else "denied", flush=True)
+    except Exception as e:
+        print(name, "denied", e, flush=True)
+attempt("unshare_user", lambda: libc.unshare(0x10000000))
+attempt("unshare_mount", lambda: libc.unshare(0x00020000))
+attempt("unshare_net", lambda: libc.unshare(0x40000000))
+attempt("add_key", lambda: 0 if libc.syscall(nr["add_key"], b"user", b"sandmle-key", b"v", 1, -4 & 0xffffffff) > 0 else 1)
+attempt("keyctl_join", lambda: 0 if libc.syscall(nr["keyctl"], 1, b"sandmle-ring") > 0 else 1)
+attempt("mount_tmpfs", lambda: libc.mount(b"none", b"/workspace", b"tmpfs", 0, None))
+attempt("bpf_map", lambda: 0 if libc.syscall(nr["bpf"], 0, 0, 0) >= 0 else 1)
+for argv in (["unshare", "-U", "-r", "true"], ["unshare", "-U", "true"]):
+    try:
+        attempt(" ".join(argv[:2]).replace(" ", "_"), lambda: subprocess.run(argv, capture_output=True).returncode)
+    except FileNotFoundError:
+        pass
+"""
+
+
+@check("sandboxes")
+async def kernel_surface(sandbox: Sandbox, task: Task) -> None:
+    """No user (or any other) namespace, kernel key, mount or BPF object for agent code."""
+    async with _session(sandbox, task) as s:
+        r = await s.exec(_KERNEL_SURFACE, timeout=60)
+        _assert_no_leak(task, _text(r))
+        lines = [ln for ln in r.stdout_tail.splitlines() if ln.strip()]
+        assert len(lines) >= 7, f"probe did not run: {r}"
+        allowed = [ln for ln in lines if ln.split()[1:2] == ["ok"]]
+        assert not allowed, f"kernel interfaces open to agent code: {allowed}"
+        await _assert_healthy(s)
+
+
+__all__ = ["deep_nesting", "kernel_surface"]
+_ = uuid

@@ -88,6 +88,10 @@ class LocalSandboxConfig(ComponentConfig):
         "run each stateless code step as a fresh `python -c` process, as SandMLE's tool runs "
         "`python main.py` (nothing pre-imported or inherited; every step pays interpreter start "
         "and its imports)"))
+    seccomp: bool = Field(True, description=(
+        "a seccomp filter on agent code: no namespaces (user namespaces included), mount, "
+        "keyring, ptrace, bpf, perf_event_open, io_uring... (see sandboxes/zygote_seccomp.py); "
+        "steps fail with a clear error where the kernel refuses it: then set false"))
     default_timeout_s: float = Field(300.0, gt=0)
     startup_timeout_s: float = Field(120.0, gt=0)
 
@@ -107,7 +111,7 @@ class LocalSandbox(Sandbox):
                     "max_file_mb": cfg.max_file_mb},
             output_limit_bytes=cfg.output_limit_bytes, tail_bytes=cfg.tail_bytes,
             disk_limit_mb=cfg.disk_limit_mb, max_files=cfg.max_files, base_dir=self.base_dir,
-            startup_timeout_s=cfg.startup_timeout_s,
+            startup_timeout_s=cfg.startup_timeout_s, seccomp=cfg.seccomp,
         )
         self.pool = WarmPool(self.spec, cfg.pool_size)
         self.sessions: set[LocalSession] = set()

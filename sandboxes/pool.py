@@ -85,11 +85,13 @@ class ZygoteSpec:
 
     def __init__(self, *, bwrap: str | None, preload: list[str], limits: dict[str, Any],
                  output_limit_bytes: int, tail_bytes: int, disk_limit_mb: int,
-                 base_dir: Path, startup_timeout_s: float = 120.0, max_files: int = 100_000):
+                 base_dir: Path, startup_timeout_s: float = 120.0, max_files: int = 100_000,
+                 seccomp: bool = True):
         self.bwrap, self.preload, self.limits = bwrap, preload, limits
         self.output_limit_bytes, self.tail_bytes = output_limit_bytes, tail_bytes
         self.disk_limit_mb, self.max_files = disk_limit_mb, max_files
         self.base_dir, self.startup_timeout_s = base_dir, startup_timeout_s
+        self.seccomp = seccomp
 
 
 def _read_line(fd: int, buf: bytearray, timeout: float) -> bytes | None:
@@ -124,7 +126,7 @@ class Mother:
                "workdir": inner, "namespaces": bool(spec.bwrap), "limits": spec.limits,
                "preload": spec.preload, "output_limit_bytes": spec.output_limit_bytes,
                "tail_bytes": spec.tail_bytes, "disk_limit_mb": spec.disk_limit_mb,
-               "max_files": spec.max_files,
+               "max_files": spec.max_files, "seccomp": spec.seccomp,
                "keep_visible": python_roots()}
         python = [sys.executable, "-c", _ZYGOTE_SOURCE, json.dumps(cfg)]
         env = scrubbed_env(inner)

@@ -28,6 +28,7 @@ Two levels of fork, so that neither interpreter start nor imports are ever paid 
   peak memory are read from its /proc; a step that kills it gets a fresh fork.
 """
 
+import ctypes
 import json
 import os
 import resource
@@ -37,9 +38,12 @@ import sys
 import time
 import traceback
 
-ZYGOTE_FILES = ("tree.py", "zygote_os.py", "zygote_main.py", "zygote_mother.py")  # one program, in this order
+KEY_SPEC_USER_KEYRING, KEY_SPEC_USER_SESSION_KEYRING = -4, -5
+KEYCTL_GET_KEYRING_ID, KEYCTL_CLEAR, KEYCTL_INVALIDATE = 0, 7, 21
+ZYGOTE_FILES = ("tree.py", "zygote_seccomp.py", "zygote_os.py", "zygote_main.py", "zygote_mother.py")  # one program, in this order
 
 if __package__:  # imported as part of sandmle (the host, tests); joined into one program otherwise
+    from .zygote_seccomp import SYS_KEYCTL, install_seccomp
     from .zygote_os import (  # noqa: F401
         CPU_GRACE_S, MIB, PR_SET_DUMPABLE, PR_SET_NO_NEW_PRIVS, Tail, _apply_rlimits, _cpu_seconds, _descendants, _drain,
         _kill_descendants, _peak_rss_mb, _prctl, _proportional_memory, _read, _reap, _reset_peak_rss,
@@ -90,7 +94,7 @@ def _drop_privileges(uid):
     _prctl(PR_SET_DUMPABLE, 1)
 
 
-def _child_setup(out_w, err_w, limits, workdir, keep=(), uid=None):
+def _child_setup(out_w, err_w, limits, workdir, keep=(), uid=None, seccomp=False):
     os.setsid()
     null = os.open(os.devnull, os.O_RDONLY)
     os.dup2(null, 0)
@@ -101,6 +105,8 @@ def _child_setup(out_w, err_w, limits, workdir, keep=(), uid=None):
     signal.signal(signal.SIGPIPE, signal.SIG_DFL)
     _apply_rlimits(limits)
     _drop_privileges(uid)
+    if seccomp:  # last: the setup above needs calls the filter denies; fails closed
+        install_seccomp()
     sys.stdout = open(1, "w", buffering=1, closefd=False, errors="backslashreplace")
     sys.stderr = open(2, "w", buffering=1, closefd=False, errors="backslashreplace")
 
@@ -178,7 +184,8 @@ class Zygote:
             try:
                 signal.set_wakeup_fd(-1)  # the session's, not to be written by a child's signals
                 signal.signal(signal.SIGCHLD, signal.SIG_DFL)
-                _child_setup(out_w, err_w, self.limits, self.workdir, keep=(req_r, ctrl_w), uid=self.cfg.get("uid"))
+                _child_setup(out_w, err_w, self.limits, self.workdir, keep=(req_r, ctrl_w), uid=self.cfg.get("uid"),
+                             seccomp=self.cfg.get("seccomp", False))
                 code = _worker_loop(req_r, ctrl_w, one_shot)
             except BaseException:  # noqa: BLE001
                 traceback.print_exc()
@@ -390,6 +397,45 @@ class Zygote:
             "wall_s": time.perf_counter() - t0, "cpu_s": max(cpu_s, 0.0), "peak_mem_mb": peak,
             "killed": killed, "detail": detail,
         }
+
+
+def _has_keys(uid):
+    """True when the kernel accounts keys to ``uid`` (/proc/key-users is global, not per pid
+    namespace); looking its keyrings up would create them, so this is asked first."""
+    try:
+        with open("/proc/key-users") as fh:
+            return any(line.split(":", 1)[0].strip() == str(uid) for line in fh)
+    except OSError:
+        return False
+
+
+def _clear_keyrings(uid):
+    """Empty and invalidate the kernel keyrings of a session's uid (user and user-session), as
+    that uid, so no key agent code made (with seccomp off) outlives the session. The mother
+    calls it once the session is gone (the session itself may be killed mid-shutdown)."""
+    if not _has_keys(uid):
+        return
+    pid = os.fork()
+    if pid == 0:
+        try:
+            os.setgroups([])
+            os.setgid(uid)
+            os.setuid(uid)
+            libc = ctypes.CDLL(None, use_errno=True)
+            # Serial numbers first: a lookup by special id after an invalidation would make
+            # the keyring afresh.
+            serials = [libc.syscall(SYS_KEYCTL, KEYCTL_GET_KEYRING_ID, special, 0, 0, 0)
+                       for special in (KEY_SPEC_USER_KEYRING, KEY_SPEC_USER_SESSION_KEYRING)]
+            for serial in serials:
+                if serial > 0:
+                    libc.syscall(SYS_KEYCTL, KEYCTL_CLEAR, serial, 0, 0, 0)
+                    libc.syscall(SYS_KEYCTL, KEYCTL_INVALIDATE, serial, 0, 0, 0)
+        finally:
+            os._exit(0)
+    try:
+        os.waitpid(pid, 0)
+    except ChildProcessError:
+        pass
 
 
 def _hold_stopped(pid, wait_s=1.0):

@@ -13,7 +13,7 @@ import sys
 import traceback
 
 if __package__:  # imported as part of sandmle; joined into one program otherwise
-    from .zygote_main import Zygote, _serve
+    from .zygote_main import Zygote, _clear_keyrings, _serve
     from .zygote_os import (
         MS_MOVE, MS_NODEV, MS_NOEXEC, MS_NOSUID, PR_SET_DUMPABLE, PR_SET_PDEATHSIG, _isolate, _mount, _prctl,
         _set_subreaper, _umount,
@@ -61,15 +61,18 @@ def _session_main(cfg, msg, req_fd, reply_fd, ready):
 
 def _mother_loop(cfg, control, ready):
     """Fork a session per ``spawn`` message; kill on ``kill``; exit when the host goes away."""
-    sessions = {}
+    sessions, uids = {}, {}
     while True:
         readable, _, _ = select.select([control], [], [], 1.0)
         for sid, pid in list(sessions.items()):
             try:
-                if os.waitpid(pid, os.WNOHANG)[0]:
-                    del sessions[sid]
+                gone = bool(os.waitpid(pid, os.WNOHANG)[0])
             except ChildProcessError:
+                gone = True
+            if gone:
                 del sessions[sid]
+                if uids.get(sid) is not None:
+                    _clear_keyrings(uids.pop(sid))
         if not readable:
             continue
         data, fds, _, _ = socket.recv_fds(control, 1 << 16, 2)
@@ -81,7 +84,7 @@ def _mother_loop(cfg, control, ready):
             if pid == 0:
                 control.close()
                 _session_main(cfg, msg, fds[0], fds[1], ready)
-            sessions[msg["sid"]] = pid
+            sessions[msg["sid"]], uids[msg["sid"]] = pid, msg.get("uid")
         elif msg["op"] == "kill" and msg["sid"] in sessions:
             try:
                 os.kill(sessions[msg["sid"]], signal.SIGKILL)
@@ -94,6 +97,13 @@ def _mother_loop(cfg, control, ready):
             os.kill(pid, signal.SIGKILL)
         except OSError:
             pass
+    for sid, pid in sessions.items():
+        try:
+            os.waitpid(pid, 0)
+        except ChildProcessError:
+            pass
+        if uids.get(sid) is not None:
+            _clear_keyrings(uids[sid])
 
 
 def main():

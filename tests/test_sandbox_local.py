@@ -327,3 +327,75 @@ def test_cpu_limit_kill_is_reported_as_cpu_time_not_memory(task):
         assert r.killed == "timeout" and "CPU time" in r.detail, r
         assert r.wall_s < 30, r
 
+
+
+def _key_users() -> set[str]:
+    return {line.split(":", 1)[0].strip() for line in Path("/proc/key-users").read_text().splitlines()}
+
+
+def test_keys_made_by_agent_code_are_gone_after_close(task):
+    """With seccomp off (so add_key works), the keys agent code adds to its uid's keyring are
+    removed on close (main left them in the kernel for good, ~21 per session uid)."""
+    if os.geteuid() != 0 or bwrap_path() is None:
+        pytest.skip("sessions run as their own uid only under a root host with bubblewrap")
+    sb = LocalSandbox(LocalSandboxConfig(pool_size=0, preload=[], seccomp=False))
+    code = ("import ctypes, os\nlibc = ctypes.CDLL(None, use_errno=True)\n"
+            "ids = [libc.syscall(248, b'user', b'k%d' % i, b'v', 1, -4 & 0xffffffff) for i in range(5)]\n"
+            "print(os.getuid(), min(ids))")
+
+    async def go():
+        async with await sb.open(task) as s:
+            return await s.exec(code, timeout=60)
+
+    try:
+        r = run(go())
+    finally:
+        run(sb.shutdown())
+    uid, lowest = r.stdout_tail.split()
+    assert r.ok and int(lowest) > 0, r
+    assert uid not in _key_users(), "the session uid still holds keys after the sandbox's shutdown"
+
+
+def test_keys_are_cleared_when_a_session_closes_while_the_sandbox_runs(sandbox, task):
+    """The mother clears a closed session's keyrings within its 1 s reaping tick."""
+    if os.geteuid() != 0 or bwrap_path() is None:
+        pytest.skip("sessions run as their own uid only under a root host with bubblewrap")
+    import time
+
+    plain = LocalSandbox(LocalSandboxConfig(pool_size=0, preload=[], seccomp=False))
+    code = ("import ctypes, os\nlibc = ctypes.CDLL(None, use_errno=True)\n"
+            "print(os.getuid(), libc.syscall(248, b'user', b'k', b'v', 1, -4 & 0xffffffff))")
+
+    async def go():
+        async with await plain.open(task) as s:
+            return await s.exec(code, timeout=60)
+
+    try:
+        r = run(go())
+        uid = r.stdout_tail.split()[0]
+        assert r.ok and uid in _key_users(), r
+        deadline = time.monotonic() + 5
+        while uid in _key_users() and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert uid not in _key_users(), "a closed session's uid still holds keys"
+    finally:
+        run(plain.shutdown())
+
+
+def test_seccomp_denies_ptrace_and_user_namespaces_but_not_ordinary_work(sandbox, task):
+    code = ("import ctypes, os, subprocess, threading\nlibc = ctypes.CDLL(None, use_errno=True)\n"
+            "print('ptrace', libc.ptrace(0, 0, 0, 0), ctypes.get_errno())\n"
+            "print('userns', libc.unshare(0x10000000), ctypes.get_errno())\n"
+            "t = threading.Thread(target=print, args=('thread',)); t.start(); t.join()\n"
+            "print(subprocess.run(['sh', '-c', 'echo sub'], capture_output=True, text=True).stdout.strip())\n"
+            "import pandas as pd; print(pd.DataFrame({'a': [1, 2]}).a.sum())")
+
+    async def go():
+        async with await sandbox.open(task) as s:
+            return await s.exec(code, timeout=60)
+
+    r = run(go())
+    assert r.ok, r
+    out = r.stdout_tail.split("\n")
+    assert "ptrace -1 1" in out and "userns -1 1" in out, out  # EPERM
+    assert "thread" in out and "sub" in out and "3" in out, out
