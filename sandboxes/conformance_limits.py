@@ -77,5 +77,57 @@ async def kernel_surface(sandbox: Sandbox, task: Task) -> None:
         await _assert_healthy(s)
 
 
-__all__ = ["deep_nesting", "kernel_surface"]
+# Eight children each touch 400 MiB and hold it; the parent prints how many held theirs at
+# once (a child that said "holding" and is not dead yet), each time that number changes.
+_FORK_MEMORY = r"""
+import os, select, sys, time
+r, w = os.pipe()
+kids = {}
+for i in range(8):
+    pid = os.fork()
+    if pid == 0:
+        os.close(r)
+        block = bytearray(400 * 1024 * 1024)
+        for j in range(0, len(block), 4096):
+            block[j] = 1
+        os.write(w, bytes([i]))
+        time.sleep(4)
+        os._exit(0)
+    kids[i] = pid
+os.close(w)
+holding, dead, most, deadline = set(), set(), 0, time.time() + 20
+while time.time() < deadline and len(holding | dead) < 8:
+    if select.select([r], [], [], 0.02)[0]:
+        data = os.read(r, 8)
+        if not data:
+            break
+        holding |= set(data)
+    for i in list(holding):
+        if os.waitpid(kids[i], os.WNOHANG)[0]:
+            holding.discard(i)
+            dead.add(i)
+    if len(holding) > most:
+        most = len(holding)
+        print("holding", most, flush=True)
+print("max", most, flush=True)
+"""
+
+
+@check("sandboxes")
+async def fork_memory(sandbox: Sandbox, task: Task) -> None:
+    """Eight forked children of 400 MiB each never hold more than the session's memory cap at
+    once: the cap covers all of a session's processes together, enforced as they allocate."""
+    cap_mb = getattr(getattr(sandbox, "config", None), "memory_mb", None)
+    async with _session(sandbox, task) as s:
+        r = await s.exec(_FORK_MEMORY, timeout=90)
+        _assert_no_leak(task, _text(r))
+        counts = [int(ln.split()[1]) for ln in r.stdout_tail.splitlines() if ln.startswith(("holding", "max"))]
+        most = max(counts, default=0)
+        assert most < 8, f"8 x 400 MiB held at once: {r}"
+        if cap_mb:
+            assert most * 400 <= cap_mb, f"{most} x 400 MiB held at once past memory_mb={cap_mb}: {r}"
+        await _assert_healthy(s)
+
+
+__all__ = ["deep_nesting", "kernel_surface", "fork_memory"]
 _ = uuid

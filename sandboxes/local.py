@@ -36,6 +36,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import sys
 import warnings
 import weakref
@@ -51,6 +52,7 @@ from sandmle.core.records import ExecResult
 from sandmle.core.task import Task
 
 from .files import HostDirFiles, copy_public_files
+from .cgroups import SessionCgroups, remove_stale_cgroups
 from .isolation import bwrap_path
 from .pool import WarmPool, Zygote, ZygoteError, ZygoteSpec
 from .results import exec_result_from_reply
@@ -88,6 +90,10 @@ class LocalSandboxConfig(ComponentConfig):
         "run each stateless code step as a fresh `python -c` process, as SandMLE's tool runs "
         "`python main.py` (nothing pre-imported or inherited; every step pays interpreter start "
         "and its imports)"))
+    kernel_memory_cap: bool = Field(True, description=(
+        "one cgroup per session with memory.max = memory_mb and pids.max (v2 where delegated, "
+        "else writable v1 memory+pids); where none can be made, or when false, the session's "
+        "resident memory is polled instead (see docs/guides/reliability.md)"))
     seccomp: bool = Field(True, description=(
         "a seccomp filter on agent code: no namespaces (user namespaces included), mount, "
         "keyring, ptrace, bpf, perf_event_open, io_uring... (see sandboxes/zygote_seccomp.py); "
@@ -105,13 +111,20 @@ class LocalSandbox(Sandbox):
         remove_stale_dirs(BASE_PREFIX)  # left behind by runs that were killed
         self.base_dir = make_owned_dir(BASE_PREFIX)
         cfg = self.config
+        # Kernel caps per session where this host allows a cgroup; else the zygote polls memory.
+        # pids.max counts threads and the session's own few processes on top of max_procs.
+        self.cgroups = SessionCgroups(cfg.memory_mb, cfg.max_procs + 16) if cfg.kernel_memory_cap else None
+        if self.cgroups is not None and self.cgroups.version is None:
+            self.cgroups = None
+        if self.cgroups is not None:
+            remove_stale_cgroups(_pid_alive)  # left behind by runs that were killed
         self.spec = ZygoteSpec(
             bwrap=self.bwrap, preload=cfg.preload,
             limits={"memory_mb": cfg.memory_mb, "cpu_s": cfg.cpu_s, "max_procs": cfg.max_procs,
                     "max_file_mb": cfg.max_file_mb},
             output_limit_bytes=cfg.output_limit_bytes, tail_bytes=cfg.tail_bytes,
             disk_limit_mb=cfg.disk_limit_mb, max_files=cfg.max_files, base_dir=self.base_dir,
-            startup_timeout_s=cfg.startup_timeout_s, seccomp=cfg.seccomp,
+            startup_timeout_s=cfg.startup_timeout_s, seccomp=cfg.seccomp, cgroups=self.cgroups,
         )
         self.pool = WarmPool(self.spec, cfg.pool_size)
         self.sessions: set[LocalSession] = set()
@@ -213,6 +226,16 @@ class LocalSession(HostDirFiles, SandboxSession):
         self._closed = True
         self.sandbox.sessions.discard(self)
         await asyncio.to_thread(self.zygote.close)
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:
+        return True
+    return True
 
 
 def _release(pool: WarmPool, base_dir: Path) -> None:

@@ -30,6 +30,7 @@ from collections import deque
 from pathlib import Path
 from typing import Any
 
+from .cgroups import SessionCgroups
 from .files import give_to
 from .tree import remove_tree
 from .zygote_main import ZYGOTE_FILES
@@ -86,12 +87,12 @@ class ZygoteSpec:
     def __init__(self, *, bwrap: str | None, preload: list[str], limits: dict[str, Any],
                  output_limit_bytes: int, tail_bytes: int, disk_limit_mb: int,
                  base_dir: Path, startup_timeout_s: float = 120.0, max_files: int = 100_000,
-                 seccomp: bool = True):
+                 seccomp: bool = True, cgroups: "SessionCgroups | None" = None):
         self.bwrap, self.preload, self.limits = bwrap, preload, limits
         self.output_limit_bytes, self.tail_bytes = output_limit_bytes, tail_bytes
         self.disk_limit_mb, self.max_files = disk_limit_mb, max_files
         self.base_dir, self.startup_timeout_s = base_dir, startup_timeout_s
-        self.seccomp = seccomp
+        self.seccomp, self.cgroups = seccomp, cgroups
 
 
 def _read_line(fd: int, buf: bytearray, timeout: float) -> bytes | None:
@@ -127,6 +128,8 @@ class Mother:
                "preload": spec.preload, "output_limit_bytes": spec.output_limit_bytes,
                "tail_bytes": spec.tail_bytes, "disk_limit_mb": spec.disk_limit_mb,
                "max_files": spec.max_files, "seccomp": spec.seccomp,
+               "memory_enforcement": ("cgroup " + spec.cgroups.version) if spec.cgroups and spec.cgroups.version
+               else "poll",
                "keep_visible": python_roots()}
         python = [sys.executable, "-c", _ZYGOTE_SOURCE, json.dumps(cfg)]
         env = scrubbed_env(inner)
@@ -169,17 +172,19 @@ class Mother:
         with self._lock:
             socket.send_fds(self._sock, [json.dumps(msg).encode()], list(fds))
 
-    def spawn(self, host_dir: Path, uid: int | None = None) -> tuple[int, int | None, int, int]:
-        """Fork a session working in ``host_dir`` (``uid``: keep a restarted session's uid);
-        returns (session id, the uid its code runs as or None for the host's own, request fd,
-        reply fd)."""
+    def spawn(self, host_dir: Path, uid: int | None = None,
+              cgroup_fds: list[int] = ()) -> tuple[int, int | None, int, int]:
+        """Fork a session working in ``host_dir`` (``uid``: keep a restarted session's uid;
+        ``cgroup_fds``: ``cgroup.procs`` files the session joins first); returns (session id,
+        the uid its code runs as or None for the host's own, request fd, reply fd)."""
         req_r, req_w = os.pipe()
         reply_r, reply_w = os.pipe()
         sid = next(self._sids)
         if uid is None and self._uids is not None:
             uid = next(self._uids)
         try:
-            self._send({"op": "spawn", "sid": sid, "dir": host_dir.name, "uid": uid}, [req_r, reply_w])
+            self._send({"op": "spawn", "sid": sid, "dir": host_dir.name, "uid": uid},
+                       [req_r, reply_w, *cgroup_fds])
         except OSError as exc:
             for fd in (req_w, reply_r):
                 os.close(fd)
@@ -221,7 +226,17 @@ class Zygote:
         self._lock = threading.Lock()
         self._buf = bytearray()
         self._dead = False
-        self.sid, self.uid, self._req_fd, self._reply_fd = mother.spawn(self.host_dir, uid)
+        cgroups = mother.spec.cgroups
+        self.cgroup = cgroups.create() if cgroups is not None else None
+        try:
+            self.sid, self.uid, self._req_fd, self._reply_fd = mother.spawn(
+                self.host_dir, uid, self.cgroup.fds if self.cgroup else [])
+        except BaseException:
+            if self.cgroup is not None:
+                self.cgroup.remove(wait_s=0)
+            raise
+        if self.cgroup is not None:
+            self.cgroup.close_fds()  # the session has its own copies
         give_to(base, self.host_dir, self.uid)
         self.ready_info: dict[str, Any] | None = None
 
@@ -279,6 +294,9 @@ class Zygote:
             except OSError:
                 pass
         self.kill()
+        if self.cgroup is not None:
+            self.cgroup.remove()
+            self.cgroup = None
         if not keep_dir:
             remove_tree(self.host_dir)  # any depth agent code nested; never raises
 

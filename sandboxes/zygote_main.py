@@ -104,6 +104,11 @@ def _child_setup(out_w, err_w, limits, workdir, keep=(), uid=None, seccomp=False
     os.chdir(workdir)
     signal.signal(signal.SIGPIPE, signal.SIG_DFL)
     _apply_rlimits(limits)
+    try:  # the kernel's OOM killer (cgroup or global) picks agent code, never the session
+        with open("/proc/self/oom_score_adj", "w") as fh:
+            fh.write("1000")  # set while privileged: agent code cannot lower it again
+    except OSError:
+        pass
     _drop_privileges(uid)
     if seccomp:  # last: the setup above needs calls the filter denies; fails closed
         install_seccomp()
@@ -301,8 +306,10 @@ class Zygote:
         procs = _proportional_memory(_descendants(os.getpid()))
         if scratch + procs <= memory_mb * MIB:
             return None
-        return ("memory limit reached: processes %d MiB + /tmp and /dev/shm %d MiB > %d MiB"
-                % (procs // MIB, scratch // MIB, memory_mb))
+        how = self.cfg.get("memory_enforcement", "poll")
+        return ("memory limit reached: processes %d MiB + /tmp and /dev/shm %d MiB > %d MiB (%s)"
+                % (procs // MIB, scratch // MIB, memory_mb,
+                   "polled: no session cgroup on this host" if how == "poll" else "polled; kernel cap: " + how))
 
     def _watch(self, worker, timeout, t0, req, cpu0, scratch0, stateful):
         """Collect output until the step ends; enforce timeout, output, disk and memory caps;
@@ -381,7 +388,8 @@ class Zygote:
                 cpu_s = worker.rusage.ru_utime + worker.rusage.ru_stime - cpu0
                 peak = worker.rusage.ru_maxrss / 1024.0
             if killed is None:
-                exit_code, killed, detail = _decode_status(worker.status, cpu_s, self.limits.get("cpu_s"))
+                exit_code, killed, detail = _decode_status(worker.status, cpu_s, self.limits.get("cpu_s"),
+                                                           self.cfg.get("memory_enforcement", "poll"))
         elif killed is None and not stopped:
             killed, detail = "signal", "the worker ended without a trace"
         if killed is None and "MemoryError" in err.text()[-2000:]:
@@ -506,7 +514,7 @@ def _close_fds(worker):
             pass
 
 
-def _decode_status(status, cpu_s, cpu_cap):
+def _decode_status(status, cpu_s, cpu_cap, memory_enforcement="poll"):
     """(exit code, kill reason, detail) of a worker's wait status."""
     if os.WIFEXITED(status):
         return os.WEXITSTATUS(status), None, ""
@@ -518,6 +526,8 @@ def _decode_status(status, cpu_s, cpu_cap):
         killed, detail = "timeout", "CPU time limit reached (%s s, RLIMIT_CPU)" % cpu_cap
     elif sig == signal.SIGXFSZ:
         killed, detail = "disk", "file size limit reached"
+    elif sig == signal.SIGKILL and memory_enforcement.startswith("cgroup"):
+        killed, detail = "memory", "killed by the kernel at the session's memory cap (%s)" % memory_enforcement
     elif sig == signal.SIGKILL:
         killed, detail = "memory", "killed by SIGKILL (likely out of memory)"
     else:

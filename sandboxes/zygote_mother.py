@@ -20,12 +20,33 @@ if __package__:  # imported as part of sandmle; joined into one program otherwis
     )
 
 
-def _session_main(cfg, msg, req_fd, reply_fd, ready):
+def _join_cgroups(fds):
+    """Move this process into the session's cgroups (``cgroup.procs`` fds from the host) before
+    it forks anything, so all of the session is charged there. An error string, or ''."""
+    error = ""
+    for fd in fds:
+        try:
+            os.write(fd, b"0")
+        except OSError as exc:
+            error = "cannot join the session cgroup: %s" % exc
+        os.close(fd)
+    return error
+
+
+def _session_main(cfg, msg, req_fd, reply_fd, ready, cgroup_fds=()):
     """Body of a forked session (never returns)."""
     code = 1
     try:
         _prctl(PR_SET_PDEATHSIG, signal.SIGKILL)  # the mother's death ends every session
         scfg = dict(cfg, uid=msg.get("uid"))
+        if cgroup_fds:
+            error = _join_cgroups(cgroup_fds)
+            if error:  # the poll stays on; the host's log says why
+                scfg["memory_enforcement"] = "poll"
+                ready = dict(ready, cgroup_error=error)
+        else:
+            scfg["memory_enforcement"] = "poll"
+        ready = dict(ready, memory_enforcement=scfg["memory_enforcement"])
         if cfg.get("namespaces"):
             _isolate(cfg, msg["dir"])
             pid = os.fork()  # the first child of the new pid namespace is its init
@@ -75,7 +96,7 @@ def _mother_loop(cfg, control, ready):
                     _clear_keyrings(uids.pop(sid))
         if not readable:
             continue
-        data, fds, _, _ = socket.recv_fds(control, 1 << 16, 2)
+        data, fds, _, _ = socket.recv_fds(control, 1 << 16, 8)
         if not data:
             break  # the host closed the socket (or died)
         msg = json.loads(data)
@@ -83,7 +104,7 @@ def _mother_loop(cfg, control, ready):
             pid = os.fork()
             if pid == 0:
                 control.close()
-                _session_main(cfg, msg, fds[0], fds[1], ready)
+                _session_main(cfg, msg, fds[0], fds[1], ready, fds[2:])
             sessions[msg["sid"]], uids[msg["sid"]] = pid, msg.get("uid")
         elif msg["op"] == "kill" and msg["sid"] in sessions:
             try:
