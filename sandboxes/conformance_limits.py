@@ -129,5 +129,43 @@ async def fork_memory(sandbox: Sandbox, task: Task) -> None:
         await _assert_healthy(s)
 
 
-__all__ = ["deep_nesting", "kernel_surface", "fork_memory"]
+# Writes 64 MiB files, unlinks each at once and keeps it open: a folder scan finds nothing.
+_UNLINKED = r"""
+import os
+held, written, block = [], 0, b"u" * (1 << 20)
+try:
+    while written < {target}:
+        fd = os.open("hidden-%d" % len(held), os.O_CREAT | os.O_WRONLY)
+        os.unlink("hidden-%d" % len(held))
+        held.append(fd)
+        for _ in range(64):
+            os.write(fd, block)
+            written += 1
+        print("wrote", written, flush=True)
+except OSError as e:
+    print("stopped", written, e, flush=True)
+"""
+
+
+@check("sandboxes")
+async def unlinked_files_count_against_disk(sandbox: Sandbox, task: Task) -> None:
+    """Space held by files agent code unlinked but keeps open counts against the disk cap
+    (a stateful session keeps them across steps where the sandbox has one)."""
+    cap_mb = getattr(getattr(sandbox, "config", None), "disk_limit_mb", None) or 2048
+    code = _UNLINKED.replace("{target}", str(cap_mb + 256))
+    try:
+        session = await sandbox.open(task, stateful=True)
+    except NotImplementedError:
+        session = await sandbox.open(task)
+    try:
+        r = await session.exec(code, timeout=120)
+        _assert_no_leak(task, _text(r))
+        counts = [int(ln.split()[1]) for ln in r.stdout_tail.splitlines() if ln.startswith(("wrote", "stopped"))]
+        assert max(counts, default=0) <= cap_mb + 64, f"wrote {max(counts)} MiB past disk_limit_mb={cap_mb}: {r}"
+        await _assert_healthy(session)
+    finally:
+        await session.close()
+
+
+__all__ = ["deep_nesting", "kernel_surface", "fork_memory", "unlinked_files_count_against_disk"]
 _ = uuid

@@ -58,12 +58,14 @@ from .pool import WarmPool, Zygote, ZygoteError, ZygoteSpec
 from .results import exec_result_from_reply
 from .stale import make_owned_dir, remove_stale_dirs
 from .tree import remove_tree
+from .workspace_fs import share_folder, unmount_below
 
 log = logging.getLogger(__name__)
 MIB = 1024 * 1024
 DEFAULT_PRELOAD = ["numpy", "pandas", "sklearn", "sklearn.ensemble", "sklearn.linear_model",
                    "sklearn.model_selection", "sklearn.metrics", "sklearn.preprocessing"]
 _warned_reduced = False
+_warned_scan = False
 _MAX_ARG_BYTES = 128 * 1024 - 1
 BASE_PREFIX = "sandmle-sandbox-"  # Linux MAX_ARG_STRLEN, less the trailing NUL
 
@@ -78,7 +80,12 @@ class LocalSandboxConfig(ComponentConfig):
     cpu_s: int = Field(600, ge=1, description="CPU seconds per execution (RLIMIT_CPU)")
     max_procs: int = Field(64, ge=4, description="processes per session (RLIMIT_NPROC of the session uid)")
     max_file_mb: int = Field(512, ge=1, description="largest file one execution may write")
-    disk_limit_mb: int = Field(2048, ge=1, description="session directory size cap")
+    disk_limit_mb: int = Field(2048, ge=1, description=(
+        "session directory size cap: the size of its tmpfs (enforced by the kernel) or, with "
+        "workspace_fs 'scan', what the folder scan may find"))
+    workspace_fs: Literal["auto", "tmpfs", "scan"] = Field("auto", description=(
+        "'tmpfs': each workspace is its own tmpfs of disk_limit_mb (needs a root host; its "
+        "files are memory); 'scan': a host folder polled by a scan; 'auto': tmpfs where possible"))
     max_files: int = Field(100_000, ge=100, description=(
         "files and folders the session may create in its directory, and in /tmp plus /dev/shm "
         "(the task's own files come on top)"))
@@ -111,6 +118,7 @@ class LocalSandbox(Sandbox):
         remove_stale_dirs(BASE_PREFIX)  # left behind by runs that were killed
         self.base_dir = make_owned_dir(BASE_PREFIX)
         cfg = self.config
+        self.workspace_fs = self._choose_workspace_fs()
         # Kernel caps per session where this host allows a cgroup; else the zygote polls memory.
         # pids.max counts threads and the session's own few processes on top of max_procs.
         self.cgroups = SessionCgroups(cfg.memory_mb, cfg.max_procs + 16) if cfg.kernel_memory_cap else None
@@ -125,11 +133,30 @@ class LocalSandbox(Sandbox):
             output_limit_bytes=cfg.output_limit_bytes, tail_bytes=cfg.tail_bytes,
             disk_limit_mb=cfg.disk_limit_mb, max_files=cfg.max_files, base_dir=self.base_dir,
             startup_timeout_s=cfg.startup_timeout_s, seccomp=cfg.seccomp, cgroups=self.cgroups,
+            workspace_fs=self.workspace_fs,
         )
         self.pool = WarmPool(self.spec, cfg.pool_size)
         self.sessions: set[LocalSession] = set()
         # A sandbox dropped without shutdown() still stops its processes and removes its dir.
         self._finalizer = weakref.finalize(self, _release, self.pool, self.base_dir)
+
+    def _choose_workspace_fs(self) -> str:
+        """"tmpfs" (a size-capped file system per workspace) where the host can mount one,
+        else "scan" (the zygote's folder scan, which misses space of unlinked open files)."""
+        global _warned_scan
+        wanted = self.config.workspace_fs
+        if wanted == "scan":
+            return "scan"
+        reason = share_folder(self.base_dir)
+        if not reason:
+            return "tmpfs"
+        if wanted == "tmpfs":
+            raise SandmleError(f"workspace_fs='tmpfs' but {reason}")
+        if not _warned_scan:
+            _warned_scan = True
+            log.warning("%s: disk_limit_mb is enforced by a folder scan (fallback), which does not "
+                        "see space held by unlinked open files", reason)
+        return "scan"
 
     @property
     def isolated(self) -> bool:
@@ -245,6 +272,7 @@ def _release(pool: WarmPool, base_dir: Path) -> None:
         pool.close()
     except Exception as exc:  # noqa: BLE001 - cleanup must not fail the run
         log.warning("stopping the sandbox's processes failed: %s", exc)
+    unmount_below(base_dir)  # workspaces of sessions never closed, then the shared bind
     if not remove_tree(base_dir):
         log.warning("could not remove the sandbox folder %s entirely", base_dir)
 

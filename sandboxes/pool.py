@@ -33,6 +33,7 @@ from typing import Any
 from .cgroups import SessionCgroups
 from .files import give_to
 from .tree import remove_tree
+from .workspace_fs import mount_workspace, unmount
 from .zygote_main import ZYGOTE_FILES
 from .isolation import SANDBOX_SESSIONS, SANDBOX_WORKDIR, bwrap_argv, python_roots, scrubbed_env
 
@@ -87,12 +88,13 @@ class ZygoteSpec:
     def __init__(self, *, bwrap: str | None, preload: list[str], limits: dict[str, Any],
                  output_limit_bytes: int, tail_bytes: int, disk_limit_mb: int,
                  base_dir: Path, startup_timeout_s: float = 120.0, max_files: int = 100_000,
-                 seccomp: bool = True, cgroups: "SessionCgroups | None" = None):
+                 seccomp: bool = True, cgroups: "SessionCgroups | None" = None,
+                 workspace_fs: str = "scan"):
         self.bwrap, self.preload, self.limits = bwrap, preload, limits
         self.output_limit_bytes, self.tail_bytes = output_limit_bytes, tail_bytes
         self.disk_limit_mb, self.max_files = disk_limit_mb, max_files
         self.base_dir, self.startup_timeout_s = base_dir, startup_timeout_s
-        self.seccomp, self.cgroups = seccomp, cgroups
+        self.seccomp, self.cgroups, self.workspace_fs = seccomp, cgroups, workspace_fs
 
 
 def _read_line(fd: int, buf: bytearray, timeout: float) -> bytes | None:
@@ -127,7 +129,7 @@ class Mother:
                "workdir": inner, "namespaces": bool(spec.bwrap), "limits": spec.limits,
                "preload": spec.preload, "output_limit_bytes": spec.output_limit_bytes,
                "tail_bytes": spec.tail_bytes, "disk_limit_mb": spec.disk_limit_mb,
-               "max_files": spec.max_files, "seccomp": spec.seccomp,
+               "max_files": spec.max_files, "seccomp": spec.seccomp, "workspace_fs": spec.workspace_fs,
                "memory_enforcement": ("cgroup " + spec.cgroups.version) if spec.cgroups and spec.cgroups.version
                else "poll",
                "keep_visible": python_roots()}
@@ -222,6 +224,14 @@ class Zygote:
         base = mother.spec.base_dir
         # A restarted session reuses its directory (the files survive the restart).
         self.host_dir = host_dir or Path(tempfile.mkdtemp(prefix="session-", dir=base))
+        spec = mother.spec
+        if host_dir is None and spec.workspace_fs == "tmpfs":
+            # Room for the task's public files on top of what agent code may create.
+            try:
+                mount_workspace(self.host_dir, spec.disk_limit_mb, spec.max_files + 4096)
+            except OSError as exc:
+                remove_tree(self.host_dir)
+                raise ZygoteError(f"cannot mount the session's workspace: {exc}") from exc
         self.env = scrubbed_env(SANDBOX_WORKDIR if mother.spec.bwrap else str(self.host_dir))
         self._lock = threading.Lock()
         self._buf = bytearray()
@@ -298,6 +308,8 @@ class Zygote:
             self.cgroup.remove()
             self.cgroup = None
         if not keep_dir:
+            if self.mother.spec.workspace_fs == "tmpfs":
+                unmount(self.host_dir)  # its files go with the tmpfs
             remove_tree(self.host_dir)  # any depth agent code nested; never raises
 
 

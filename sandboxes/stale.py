@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from .tree import remove_tree
+from .workspace_fs import unmount_below
 
 log = logging.getLogger(__name__)
 OWNER_FILE = ".owner.json"
@@ -89,6 +90,7 @@ def remove_stale_dirs(prefix: str) -> list[Path]:
             continue
         # Never raises, however deep agent code nested its folders: a folder that cannot be
         # removed is reported and left, and never stops a new sandbox from starting.
+        unmount_below(path)  # a killed run's workspace file systems
         if remove_tree(path):
             removed.append(path)
         else:

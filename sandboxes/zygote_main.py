@@ -47,7 +47,7 @@ if __package__:  # imported as part of sandmle (the host, tests); joined into on
     from .zygote_os import (  # noqa: F401
         CPU_GRACE_S, MIB, PR_SET_DUMPABLE, PR_SET_NO_NEW_PRIVS, Tail, _apply_rlimits, _cpu_seconds, _descendants, _drain,
         _kill_descendants, _peak_rss_mb, _prctl, _proportional_memory, _read, _reap, _reset_peak_rss,
-        _set_limit, _used_bytes, _dir_usage,
+        _set_limit, _used_bytes, _dir_usage, _fs_usage,
     )
 
 def _run_code(code, glb):
@@ -321,6 +321,7 @@ class Zygote:
         disk_limit = self.cfg.get("disk_limit_mb", 1024) * MIB
         file_limit = int(req.get("max_files") or self.cfg.get("max_files") or 100000)
         memory = self.limits.get("memory_mb")
+        tmpfs = self.cfg.get("workspace_fs") == "tmpfs"
         killed, detail, stopped = None, "", False
         deadline = t0 + timeout
         next_check, first_usage = t0 + 0.2, None
@@ -353,13 +354,21 @@ class Zygote:
                 break
             if not stopped and time.perf_counter() >= next_check:
                 began = time.perf_counter()
-                used, entries = _dir_usage(self.workdir, disk_limit, file_limit)
+                if tmpfs:  # the kernel caps it; statvfs sees unlinked open files too
+                    used, entries = _fs_usage(self.workdir)
+                else:
+                    used, entries = _dir_usage(self.workdir, disk_limit, file_limit)
                 # A step that only frees space (cleaning up after an earlier flood) is never
                 # stopped for usage it found on arrival.
                 grew = first_usage is not None and (used > first_usage[0] or entries > first_usage[1])
                 first_usage = first_usage or (used, entries)
+                if tmpfs and used >= disk_limit and grew:
+                    killed, detail = "disk", ("session directory full: %d MiB (its tmpfs size, enforced by "
+                                              "the kernel)" % (disk_limit // MIB))
+                    break
                 if used > disk_limit and grew:
-                    killed, detail = "disk", "session directory exceeded %d MiB" % (disk_limit // MIB)
+                    killed, detail = "disk", ("session directory exceeded %d MiB (folder scan: the "
+                                              "fallback where no tmpfs could be mounted)" % (disk_limit // MIB))
                     break
                 if entries > file_limit and grew:
                     killed, detail = "disk", "session directory holds more than %d files and folders" % file_limit

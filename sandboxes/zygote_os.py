@@ -144,6 +144,15 @@ def _dir_usage(path, byte_cap, entry_cap):
     return tree_usage(path, byte_cap, entry_cap)
 
 
+def _fs_usage(path):
+    """(bytes, inodes) in use on the file system holding ``path`` (a session's own tmpfs)."""
+    try:
+        st = os.statvfs(path)
+    except OSError:
+        return 0, 0
+    return (st.f_blocks - st.f_bfree) * st.f_frsize, max(st.f_files - st.f_ffree - 1, 0)
+
+
 def _used_bytes(path):
     """Bytes in use on the file system holding ``path`` (the session's scratch tmpfs)."""
     try:

@@ -428,3 +428,32 @@ def test_forked_memory_stays_under_the_cap_even_when_the_poll_is_slow(task):
     if "processes" in r.detail:  # the poll caught it first: what it saw stays near the cap
         seen = int(r.detail.split("processes ")[1].split()[0])
         assert seen <= 1024 * 1.1, r
+
+
+def test_unlinked_open_files_cannot_pass_the_disk_cap(task):
+    """A stateful session that keeps descriptors to files it unlinked: on main the folder scan
+    saw nothing and 576 MiB went to the host disk past disk_limit_mb=300; the workspace's own
+    tmpfs refuses the write at the cap (ENOSPC), unlinked or not."""
+    from sandmle.sandboxes.conformance_limits import _UNLINKED
+
+    sb = LocalSandbox(LocalSandboxConfig(pool_size=0, preload=[], disk_limit_mb=300))
+    if sb.workspace_fs != "tmpfs":
+        run(sb.shutdown())
+        pytest.skip("no tmpfs per workspace on this host (not root): the folder scan is the fallback")
+
+    async def go():
+        async with await sb.open(task, stateful=True) as s:
+            first = await s.exec(_UNLINKED.replace("{target}", "128"), timeout=60)  # kept open
+            second = await s.exec(_UNLINKED.replace("{target}", "600"), timeout=60)
+            files = await s.list_files()
+            return first, second, files
+
+    try:
+        first, second, files = run(go())
+    finally:
+        run(sb.shutdown())
+    assert first.ok and "wrote 128" in first.stdout_tail, first
+    written = [int(ln.split()[1]) for ln in second.stdout_tail.splitlines() if ln.startswith(("wrote", "stopped"))]
+    assert written and 128 + max(written) <= 300 + 64, second
+    assert "No space left" in second.stdout_tail or second.killed == "disk", second
+    assert "train.csv" in files

@@ -39,6 +39,7 @@ from sandmle.sandboxes.files import HostDirFiles, copy_public_files, write_regul
 from sandmle.sandboxes.results import exec_result_from_reply
 from sandmle.sandboxes import tree as tree_module
 from sandmle.sandboxes.tree import remove_tree
+from sandmle.sandboxes.workspace_fs import mount_workspace, unmount, unmount_below
 from sandmle.sandboxes.stale import make_owned_dir, owner_alive, owner_record, remove_stale_dirs
 
 MIB = 1024 * 1024
@@ -72,10 +73,15 @@ while True:
     now = time.time()
     if reason is None and now - t0 >= lim['timeout']: reason = 'timeout'
     elif reason is None and now >= next_disk:
-        used = tree_usage('/workspace', lim['disk'], lim['files'])
+        if lim.get('tmpfs'):  # its own tmpfs: statvfs sees unlinked open files too
+            st = os.statvfs('/workspace')
+            used = ((st.f_blocks - st.f_bfree) * st.f_frsize, max(st.f_files - st.f_ffree - 1, 0))
+        else:
+            used = tree_usage('/workspace', lim['disk'], lim['files'])
         grew = first is not None and (used[0] > first[0] or used[1] > first[1])
         first = first or used
-        if grew and used[0] > lim['disk']: reason = 'disk'
+        full = used[0] >= lim['disk'] if lim.get('tmpfs') else used[0] > lim['disk']
+        if grew and full: reason = 'disk'
         elif grew and used[1] > lim['files']: reason = 'files'
         next_disk = time.time() + min(2.0, max(0.2, 5 * (time.time() - now)))
     if reason:
@@ -114,7 +120,11 @@ class DockerSandboxConfig(ComponentConfig):
         "uid agent code runs as when the host runs as root (else the host's own uid); the step "
         "runner stays root, so agent code cannot kill it or forge its report"))
     max_file_mb: int = Field(512, ge=1)
-    disk_limit_mb: int = Field(2048, ge=1, description="session directory size cap")
+    disk_limit_mb: int = Field(2048, ge=1, description=(
+        "session directory size cap: its tmpfs size (kernel-enforced) or the folder scan's cap"))
+    workspace_fs: str = Field("auto", pattern="^(auto|tmpfs|scan)$", description=(
+        "'tmpfs': each workspace is a tmpfs of disk_limit_mb mounted by the host (root hosts; "
+        "its files are memory); 'scan': the runner's folder scan; 'auto': tmpfs where possible"))
     output_limit_bytes: int = Field(16 * MIB, ge=1024)
     tail_bytes: int = Field(8192, ge=256)
     default_timeout_s: float = Field(300.0, gt=0)
@@ -160,6 +170,11 @@ class DockerSandbox(Sandbox):
         self._remove_stale()
         self.base_dir = make_owned_dir("sandmle-docker-")
         self.sessions: set[DockerSession] = set()
+        # Each workspace its own tmpfs of disk_limit_mb where the host runs as root (the kernel
+        # caps it, unlinked open files included); else the runner's folder scan, which says so.
+        self.workspace_tmpfs = config.workspace_fs != "scan" and os.geteuid() == 0
+        if config.workspace_fs == "tmpfs" and not self.workspace_tmpfs:
+            raise SandmleError("workspace_fs='tmpfs' needs a host that runs as root")
 
     def _remove_stale(self) -> None:
         """Containers and folders left by runs that were killed (their owner process is gone)."""
@@ -182,8 +197,14 @@ class DockerSandbox(Sandbox):
 
     def _open_blocking(self, task: Task) -> "DockerSession":
         workdir = Path(tempfile.mkdtemp(prefix="session-", dir=self.base_dir))
-        os.chmod(workdir, 0o755)
         c = self.config
+        if self.workspace_tmpfs:  # mounted before the container binds it: no propagation needed
+            try:
+                mount_workspace(workdir, c.disk_limit_mb, c.max_files + 4096)
+            except OSError as exc:
+                remove_tree(workdir)
+                raise SandmleError(f"cannot mount the session's workspace: {exc}") from exc
+        os.chmod(workdir, 0o755)
         owner = c.agent_uid if os.geteuid() == 0 else None
         if owner is not None:
             os.chown(workdir, owner, owner)
@@ -213,6 +234,7 @@ class DockerSandbox(Sandbox):
     async def shutdown(self) -> None:
         for session in list(self.sessions):
             await session.close()
+        unmount_below(self.base_dir)  # workspaces of sessions never closed
         remove_tree(self.base_dir)
 
 
@@ -250,6 +272,7 @@ class DockerSession(HostDirFiles, SandboxSession):
         else:
             argv = list(command or [])
         limits = {"as": c.memory_mb * MIB * 2, "fsize": c.max_file_mb * MIB, "timeout": timeout,
+                  "tmpfs": self.sandbox.workspace_tmpfs,
                   "disk": c.disk_limit_mb * MIB, "files": self.max_files,
                   "uid": self.file_owner if self.file_owner is not None else os.getuid()}
         api = self.sandbox.client.api
@@ -308,7 +331,10 @@ class DockerSession(HostDirFiles, SandboxSession):
             if usage.get("reason") == "timeout":
                 killed, detail = "timeout", f"killed after {timeout:.1f} s timeout"
             elif usage.get("reason") == "disk":
-                killed, detail = "disk", "session directory exceeded its size cap"
+                killed, detail = "disk", ("session directory full (its tmpfs size, enforced by the kernel)"
+                                          if self.sandbox.workspace_tmpfs else
+                                          "session directory exceeded its size cap (folder scan: the fallback "
+                                          "where no tmpfs could be mounted)")
             elif usage.get("reason") == "files":
                 killed, detail = "disk", "session directory holds too many files and folders"
             elif exit_code == -9 or info.get("ExitCode") == 137:
@@ -344,6 +370,8 @@ class DockerSession(HostDirFiles, SandboxSession):
                 self.container.remove(force=True)
             except Exception:  # noqa: BLE001 - already removed
                 pass
+            if self.sandbox.workspace_tmpfs:
+                unmount(self._dir)
             remove_tree(self._dir)
 
         await asyncio.to_thread(remove)
