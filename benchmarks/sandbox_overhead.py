@@ -5,7 +5,8 @@ its warm pool, (c) the ``docker`` sandbox (skipped with the reason when no engin
 Ratios are cold p50 / mode p50 (higher is better). The ``session-start`` row times
 open + one trivial step + close; its cold counterpart is a fresh interpreter importing pandas and
 sklearn (what a session that starts its own isolated interpreter pays); ``local on demand``
-(``pool_size: 0``) forks every session from the pre-imported mother when it is asked for.
+(``pool_size: 0``) forks every session from the pre-imported mother when it is asked for;
+``local limits off`` is the warm pool without seccomp, session cgroup and workspace tmpfs.
 
     .venv/bin/python benchmarks/sandbox_overhead.py [--reps 30] [--sklearn-reps 10] [--think-s 0.05] [--json]
 """
@@ -108,7 +109,12 @@ def main() -> None:
         rows.append({"mode": "cold subprocess", "step": "session-start",
                      "times": bench_cold(SESSION_PRELUDE + STEPS["trivial"], args.sklearn_reps, tmpdir,
                                          args.think_s)})
+        # "limits off": the issue-26 kernel limits disabled (no seccomp filter, no session
+        # cgroup, the workspace a plain host folder scanned for its size), as before them: what
+        # those limits cost, measured side by side.
+        no_limits = {"pool_size": 1, "seccomp": False, "kernel_memory_cap": False, "workspace_fs": "scan"}
         sandboxes = [("local warm pool", "local", {"pool_size": 1}, args.think_s),
+                     ("local limits off", "local", no_limits, args.think_s),
                      ("local back-to-back", "local", {"pool_size": 1}, 0.0)]
         from sandmle.plugins.docker.sandbox import engine_unavailable_reason
 

@@ -47,7 +47,7 @@ if __package__:  # imported as part of sandmle (the host, tests); joined into on
     from .zygote_os import (  # noqa: F401
         CPU_GRACE_S, MIB, PR_SET_DUMPABLE, PR_SET_NO_NEW_PRIVS, Tail, _apply_rlimits, _cpu_seconds, _descendants, _drain,
         _kill_descendants, _peak_rss_mb, _prctl, _proportional_memory, _read, _reap, _reset_peak_rss,
-        _set_limit, _used_bytes, _dir_usage, _fs_usage,
+        _set_limit, _used_bytes, _dir_usage, _fs_full, _fs_usage,
     )
 
 def _run_code(code, glb):
@@ -401,6 +401,10 @@ class Zygote:
                                                            self.cfg.get("memory_enforcement", "poll"))
         elif killed is None and not stopped:
             killed, detail = "signal", "the worker ended without a trace"
+        if killed is None and tmpfs and exit_code not in (0, None) and _fs_full(self.workdir):
+            # The kernel refused a write (ENOSPC) and the step failed on it: name the cap.
+            killed, detail = "disk", ("session directory full: %s (its tmpfs, capped by the kernel: "
+                                      "disk_limit_mb, max_files)" % _fs_full(self.workdir))
         if killed is None and "MemoryError" in err.text()[-2000:]:
             killed, detail = "memory", "memory limit reached (MemoryError)"
             if scratch0 >= MIB:

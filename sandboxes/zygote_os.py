@@ -153,6 +153,19 @@ def _fs_usage(path):
     return (st.f_blocks - st.f_bfree) * st.f_frsize, max(st.f_files - st.f_ffree - 1, 0)
 
 
+def _fs_full(path):
+    """What is exhausted on the file system holding ``path`` ("space", "files"), or ''."""
+    try:
+        st = os.statvfs(path)
+    except OSError:
+        return ""
+    if st.f_ffree == 0:
+        return "files"
+    if st.f_bavail * st.f_frsize < MIB:
+        return "space"
+    return ""
+
+
 def _used_bytes(path):
     """Bytes in use on the file system holding ``path`` (the session's scratch tmpfs)."""
     try:

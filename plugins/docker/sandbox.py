@@ -91,6 +91,10 @@ while True:
 try: os.kill(-1, signal.SIGKILL)  # every process of the step (CAP_KILL); never pid 1 or this one
 except OSError: pass
 code = os.WEXITSTATUS(status) if os.WIFEXITED(status) else -os.WTERMSIG(status)
+if reason is None and code != 0 and lim.get('tmpfs'):  # the step failed on a full workspace (ENOSPC)
+    st = os.statvfs('/workspace')
+    if st.f_ffree == 0: reason = 'files'
+    elif st.f_bavail * st.f_frsize < 1 << 20: reason = 'disk'
 sys.stderr.write('\n%s%s\n' % (%(mark)r, json.dumps({'exit': code, 'reason': reason,
     'cpu': ru.ru_utime + ru.ru_stime, 'rss_kb': ru.ru_maxrss, 'wall': time.time() - t0})))
 """.replace("%(mark)r", repr(_MARK))
@@ -120,8 +124,9 @@ class DockerSandboxConfig(ComponentConfig):
         "uid agent code runs as when the host runs as root (else the host's own uid); the step "
         "runner stays root, so agent code cannot kill it or forge its report"))
     max_file_mb: int = Field(512, ge=1)
-    disk_limit_mb: int = Field(2048, ge=1, description=(
-        "session directory size cap: its tmpfs size (kernel-enforced) or the folder scan's cap"))
+    disk_limit_mb: int = Field(1024, ge=1, description=(
+        "session directory size cap: its tmpfs size (kernel-enforced; its bytes count against "
+        "memory_mb, so keep it well below) or the folder scan's cap"))
     workspace_fs: str = Field("auto", pattern="^(auto|tmpfs|scan)$", description=(
         "'tmpfs': each workspace is a tmpfs of disk_limit_mb mounted by the host (root hosts; "
         "its files are memory); 'scan': the runner's folder scan; 'auto': tmpfs where possible"))
@@ -308,11 +313,12 @@ class DockerSession(HostDirFiles, SandboxSession):
                     (self._dir / step).unlink()
                 except OSError:
                     pass
-        return self._result(out, err, info, killed, detail, timeout, time.perf_counter() - t0)
+        return self._result(out, err, info, killed, detail, timeout, time.perf_counter() - t0,
+                            self.sandbox.workspace_tmpfs)
 
     @staticmethod
     def _result(out: Any, err: Any, info: dict[str, Any], killed: str | None, detail: str,
-                timeout: float, wall: float) -> ExecResult:
+                timeout: float, wall: float, tmpfs: bool = False) -> ExecResult:
         stderr = err.text()
         usage: dict[str, Any] = {}
         if _MARK in stderr:
@@ -332,7 +338,7 @@ class DockerSession(HostDirFiles, SandboxSession):
                 killed, detail = "timeout", f"killed after {timeout:.1f} s timeout"
             elif usage.get("reason") == "disk":
                 killed, detail = "disk", ("session directory full (its tmpfs size, enforced by the kernel)"
-                                          if self.sandbox.workspace_tmpfs else
+                                          if tmpfs else
                                           "session directory exceeded its size cap (folder scan: the fallback "
                                           "where no tmpfs could be mounted)")
             elif usage.get("reason") == "files":
