@@ -8,8 +8,6 @@ Registered by importing this module (``sandboxes/conformance.py`` does, last).
 
 from __future__ import annotations
 
-import uuid
-
 from sandmle.core.interfaces import Sandbox
 from sandmle.core.task import Task
 from sandmle.core.testing import check
@@ -168,4 +166,3 @@ async def unlinked_files_count_against_disk(sandbox: Sandbox, task: Task) -> Non
 
 
 __all__ = ["deep_nesting", "kernel_surface", "fork_memory", "unlinked_files_count_against_disk"]
-_ = uuid
