@@ -179,10 +179,10 @@ class SessionCgroup:
                 pass
         self.fds = []
 
-    def remove(self, wait_s: float = 0.2) -> None:
+    def remove(self, wait_s: float = 0.0) -> None:
         """Remove the folders once their processes are gone (killed just before; exiting takes
-        a moment): tried for ``wait_s`` here, then by a background thread for up to 30 s, so
-        close() never waits long; never raises. A folder still busy after that is left, and
+        a moment): tried once here (for ``wait_s``), then by a background thread for up to
+        30 s, so close() does not wait for the session to finish dying; never raises. A folder still busy after that is left, and
         the next sandbox of this host removes it (:func:`remove_stale_cgroups`)."""
         self.close_fds()
         dirs, self.dirs = self.dirs, []
