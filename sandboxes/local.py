@@ -25,6 +25,12 @@ forks of it:
 * ``stateful=True`` forks one long-lived kernel child instead and runs every step in its
   globals; a step that kills the kernel (timeout, memory) restarts it and says so.
 
+Kernel-enforced limits where the host allows them (each with a stated fallback, see
+docs/guides/reliability.md "Sandbox limits"): a seccomp filter on agent code
+(``zygote_seccomp``), one cgroup per session for memory and pids (``cgroups``), and each
+workspace its own size-capped tmpfs mounted by a root host (``workspace_fs``). The sandbox's
+processes die with their owner (bwrap ``--die-with-parent``, forked from a process-long thread).
+
 Hidden answers are never copied into the session and the host file system is not mounted.
 Without bwrap (``isolation="none"`` or not installed) sessions are plain forks working in their
 host directories, with rlimits and their own process group; a warning is printed once, and hidden
