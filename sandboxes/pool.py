@@ -325,6 +325,7 @@ class WarmPool:
         self._mother: Mother | None = None
         self._closed = False
         self._starting = 0
+        self._started = threading.Condition(self._lock)  # notified as each background start ends
         self._refill()
 
     def mother(self) -> Mother:
@@ -364,14 +365,17 @@ class WarmPool:
         try:
             zygote = self.start()
         except Exception as exc:  # noqa: BLE001 - the next acquire starts one inline and raises
-            log.warning("warm sandbox session failed to start: %s", exc)
+            if not self._closed:
+                log.warning("warm sandbox session failed to start: %s", exc)
         with self._lock:
-            self._starting -= 1
             if zygote is not None and not self._closed:
                 self._ready.append(zygote)
                 zygote = None
         if zygote is not None:
-            zygote.close()
+            zygote.close()  # the pool closed meanwhile; before close() may remove the folder
+        with self._lock:
+            self._starting -= 1
+            self._started.notify_all()
 
     def acquire(self) -> Zygote:
         """A ready session (from the pool when one is warm, else forked now)."""
@@ -396,3 +400,7 @@ class WarmPool:
             if self._mother is not None:
                 self._mother.close()
                 self._mother = None
+        # A session a background thread was starting must be gone (its workspace unmounted)
+        # before the caller removes the sandbox folder; with the mother closed it ends fast.
+        with self._lock:
+            self._started.wait_for(lambda: self._starting == 0, timeout=30)
