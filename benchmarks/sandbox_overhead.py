@@ -5,9 +5,11 @@ its warm pool, (c) the ``docker`` sandbox (skipped with the reason when no engin
 Ratios are cold p50 / mode p50 (higher is better). The ``session-start`` row times
 open + one trivial step + close; its cold counterpart is a fresh interpreter importing pandas and
 sklearn (what a session that starts its own isolated interpreter pays); ``local on demand``
-(``pool_size: 0``) forks every session from the pre-imported mother when it is asked for.
+(``pool_size: 0``) forks every session from the pre-imported mother when it is asked for;
+``local limits off`` is the warm pool without seccomp, session cgroup and workspace tmpfs.
 
     .venv/bin/python benchmarks/sandbox_overhead.py [--reps 30] [--sklearn-reps 10] [--think-s 0.05] [--json]
+    .venv/bin/python benchmarks/sandbox_overhead.py --limits-ab [--reps 30] [--sklearn-reps 20]
 """
 
 from __future__ import annotations
@@ -84,6 +86,44 @@ async def bench_session_start(sandbox, task, reps: int, think_s: float) -> list[
     return times
 
 
+async def limits_ab(task, reps: int, starts: int, think_s: float) -> list[dict]:
+    """The local warm pool with and without the issue-26 kernel limits, interleaved step by step
+    (one of each in turn), so both see the same machine load: trivial step and session start."""
+    from sandmle.sandboxes.local import LocalSandbox, LocalSandboxConfig
+
+    configs = {"local limits on": {}, "local limits off": {"seccomp": False, "kernel_memory_cap": False,
+                                                           "workspace_fs": "scan"}}
+    sandboxes = {k: LocalSandbox(LocalSandboxConfig(pool_size=1, **v)) for k, v in configs.items()}
+    times: dict[tuple[str, str], list[float]] = {(k, s): [] for k in configs for s in ("trivial", "session-start")}
+    try:
+        sessions = {k: await sb.open(task) for k, sb in sandboxes.items()}
+        for session in sessions.values():
+            await session.exec(STEPS["trivial"], timeout=120)
+        for _ in range(reps):
+            for k, session in sessions.items():
+                await asyncio.sleep(think_s)
+                t0 = time.perf_counter()
+                r = await session.exec(STEPS["trivial"], timeout=120)
+                times[(k, "trivial")].append(time.perf_counter() - t0)
+                if not r.ok:
+                    raise RuntimeError(f"step failed: {r}")
+        for session in sessions.values():
+            await session.close()
+        for _ in range(starts):
+            for k, sb in sandboxes.items():
+                await asyncio.sleep(think_s)
+                t0 = time.perf_counter()
+                async with await sb.open(task) as session:
+                    r = await session.exec(STEPS["trivial"], timeout=120)
+                times[(k, "session-start")].append(time.perf_counter() - t0)
+                if not r.ok:
+                    raise RuntimeError(f"step failed: {r}")
+    finally:
+        for sb in sandboxes.values():
+            await sb.shutdown()
+    return [{"mode": k, "step": s, "times": t} for (k, s), t in times.items()]
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--reps", type=int, default=30, help="repetitions of the trivial step")
@@ -92,7 +132,20 @@ def main() -> None:
                     help="idle gap before each step (an agent's LLM call); the warm pool forks the "
                          "next worker during it. The back-to-back row uses 0.")
     ap.add_argument("--json", action="store_true")
+    ap.add_argument("--limits-ab", action="store_true",
+                    help="only the local warm pool with and without the kernel limits (seccomp, "
+                         "session cgroup, workspace tmpfs), interleaved")
     args = ap.parse_args()
+    if args.limits_ab:
+        with tempfile.TemporaryDirectory() as tmp:
+            rows = asyncio.run(limits_ab(make_canary_task(Path(tmp) / "task"), args.reps, args.sklearn_reps,
+                                         args.think_s))
+        off = {r["step"]: percentiles(r["times"])[0] for r in rows if r["mode"] == "local limits off"}
+        print(f"{'mode':<20}{'step':<15}{'p50 ms':>9}{'p95 ms':>9}{'off/on':>9}")
+        for r in rows:
+            p50, p95 = percentiles(r["times"])
+            print(f"{r['mode']:<20}{r['step']:<15}{p50 * 1000:>9.1f}{p95 * 1000:>9.1f}{off[r['step']] / p50:>9.2f}")
+        return
 
     from sandmle.core.plugins import get_registry
 
@@ -108,7 +161,12 @@ def main() -> None:
         rows.append({"mode": "cold subprocess", "step": "session-start",
                      "times": bench_cold(SESSION_PRELUDE + STEPS["trivial"], args.sklearn_reps, tmpdir,
                                          args.think_s)})
+        # "limits off": the issue-26 kernel limits disabled (no seccomp filter, no session
+        # cgroup, the workspace a plain host folder scanned for its size), as before them: what
+        # those limits cost, measured side by side.
+        no_limits = {"pool_size": 1, "seccomp": False, "kernel_memory_cap": False, "workspace_fs": "scan"}
         sandboxes = [("local warm pool", "local", {"pool_size": 1}, args.think_s),
+                     ("local limits off", "local", no_limits, args.think_s),
                      ("local back-to-back", "local", {"pool_size": 1}, 0.0)]
         from sandmle.plugins.docker.sandbox import engine_unavailable_reason
 

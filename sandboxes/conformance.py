@@ -455,3 +455,4 @@ __all__: list[Any] = ["make_canary_task", "battery_size", "CANARY_ENV"]
 
 
 from . import conformance_containment  # noqa: E402,F401 - registers the containment checks
+from . import conformance_limits  # noqa: E402,F401 - registers the limit checks (issue 26)

@@ -72,10 +72,11 @@ async def forge_the_step_report(sandbox: Sandbox, task: Task) -> None:
 @check("sandboxes")
 async def raise_limits_back_up(sandbox: Sandbox, task: Task) -> None:
     """Every resource limit's hard value equals its soft one, so agent code cannot raise a limit
-    (CPU time above all) back up."""
+    back up; only RLIMIT_CPU's hard limit may lie at most one second above its soft one (the
+    local sandbox: so the kernel's SIGXCPU at the soft limit names a CPU-time kill)."""
     code = ("import resource\nloose = []\nfor name in dir(resource):\n  if name.startswith('RLIMIT_'):\n"
             "    soft, hard = resource.getrlimit(getattr(resource, name))\n"
-            "    if soft != hard:\n      loose.append(name)\n"
+            "    if soft != hard and not (name == 'RLIMIT_CPU' and 0 <= hard - soft <= 1):\n      loose.append(name)\n"
             "      try: resource.setrlimit(getattr(resource, name), (hard, hard))\n      except (ValueError, OSError): pass\n"
             "print('LOOSE', loose)\n")
     r = await _hostile(sandbox, task, code)

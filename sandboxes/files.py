@@ -23,6 +23,8 @@ from typing import BinaryIO
 from sandmle.core.errors import SandmleError
 from sandmle.core.task import Task
 
+from .tree import walk_tree
+
 _DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 
 
@@ -188,15 +190,25 @@ def write_confined(root: Path, path: str, data: bytes | str, owner: int | None =
 
 
 def list_confined(root: Path, path: str = ".") -> list[str]:
-    base = confined(root, path)
-    rootr = root.resolve()
-    out = []
-    for dirpath, _dirs, files in os.walk(base):
-        for name in files:
-            full = Path(dirpath) / name
-            if full.is_symlink():
-                continue  # never follow agent-made links out of the session
-            out.append(str(full.relative_to(rootr)))
+    """Regular files below ``root/path``, relative to ``root``; links are never followed and
+    any nesting depth is walked without recursion (see :mod:`.tree`)."""
+    text = os.fspath(path)
+    parts = [] if text.strip("/") in ("", ".") and not text.startswith("/") else _parts(text)
+    try:
+        fd = _open_dir(Path(root), parts)
+    except FileNotFoundError:
+        return []
+    prefix = "/".join(parts) + "/" if parts else ""
+    out: list[str] = []
+
+    def add(_fd: int, rel: str, _name: str, is_file: bool | None, _blocks: int) -> None:
+        if is_file:
+            out.append(prefix + rel)
+
+    try:
+        walk_tree(fd, on_file=add)
+    finally:
+        os.close(fd)
     return sorted(out)
 
 

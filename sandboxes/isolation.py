@@ -94,9 +94,10 @@ def _unshare_flags() -> list[str]:
 
 def bwrap_argv(bwrap: str, sessions_dir: Path) -> list[str]:
     """bwrap arguments that show the mother only what Python needs plus the sessions' directory."""
-    # No --die-with-parent: it ties bwrap's life to the *thread* that started it (pool threads
-    # are short-lived); the mother exits instead when the host's end of its socket closes.
-    argv = [bwrap, *_unshare_flags(), "--cap-add", "ALL", "--new-session",
+    # --die-with-parent ties bwrap's life to the *thread* that starts it: pool.py starts every
+    # mother from one thread that lives as long as the host process (see pool._Spawner), so a
+    # kill -9 of the host ends the sandbox at once (its sessions die with the mother).
+    argv = [bwrap, *_unshare_flags(), "--cap-add", "ALL", "--new-session", "--die-with-parent",
             "--proc", "/proc", "--dev", "/dev", "--tmpfs", "/tmp", "--clearenv"]
     for path in _SYSTEM_DIRS:
         if os.path.islink(path):

@@ -25,6 +25,12 @@ forks of it:
 * ``stateful=True`` forks one long-lived kernel child instead and runs every step in its
   globals; a step that kills the kernel (timeout, memory) restarts it and says so.
 
+Kernel-enforced limits where the host allows them (each with a stated fallback, see
+docs/guides/reliability.md "Sandbox limits"): a seccomp filter on agent code
+(``zygote_seccomp``), one cgroup per session for memory and pids (``cgroups``), and each
+workspace its own size-capped tmpfs mounted by a root host (``workspace_fs``). The sandbox's
+processes die with their owner (bwrap ``--die-with-parent``, forked from a process-long thread).
+
 Hidden answers are never copied into the session and the host file system is not mounted.
 Without bwrap (``isolation="none"`` or not installed) sessions are plain forks working in their
 host directories, with rlimits and their own process group; a warning is printed once, and hidden
@@ -36,7 +42,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import shutil
+import os
 import sys
 import warnings
 import weakref
@@ -52,16 +58,20 @@ from sandmle.core.records import ExecResult
 from sandmle.core.task import Task
 
 from .files import HostDirFiles, copy_public_files
+from .cgroups import SessionCgroups, remove_stale_cgroups
 from .isolation import bwrap_path
 from .pool import WarmPool, Zygote, ZygoteError, ZygoteSpec
 from .results import exec_result_from_reply
 from .stale import BASE_PREFIX, make_owned_dir, remove_stale_dirs
+from .tree import remove_tree
+from .workspace_fs import share_folder, unmount_below
 
 log = logging.getLogger(__name__)
 MIB = 1024 * 1024
 DEFAULT_PRELOAD = ["numpy", "pandas", "sklearn", "sklearn.ensemble", "sklearn.linear_model",
                    "sklearn.model_selection", "sklearn.metrics", "sklearn.preprocessing"]
 _warned_reduced = False
+_warned_scan = False
 _MAX_ARG_BYTES = 128 * 1024 - 1  # Linux MAX_ARG_STRLEN, less the trailing NUL
 
 
@@ -75,7 +85,12 @@ class LocalSandboxConfig(ComponentConfig):
     cpu_s: int = Field(600, ge=1, description="CPU seconds per execution (RLIMIT_CPU)")
     max_procs: int = Field(64, ge=4, description="processes per session (RLIMIT_NPROC of the session uid)")
     max_file_mb: int = Field(512, ge=1, description="largest file one execution may write")
-    disk_limit_mb: int = Field(2048, ge=1, description="session directory size cap")
+    disk_limit_mb: int = Field(2048, ge=1, description=(
+        "session directory size cap: the size of its tmpfs (enforced by the kernel) or, with "
+        "workspace_fs 'scan', what the folder scan may find"))
+    workspace_fs: Literal["auto", "tmpfs", "scan"] = Field("auto", description=(
+        "'tmpfs': each workspace is its own tmpfs of disk_limit_mb (needs a root host; its "
+        "files are memory); 'scan': a host folder polled by a scan; 'auto': tmpfs where possible"))
     max_files: int = Field(100_000, ge=100, description=(
         "files and folders the session may create in its directory, and in /tmp plus /dev/shm "
         "(the task's own files come on top)"))
@@ -87,6 +102,14 @@ class LocalSandboxConfig(ComponentConfig):
         "run each stateless code step as a fresh `python -c` process, as SandMLE's tool runs "
         "`python main.py` (nothing pre-imported or inherited; every step pays interpreter start "
         "and its imports)"))
+    kernel_memory_cap: bool = Field(True, description=(
+        "one cgroup per session with memory.max = memory_mb and pids.max (v2 where delegated, "
+        "else writable v1 memory+pids); where none can be made, or when false, the session's "
+        "resident memory is polled instead (see docs/guides/reliability.md)"))
+    seccomp: bool = Field(True, description=(
+        "a seccomp filter on agent code: no namespaces (user namespaces included), mount, "
+        "keyring, ptrace, bpf, perf_event_open, io_uring... (see sandboxes/zygote_seccomp.py); "
+        "steps fail with a clear error where the kernel refuses it: then set false"))
     default_timeout_s: float = Field(300.0, gt=0)
     startup_timeout_s: float = Field(120.0, gt=0)
 
@@ -100,18 +123,45 @@ class LocalSandbox(Sandbox):
         remove_stale_dirs(BASE_PREFIX)  # left behind by runs that were killed
         self.base_dir = make_owned_dir(BASE_PREFIX)
         cfg = self.config
+        self.workspace_fs = self._choose_workspace_fs()
+        # Kernel caps per session where this host allows a cgroup; else the zygote polls memory.
+        # pids.max counts threads and the session's own few processes on top of max_procs.
+        self.cgroups = SessionCgroups(cfg.memory_mb, cfg.max_procs + 16) if cfg.kernel_memory_cap else None
+        if self.cgroups is not None and self.cgroups.version is None:
+            self.cgroups = None
+        if self.cgroups is not None:
+            remove_stale_cgroups(_pid_alive)  # left behind by runs that were killed
         self.spec = ZygoteSpec(
             bwrap=self.bwrap, preload=cfg.preload,
             limits={"memory_mb": cfg.memory_mb, "cpu_s": cfg.cpu_s, "max_procs": cfg.max_procs,
                     "max_file_mb": cfg.max_file_mb},
             output_limit_bytes=cfg.output_limit_bytes, tail_bytes=cfg.tail_bytes,
             disk_limit_mb=cfg.disk_limit_mb, max_files=cfg.max_files, base_dir=self.base_dir,
-            startup_timeout_s=cfg.startup_timeout_s,
+            startup_timeout_s=cfg.startup_timeout_s, seccomp=cfg.seccomp, cgroups=self.cgroups,
+            workspace_fs=self.workspace_fs,
         )
         self.pool = WarmPool(self.spec, cfg.pool_size)
         self.sessions: set[LocalSession] = set()
         # A sandbox dropped without shutdown() still stops its processes and removes its dir.
         self._finalizer = weakref.finalize(self, _release, self.pool, self.base_dir)
+
+    def _choose_workspace_fs(self) -> str:
+        """"tmpfs" (a size-capped file system per workspace) where the host can mount one,
+        else "scan" (the zygote's folder scan, which misses space of unlinked open files)."""
+        global _warned_scan
+        wanted = self.config.workspace_fs
+        if wanted == "scan":
+            return "scan"
+        reason = share_folder(self.base_dir)
+        if not reason:
+            return "tmpfs"
+        if wanted == "tmpfs":
+            raise SandmleError(f"workspace_fs='tmpfs' but {reason}")
+        if not _warned_scan:
+            _warned_scan = True
+            log.warning("%s: disk_limit_mb is enforced by a folder scan (fallback), which does not "
+                        "see space held by unlinked open files", reason)
+        return "scan"
 
     @property
     def isolated(self) -> bool:
@@ -210,9 +260,26 @@ class LocalSession(HostDirFiles, SandboxSession):
         await asyncio.to_thread(self.zygote.close)
 
 
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:
+        return True
+    return True
+
+
 def _release(pool: WarmPool, base_dir: Path) -> None:
-    pool.close()
-    shutil.rmtree(base_dir, ignore_errors=True)
+    """Stop the sandbox's processes and remove its folder; never raises (it runs from close
+    paths and finalizers, where an exception would lose the caller's results)."""
+    try:
+        pool.close()
+    except Exception as exc:  # noqa: BLE001 - cleanup must not fail the run
+        log.warning("stopping the sandbox's processes failed: %s", exc)
+    unmount_below(base_dir)  # workspaces of sessions never closed, then the shared bind
+    if not remove_tree(base_dir):
+        log.warning("could not remove the sandbox folder %s entirely", base_dir)
 
 
 def make_local(config: LocalSandboxConfig) -> LocalSandbox:

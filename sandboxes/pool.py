@@ -16,9 +16,9 @@ import itertools
 import json
 import logging
 import os
+import queue
 import random
 import select
-import shutil
 import signal
 import socket
 import subprocess
@@ -30,13 +30,52 @@ from collections import deque
 from pathlib import Path
 from typing import Any
 
+from .cgroups import SessionCgroups
 from .files import give_to
+from .tree import remove_tree
+from .workspace_fs import mount_workspace, unmount
 from .zygote_main import ZYGOTE_FILES
 from .isolation import SANDBOX_SESSIONS, SANDBOX_WORKDIR, bwrap_argv, python_roots, scrubbed_env
 
 log = logging.getLogger(__name__)
 # The zygote's modules, joined into the one program the sandbox's python runs (see zygote_main).
 _ZYGOTE_SOURCE = "\n".join((Path(__file__).parent / name).read_text(encoding="utf-8") for name in ZYGOTE_FILES)
+
+
+class _Spawner:
+    """Starts the mothers' processes from one thread that lives as long as this process.
+
+    ``bwrap --die-with-parent`` (and ``PR_SET_PDEATHSIG``) fires when the *thread* that forked
+    the child exits, not the process; pool threads are short-lived, so a mother forked from one
+    would die early, while a mother with no death signal outlives a ``kill -9`` of its owner
+    for as long as its imports take (seconds). Forking from this thread gives both: the
+    sandbox dies with its owner, and only then."""
+
+    _lock = threading.Lock()
+    _queue: "queue.SimpleQueue[tuple[Any, ...]] | None" = None
+
+    @classmethod
+    def popen(cls, argv: list[str], **kwargs: Any) -> subprocess.Popen:
+        with cls._lock:
+            if cls._queue is None:
+                cls._queue = queue.SimpleQueue()
+                threading.Thread(target=cls._serve, args=(cls._queue,), name="sandmle-spawner",
+                                 daemon=True).start()
+        done: queue.SimpleQueue = queue.SimpleQueue()
+        cls._queue.put((argv, kwargs, done))
+        ok, value = done.get()
+        if not ok:
+            raise value
+        return value
+
+    @staticmethod
+    def _serve(requests: "queue.SimpleQueue[tuple[Any, ...]]") -> None:
+        while True:
+            argv, kwargs, done = requests.get()
+            try:
+                done.put((True, subprocess.Popen(argv, **kwargs)))
+            except BaseException as exc:  # noqa: BLE001 - handed to the caller
+                done.put((False, exc))
 
 
 class ZygoteError(RuntimeError):
@@ -48,11 +87,14 @@ class ZygoteSpec:
 
     def __init__(self, *, bwrap: str | None, preload: list[str], limits: dict[str, Any],
                  output_limit_bytes: int, tail_bytes: int, disk_limit_mb: int,
-                 base_dir: Path, startup_timeout_s: float = 120.0, max_files: int = 100_000):
+                 base_dir: Path, startup_timeout_s: float = 120.0, max_files: int = 100_000,
+                 seccomp: bool = True, cgroups: "SessionCgroups | None" = None,
+                 workspace_fs: str = "scan"):
         self.bwrap, self.preload, self.limits = bwrap, preload, limits
         self.output_limit_bytes, self.tail_bytes = output_limit_bytes, tail_bytes
         self.disk_limit_mb, self.max_files = disk_limit_mb, max_files
         self.base_dir, self.startup_timeout_s = base_dir, startup_timeout_s
+        self.seccomp, self.cgroups, self.workspace_fs = seccomp, cgroups, workspace_fs
 
 
 def _read_line(fd: int, buf: bytearray, timeout: float) -> bytes | None:
@@ -87,7 +129,9 @@ class Mother:
                "workdir": inner, "namespaces": bool(spec.bwrap), "limits": spec.limits,
                "preload": spec.preload, "output_limit_bytes": spec.output_limit_bytes,
                "tail_bytes": spec.tail_bytes, "disk_limit_mb": spec.disk_limit_mb,
-               "max_files": spec.max_files,
+               "max_files": spec.max_files, "seccomp": spec.seccomp, "workspace_fs": spec.workspace_fs,
+               "memory_enforcement": ("cgroup " + spec.cgroups.version) if spec.cgroups and spec.cgroups.version
+               else "poll",
                "keep_visible": python_roots()}
         python = [sys.executable, "-c", _ZYGOTE_SOURCE, json.dumps(cfg)]
         env = scrubbed_env(inner)
@@ -100,8 +144,8 @@ class Mother:
         self._sock, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
         self._lock = threading.Lock()
         with open(self.log_path, "ab") as log_file:
-            self.proc = subprocess.Popen(argv, stdin=theirs, stdout=subprocess.DEVNULL, stderr=log_file,
-                                         cwd=spec.base_dir, env=env, start_new_session=True)
+            self.proc = _Spawner.popen(argv, stdin=theirs, stdout=subprocess.DEVNULL, stderr=log_file,
+                                       cwd=spec.base_dir, env=env, start_new_session=True)
         theirs.close()
         self._sock.settimeout(spec.startup_timeout_s)
         try:
@@ -130,17 +174,19 @@ class Mother:
         with self._lock:
             socket.send_fds(self._sock, [json.dumps(msg).encode()], list(fds))
 
-    def spawn(self, host_dir: Path, uid: int | None = None) -> tuple[int, int | None, int, int]:
-        """Fork a session working in ``host_dir`` (``uid``: keep a restarted session's uid);
-        returns (session id, the uid its code runs as or None for the host's own, request fd,
-        reply fd)."""
+    def spawn(self, host_dir: Path, uid: int | None = None,
+              cgroup_fds: list[int] = ()) -> tuple[int, int | None, int, int]:
+        """Fork a session working in ``host_dir`` (``uid``: keep a restarted session's uid;
+        ``cgroup_fds``: ``cgroup.procs`` files the session joins first); returns (session id,
+        the uid its code runs as or None for the host's own, request fd, reply fd)."""
         req_r, req_w = os.pipe()
         reply_r, reply_w = os.pipe()
         sid = next(self._sids)
         if uid is None and self._uids is not None:
             uid = next(self._uids)
         try:
-            self._send({"op": "spawn", "sid": sid, "dir": host_dir.name, "uid": uid}, [req_r, reply_w])
+            self._send({"op": "spawn", "sid": sid, "dir": host_dir.name, "uid": uid},
+                       [req_r, reply_w, *cgroup_fds])
         except OSError as exc:
             for fd in (req_w, reply_r):
                 os.close(fd)
@@ -178,11 +224,29 @@ class Zygote:
         base = mother.spec.base_dir
         # A restarted session reuses its directory (the files survive the restart).
         self.host_dir = host_dir or Path(tempfile.mkdtemp(prefix="session-", dir=base))
+        spec = mother.spec
+        if host_dir is None and spec.workspace_fs == "tmpfs":
+            # Room for the task's public files on top of what agent code may create.
+            try:
+                mount_workspace(self.host_dir, spec.disk_limit_mb, spec.max_files + 4096)
+            except OSError as exc:
+                remove_tree(self.host_dir)
+                raise ZygoteError(f"cannot mount the session's workspace: {exc}") from exc
         self.env = scrubbed_env(SANDBOX_WORKDIR if mother.spec.bwrap else str(self.host_dir))
         self._lock = threading.Lock()
         self._buf = bytearray()
         self._dead = False
-        self.sid, self.uid, self._req_fd, self._reply_fd = mother.spawn(self.host_dir, uid)
+        cgroups = mother.spec.cgroups
+        self.cgroup = cgroups.create() if cgroups is not None else None
+        try:
+            self.sid, self.uid, self._req_fd, self._reply_fd = mother.spawn(
+                self.host_dir, uid, self.cgroup.fds if self.cgroup else [])
+        except BaseException:
+            if self.cgroup is not None:
+                self.cgroup.remove(wait_s=0)
+            raise
+        if self.cgroup is not None:
+            self.cgroup.close_fds()  # the session has its own copies
         give_to(base, self.host_dir, self.uid)
         self.ready_info: dict[str, Any] | None = None
 
@@ -240,8 +304,13 @@ class Zygote:
             except OSError:
                 pass
         self.kill()
+        if self.cgroup is not None:
+            self.cgroup.remove()
+            self.cgroup = None
         if not keep_dir:
-            shutil.rmtree(self.host_dir, ignore_errors=True)
+            if self.mother.spec.workspace_fs == "tmpfs":
+                unmount(self.host_dir)  # its files go with the tmpfs
+            remove_tree(self.host_dir)  # any depth agent code nested; never raises
 
 
 class WarmPool:
@@ -256,6 +325,7 @@ class WarmPool:
         self._mother: Mother | None = None
         self._closed = False
         self._starting = 0
+        self._started = threading.Condition(self._lock)  # notified as each background start ends
         self._refill()
 
     def mother(self) -> Mother:
@@ -295,19 +365,19 @@ class WarmPool:
         try:
             zygote = self.start()
         except Exception as exc:  # noqa: BLE001 - the next acquire starts one inline and raises
-            # A refill still starting when the sandbox shuts down sees its mother go away: that
-            # is the shutdown, not a failure (it used to be reported as one, naming a mother.log
-            # that shutdown had already deleted).
-            with self._lock:
-                closing = self._closed
-            (log.debug if closing else log.warning)("warm sandbox session failed to start: %s", exc)
+            # A refill cut off by shutdown sees its mother go away: that is the shutdown, not a
+            # failure (it used to be reported as one, naming a mother.log already deleted).
+            if not self._closed:
+                log.warning("warm sandbox session failed to start: %s", exc)
         with self._lock:
-            self._starting -= 1
             if zygote is not None and not self._closed:
                 self._ready.append(zygote)
                 zygote = None
         if zygote is not None:
-            zygote.close()
+            zygote.close()  # the pool closed meanwhile; before close() may remove the folder
+        with self._lock:
+            self._starting -= 1
+            self._started.notify_all()
 
     def acquire(self) -> Zygote:
         """A ready session (from the pool when one is warm, else forked now)."""
@@ -332,3 +402,7 @@ class WarmPool:
             if self._mother is not None:
                 self._mother.close()
                 self._mother = None
+        # A session a background thread was starting must be gone (its workspace unmounted)
+        # before the caller removes the sandbox folder; with the mother closed it ends fast.
+        with self._lock:
+            self._started.wait_for(lambda: self._starting == 0, timeout=30)

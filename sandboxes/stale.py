@@ -12,11 +12,13 @@ from __future__ import annotations
 import json
 import logging
 import os
-import shutil
 import socket
 import tempfile
 from pathlib import Path
 from typing import Any
+
+from .tree import remove_tree
+from .workspace_fs import unmount_below
 
 #: Name prefix of every local sandbox's session folder under the temporary folder.
 BASE_PREFIX = "sandmle-sandbox-"
@@ -75,14 +77,27 @@ def read_owner(path: Path) -> dict[str, Any] | None:
 def remove_stale_dirs(prefix: str) -> list[Path]:
     """Remove ``<tmp>/<prefix>*`` folders whose recorded owner is gone; return them."""
     removed = []
-    for path in Path(tempfile.gettempdir()).glob(prefix + "*"):
-        if path.is_symlink() or not path.is_dir():
+    try:
+        candidates = list(Path(tempfile.gettempdir()).glob(prefix + "*"))
+    except OSError as exc:
+        log.warning("cannot list the temporary folder for stale sandbox folders: %s", exc)
+        return removed
+    for path in candidates:
+        try:
+            if path.is_symlink() or not path.is_dir():
+                continue
+            record = read_owner(path)
+            if record is None or owner_alive(record):
+                continue
+        except OSError:
             continue
-        record = read_owner(path)
-        if record is None or owner_alive(record):
-            continue
-        shutil.rmtree(path, ignore_errors=True)
-        removed.append(path)
+        # Never raises, however deep agent code nested its folders: a folder that cannot be
+        # removed is reported and left, and never stops a new sandbox from starting.
+        unmount_below(path)  # a killed run's workspace file systems
+        if remove_tree(path):
+            removed.append(path)
+        else:
+            log.warning("could not remove the stale sandbox folder %s entirely", path)
     if removed:
         log.info("removed %d stale sandbox folder(s) left by killed runs", len(removed))
     return removed

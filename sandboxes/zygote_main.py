@@ -28,6 +28,7 @@ Two levels of fork, so that neither interpreter start nor imports are ever paid 
   peak memory are read from its /proc; a step that kills it gets a fresh fork.
 """
 
+import ctypes
 import json
 import os
 import resource
@@ -37,13 +38,16 @@ import sys
 import time
 import traceback
 
-ZYGOTE_FILES = ("zygote_os.py", "zygote_main.py", "zygote_mother.py")  # one program, in this order
+KEY_SPEC_USER_KEYRING, KEY_SPEC_USER_SESSION_KEYRING = -4, -5
+KEYCTL_GET_KEYRING_ID, KEYCTL_CLEAR, KEYCTL_INVALIDATE = 0, 7, 21
+ZYGOTE_FILES = ("tree.py", "zygote_seccomp.py", "zygote_os.py", "zygote_main.py", "zygote_mother.py")  # one program, in this order
 
 if __package__:  # imported as part of sandmle (the host, tests); joined into one program otherwise
+    from .zygote_seccomp import SYS_KEYCTL, install_seccomp
     from .zygote_os import (  # noqa: F401
-        MIB, PR_SET_DUMPABLE, PR_SET_NO_NEW_PRIVS, Tail, _apply_rlimits, _cpu_seconds, _descendants, _drain,
+        CPU_GRACE_S, MIB, PR_SET_DUMPABLE, PR_SET_NO_NEW_PRIVS, Tail, _apply_rlimits, _cpu_seconds, _descendants, _drain,
         _kill_descendants, _peak_rss_mb, _prctl, _proportional_memory, _read, _reap, _reset_peak_rss,
-        _set_limit, _used_bytes, _dir_usage,
+        _set_limit, _used_bytes, _dir_usage, _fs_full, _fs_usage,
     )
 
 def _run_code(code, glb):
@@ -90,7 +94,7 @@ def _drop_privileges(uid):
     _prctl(PR_SET_DUMPABLE, 1)
 
 
-def _child_setup(out_w, err_w, limits, workdir, keep=(), uid=None):
+def _child_setup(out_w, err_w, limits, workdir, keep=(), uid=None, seccomp=False):
     os.setsid()
     null = os.open(os.devnull, os.O_RDONLY)
     os.dup2(null, 0)
@@ -100,7 +104,14 @@ def _child_setup(out_w, err_w, limits, workdir, keep=(), uid=None):
     os.chdir(workdir)
     signal.signal(signal.SIGPIPE, signal.SIG_DFL)
     _apply_rlimits(limits)
+    try:  # the kernel's OOM killer (cgroup or global) picks agent code, never the session
+        with open("/proc/self/oom_score_adj", "w") as fh:
+            fh.write("1000")  # set while privileged: agent code cannot lower it again
+    except OSError:
+        pass
     _drop_privileges(uid)
+    if seccomp:  # last: the setup above needs calls the filter denies; fails closed
+        install_seccomp()
     sys.stdout = open(1, "w", buffering=1, closefd=False, errors="backslashreplace")
     sys.stderr = open(2, "w", buffering=1, closefd=False, errors="backslashreplace")
 
@@ -178,7 +189,8 @@ class Zygote:
             try:
                 signal.set_wakeup_fd(-1)  # the session's, not to be written by a child's signals
                 signal.signal(signal.SIGCHLD, signal.SIG_DFL)
-                _child_setup(out_w, err_w, self.limits, self.workdir, keep=(req_r, ctrl_w), uid=self.cfg.get("uid"))
+                _child_setup(out_w, err_w, self.limits, self.workdir, keep=(req_r, ctrl_w), uid=self.cfg.get("uid"),
+                             seccomp=self.cfg.get("seccomp", False))
                 code = _worker_loop(req_r, ctrl_w, one_shot)
             except BaseException:  # noqa: BLE001
                 traceback.print_exc()
@@ -229,7 +241,7 @@ class Zygote:
         cpu0 = _cpu_seconds(kernel.pid) or 0.0
         cap = self.limits.get("cpu_s")
         if cap:
-            _set_limit(kernel.pid, resource.RLIMIT_CPU, int(cpu0 + cap) + 1)
+            _set_limit(kernel.pid, resource.RLIMIT_CPU, int(cpu0 + cap) + 1, CPU_GRACE_S)
         _reset_peak_rss(kernel.pid)
         try:
             os.kill(kernel.pid, signal.SIGCONT)
@@ -294,8 +306,10 @@ class Zygote:
         procs = _proportional_memory(_descendants(os.getpid()))
         if scratch + procs <= memory_mb * MIB:
             return None
-        return ("memory limit reached: processes %d MiB + /tmp and /dev/shm %d MiB > %d MiB"
-                % (procs // MIB, scratch // MIB, memory_mb))
+        how = self.cfg.get("memory_enforcement", "poll")
+        return ("memory limit reached: processes %d MiB + /tmp and /dev/shm %d MiB > %d MiB (%s)"
+                % (procs // MIB, scratch // MIB, memory_mb,
+                   "polled: no session cgroup on this host" if how == "poll" else "polled; kernel cap: " + how))
 
     def _watch(self, worker, timeout, t0, req, cpu0, scratch0, stateful):
         """Collect output until the step ends; enforce timeout, output, disk and memory caps;
@@ -307,6 +321,7 @@ class Zygote:
         disk_limit = self.cfg.get("disk_limit_mb", 1024) * MIB
         file_limit = int(req.get("max_files") or self.cfg.get("max_files") or 100000)
         memory = self.limits.get("memory_mb")
+        tmpfs = self.cfg.get("workspace_fs") == "tmpfs"
         killed, detail, stopped = None, "", False
         deadline = t0 + timeout
         next_check, first_usage = t0 + 0.2, None
@@ -339,13 +354,21 @@ class Zygote:
                 break
             if not stopped and time.perf_counter() >= next_check:
                 began = time.perf_counter()
-                used, entries = _dir_usage(self.workdir, disk_limit, file_limit)
+                if tmpfs:  # the kernel caps it; statvfs sees unlinked open files too
+                    used, entries = _fs_usage(self.workdir)
+                else:
+                    used, entries = _dir_usage(self.workdir, disk_limit, file_limit)
                 # A step that only frees space (cleaning up after an earlier flood) is never
                 # stopped for usage it found on arrival.
                 grew = first_usage is not None and (used > first_usage[0] or entries > first_usage[1])
                 first_usage = first_usage or (used, entries)
+                if tmpfs and used >= disk_limit and grew:
+                    killed, detail = "disk", ("session directory full: %d MiB (its tmpfs size, enforced by "
+                                              "the kernel)" % (disk_limit // MIB))
+                    break
                 if used > disk_limit and grew:
-                    killed, detail = "disk", "session directory exceeded %d MiB" % (disk_limit // MIB)
+                    killed, detail = "disk", ("session directory exceeded %d MiB (folder scan: the "
+                                              "fallback where no tmpfs could be mounted)" % (disk_limit // MIB))
                     break
                 if entries > file_limit and grew:
                     killed, detail = "disk", "session directory holds more than %d files and folders" % file_limit
@@ -374,9 +397,14 @@ class Zygote:
                 cpu_s = worker.rusage.ru_utime + worker.rusage.ru_stime - cpu0
                 peak = worker.rusage.ru_maxrss / 1024.0
             if killed is None:
-                exit_code, killed, detail = _decode_status(worker.status, cpu_s, self.limits.get("cpu_s"))
+                exit_code, killed, detail = _decode_status(worker.status, cpu_s, self.limits.get("cpu_s"),
+                                                           self.cfg.get("memory_enforcement", "poll"))
         elif killed is None and not stopped:
             killed, detail = "signal", "the worker ended without a trace"
+        if killed is None and tmpfs and exit_code not in (0, None) and _fs_full(self.workdir):
+            # The kernel refused a write (ENOSPC) and the step failed on it: name the cap.
+            killed, detail = "disk", ("session directory full: %s (its tmpfs, capped by the kernel: "
+                                      "disk_limit_mb, max_files)" % _fs_full(self.workdir))
         if killed is None and "MemoryError" in err.text()[-2000:]:
             killed, detail = "memory", "memory limit reached (MemoryError)"
             if scratch0 >= MIB:
@@ -390,6 +418,45 @@ class Zygote:
             "wall_s": time.perf_counter() - t0, "cpu_s": max(cpu_s, 0.0), "peak_mem_mb": peak,
             "killed": killed, "detail": detail,
         }
+
+
+def _has_keys(uid):
+    """True when the kernel accounts keys to ``uid`` (/proc/key-users is global, not per pid
+    namespace); looking its keyrings up would create them, so this is asked first."""
+    try:
+        with open("/proc/key-users") as fh:
+            return any(line.split(":", 1)[0].strip() == str(uid) for line in fh)
+    except OSError:
+        return False
+
+
+def _clear_keyrings(uid):
+    """Empty and invalidate the kernel keyrings of a session's uid (user and user-session), as
+    that uid, so no key agent code made (with seccomp off) outlives the session. The mother
+    calls it once the session is gone (the session itself may be killed mid-shutdown)."""
+    if not _has_keys(uid):
+        return
+    pid = os.fork()
+    if pid == 0:
+        try:
+            os.setgroups([])
+            os.setgid(uid)
+            os.setuid(uid)
+            libc = ctypes.CDLL(None, use_errno=True)
+            # Serial numbers first: a lookup by special id after an invalidation would make
+            # the keyring afresh.
+            serials = [libc.syscall(SYS_KEYCTL, KEYCTL_GET_KEYRING_ID, special, 0, 0, 0)
+                       for special in (KEY_SPEC_USER_KEYRING, KEY_SPEC_USER_SESSION_KEYRING)]
+            for serial in serials:
+                if serial > 0:
+                    libc.syscall(SYS_KEYCTL, KEYCTL_CLEAR, serial, 0, 0, 0)
+                    libc.syscall(SYS_KEYCTL, KEYCTL_INVALIDATE, serial, 0, 0, 0)
+        finally:
+            os._exit(0)
+    try:
+        os.waitpid(pid, 0)
+    except ChildProcessError:
+        pass
 
 
 def _hold_stopped(pid, wait_s=1.0):
@@ -460,15 +527,20 @@ def _close_fds(worker):
             pass
 
 
-def _decode_status(status, cpu_s, cpu_cap):
+def _decode_status(status, cpu_s, cpu_cap, memory_enforcement="poll"):
     """(exit code, kill reason, detail) of a worker's wait status."""
     if os.WIFEXITED(status):
         return os.WEXITSTATUS(status), None, ""
     sig = os.WTERMSIG(status)
-    if sig == signal.SIGXCPU or (sig == signal.SIGKILL and cpu_cap and cpu_s >= cpu_cap - 0.05):
-        killed, detail = "timeout", "CPU time limit reached"  # hard = soft: the kernel sends SIGKILL
+    # SIGXCPU comes at RLIMIT_CPU's soft limit; SIGKILL at its hard one (CPU_GRACE_S later) when
+    # agent code ignored SIGXCPU. rusage counts CPU time finer than the kernel's limit check
+    # (ticks), often ~15% less, hence the margin.
+    if sig == signal.SIGXCPU or (sig == signal.SIGKILL and cpu_cap and cpu_s >= 0.75 * cpu_cap):
+        killed, detail = "timeout", "CPU time limit reached (%s s, RLIMIT_CPU)" % cpu_cap
     elif sig == signal.SIGXFSZ:
         killed, detail = "disk", "file size limit reached"
+    elif sig == signal.SIGKILL and memory_enforcement.startswith("cgroup"):
+        killed, detail = "memory", "killed by the kernel at the session's memory cap (%s)" % memory_enforcement
     elif sig == signal.SIGKILL:
         killed, detail = "memory", "killed by SIGKILL (likely out of memory)"
     else:

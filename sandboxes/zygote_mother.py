@@ -13,19 +13,40 @@ import sys
 import traceback
 
 if __package__:  # imported as part of sandmle; joined into one program otherwise
-    from .zygote_main import Zygote, _serve
+    from .zygote_main import Zygote, _clear_keyrings, _serve
     from .zygote_os import (
         MS_MOVE, MS_NODEV, MS_NOEXEC, MS_NOSUID, PR_SET_DUMPABLE, PR_SET_PDEATHSIG, _isolate, _mount, _prctl,
         _set_subreaper, _umount,
     )
 
 
-def _session_main(cfg, msg, req_fd, reply_fd, ready):
+def _join_cgroups(fds):
+    """Move this process into the session's cgroups (``cgroup.procs`` fds from the host) before
+    it forks anything, so all of the session is charged there. An error string, or ''."""
+    error = ""
+    for fd in fds:
+        try:
+            os.write(fd, b"0")
+        except OSError as exc:
+            error = "cannot join the session cgroup: %s" % exc
+        os.close(fd)
+    return error
+
+
+def _session_main(cfg, msg, req_fd, reply_fd, ready, cgroup_fds=()):
     """Body of a forked session (never returns)."""
     code = 1
     try:
         _prctl(PR_SET_PDEATHSIG, signal.SIGKILL)  # the mother's death ends every session
         scfg = dict(cfg, uid=msg.get("uid"))
+        if cgroup_fds:
+            error = _join_cgroups(cgroup_fds)
+            if error:  # the poll stays on; the host's log says why
+                scfg["memory_enforcement"] = "poll"
+                ready = dict(ready, cgroup_error=error)
+        else:
+            scfg["memory_enforcement"] = "poll"
+        ready = dict(ready, memory_enforcement=scfg["memory_enforcement"])
         if cfg.get("namespaces"):
             _isolate(cfg, msg["dir"])
             pid = os.fork()  # the first child of the new pid namespace is its init
@@ -61,18 +82,21 @@ def _session_main(cfg, msg, req_fd, reply_fd, ready):
 
 def _mother_loop(cfg, control, ready):
     """Fork a session per ``spawn`` message; kill on ``kill``; exit when the host goes away."""
-    sessions = {}
+    sessions, uids = {}, {}
     while True:
         readable, _, _ = select.select([control], [], [], 1.0)
         for sid, pid in list(sessions.items()):
             try:
-                if os.waitpid(pid, os.WNOHANG)[0]:
-                    del sessions[sid]
+                gone = bool(os.waitpid(pid, os.WNOHANG)[0])
             except ChildProcessError:
+                gone = True
+            if gone:
                 del sessions[sid]
+                if uids.get(sid) is not None:
+                    _clear_keyrings(uids.pop(sid))
         if not readable:
             continue
-        data, fds, _, _ = socket.recv_fds(control, 1 << 16, 2)
+        data, fds, _, _ = socket.recv_fds(control, 1 << 16, 8)
         if not data:
             break  # the host closed the socket (or died)
         msg = json.loads(data)
@@ -80,8 +104,8 @@ def _mother_loop(cfg, control, ready):
             pid = os.fork()
             if pid == 0:
                 control.close()
-                _session_main(cfg, msg, fds[0], fds[1], ready)
-            sessions[msg["sid"]] = pid
+                _session_main(cfg, msg, fds[0], fds[1], ready, fds[2:])
+            sessions[msg["sid"]], uids[msg["sid"]] = pid, msg.get("uid")
         elif msg["op"] == "kill" and msg["sid"] in sessions:
             try:
                 os.kill(sessions[msg["sid"]], signal.SIGKILL)
@@ -94,10 +118,20 @@ def _mother_loop(cfg, control, ready):
             os.kill(pid, signal.SIGKILL)
         except OSError:
             pass
+    for sid, pid in sessions.items():
+        try:
+            os.waitpid(pid, 0)
+        except ChildProcessError:
+            pass
+        if uids.get(sid) is not None:
+            _clear_keyrings(uids[sid])
 
 
 def main():
     cfg = json.loads(sys.argv[1])
+    # The host forks the mother from a thread that lives as long as it does (pool._Spawner):
+    # without bwrap's --die-with-parent, this ends the mother (and its sessions) with the host.
+    _prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
     signal.signal(signal.SIGPIPE, signal.SIG_IGN)
     os.chdir(cfg["sessions_root"])
     sys.path.insert(0, cfg["sessions_root"])

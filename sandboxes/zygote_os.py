@@ -9,6 +9,9 @@ import os
 import resource
 import signal
 
+if __package__:  # imported as part of sandmle; joined into one program otherwise
+    from .tree import tree_usage
+
 PR_SET_PDEATHSIG, PR_SET_DUMPABLE, PR_SET_CHILD_SUBREAPER, PR_SET_NO_NEW_PRIVS = 1, 4, 36, 38
 CLONE_NEWNS, CLONE_NEWIPC, CLONE_NEWPID, CLONE_NEWNET = 0x00020000, 0x08000000, 0x20000000, 0x40000000
 MS_RDONLY, MS_NOSUID, MS_NODEV, MS_NOEXEC, MS_REMOUNT = 1, 2, 4, 8, 32
@@ -44,25 +47,33 @@ def _set_subreaper():
         pass
 
 
+# RLIMIT_CPU's hard limit lies this far above its soft one: the kernel sends SIGXCPU at the soft
+# limit (an unmistakable "CPU time" verdict) and SIGKILL only at the hard one. With hard = soft
+# it sends SIGKILL alone, which reads like the out-of-memory killer.
+CPU_GRACE_S = 1
+
+
 def _apply_rlimits(limits):
     """Limits for agent code; set in the child before it runs anything. Every hard limit equals
-    its soft limit, so agent code can lower a limit but never raise one back up."""
+    its soft limit, so agent code can lower a limit but never raise one back up (RLIMIT_CPU:
+    by at most :data:`CPU_GRACE_S`)."""
+    cpu = limits.get("cpu_s")
     pairs = [
-        (resource.RLIMIT_AS, limits.get("memory_mb"), MIB),
-        (resource.RLIMIT_CPU, limits.get("cpu_s"), 1),
-        (resource.RLIMIT_NPROC, limits.get("max_procs"), 1),
-        (resource.RLIMIT_FSIZE, limits.get("max_file_mb"), MIB),
-        (resource.RLIMIT_CORE, 0, 1),
+        (resource.RLIMIT_AS, limits.get("memory_mb"), MIB, 0),
+        (resource.RLIMIT_CPU, cpu, 1, CPU_GRACE_S),
+        (resource.RLIMIT_NPROC, limits.get("max_procs"), 1, 0),
+        (resource.RLIMIT_FSIZE, limits.get("max_file_mb"), MIB, 0),
+        (resource.RLIMIT_CORE, 0, 1, 0),
     ]
-    for what, value, unit in pairs:
+    for what, value, unit, grace in pairs:
         if value is None:
             continue
         try:
-            resource.setrlimit(what, (int(value * unit), int(value * unit)))
+            resource.setrlimit(what, (int(value * unit), int(value * unit) + grace))
         except (ValueError, OSError):
             pass
     for name in dir(resource):
-        if name.startswith("RLIMIT_"):
+        if name.startswith("RLIMIT_") and not (name == "RLIMIT_CPU" and cpu):
             what = getattr(resource, name)
             try:
                 soft, hard = resource.getrlimit(what)
@@ -72,10 +83,10 @@ def _apply_rlimits(limits):
                 pass
 
 
-def _set_limit(pid, what, value):
-    """Set ``pid``'s limit ``what`` to ``value`` (soft = hard); False when not permitted."""
+def _set_limit(pid, what, value, grace=0):
+    """Set ``pid``'s limit ``what`` to ``value`` (hard = soft + ``grace``); False when not permitted."""
     try:
-        resource.prlimit(pid, what, (value, value))
+        resource.prlimit(pid, what, (value, value + grace))
         return True
     except (ValueError, OSError):
         return False
@@ -128,25 +139,31 @@ def _reap(keep=()):
 
 
 def _dir_usage(path, byte_cap, entry_cap):
-    """(bytes in blocks, entries) under ``path``, counted until either passes its cap: an empty
-    file costs no block but an inode, so a flood of them is caught by the entry count."""
-    total = entries = 0
-    stack = [path]
-    while stack and total <= byte_cap and entries <= entry_cap:
-        try:
-            with os.scandir(stack.pop()) as it:
-                for entry in it:
-                    entries += 1
-                    try:
-                        if entry.is_dir(follow_symlinks=False):
-                            stack.append(entry.path)
-                        elif entry.is_file(follow_symlinks=False):
-                            total += entry.stat(follow_symlinks=False).st_blocks * 512
-                    except OSError:
-                        pass
-        except OSError:
-            pass
-    return total, entries
+    """(bytes in blocks, entries) under ``path`` until either passes its cap, at any depth
+    (descriptor-relative: a folder nested past PATH_MAX is counted, not skipped)."""
+    return tree_usage(path, byte_cap, entry_cap)
+
+
+def _fs_usage(path):
+    """(bytes, inodes) in use on the file system holding ``path`` (a session's own tmpfs)."""
+    try:
+        st = os.statvfs(path)
+    except OSError:
+        return 0, 0
+    return (st.f_blocks - st.f_bfree) * st.f_frsize, max(st.f_files - st.f_ffree - 1, 0)
+
+
+def _fs_full(path):
+    """What is exhausted on the file system holding ``path`` ("space", "files"), or ''."""
+    try:
+        st = os.statvfs(path)
+    except OSError:
+        return ""
+    if st.f_ffree == 0:
+        return "files"
+    if st.f_bavail * st.f_frsize < MIB:
+        return "space"
+    return ""
 
 
 def _used_bytes(path):

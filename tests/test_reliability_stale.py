@@ -82,3 +82,32 @@ def test_any_sandmle_process_removes_them_at_start():
     plugins.reset()
     plugins.get_registry()
     assert not folder.exists()
+
+
+def _nest(root: Path, depth: int) -> None:
+    """Folders ``depth`` deep below ``root`` (deeper than PATH_MAX allows by name), built with
+    chdir as agent code would; a file at the bottom."""
+    here = os.open(".", os.O_RDONLY)
+    try:
+        os.chdir(root)
+        for _ in range(depth):
+            os.mkdir("nest")
+            os.chdir("nest")
+        Path("deep.txt").write_text("bottom")
+    finally:
+        os.fchdir(here)
+        os.close(here)
+
+
+def test_a_deeply_nested_stale_folder_is_removed_and_never_blocks_a_new_sandbox():
+    # On main, shutil.rmtree raised RecursionError here (ignore_errors does not cover it) and
+    # every later LocalSandbox() on this TMPDIR failed.
+    dead = subprocess.Popen(["true"])
+    dead.wait()
+    folder = make_owned_dir(BASE_PREFIX)
+    (folder / OWNER_FILE).write_text(json.dumps(owner_record(dead.pid) | {"start": 1}))
+    _nest(folder, 2500)
+    sb = LocalSandbox(LocalSandboxConfig(pool_size=0, preload=[]))
+    asyncio.run(sb.shutdown())
+    assert not folder.exists()
+    assert not sb.base_dir.exists()

@@ -302,3 +302,158 @@ def test_host_reads_refuse_fifos_made_by_agent_code(sandbox, task):
                 await s.read_file("submission.csv")
             return safe_submission(s.workdir)
     assert run(go()) is None
+
+
+def test_cpu_limit_kill_is_reported_as_cpu_time_not_memory(task):
+    """With cpu_s=2 a busy loop ends on RLIMIT_CPU and says so (main reported "memory": with
+    hard = soft the kernel sent a bare SIGKILL, and rusage counted < 2 s of CPU); also when
+    agent code ignores SIGXCPU (then the hard limit's SIGKILL ends it), and in stateful mode."""
+    sb = LocalSandbox(LocalSandboxConfig(pool_size=1, preload=[], cpu_s=2))
+
+    async def go():
+        out = []
+        for stateful, code in ((False, "while True: pass"),
+                               (False, "import signal\nsignal.signal(signal.SIGXCPU, signal.SIG_IGN)\nwhile True: pass"),
+                               (True, "while True: pass")):
+            async with await sb.open(task, stateful=stateful) as s:
+                out.append(await s.exec(code, timeout=60))
+        return out
+
+    try:
+        results = run(go())
+    finally:
+        run(sb.shutdown())
+    for r in results:
+        assert r.killed == "timeout" and "CPU time" in r.detail, r
+        assert r.wall_s < 30, r
+
+
+
+def _key_users() -> set[str]:
+    return {line.split(":", 1)[0].strip() for line in Path("/proc/key-users").read_text().splitlines()}
+
+
+def test_keys_made_by_agent_code_are_gone_after_close(task):
+    """With seccomp off (so add_key works), the keys agent code adds to its uid's keyring are
+    removed on close (main left them in the kernel for good, ~21 per session uid)."""
+    if os.geteuid() != 0 or bwrap_path() is None:
+        pytest.skip("sessions run as their own uid only under a root host with bubblewrap")
+    sb = LocalSandbox(LocalSandboxConfig(pool_size=0, preload=[], seccomp=False))
+    code = ("import ctypes, os\nlibc = ctypes.CDLL(None, use_errno=True)\n"
+            "ids = [libc.syscall(248, b'user', b'k%d' % i, b'v', 1, -4 & 0xffffffff) for i in range(5)]\n"
+            "print(os.getuid(), min(ids))")
+
+    async def go():
+        async with await sb.open(task) as s:
+            return await s.exec(code, timeout=60)
+
+    try:
+        r = run(go())
+    finally:
+        run(sb.shutdown())
+    uid, lowest = r.stdout_tail.split()
+    assert r.ok and int(lowest) > 0, r
+    assert uid not in _key_users(), "the session uid still holds keys after the sandbox's shutdown"
+
+
+def test_keys_are_cleared_when_a_session_closes_while_the_sandbox_runs(sandbox, task):
+    """The mother clears a closed session's keyrings within its 1 s reaping tick."""
+    if os.geteuid() != 0 or bwrap_path() is None:
+        pytest.skip("sessions run as their own uid only under a root host with bubblewrap")
+    import time
+
+    plain = LocalSandbox(LocalSandboxConfig(pool_size=0, preload=[], seccomp=False))
+    code = ("import ctypes, os\nlibc = ctypes.CDLL(None, use_errno=True)\n"
+            "print(os.getuid(), libc.syscall(248, b'user', b'k', b'v', 1, -4 & 0xffffffff))")
+
+    async def go():
+        async with await plain.open(task) as s:
+            return await s.exec(code, timeout=60)
+
+    try:
+        r = run(go())
+        uid = r.stdout_tail.split()[0]
+        assert r.ok and uid in _key_users(), r
+        deadline = time.monotonic() + 5
+        while uid in _key_users() and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert uid not in _key_users(), "a closed session's uid still holds keys"
+    finally:
+        run(plain.shutdown())
+
+
+def test_seccomp_denies_ptrace_and_user_namespaces_but_not_ordinary_work(sandbox, task):
+    code = ("import ctypes, os, subprocess, threading\nlibc = ctypes.CDLL(None, use_errno=True)\n"
+            "print('ptrace', libc.ptrace(0, 0, 0, 0), ctypes.get_errno())\n"
+            "print('userns', libc.unshare(0x10000000), ctypes.get_errno())\n"
+            "t = threading.Thread(target=print, args=('thread',)); t.start(); t.join()\n"
+            "print(subprocess.run(['sh', '-c', 'echo sub'], capture_output=True, text=True).stdout.strip())\n"
+            "import pandas as pd; print(pd.DataFrame({'a': [1, 2]}).a.sum())")
+
+    async def go():
+        async with await sandbox.open(task) as s:
+            return await s.exec(code, timeout=60)
+
+    r = run(go())
+    assert r.ok, r
+    out = r.stdout_tail.split("\n")
+    assert "ptrace -1 1" in out and "userns -1 1" in out, out  # EPERM
+    assert "thread" in out and "sub" in out and "3" in out, out
+
+
+def test_forked_memory_stays_under_the_cap_even_when_the_poll_is_slow(task):
+    """Eight 400 MiB children in a session whose folder holds 60,000 files (the folder scan
+    then takes long enough to stretch the poll interval towards 2 s). On main the poll found
+    ~2,000 MiB resident against memory_mb=1024 before it killed the step; the session's cgroup
+    stops each child as it allocates past the cap. Where no cgroup can be made the poll is
+    the documented fallback and this test is skipped."""
+    from sandmle.sandboxes.conformance_limits import _FORK_MEMORY
+
+    sb = LocalSandbox(LocalSandboxConfig(pool_size=0, preload=[], memory_mb=1024, max_files=100_000))
+    if sb.cgroups is None:
+        run(sb.shutdown())
+        pytest.skip("no session cgroup on this host: memory is polled (the documented fallback)")
+
+    async def go():
+        async with await sb.open(task) as s:
+            await s.exec("for i in range(60000): open(f'f{i}', 'w').close()", timeout=120)
+            return await s.exec(_FORK_MEMORY, timeout=90)
+
+    try:
+        r = run(go())
+    finally:
+        run(sb.shutdown())
+    held = [int(w) for w in r.stdout_tail.split()[1::2]] or [0]
+    assert max(held) * 400 <= 1024, r
+    if "processes" in r.detail:  # the poll caught it first: what it saw stays near the cap
+        seen = int(r.detail.split("processes ")[1].split()[0])
+        assert seen <= 1024 * 1.1, r
+
+
+def test_unlinked_open_files_cannot_pass_the_disk_cap(task):
+    """A stateful session that keeps descriptors to files it unlinked: on main the folder scan
+    saw nothing and 576 MiB went to the host disk past disk_limit_mb=300; the workspace's own
+    tmpfs refuses the write at the cap (ENOSPC), unlinked or not."""
+    from sandmle.sandboxes.conformance_limits import _UNLINKED
+
+    sb = LocalSandbox(LocalSandboxConfig(pool_size=0, preload=[], disk_limit_mb=300))
+    if sb.workspace_fs != "tmpfs":
+        run(sb.shutdown())
+        pytest.skip("no tmpfs per workspace on this host (not root): the folder scan is the fallback")
+
+    async def go():
+        async with await sb.open(task, stateful=True) as s:
+            first = await s.exec(_UNLINKED.replace("{target}", "128"), timeout=60)  # kept open
+            second = await s.exec(_UNLINKED.replace("{target}", "600"), timeout=60)
+            files = await s.list_files()
+            return first, second, files
+
+    try:
+        first, second, files = run(go())
+    finally:
+        run(sb.shutdown())
+    assert first.ok and "wrote 128" in first.stdout_tail, first
+    written = [int(ln.split()[1]) for ln in second.stdout_tail.splitlines() if ln.startswith(("wrote", "stopped"))]
+    assert written and 128 + max(written) <= 300 + 64, second
+    assert "No space left" in second.stdout_tail or second.killed == "disk", second
+    assert "train.csv" in files

@@ -18,7 +18,6 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import shutil
 import subprocess
 import tempfile
 import threading
@@ -37,6 +36,9 @@ from sandmle.core.registry import require
 from sandmle.core.task import Task
 from sandmle.sandboxes.files import HostDirFiles, copy_public_files, write_regular
 from sandmle.sandboxes.results import exec_result_from_reply
+from sandmle.sandboxes import tree as tree_module
+from sandmle.sandboxes.tree import remove_tree
+from sandmle.sandboxes.workspace_fs import mount_workspace, unmount, unmount_below
 from sandmle.sandboxes.stale import make_owned_dir, owner_alive, owner_record, remove_stale_dirs
 
 MIB = 1024 * 1024
@@ -63,18 +65,6 @@ if pid == 0:
     os.setgroups([]); os.setgid(lim['uid']); os.setuid(lim['uid'])
     try: os.execvp(argv[0], argv)
     except OSError as e: sys.stderr.write('cannot run %r: %s\n' % (argv[0], e)); os._exit(127)
-def du(path, cap, files):
-    total, entries, stack = 0, 0, [path]
-    while stack and total <= cap and entries <= files:
-        try:
-            for e in os.scandir(stack.pop()):
-                entries += 1
-                try:
-                    if e.is_dir(follow_symlinks=False): stack.append(e.path)
-                    else: total += e.stat(follow_symlinks=False).st_blocks * 512
-                except OSError: pass
-        except OSError: pass
-    return total, entries
 reason, delay, next_disk, first = None, 0.0005, t0 + 0.2, None
 while True:
     done, status, ru = os.wait4(pid, os.WNOHANG)
@@ -82,10 +72,15 @@ while True:
     now = time.time()
     if reason is None and now - t0 >= lim['timeout']: reason = 'timeout'
     elif reason is None and now >= next_disk:
-        used = du('/workspace', lim['disk'], lim['files'])
+        if lim.get('tmpfs'):  # its own tmpfs: statvfs sees unlinked open files too
+            st = os.statvfs('/workspace')
+            used = ((st.f_blocks - st.f_bfree) * st.f_frsize, max(st.f_files - st.f_ffree - 1, 0))
+        else:
+            used = tree_usage('/workspace', lim['disk'], lim['files'])
         grew = first is not None and (used[0] > first[0] or used[1] > first[1])
         first = first or used
-        if grew and used[0] > lim['disk']: reason = 'disk'
+        full = used[0] >= lim['disk'] if lim.get('tmpfs') else used[0] > lim['disk']
+        if grew and full: reason = 'disk'
         elif grew and used[1] > lim['files']: reason = 'files'
         next_disk = time.time() + min(2.0, max(0.2, 5 * (time.time() - now)))
     if reason:
@@ -95,9 +90,16 @@ while True:
 try: os.kill(-1, signal.SIGKILL)  # every process of the step (CAP_KILL); never pid 1 or this one
 except OSError: pass
 code = os.WEXITSTATUS(status) if os.WIFEXITED(status) else -os.WTERMSIG(status)
+if reason is None and code != 0 and lim.get('tmpfs'):  # the step failed on a full workspace (ENOSPC)
+    st = os.statvfs('/workspace')
+    if st.f_ffree == 0: reason = 'files'
+    elif st.f_bavail * st.f_frsize < 1 << 20: reason = 'disk'
 sys.stderr.write('\n%s%s\n' % (%(mark)r, json.dumps({'exit': code, 'reason': reason,
     'cpu': ru.ru_utime + ru.ru_stime, 'rss_kb': ru.ru_maxrss, 'wall': time.time() - t0})))
 """.replace("%(mark)r", repr(_MARK))
+# The runner counts /workspace with the same descriptor-relative walk as the local sandbox, so
+# folders nested past PATH_MAX are counted too (tree.py is stdlib-only for this reason).
+_RUNNER = (Path(tree_module.__file__).read_text(encoding="utf-8") + "\n" + _RUNNER)
 
 
 _REAPER = ("import os, time\nwhile True:\n  try: os.wait()\n"
@@ -121,7 +123,12 @@ class DockerSandboxConfig(ComponentConfig):
         "uid agent code runs as when the host runs as root (else the host's own uid); the step "
         "runner stays root, so agent code cannot kill it or forge its report"))
     max_file_mb: int = Field(512, ge=1)
-    disk_limit_mb: int = Field(2048, ge=1, description="session directory size cap")
+    disk_limit_mb: int = Field(1024, ge=1, description=(
+        "session directory size cap: its tmpfs size (kernel-enforced; its bytes count against "
+        "memory_mb, so keep it well below) or the folder scan's cap"))
+    workspace_fs: str = Field("auto", pattern="^(auto|tmpfs|scan)$", description=(
+        "'tmpfs': each workspace is a tmpfs of disk_limit_mb mounted by the host (root hosts; "
+        "its files are memory); 'scan': the runner's folder scan; 'auto': tmpfs where possible"))
     output_limit_bytes: int = Field(16 * MIB, ge=1024)
     tail_bytes: int = Field(8192, ge=256)
     default_timeout_s: float = Field(300.0, gt=0)
@@ -167,6 +174,11 @@ class DockerSandbox(Sandbox):
         self._remove_stale()
         self.base_dir = make_owned_dir("sandmle-docker-")
         self.sessions: set[DockerSession] = set()
+        # Each workspace its own tmpfs of disk_limit_mb where the host runs as root (the kernel
+        # caps it, unlinked open files included); else the runner's folder scan, which says so.
+        self.workspace_tmpfs = config.workspace_fs != "scan" and os.geteuid() == 0
+        if config.workspace_fs == "tmpfs" and not self.workspace_tmpfs:
+            raise SandmleError("workspace_fs='tmpfs' needs a host that runs as root")
 
     def _remove_stale(self) -> None:
         """Containers and folders left by runs that were killed (their owner process is gone)."""
@@ -189,8 +201,14 @@ class DockerSandbox(Sandbox):
 
     def _open_blocking(self, task: Task) -> "DockerSession":
         workdir = Path(tempfile.mkdtemp(prefix="session-", dir=self.base_dir))
-        os.chmod(workdir, 0o755)
         c = self.config
+        if self.workspace_tmpfs:  # mounted before the container binds it: no propagation needed
+            try:
+                mount_workspace(workdir, c.disk_limit_mb, c.max_files + 4096)
+            except OSError as exc:
+                remove_tree(workdir)
+                raise SandmleError(f"cannot mount the session's workspace: {exc}") from exc
+        os.chmod(workdir, 0o755)
         owner = c.agent_uid if os.geteuid() == 0 else None
         if owner is not None:
             os.chown(workdir, owner, owner)
@@ -220,7 +238,8 @@ class DockerSandbox(Sandbox):
     async def shutdown(self) -> None:
         for session in list(self.sessions):
             await session.close()
-        shutil.rmtree(self.base_dir, ignore_errors=True)
+        unmount_below(self.base_dir)  # workspaces of sessions never closed
+        remove_tree(self.base_dir)
 
 
 class DockerSession(HostDirFiles, SandboxSession):
@@ -257,6 +276,7 @@ class DockerSession(HostDirFiles, SandboxSession):
         else:
             argv = list(command or [])
         limits = {"as": c.memory_mb * MIB * 2, "fsize": c.max_file_mb * MIB, "timeout": timeout,
+                  "tmpfs": self.sandbox.workspace_tmpfs,
                   "disk": c.disk_limit_mb * MIB, "files": self.max_files,
                   "uid": self.file_owner if self.file_owner is not None else os.getuid()}
         api = self.sandbox.client.api
@@ -292,11 +312,12 @@ class DockerSession(HostDirFiles, SandboxSession):
                     (self._dir / step).unlink()
                 except OSError:
                     pass
-        return self._result(out, err, info, killed, detail, timeout, time.perf_counter() - t0)
+        return self._result(out, err, info, killed, detail, timeout, time.perf_counter() - t0,
+                            self.sandbox.workspace_tmpfs)
 
     @staticmethod
     def _result(out: Any, err: Any, info: dict[str, Any], killed: str | None, detail: str,
-                timeout: float, wall: float) -> ExecResult:
+                timeout: float, wall: float, tmpfs: bool = False) -> ExecResult:
         stderr = err.text()
         usage: dict[str, Any] = {}
         if _MARK in stderr:
@@ -315,7 +336,10 @@ class DockerSession(HostDirFiles, SandboxSession):
             if usage.get("reason") == "timeout":
                 killed, detail = "timeout", f"killed after {timeout:.1f} s timeout"
             elif usage.get("reason") == "disk":
-                killed, detail = "disk", "session directory exceeded its size cap"
+                killed, detail = "disk", ("session directory full (its tmpfs size, enforced by the kernel)"
+                                          if tmpfs else
+                                          "session directory exceeded its size cap (folder scan: the fallback "
+                                          "where no tmpfs could be mounted)")
             elif usage.get("reason") == "files":
                 killed, detail = "disk", "session directory holds too many files and folders"
             elif exit_code == -9 or info.get("ExitCode") == 137:
@@ -351,7 +375,9 @@ class DockerSession(HostDirFiles, SandboxSession):
                 self.container.remove(force=True)
             except Exception:  # noqa: BLE001 - already removed
                 pass
-            shutil.rmtree(self._dir, ignore_errors=True)
+            if self.sandbox.workspace_tmpfs:
+                unmount(self._dir)
+            remove_tree(self._dir)
 
         await asyncio.to_thread(remove)
 
