@@ -12,6 +12,8 @@ import sys
 import tempfile
 from pathlib import Path
 
+from tree_support import nest  # tests/ is on sys.path
+
 from sandmle.sandboxes.local import BASE_PREFIX, LocalSandbox, LocalSandboxConfig
 from sandmle.sandboxes.stale import OWNER_FILE, make_owned_dir, owner_record
 
@@ -84,21 +86,6 @@ def test_any_sandmle_process_removes_them_at_start():
     assert not folder.exists()
 
 
-def _nest(root: Path, depth: int) -> None:
-    """Folders ``depth`` deep below ``root`` (deeper than PATH_MAX allows by name), built with
-    chdir as agent code would; a file at the bottom."""
-    here = os.open(".", os.O_RDONLY)
-    try:
-        os.chdir(root)
-        for _ in range(depth):
-            os.mkdir("nest")
-            os.chdir("nest")
-        Path("deep.txt").write_text("bottom")
-    finally:
-        os.fchdir(here)
-        os.close(here)
-
-
 def test_a_deeply_nested_stale_folder_is_removed_and_never_blocks_a_new_sandbox():
     # On main, shutil.rmtree raised RecursionError here (ignore_errors does not cover it) and
     # every later LocalSandbox() on this TMPDIR failed.
@@ -106,7 +93,7 @@ def test_a_deeply_nested_stale_folder_is_removed_and_never_blocks_a_new_sandbox(
     dead.wait()
     folder = make_owned_dir(BASE_PREFIX)
     (folder / OWNER_FILE).write_text(json.dumps(owner_record(dead.pid) | {"start": 1}))
-    _nest(folder, 2500)
+    nest(folder, 2500, bottom="deep.txt", data=b"bottom")
     sb = LocalSandbox(LocalSandboxConfig(pool_size=0, preload=[]))
     asyncio.run(sb.shutdown())
     assert not folder.exists()

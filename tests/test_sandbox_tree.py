@@ -5,25 +5,23 @@ from __future__ import annotations
 
 import os
 import shutil
-from pathlib import Path
 
 import pytest
+
+from tree_support import nest  # tests/ is on sys.path
 
 from sandmle.sandboxes.files import list_confined
 from sandmle.sandboxes.tree import remove_tree, tree_usage
 
 
-def _nest(root: Path, depth: int, name: str = "nest") -> None:
-    here = os.open(".", os.O_RDONLY)
-    try:
-        os.chdir(root)
-        for _ in range(depth):
-            os.mkdir(name)
-            os.chdir(name)
-        Path("deep.bin").write_bytes(b"x" * 65536)
-    finally:
-        os.fchdir(here)
-        os.close(here)
+@pytest.fixture(autouse=True)
+def _no_deep_leftovers(tmp_path):
+    """pytest's own clean-up of old temporary folders recurses (shutil.rmtree): a 2,500-deep
+    folder left here made a later session's clean-up raise RecursionError after every test had
+    passed, turning the run red. Each test's folder is emptied the way the sandbox does it."""
+    yield
+    for child in list(tmp_path.iterdir()):
+        remove_tree(child)
 
 
 def test_shutil_fails_where_remove_tree_succeeds(tmp_path):
@@ -31,8 +29,8 @@ def test_shutil_fails_where_remove_tree_succeeds(tmp_path):
     a, b = tmp_path / "a", tmp_path / "b"
     a.mkdir()
     b.mkdir()
-    _nest(a, 2500)
-    _nest(b, 2500)
+    nest(a, 2500)
+    nest(b, 2500)
     with pytest.raises((RecursionError, OSError)):
         shutil.rmtree(a)
     assert remove_tree(b) and not b.exists()
@@ -40,7 +38,7 @@ def test_shutil_fails_where_remove_tree_succeeds(tmp_path):
 
 
 def test_listing_and_usage_count_files_past_path_max(tmp_path):
-    _nest(tmp_path, 2500)
+    nest(tmp_path, 2500)
     (tmp_path / "top.txt").write_text("t")
     os.symlink("/etc/passwd", tmp_path / "link")
     os.symlink("/etc", tmp_path / "dirlink")
