@@ -152,14 +152,7 @@ def _capped_http_client(cfg: RemoteConfig) -> Any:
 
 def connection_refused(exc: BaseException) -> bool:
     """True when ``exc`` (or an exception it was raised from) is a refused TCP connection."""
-    seen: set[int] = set()
-    current: BaseException | None = exc
-    while current is not None and id(current) not in seen:
-        if isinstance(current, ConnectionRefusedError):
-            return True
-        seen.add(id(current))
-        current = current.__cause__ or current.__context__
-    return False
+    return _in_chain(exc, ConnectionRefusedError) is not None
 
 
 def is_transient(exc: BaseException) -> bool:
