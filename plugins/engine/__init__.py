@@ -20,5 +20,9 @@ from sandmle.core.hookspecs import hookimpl
 def register_backends(register: Any) -> None:
     from .backend import CTranslate2Config, make_ctranslate2
 
+    from .vllm_backend import VllmConfig, make_vllm
+
     register("ctranslate2", make_ctranslate2, config=CTranslate2Config,
              description="a local model on the CTranslate2 engine (SmolLM2 or any sandmle train output)")
+    register("vllm", make_vllm, config=VllmConfig,
+             description="a local model on vLLM (CUDA device only; sandmle[vllm])")
