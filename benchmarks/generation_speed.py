@@ -136,13 +136,15 @@ def main() -> None:
     ap.add_argument("--concurrent", type=int, default=8)
     ap.add_argument("--grpo-steps", type=int, default=1, help="GRPO steps per rollout backend (0: skip)")
     ap.add_argument("--grpo-n", type=int, default=4, help="rollouts per step (one task)")
+    ap.add_argument("--skip-speed", action="store_true", help="only the GRPO step split")
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args()
     work = Path(tempfile.mkdtemp(prefix="sandmle-genspeed-"))
     result: dict[str, Any] = {"load_before": os.getloadavg(), "cpus": os.cpu_count(), "args": vars(args)}
     try:
         tasks = _tasks(work / "tasks", 4)
-        result["speed"] = _speed(args, tasks)
+        if not args.skip_speed:
+            result["speed"] = _speed(args, tasks)
         if args.grpo_steps:
             result["grpo"] = _grpo(args, work / "tasks", work)
     finally:

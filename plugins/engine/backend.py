@@ -15,15 +15,18 @@ trajectory produced here trains exactly like one produced there:
   a request whose episode was abandoned (timed out, cancelled) leaves its batch at the next token.
 
 Differences: no keys/values are kept across turns (each turn encodes its whole prompt, which
-CTranslate2 does in one batched pass), and a seed seeds the engine's generator for the batch the
-request lands in (a seeded reply is reproducible when it is batched the same way).
+CTranslate2 does in one batched pass), and ``Sampling.seed`` is not honoured: ctranslate2 4.8
+samples with a random generator per worker thread, seeded once when the thread starts
+(``set_random_seed`` later does not reach it; measured), so replies are not reproducible.
 """
 
 from __future__ import annotations
 
 import asyncio
+import atexit
 import json
 import threading
+import weakref
 import time
 from collections import OrderedDict
 from collections.abc import Callable
@@ -57,6 +60,18 @@ class CTranslate2Config(ComponentConfig):
     max_batch: int = Field(8, ge=1, description="most replies generated together")
     batch_wait_s: float = Field(0.02, ge=0, description="how long a batch waits for more requests")
     name: str = "ctranslate2"
+
+
+_LIVE: "weakref.WeakSet[CTranslate2Backend]" = weakref.WeakSet()
+
+
+@atexit.register
+def _unload_all() -> None:
+    """Release every engine before the interpreter tears down: a ctranslate2 generator destroyed
+    during interpreter shutdown can abort the process (``terminate called without an active
+    exception``), which would turn a finished ``sandmle eval`` into exit status 134."""
+    for backend in list(_LIVE):
+        backend.unload()
 
 
 @dataclass
@@ -102,6 +117,7 @@ class CTranslate2Backend(Backend):
         self._history: OrderedDict = OrderedDict()
         self.generator: Any = None
         self.load(path)
+        _LIVE.add(self)
 
     # ------------------------------------------------------------------ weights
     def load(self, path: str | Path) -> float:
@@ -188,8 +204,6 @@ class CTranslate2Backend(Backend):
                 raise RuntimeError("the ctranslate2 backend is closed")
             greedy = sampling.temperature <= 0
             exact = baked == 1.0 if greedy else abs(sampling.temperature - baked) < 1e-6
-            if sampling.seed is not None:
-                self.ct2.set_random_seed(int(sampling.seed))
             generator.generate_batch(
                 [self.tokenizer.convert_ids_to_tokens(p) for p, _ in requests],
                 max_length=max(limits), include_prompt_in_result=False, return_scores=True,
@@ -207,9 +221,16 @@ class CTranslate2Backend(Backend):
         return [self._completion(p, s, o, lp if exact else None)
                 for (p, s), o, lp in zip(requests, out_ids, out_lp)]
 
-    async def aclose(self) -> None:
+    def unload(self) -> None:
+        """Release the engine (waits for the batch in flight)."""
         with self._lock:
-            self.generator = None
+            generator, self.generator = self.generator, None
+        if generator is not None:
+            generator.unload_model()
+            del generator
+
+    async def aclose(self) -> None:
+        self.unload()
         self._history.clear()
 
 

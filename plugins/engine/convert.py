@@ -16,12 +16,15 @@ converter is handed the model object, so a weight refresh costs one conversion a
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import hashlib
 import json
 import os
 import shutil
 import time
+import types
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -144,6 +147,20 @@ def _converter(model: Any, tokenizer: Any, config_dir: Path) -> Any:
     return InMemory(str(config_dir))
 
 
+@contextlib.contextmanager
+def _no_full_gc_per_layer() -> Iterator[None]:
+    """ctranslate2's Llama loader runs ``gc.collect()`` after every layer; inside a trainer's
+    process (a large heap) that made one SmolLM2 refresh take 196 s instead of seconds. The
+    model being converted is a private copy, so nothing waits on those collections."""
+    module = require("ctranslate2", "engine", "ctranslate2 backend").converters.transformers
+    real = module.gc
+    module.gc = types.SimpleNamespace(collect=lambda *a, **k: 0)
+    try:
+        yield
+    finally:
+        module.gc = real
+
+
 def write_converted(model: Any, tokenizer: Any, generation_config: Any, dest: Path, *,
                     temperature: float = 1.0, quantization: str | None = None,
                     info: dict[str, Any] | None = None) -> Path:
@@ -173,7 +190,8 @@ def write_converted(model: Any, tokenizer: Any, generation_config: Any, dest: Pa
             return spec
 
         converter._load = load_scaled
-        converter.convert(str(tmp), quantization=quantization, force=True)
+        with _no_full_gc_per_layer():
+            converter.convert(str(tmp), quantization=quantization, force=True)
         tokenizer.save_pretrained(str(tmp))
         if generation_config is not None:
             generation_config.save_pretrained(str(tmp))
