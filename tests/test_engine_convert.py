@@ -76,6 +76,7 @@ def test_a_missing_or_foreign_folder_is_a_clear_error(tmp_path):
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(1800)  # minutes on 2 idle cores; the shared machine under load took over 10
 def test_a_lora_checkpoint_of_the_sft_trainer_converts_and_generates(tmp_path, smollm2):
     """``sandmle train`` (sft, LoRA r=4) -> ``checkpoint-1`` is an adapter on SmolLM2: the engine
     merges and converts it, and its logprobs equal the ``transformers`` backend's on the same
