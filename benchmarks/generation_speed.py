@@ -76,6 +76,8 @@ def _speed(args: argparse.Namespace, tasks: list[Any]) -> dict[str, Any]:
                 ("ctranslate2", {"compute_type": "float32", "max_new_tokens": args.tokens, "max_batch": args.concurrent})]
     for name, cfg in backends:
         label = name if name == "transformers" else f"{name}-{cfg['compute_type']}"
+        if label not in args.backends.split(","):
+            continue
         t0 = time.perf_counter()
         backend = get_registry().create("backends", name, cfg)
         row: dict[str, Any] = {"load_s": round(time.perf_counter() - t0, 1)}
@@ -90,8 +92,8 @@ def _speed(args: argparse.Namespace, tasks: list[Any]) -> dict[str, Any]:
         out[label] = row
         print(label, json.dumps(row), flush=True)
     asyncio.run(sandbox.shutdown())
-    hf = out["transformers"]
-    for label in ("ctranslate2-int8", "ctranslate2-float32"):
+    hf = out.get("transformers")
+    for label in [b for b in ("ctranslate2-int8", "ctranslate2-float32") if b in out and hf]:
         for key in ("one_short", f"{args.concurrent}_short"):
             out[f"ratio/{label}/{key}"] = round(out[label][key]["tokens_per_s"] / max(hf[key]["tokens_per_s"], 1e-9), 1)
         out[f"ratio/{label}/{args.concurrent}_full_vs_hf_short"] = round(
@@ -137,6 +139,8 @@ def main() -> None:
     ap.add_argument("--grpo-steps", type=int, default=1, help="GRPO steps per rollout backend (0: skip)")
     ap.add_argument("--grpo-n", type=int, default=4, help="rollouts per step (one task)")
     ap.add_argument("--skip-speed", action="store_true", help="only the GRPO step split")
+    ap.add_argument("--backends", default="transformers,ctranslate2-int8,ctranslate2-float32",
+                    help="which of the speed rows to run (comma-separated)")
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args()
     work = Path(tempfile.mkdtemp(prefix="sandmle-genspeed-"))

@@ -84,7 +84,7 @@ def engine_for_grpo(trainer: Any, tokenizer: Any, cfg: Any, job: Any, progress: 
     """The ``grpo`` trainer's engine (``rollout_backend``): settings from its config and policy."""
     config = CTranslate2Config(compute_type=cfg.rollout_compute_type, threads=cfg.rollout_threads,
                                max_new_tokens=cfg.max_new_tokens, max_batch=cfg.generation_batch,
-                               batch_wait_s=cfg.generation_wait_s, name=job.policy_config.name)
+                               batch_wait_s=cfg.generation_wait_s, name="ctranslate2")
     return attach_engine(trainer, tokenizer, temperature=cfg.temperature, config=config,
                          is_mode=cfg.importance_sampling, is_clip_max=cfg.importance_sampling_cap,
                          folder=job.out / "engine", note=progress.note)
