@@ -13,7 +13,7 @@ import pytest
 
 from sandmle.graders.configs import DefaultGraderConfig
 from sandmle.graders.grader import DefaultGrader
-from sandmle.graders.worker import Invalid, run_bounded, shape_problem
+from sandmle.graders.worker import shape_problem
 
 from test_reliability_cli import sandmle
 from test_reliability_generate import fake_generated
@@ -99,14 +99,32 @@ def test_a_slow_parse_is_killed_at_the_time_limit(tmp_path):
 
 
 def test_the_worker_memory_limit_is_an_invalid_grade(tmp_path):
-    """A 60 MB submission of 1,000 integer columns needs ~240 MB of arrays: over a 64 MB cap."""
+    """A 60 MB submission of 1,000 integer columns needs ~240 MB of arrays: over a 64 MB cap.
+
+    Run from a fresh interpreter: the cap is on address space, on top of what the forked worker
+    inherits, and heap its parent freed but kept mapped is reusable without a new mapping. In the
+    test session's process (torch, models, thousands of earlier allocations) the cap was not hit
+    (CI, 2026-12-07); the docs say the cap is that loose in a process that has held much memory."""
+    import subprocess
+    import sys
+
     task = fake_generated(tmp_path / "t", 0)
-    data = ("id,y," + ",".join(f"c{i}" for i in range(998)) + "\n").encode() + (",".join(["1"] * 1000) + "\n").encode() * 30_000
-    args = (task.metric, data, task.answers_path, ["y"], "id", [])
-    with pytest.raises(Invalid, match="memory_mb=64"):
-        run_bounded(args, timeout_s=120, memory_mb=64)
-    with pytest.raises(Invalid, match="unexpected columns"):  # with room, it parses (and is refused)
-        run_bounded(args, timeout_s=120, memory_mb=2048)
+    script = f"""
+from sandmle.graders.worker import Invalid, run_bounded
+data = ("id,y," + ",".join(f"c{{i}}" for i in range(998)) + "\\n").encode() + (",".join(["1"] * 1000) + "\\n").encode() * 30_000
+args = ({task.metric!r}, data, {str(task.answers_path)!r}, ["y"], "id", [])
+for mb in (64, 2048):
+    try:
+        run_bounded(args, timeout_s=120, memory_mb=mb)
+        print(mb, "graded")
+    except Invalid as exc:
+        print(mb, str(exc)[:200])
+"""
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr[-2000:]
+    capped, roomy = out.stdout.strip().splitlines()
+    assert capped.startswith("64 ") and "memory_mb=64" in capped, capped
+    assert roomy.startswith("2048 ") and "unexpected columns" in roomy, roomy  # with room, it parses (and is refused)
 
 
 def test_grader_check_runs_the_grading_battery():

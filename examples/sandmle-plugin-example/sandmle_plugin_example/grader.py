@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import io
 from pathlib import Path
 
 import pandas as pd
 
 from sandmle.core import Grade, Grader, Task
+from sandmle.graders.submission import SubmissionRefused, read_submission
+from sandmle.graders.worker import shape_problem
 
 from .config import ExactMatchConfig
 
@@ -18,10 +21,17 @@ class ExactMatchGrader(Grader):
         self.config = config
 
     def grade(self, task: Task, submission: Path | None) -> Grade:
-        if submission is None or not Path(submission).is_file():
-            return Grade(task_id=task.id, reason="submission file not found")
+        # Agent output is untrusted: read it once, never through a link or from a FIFO, and refuse
+        # a header too wide or a line too long before pandas sees it (the grader checks do this).
         try:
-            sub = pd.read_csv(submission, dtype=str)
+            data = read_submission(submission, max_bytes=64 * 1024 * 1024)
+        except SubmissionRefused as exc:
+            return Grade(task_id=task.id, submission_exists=exc.exists, reason=str(exc))
+        problem = shape_problem(data, max_columns=1_000, max_line_bytes=1024 * 1024)
+        if problem:
+            return Grade(task_id=task.id, submission_exists=True, reason=problem)
+        try:
+            sub = pd.read_csv(io.BytesIO(data), dtype=str)
             ans = pd.read_csv(task.answers_path, dtype=str)
             merged = ans.merge(sub, on=task.id_column, suffixes=("_true", "_pred"), validate="1:1")
             if len(merged) != len(ans):
