@@ -22,24 +22,21 @@ samples with a random generator per worker thread, seeded once when the thread s
 
 from __future__ import annotations
 
-import asyncio
 import atexit
 import json
 import threading
 import weakref
 import time
-from collections import OrderedDict
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import Field
 
-from sandmle.core.interfaces import Backend, ComponentConfig
+from sandmle.core.interfaces import ComponentConfig
 from sandmle.core.records import Completion, Sampling
 from sandmle.core.registry import require
-from sandmle.plugins.hf.backend import GenerationStats, TransformersBackend
+from sandmle.plugins.hf.chat_backend import GenerationStats, Request, TokenChatBackend
 from sandmle.training.chat import stop_token_ids
 
 from .convert import DONE, converted_model
@@ -74,24 +71,11 @@ def _unload_all() -> None:
         backend.unload()
 
 
-@dataclass
-class _Request:
-    prompt_ids: list[int]
-    sampling: Sampling
-    future: asyncio.Future
-
-
-class CTranslate2Backend(Backend):
+class CTranslate2Backend(TokenChatBackend):
     """Chat completion on a CTranslate2 generator; concurrent requests are generated in batches."""
 
-    # The prompt construction of the ``transformers`` backend, shared rather than copied so the
-    # two backends cannot drift apart (they rely only on ``tokenizer``, ``_history``, ``stats``).
-    _key = staticmethod(TransformersBackend._key)
-    prompt_ids = TransformersBackend.prompt_ids
-    _extend = TransformersBackend._extend
-    remember = TransformersBackend.remember
-    complete = TransformersBackend.complete
-    _completion = TransformersBackend._completion
+    # Prompts, completion records and the request queue are the transformers backend's
+    # (TokenChatBackend), so the two backends cannot drift apart.
 
     def __init__(self, config: CTranslate2Config | None = None, *, path: str | Path | None = None):
         self.config = config or CTranslate2Config()
@@ -112,9 +96,7 @@ class CTranslate2Backend(Backend):
         self.stop_ids = stop_token_ids(self.tokenizer, gen)
         self.stats = GenerationStats()
         self._lock = threading.Lock()  # one batch at a time on the engine
-        self._pending: dict[int, list[_Request]] = {}
-        self._drainers: dict[int, asyncio.Task] = {}
-        self._history: OrderedDict = OrderedDict()
+        self._init_queues()
         self.generator: Any = None
         self.load(path)
         _LIVE.add(self)
@@ -138,44 +120,17 @@ class CTranslate2Backend(Backend):
         """Nothing to clear: no keys/values are kept across calls (same interface as ``transformers``)."""
 
     # ------------------------------------------------------------------ batching
-    async def generate(self, prompt_ids: list[int], sampling: Sampling) -> Completion:
-        """Sample a reply to ``prompt_ids``, batched with the other requests waiting now."""
-        loop = asyncio.get_running_loop()
-        request = _Request(list(prompt_ids), sampling, loop.create_future())
-        self._pending.setdefault(id(loop), []).append(request)
-        drainer = self._drainers.get(id(loop))
-        if drainer is None or drainer.done():
-            self._drainers[id(loop)] = loop.create_task(self._drain(id(loop)))
-        return await request.future
+    def _take_batch(self, pending: list[Request]) -> list[Request]:
+        # one batch shares its sampling settings: the first request's, and every request like it
+        first = pending[0].sampling
+        same = [r for r in pending if (r.sampling.temperature, r.sampling.top_p)
+                == (first.temperature, first.top_p)][:self.config.max_batch]
+        for r in same:
+            pending.remove(r)
+        return same
 
-    async def _drain(self, loop_id: int) -> None:
-        pending = self._pending[loop_id]
-        loop = asyncio.get_running_loop()
-        while pending:
-            deadline = loop.time() + self.config.batch_wait_s
-            await asyncio.sleep(0)
-            while len(pending) < self.config.max_batch and loop.time() < deadline:
-                await asyncio.sleep(min(0.005, self.config.batch_wait_s))
-            # one batch shares its sampling settings: the first request's, and every request like it
-            first = pending[0].sampling
-            same = [r for r in pending if (r.sampling.temperature, r.sampling.top_p)
-                    == (first.temperature, first.top_p)][:self.config.max_batch]
-            for r in same:
-                pending.remove(r)
-            batch = [r for r in same if not r.future.done()]
-            if not batch:
-                continue
-            try:
-                results = await asyncio.to_thread(self._generate_batch, [(r.prompt_ids, r.sampling) for r in batch],
-                                                  lambda i: batch[i].future.done() or self.generator is None)
-            except Exception as exc:  # noqa: BLE001 - every waiting episode learns why
-                for r in batch:
-                    if not r.future.done():
-                        r.future.set_exception(exc)
-                continue
-            for r, result in zip(batch, results):
-                if not r.future.done():
-                    r.future.set_result(result)
+    def _unloaded(self) -> bool:
+        return self.generator is None
 
     # ------------------------------------------------------------------ generation
     def _generate_batch(self, requests: list[tuple[list[int], Sampling]],

@@ -20,17 +20,16 @@ from __future__ import annotations
 
 import itertools
 import time
-from collections import OrderedDict
 from pathlib import Path
-from typing import Any, Literal
+from typing import Literal
 
 from pydantic import Field
 
 from sandmle.core.errors import SandmleError
-from sandmle.core.interfaces import Backend, ComponentConfig
+from sandmle.core.interfaces import ComponentConfig
 from sandmle.core.records import Completion, Sampling
 from sandmle.core.registry import require
-from sandmle.plugins.hf.backend import GenerationStats, TransformersBackend
+from sandmle.plugins.hf.chat_backend import GenerationStats, TokenChatBackend
 from sandmle.training.chat import stop_token_ids
 
 VLLM_VERSION = "0.24.0"  # veRL 0.9.1's pin (verl[vllm])
@@ -74,15 +73,11 @@ def hf_folder(model: str | None, gguf_file: str | None) -> Path:
     return dest
 
 
-class VllmBackend(Backend):
+class VllmBackend(TokenChatBackend):
     """Chat completion on vLLM's async engine (CUDA only)."""
 
-    _key = staticmethod(TransformersBackend._key)
-    prompt_ids = TransformersBackend.prompt_ids
-    _extend = TransformersBackend._extend
-    remember = TransformersBackend.remember
-    complete = TransformersBackend.complete
-    _completion = TransformersBackend._completion
+    # Prompts and completion records are the transformers backend's (TokenChatBackend); vLLM
+    # batches concurrent requests itself, so ``generate`` goes straight to its engine.
 
     def __init__(self, config: VllmConfig | None = None):
         self.config = config or VllmConfig()
@@ -103,7 +98,7 @@ class VllmBackend(Backend):
         self.engine = vllm.AsyncLLMEngine.from_engine_args(args)
         self.vllm = vllm
         self.stats = GenerationStats()
-        self._history: OrderedDict = OrderedDict()
+        self._init_queues()
         self._ids = itertools.count()
 
     async def generate(self, prompt_ids: list[int], sampling: Sampling) -> Completion:

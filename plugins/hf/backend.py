@@ -25,27 +25,24 @@ What trainers rely on:
 
 from __future__ import annotations
 
-import asyncio
-import hashlib
-import json
 import os
 import threading
 import time
 from collections import OrderedDict
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any, Literal
 
 from pydantic import Field
 
-from sandmle.core.interfaces import Backend, ComponentConfig
-from sandmle.core.records import Completion, Sampling, Usage
+from sandmle.core.interfaces import ComponentConfig
+from sandmle.core.records import Completion, Sampling
 from sandmle.core.registry import require
-from sandmle.training.chat import encode, plain_messages, render, stop_token_ids
+from sandmle.training.chat import stop_token_ids
 
+from .chat_backend import GenerationStats, TokenChatBackend
 from .models import SMOLLM2_GGUF, converted_gguf, load_model_and_tokenizer, smollm2_dir
 
-__all__ = ["SMOLLM2_GGUF", "TransformersBackend", "TransformersConfig", "converted_gguf",
+__all__ = ["SMOLLM2_GGUF", "GenerationStats", "TransformersBackend", "TransformersConfig", "converted_gguf",
            "load_model_and_tokenizer", "make_transformers", "smollm2_dir"]
 
 
@@ -67,37 +64,7 @@ class TransformersConfig(ComponentConfig):
     name: str = "transformers"
 
 
-@dataclass
-class _Request:
-    prompt_ids: list[int]
-    sampling: Sampling
-    future: asyncio.Future
-
-
-@dataclass
-class GenerationStats:
-    """What the backend has generated so far (the throughput benchmark reads it)."""
-
-    calls: int = 0
-    batches: int = 0
-    prompt_tokens: int = 0
-    generated_tokens: int = 0
-    generate_s: float = 0.0
-    largest_batch: int = 0
-    reused_prefixes: int = 0  # prompts built on the sampled ids of an earlier reply
-    cached_prompt_tokens: int = 0  # prompt tokens whose keys/values came from the KV cache
-
-    def as_dict(self) -> dict[str, float]:
-        return dict(self.__dict__)
-
-
-@dataclass
-class _Sample:
-    prompt_ids: list[int]
-    token_ids: list[int]
-
-
-class TransformersBackend(Backend):
+class TransformersBackend(TokenChatBackend):
     """Chat completion with a local model; concurrent requests are generated in batches."""
 
     def __init__(self, config: TransformersConfig | None = None, *, model: Any = None, tokenizer: Any = None):
@@ -113,9 +80,7 @@ class TransformersBackend(Backend):
         self.pad_id = pad if pad is not None else min(self.stop_ids)
         self.stats = GenerationStats()
         self._lock = threading.Lock()  # one generation at a time on the model
-        self._pending: dict[int, list[_Request]] = {}
-        self._drainers: dict[int, asyncio.Task] = {}
-        self._history: OrderedDict[str, _Sample] = OrderedDict()
+        self._init_queues()
         self._kv: OrderedDict[str, tuple[list[int], Any]] = OrderedDict()
         self._kv_tokens = 0
 
@@ -124,88 +89,8 @@ class TransformersBackend(Backend):
         """A backend generating with an already loaded model (a trainer's live policy)."""
         return cls(config, model=model, tokenizer=tokenizer)
 
-    # ------------------------------------------------------------------ prompts
-    @staticmethod
-    def _key(plain: list[dict[str, str]]) -> str:
-        return hashlib.sha1(json.dumps(plain, sort_keys=True).encode()).hexdigest()
-
-    def prompt_ids(self, messages: list[dict[str, Any]]) -> list[int]:
-        """Token ids of the prompt for ``messages``, extending an earlier sample when possible."""
-        plain = plain_messages(messages)
-        last = max((i for i, m in enumerate(plain) if m["role"] == "assistant"), default=None)
-        if last is not None:
-            sample = self._history.get(self._key(plain[:last + 1]))
-            if sample is not None:
-                ids = self._extend(sample, plain, last)
-                if ids is not None:
-                    self.stats.reused_prefixes += 1
-                    return ids
-        return encode(self.tokenizer, render(self.tokenizer, plain, True))
-
-    def _extend(self, sample: _Sample, plain: list[dict[str, str]], k: int) -> list[int] | None:
-        """Earlier prompt + sampled ids + the template's text for what followed reply ``k``."""
-        tok, content = self.tokenizer, plain[k]["content"]
-        before = render(tok, plain[:k], True)
-        after = render(tok, plain[:k + 1], False)
-        full = render(tok, plain, True)
-        if not after.startswith(before + content) or not full.startswith(after):
-            return None
-        close = after[len(before) + len(content):]  # the template's end of the reply
-        sampled = tok.decode(sample.token_ids, skip_special_tokens=False)
-        if not sampled.startswith(content) or not close.startswith(sampled[len(content):]):
-            return None  # the text the scaffold kept is not what was sampled
-        glue = close[len(sampled) - len(content):] + full[len(after):]
-        return sample.prompt_ids + sample.token_ids + encode(tok, glue)
-
-    def remember(self, messages: list[dict[str, Any]], prompt_ids: list[int], completion: Completion) -> None:
-        """Note a reply so a continuation of this conversation reuses its sampled ids."""
-        plain = plain_messages(messages) + [{"role": "assistant", "content": completion.text}]
-        self._history[self._key(plain)] = _Sample(list(prompt_ids), list(completion.token_ids or []))
-        while len(self._history) > 1024:
-            self._history.popitem(last=False)
-
-    # ------------------------------------------------------------------ completion
-    async def complete(self, messages: list[dict[str, Any]], *, tools: list[dict[str, Any]] | None = None,
-                       sampling: Sampling | None = None, protocol: str | None = None) -> Completion:
-        prompt_ids = self.prompt_ids(messages)
-        completion = await self.generate(prompt_ids, sampling or Sampling())
-        self.remember(messages, prompt_ids, completion)
-        return completion
-
-    async def generate(self, prompt_ids: list[int], sampling: Sampling) -> Completion:
-        """Sample a reply to ``prompt_ids``, batched with the other requests waiting now."""
-        loop = asyncio.get_running_loop()
-        request = _Request(list(prompt_ids), sampling, loop.create_future())
-        self._pending.setdefault(id(loop), []).append(request)
-        drainer = self._drainers.get(id(loop))
-        if drainer is None or drainer.done():
-            self._drainers[id(loop)] = loop.create_task(self._drain(id(loop)))
-        return await request.future
-
-    async def _drain(self, loop_id: int) -> None:
-        pending = self._pending[loop_id]
-        loop = asyncio.get_running_loop()
-        while pending:
-            # let concurrent episodes join the batch: wait until it is full or batch_wait_s passed
-            deadline = loop.time() + self.config.batch_wait_s
-            await asyncio.sleep(0)
-            while len(pending) < self.config.max_batch and loop.time() < deadline:
-                await asyncio.sleep(min(0.005, self.config.batch_wait_s))
-            batch = [r for r in pending[:self.config.max_batch] if not r.future.done()]
-            del pending[:self.config.max_batch]
-            if not batch:
-                continue
-            try:
-                results = await asyncio.to_thread(self._generate_batch, [(r.prompt_ids, r.sampling) for r in batch],
-                                                  lambda i: batch[i].future.done() or self.model is None)
-            except Exception as exc:  # noqa: BLE001 - every waiting episode learns why
-                for r in batch:
-                    if not r.future.done():
-                        r.future.set_exception(exc)
-                continue
-            for r, result in zip(batch, results):
-                if not r.future.done():
-                    r.future.set_result(result)
+    def _unloaded(self) -> bool:
+        return self.model is None
 
     # ------------------------------------------------------------------ sampling
     def _sample(self, logits: Any, sampling: Sampling, generator: Any) -> tuple[int, float]:
@@ -366,17 +251,6 @@ class TransformersBackend(Backend):
                     values[i, :, width - c:] = kv[layer][1]
             layers.append((keys.to(self.config.device), values.to(self.config.device)))
         return transformers.DynamicCache(ddp_cache_data=layers)
-
-    def _completion(self, prompt_ids: list[int], sampling: Sampling, new_ids: list[int],
-                    logprobs: list[float]) -> Completion:
-        finish = "stop" if new_ids and new_ids[-1] in self.stop_ids else "length"
-        text = self.tokenizer.decode(new_ids, skip_special_tokens=True)
-        for stop in sampling.stop or []:
-            if stop in text:
-                text, finish = text[:text.index(stop)], "stop"
-        return Completion(text=text, token_ids=new_ids, prompt_token_ids=list(prompt_ids), logprobs=logprobs,
-                          usage=Usage(prompt_tokens=len(prompt_ids), completion_tokens=len(new_ids), llm_calls=1),
-                          finish_reason=finish)
 
     async def aclose(self) -> None:
         self.model = None
