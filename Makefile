@@ -40,8 +40,11 @@ quickstart: $(VENV)/.base-installed system-deps
 	@$(DROP_EGG_INFO)
 	$(SANDMLE) run recipes/quickstart.yaml
 
+# The docker sandbox's tests need a running engine and the locally built image: started and built
+# here, best effort (without them those tests skip, saying why).
 test: $(VENV)/.dev-installed system-deps
 	@$(DROP_EGG_INFO)
+	-@bash scripts/docker-image.sh
 	$(VENV)/bin/pytest -q -p no:cacheprovider --durations=15
 
 # The documentation site (MkDocs Material + mkdocstrings), strict: a broken reference fails.
