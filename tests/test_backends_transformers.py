@@ -83,23 +83,27 @@ def test_short_episode_records_tokens_logprobs_and_format(smol, task, sandbox, s
     assert grade.task_id == task.id
 
 
-def test_a_cancelled_request_stops_generating(smol, monkeypatch):
+@pytest.mark.parametrize("backend_fixture", ["smollm2", "smollm2_ct2"])
+def test_a_cancelled_request_stops_generating(backend_fixture, request, monkeypatch):
     """An episode that times out cancels its request; the batch thread must drop the row at the
-    next token. It used to generate on to max_new_tokens, and asyncio.run (which joins the worker
+    next token, in both local token backends (they share the batching queue, not the generation
+    loop). It used to generate on to max_new_tokens, and asyncio.run (which joins the worker
     thread on exit) kept `sandmle eval` alive for minutes after its last result."""
-    monkeypatch.setattr(smol, "config", smol.config.model_copy(update={"max_new_tokens": 2000}))
-    monkeypatch.setattr(smol, "stop_ids", set())  # never stops by itself: only the cancel can end it
-    before = smol.stats.generated_tokens
+    backend = request.getfixturevalue(backend_fixture)
+    monkeypatch.setattr(backend, "config", backend.config.model_copy(update={"max_new_tokens": 2000}))
+    monkeypatch.setattr(backend, "stop_ids", {49151})  # a token SmolLM2 never emits: only the cancel ends it
+    before = backend.stats.generated_tokens
 
     async def cancel_mid_generation():
-        request = asyncio.ensure_future(smol.complete(MSGS, sampling=Sampling(seed=1, max_tokens=2000)))
-        while not smol._lock.locked():  # the batch thread is generating
+        pending = asyncio.ensure_future(backend.complete(MSGS, sampling=Sampling(seed=1, max_tokens=2000)))
+        while not backend._lock.locked():  # the batch thread is generating
             await asyncio.sleep(0.01)
         await asyncio.sleep(0.5)
-        request.cancel()
+        pending.cancel()
         with pytest.raises(asyncio.CancelledError):
-            await request
+            await pending
 
     asyncio.run(cancel_mid_generation())  # returns once the generation thread has ended
-    generated = smol.stats.generated_tokens - before
+    # (transformers counts the tokens of finished replies only, ctranslate2 of every batch row)
+    generated = backend.stats.generated_tokens - before
     assert generated < 2000, f"the cancelled request generated {generated} tokens"
