@@ -10,6 +10,13 @@ sklearn (what a session that starts its own isolated interpreter pays); ``local 
 
     .venv/bin/python benchmarks/sandbox_overhead.py [--reps 30] [--sklearn-reps 10] [--think-s 0.05] [--json]
     .venv/bin/python benchmarks/sandbox_overhead.py --limits-ab [--reps 30] [--sklearn-reps 20]
+    .venv/bin/python benchmarks/sandbox_overhead.py --compare REF [--rounds 3] [--reps 30] [--sklearn-reps 20]
+
+``--compare REF`` measures only the local warm pool (trivial step; session start on the canary
+task and on a task with 600 small media files) with the sandbox code of git revision REF and of
+the working tree, in alternating child processes (REF's source from ``git archive``, first on
+``PYTHONPATH``), ``--rounds`` times each, so both see the same load; it prints the medians of
+the rounds' p50s and their ratios (REF / now: higher is better).
 """
 
 from __future__ import annotations
@@ -124,6 +131,62 @@ async def limits_ab(task, reps: int, starts: int, think_s: float) -> list[dict]:
     return [{"mode": k, "step": s, "times": t} for (k, s), t in times.items()]
 
 
+def make_media_task(root: Path, n_files: int = 600):
+    """The canary task plus ``n_files`` small files in train/ and test/ (an image task's layout)."""
+    task = make_canary_task(root)
+    for i in range(n_files):
+        folder = task.public_dir / ("train" if i % 2 else "test")
+        folder.mkdir(exist_ok=True)
+        (folder / f"{i}.png").write_bytes(bytes([i % 251]) * 8000)
+    return task
+
+
+async def quick_rows(tmpdir: Path, reps: int, starts: int, think_s: float) -> list[dict]:
+    """The warm pool's trivial step and session starts (canary task; 600 media files)."""
+    from sandmle.sandboxes.local import LocalSandbox, LocalSandboxConfig
+
+    canary, media = make_canary_task(tmpdir / "canary"), make_media_task(tmpdir / "media")
+    sandbox = LocalSandbox(LocalSandboxConfig(pool_size=1))
+    try:
+        rows = [{"step": "trivial", "times": await bench_sandbox(sandbox, canary, STEPS["trivial"], reps, think_s)},
+                {"step": "session-start", "times": await bench_session_start(sandbox, canary, starts, think_s)},
+                {"step": "start 600 files", "times": await bench_session_start(sandbox, media, starts, think_s)}]
+    finally:
+        await sandbox.shutdown()
+    return [{"step": r["step"], "p50_ms": round(percentiles(r["times"])[0] * 1000, 2)} for r in rows]
+
+
+def compare(ref: str, rounds: int, reps: int, starts: int, think_s: float) -> None:
+    """Alternate child processes measuring REF's sandbox and the working tree's (see --compare)."""
+    import os
+    import shutil
+
+    repo = Path(__file__).resolve().parents[1]
+    work = Path(tempfile.mkdtemp(prefix="sandmle-overhead-ref-"))
+    results: dict[str, list[list[dict]]] = {ref: [], "now": []}
+    try:
+        (work / "sandmle").mkdir()
+        archive = subprocess.run(["git", "-C", str(repo), "archive", ref], check=True, capture_output=True).stdout
+        subprocess.run(["tar", "-x", "-C", str(work / "sandmle")], input=archive, check=True)
+        cmd = [sys.executable, str(Path(__file__).resolve()), "--quick", "--reps", str(reps),
+               "--sklearn-reps", str(starts), "--think-s", str(think_s)]
+        for _ in range(rounds):
+            for label, path in ((ref, str(work)), ("now", "")):
+                env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [path, os.environ.get("PYTHONPATH")]))}
+                res = subprocess.run(cmd, env=env, capture_output=True, text=True, cwd=str(work))
+                if res.returncode != 0:
+                    raise SystemExit(f"{label} failed: {res.stderr[-2000:]}")
+                results[label].append(json.loads(res.stdout.strip().splitlines()[-1]))
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    print(f"{'step (local warm pool)':<24}{ref + ' p50 ms':>16}{'now p50 ms':>12}{'ref/now':>9}   (median of {rounds} "
+          f"alternated rounds; load average {os.getloadavg()[0]:.1f})")
+    for i, row in enumerate(results["now"][0]):
+        before = statistics.median(r[i]["p50_ms"] for r in results[ref])
+        now = statistics.median(r[i]["p50_ms"] for r in results["now"])
+        print(f"{row['step']:<24}{before:>16.1f}{now:>12.1f}{before / now:>8.2f}x")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--reps", type=int, default=30, help="repetitions of the trivial step")
@@ -135,7 +198,17 @@ def main() -> None:
     ap.add_argument("--limits-ab", action="store_true",
                     help="only the local warm pool with and without the kernel limits (seccomp, "
                          "session cgroup, workspace tmpfs), interleaved")
+    ap.add_argument("--compare", metavar="REF", help="the local warm pool of git revision REF vs the working tree")
+    ap.add_argument("--rounds", type=int, default=3, help="alternated rounds of --compare")
+    ap.add_argument("--quick", action="store_true", help=argparse.SUPPRESS)  # one --compare round (JSON)
     args = ap.parse_args()
+    if args.compare:
+        compare(args.compare, args.rounds, args.reps, args.sklearn_reps, args.think_s)
+        return
+    if args.quick:
+        with tempfile.TemporaryDirectory() as tmp:
+            print(json.dumps(asyncio.run(quick_rows(Path(tmp), args.reps, args.sklearn_reps, args.think_s))))
+        return
     if args.limits_ab:
         with tempfile.TemporaryDirectory() as tmp:
             rows = asyncio.run(limits_ab(make_canary_task(Path(tmp) / "task"), args.reps, args.sklearn_reps,

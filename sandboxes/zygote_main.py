@@ -131,8 +131,10 @@ class Worker:
         return tuple(fd for fd in (self.req_w, self.ctrl_r, self.out_r, self.err_r, self.pidfd) if fd is not None)
 
 
-def _worker_loop(req_r, ctrl_w, one_shot):
-    """Body of a worker: run requests in one globals dict. After each step it writes its exit
+def _worker_loop(req_r, ctrl_w):
+    """Body of a worker: run requests in one globals dict. Whether it is one-shot (a stateless
+    step) or the kernel of a stateful session is said by its first request, so the spare forked
+    ahead of need can serve either. After each step it writes its exit
     code (and its children's peak memory) on ``ctrl_w`` and stops itself: the session reads
     the report once the worker is stopped, measures the rest from /proc, and either lets a
     kernel continue (SIGCONT) for the next step or kills a one-shot worker after replying, so
@@ -153,7 +155,7 @@ def _worker_loop(req_r, ctrl_w, one_shot):
         children_kb = rusage(resource.RUSAGE_CHILDREN).ru_maxrss
         write(ctrl_w, (json.dumps({"exit_code": rc & 0xFF, "children_peak_kb": children_kb}) + "\n").encode())
         stop(me, signal.SIGSTOP)
-        if one_shot:
+        if req.get("one_shot", True):
             return rc
     return 0
 
@@ -178,7 +180,7 @@ class Zygote:
         signal.signal(signal.SIGCHLD, lambda *_: None)
         signal.set_wakeup_fd(wakeup_w)
 
-    def _spawn(self, one_shot):
+    def _spawn(self):
         req_r, req_w = os.pipe()
         ctrl_r, ctrl_w = os.pipe()
         out_r, out_w = os.pipe()
@@ -191,7 +193,7 @@ class Zygote:
                 signal.signal(signal.SIGCHLD, signal.SIG_DFL)
                 _child_setup(out_w, err_w, self.limits, self.workdir, keep=(req_r, ctrl_w), uid=self.cfg.get("uid"),
                              seccomp=self.cfg.get("seccomp", False))
-                code = _worker_loop(req_r, ctrl_w, one_shot)
+                code = _worker_loop(req_r, ctrl_w)
             except BaseException:  # noqa: BLE001
                 traceback.print_exc()
             os._exit(code & 0xFF if isinstance(code, int) else 1)
@@ -205,14 +207,16 @@ class Zygote:
         _reap()
         if stateful:
             if self.kernel is None:
-                self.kernel = self._spawn(one_shot=False)
+                self.kernel = self._spawn()
         elif self.spare is None:
-            self.spare = self._spawn(one_shot=True)
+            self.spare = self._spawn()
 
     def execute(self, req):
         timeout = float(req.get("timeout") or 60.0)
         t0 = time.perf_counter()
         stateful = bool(req.get("stateful")) and req.get("code") is not None
+        if stateful and self.kernel is None and self.spare is not None:
+            self.kernel, self.spare = self.spare, None  # the first stateful step: the spare is fresh
         self.prepare(stateful)
         worker = self.kernel if stateful else self.spare
         if not stateful:
@@ -222,7 +226,8 @@ class Zygote:
         if memory and self.scratch:  # what /tmp and /dev/shm hold is not the step's to allocate
             _set_limit(worker.pid, resource.RLIMIT_AS, max(memory * MIB - scratch0, 16 * MIB))
         cpu0 = self._resume_kernel(worker) if stateful else 0.0
-        msg = {"code": req.get("code"), "command": req.get("command"), "env": req.get("env")}
+        msg = {"code": req.get("code"), "command": req.get("command"), "env": req.get("env"),
+               "one_shot": not stateful}
         try:
             os.write(worker.req_w, (json.dumps(msg) + "\n").encode())
         except OSError:
@@ -550,6 +555,9 @@ def _decode_status(status, cpu_s, cpu_cap, memory_enforcement="poll"):
 
 def _serve(zygote, requests, replies, ready):
     """The session loop: one JSON request per line in, one JSON reply per line out."""
+    # The first step's worker is forked before the session says it is ready: a session from the
+    # warm pool then starts its first step as fast as any later one.
+    zygote.prepare(False)
     replies.write(json.dumps(ready) + "\n")
     for line in requests:
         req = json.loads(line)
