@@ -121,21 +121,37 @@ def micro_sizes(seed, rng: np.random.Generator) -> tuple[int, int]:
     return n_train, int(rng.integers(test_rows[0], test_rows[1] + 1))
 
 
+RENDER_PX = 128  # the generator's textured backgrounds crop 1-3x the side from 427x640 photos
+
+
 @contextlib.contextmanager
 def full_media(seed, full: Full):
-    """The seed at the competition's image size and clip length. The generator's renderers read
-    module settings at call time; its noise chunk is shrunk so a chunk of large images stays
-    within ~256 MB."""
+    """The seed at the competition's clip length and image size (up to :data:`RENDER_PX`; larger
+    images are upscaled afterwards by :func:`upscale_images`). The generator's renderers read
+    these module settings at call time; its noise chunk is shrunk to stay within ~256 MB."""
     saved = media.CLIP_SECONDS, media.SAMPLE_RATE, media.CHUNK
     try:
         if full.clip_s:
             media.CLIP_SECONDS, media.SAMPLE_RATE = full.clip_s, full.sample_rate or media.SAMPLE_RATE
         if full.px:
-            media.CHUNK = max(1, min(saved[2], (256 << 20) // (full.px * full.px * 3 * 8)))
-            seed = seed.model_copy(update={"image_size": (full.px, full.px)})
+            side = min(full.px, RENDER_PX)
+            media.CHUNK = max(1, min(saved[2], (256 << 20) // (side * side * 3 * 8)))
+            seed = seed.model_copy(update={"image_size": (side, side)})
         yield seed
     finally:
         media.CLIP_SECONDS, media.SAMPLE_RATE, media.CHUNK = saved
+
+
+def upscale_images(public: Path, px: int) -> None:
+    """Every PNG under ``public`` resized to ``px`` x ``px`` in place, one at a time (a full set
+    at megapixel size does not fit in memory at once): the program then decodes files of the
+    real pixel count."""
+    from PIL import Image
+
+    for path in public.rglob("*.png"):
+        with Image.open(path) as img:
+            big = img.convert("RGB").resize((px, px), Image.BICUBIC)
+        big.save(path, compress_level=1)
 
 
 def cold_step(folder: Path) -> tuple[float, float]:
@@ -192,6 +208,9 @@ def measure_seed(seed, full: Full, args, work: Path, micro_box, full_box) -> dic
     with full_media(seed, full) as full_seed:
         big = synthesize(full_seed, np.random.default_rng(key), f_train, f_test)
     full_task = write_candidate(big, work / "full", f"{seed.name}-full", {})
+    big.files = {}  # on disk now; a full set of media files is large
+    if full.px and full.px > RENDER_PX:
+        upscale_images(full_task.public_dir, full.px)
     gen_s = time.perf_counter() - t0
     micro_s, micro_mb = asyncio.run(warm_steps(micro_box, micro_task, args.reps))
     public = full_task.public_dir
@@ -248,14 +267,14 @@ def main() -> None:
     out = args.out or work / "results.jsonl"
     out.parent.mkdir(parents=True, exist_ok=True)
     done = done_rows(out, args.scale, args.max_rows)
+    todo = [s for s in seeds if s.name not in done]
+    if len(todo) < len(seeds):
+        print(f"{len(seeds) - len(todo)} seed(s) done earlier in {out}: skipped", file=sys.stderr)
     registry = get_registry()
-    micro_box = registry.create("sandboxes", "local", {"pool_size": 1})
-    full_box = registry.create("sandboxes", "local", FULL_SANDBOX)
+    micro_box = registry.create("sandboxes", "local", {"pool_size": 1}) if todo else None
+    full_box = registry.create("sandboxes", "local", FULL_SANDBOX) if todo else None
     try:
-        for seed in seeds:
-            if seed.name in done:
-                print(f"{seed.name}: done earlier, skipped", file=sys.stderr)
-                continue
+        for seed in todo:
             row = measure_seed(seed, FULL[seed.mlebench_id], args, work, micro_box, full_box)
             with out.open("a") as fh:  # one line per finished seed: a killed run resumes after it
                 fh.write(json.dumps(row) + "\n")
@@ -264,8 +283,9 @@ def main() -> None:
                   f"({row['ratio_cold']}x), warm {row['full_warm_s']:.1f} s ({row['ratio_warm']}x)",
                   file=sys.stderr, flush=True)
     finally:
-        asyncio.run(micro_box.shutdown())
-        asyncio.run(full_box.shutdown())
+        for box in (micro_box, full_box):
+            if box is not None:
+                asyncio.run(box.shutdown())
     rows = [done[s.name] for s in seeds if s.name in done]
     shutil.rmtree(work, ignore_errors=True)  # the results file too, unless --out put it elsewhere
     summary = summarize(rows)

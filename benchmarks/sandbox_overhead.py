@@ -6,7 +6,10 @@ Ratios are cold p50 / mode p50 (higher is better). The ``session-start`` row tim
 open + one trivial step + close; its cold counterpart is a fresh interpreter importing pandas and
 sklearn (what a session that starts its own isolated interpreter pays); ``local on demand``
 (``pool_size: 0``) forks every session from the pre-imported mother when it is asked for;
-``local limits off`` is the warm pool without seccomp, session cgroup and workspace tmpfs.
+``local limits off`` is the warm pool without seccomp, session cgroup and workspace tmpfs;
+``pipe relay (floor)`` passes one byte host -> A -> B -> A -> host between three processes (a
+step's hand-offs with no work): on a busy machine that is the scheduler's wake-up latency, the
+floor under any trivial step.
 
     .venv/bin/python benchmarks/sandbox_overhead.py [--reps 30] [--sklearn-reps 10] [--think-s 0.05] [--json]
     .venv/bin/python benchmarks/sandbox_overhead.py --limits-ab [--reps 30] [--sklearn-reps 20]
@@ -131,6 +134,51 @@ async def limits_ab(task, reps: int, starts: int, think_s: float) -> list[dict]:
     return [{"mode": k, "step": s, "times": t} for (k, s), t in times.items()]
 
 
+def relay_floor(reps: int, think_s: float) -> list[float]:
+    """Round trips of one byte host -> A -> B -> A -> host through pipes between three
+    processes: the hand-offs of a sandbox step (request, worker runs, worker stops, reply)
+    with no work at all. On a busy machine its p50 is the scheduler's wake-up latency, the
+    floor under any trivial step."""
+    import os
+
+    pipes = [os.pipe() for _ in range(4)]  # host->A, A->host, A->B, B->A
+    (h2a_r, h2a_w), (a2h_r, a2h_w), (a2b_r, a2b_w), (b2a_r, b2a_w) = pipes
+
+    def serve(read_fd, forward, back):
+        while os.read(read_fd, 1):
+            if forward is not None:
+                os.write(forward[1], b"x")
+                os.read(forward[0], 1)
+            os.write(back, b"x")
+        os._exit(0)
+
+    pids = []
+    for role in ("B", "A"):
+        pid = os.fork()
+        if pid == 0:
+            if role == "B":
+                serve(a2b_r, None, b2a_w)
+            serve(h2a_r, (b2a_r, a2b_w), a2h_w)
+        pids.append(pid)
+    times = []
+    try:
+        for _ in range(reps):
+            time.sleep(think_s)
+            t0 = time.perf_counter()
+            os.write(h2a_w, b"x")
+            os.read(a2h_r, 1)
+            times.append(time.perf_counter() - t0)
+    finally:
+        import signal
+
+        for fd in (fd for pair in pipes for fd in pair):
+            os.close(fd)
+        for pid in pids:  # each holds every pipe's ends, so none would see end-of-file
+            os.kill(pid, signal.SIGKILL)
+            os.waitpid(pid, 0)
+    return times
+
+
 def make_media_task(root: Path, n_files: int = 600):
     """The canary task plus ``n_files`` small files in train/ and test/ (an image task's layout)."""
     task = make_canary_task(root)
@@ -146,9 +194,11 @@ async def quick_rows(tmpdir: Path, reps: int, starts: int, think_s: float) -> li
     from sandmle.sandboxes.local import LocalSandbox, LocalSandboxConfig
 
     canary, media = make_canary_task(tmpdir / "canary"), make_media_task(tmpdir / "media")
+    floor = relay_floor(reps, think_s)
     sandbox = LocalSandbox(LocalSandboxConfig(pool_size=1))
     try:
-        rows = [{"step": "trivial", "times": await bench_sandbox(sandbox, canary, STEPS["trivial"], reps, think_s)},
+        rows = [{"step": "pipe relay (floor)", "times": floor},
+                {"step": "trivial", "times": await bench_sandbox(sandbox, canary, STEPS["trivial"], reps, think_s)},
                 {"step": "session-start", "times": await bench_session_start(sandbox, canary, starts, think_s)},
                 {"step": "start 600 files", "times": await bench_session_start(sandbox, media, starts, think_s)}]
     finally:
@@ -231,6 +281,8 @@ def main() -> None:
         for step, code in STEPS.items():
             rows.append({"mode": "cold subprocess", "step": step,
                          "times": bench_cold(code, reps[step], tmpdir, args.think_s)})
+        rows.append({"mode": "pipe relay (floor)", "step": "trivial",
+                     "times": relay_floor(args.reps, args.think_s)})
         rows.append({"mode": "cold subprocess", "step": "session-start",
                      "times": bench_cold(SESSION_PRELUDE + STEPS["trivial"], args.sklearn_reps, tmpdir,
                                          args.think_s)})

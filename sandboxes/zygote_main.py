@@ -172,6 +172,10 @@ class Zygote:
         self.scratch = "/tmp" if cfg.get("namespaces") else None
         self.spare = None   # one-shot worker for the next stateless step
         self.kernel = None  # persistent worker of a stateful session
+        # One-shot workers whose step is over, held stopped until the reply is out: killing a
+        # process that has a pandas/sklearn-sized address space wakes it to tear that down,
+        # which on a busy machine ran before the reply (~1-2 ms of a trivial step).
+        self.doomed = []
         # A worker that stops itself raises SIGCHLD; its handler writes to this pipe, which the
         # step loop selects on (a stop, unlike an exit, does not wake a pidfd).
         self.wakeup_r, wakeup_w = os.pipe()
@@ -204,6 +208,9 @@ class Zygote:
     def prepare(self, stateful):
         """Fork the next worker ahead of need (called while the agent is thinking), and reap
         the workers killed after the last reply."""
+        for worker in self.doomed:
+            self._kill(worker)
+        self.doomed = []
         _reap()
         if stateful:
             if self.kernel is None:
@@ -268,17 +275,21 @@ class Zygote:
         worker.status, worker.rusage = status, rusage
         return False
 
-    def _settle(self, worker, keep_worker):
+    def _settle(self, worker, keep_worker, defer_kill=False):
         """Before the reply: kill every process of the step but the idle workers and, if
         ``keep_worker``, the (stopped) kernel, which is stopped again once nothing else of
-        the agent's is left to wake it: between steps nothing of the agent's runs."""
+        the agent's is left to wake it: between steps nothing of the agent's runs.
+        ``defer_kill``: a one-shot worker that stopped itself is held stopped the same way and
+        killed after the reply (:meth:`prepare`)."""
         keep = {idle.pid for idle in (self.spare, self.kernel)
                 if idle is not None and idle is not worker and idle.status is None}
-        if keep_worker:
+        if keep_worker or defer_kill:
             keep.add(worker.pid)
         _kill_descendants(keep)
-        if keep_worker and not _hold_stopped(worker.pid):
+        if (keep_worker or defer_kill) and not _hold_stopped(worker.pid):
             self._kill(worker)
+        elif defer_kill:
+            self.doomed.append(worker)
 
     def _kill(self, worker):
         """SIGKILL the worker's session and the worker, and reap it."""
@@ -298,10 +309,11 @@ class Zygote:
         _close_fds(worker)
 
     def shutdown(self):
-        for worker in (self.spare, self.kernel):
+        for worker in (self.spare, self.kernel, *self.doomed):
             if worker is not None:
                 self._discard(worker)
         self.spare = self.kernel = None
+        self.doomed = []
         _kill_descendants()
 
     def _over_memory(self, memory_mb):
@@ -394,7 +406,8 @@ class Zygote:
             peak = _peak_rss_mb(worker.pid)
             exit_code, killed, detail, children_mb = _step_report(_last_line(worker.ctrl_r), memory)
             peak = max(peak, children_mb)
-        self._settle(worker, keep_worker=stateful and stopped and killed is None)
+        self._settle(worker, keep_worker=stateful and stopped and killed is None,
+                     defer_kill=not stateful and stopped and killed is None)
         for fd in (worker.out_r, worker.err_r):
             _drain(fd, streams[fd])  # only what is buffered: orphans may hold the pipes open
         if not stopped and worker.status is not None and worker.status != -1:

@@ -220,3 +220,25 @@ def test_first_step_uses_the_worker_forked_before_ready(tmp_path, stateful):
         assert (pid2, value) == (first.stdout_tail.strip(), "42")
     else:
         assert value == "none" and pid2 != first.stdout_tail.strip()
+
+
+def test_a_cancelled_step_never_hands_its_reply_to_the_next_one(tmp_path):
+    """A step's reply is read by the event loop; a caller cancelled mid-step leaves a thread to
+    collect it, so the next step gets its own reply, not the cancelled one's."""
+    task = make_canary_task(tmp_path / "task")
+    sb = LocalSandbox(LocalSandboxConfig(pool_size=1, preload=[]))
+
+    async def go():
+        async with await sb.open(task) as s:
+            with pytest.raises(asyncio.TimeoutError):
+                await asyncio.wait_for(s.exec("import time\ntime.sleep(1.5)\nprint('first')", timeout=60), 0.3)
+            second = await s.exec("print('second')", timeout=60)
+            third = await s.exec("print('third')", timeout=60)
+            return second, third
+
+    try:
+        second, third = asyncio.run(go())
+    finally:
+        asyncio.run(sb.shutdown())
+    assert second.ok and second.stdout_tail.strip() == "second", second
+    assert third.ok and third.stdout_tail.strip() == "third", third
