@@ -19,7 +19,9 @@ floor under any trivial step.
 task and on a task with 600 small media files) with the sandbox code of git revision REF and of
 the working tree, in alternating child processes (REF's source from ``git archive``, first on
 ``PYTHONPATH``), ``--rounds`` times each, so both see the same load; it prints the medians of
-the rounds' p50s and their ratios (REF / now: higher is better).
+the rounds' p50s and their ratios (REF / now: higher is better), and the CPU time a trivial step
+costs (host and sandbox processes together, over at least 100 steps), which does not depend on
+the load the way wall time does.
 """
 
 from __future__ import annotations
@@ -189,6 +191,50 @@ def make_media_task(root: Path, n_files: int = 600):
     return task
 
 
+def tree_cpu_s(root: int) -> float:
+    """CPU seconds used so far by ``root`` and every process below it, those already reaped
+    included (their time is in their parent's cutime), from /proc."""
+    import os
+
+    tick = os.sysconf("SC_CLK_TCK")
+    parents, cpu = {}, {}
+    for name in os.listdir("/proc"):
+        if name.isdigit():
+            try:
+                with open(f"/proc/{name}/stat", "rb") as fh:
+                    fields = fh.read().rsplit(b")", 1)[1].split()
+            except OSError:
+                continue
+            parents[int(name)] = int(fields[1])
+            cpu[int(name)] = sum(int(f) for f in fields[11:15]) / tick  # utime stime cutime cstime
+    tree, frontier = {root}, {root}
+    while frontier:
+        frontier = {p for p, pp in parents.items() if pp in frontier} - tree
+        tree |= frontier
+    return sum(cpu.get(p, 0.0) for p in tree)
+
+
+async def trivial_cpu(sandbox, task, reps: int, think_s: float) -> float:
+    """CPU milliseconds per trivial step, host process and sandbox processes together: what a
+    step costs whatever the machine's load (its wall time on a busy machine is that CPU time
+    divided by the share of a core it gets). Clock ticks are 10 ms, hence many steps."""
+    import resource
+
+    def now() -> float:
+        usage = resource.getrusage(resource.RUSAGE_SELF)
+        return usage.ru_utime + usage.ru_stime + tree_cpu_s(sandbox.pool.mother().proc.pid)
+
+    async with await sandbox.open(task) as session:
+        await session.exec(STEPS["trivial"], timeout=120)
+        await asyncio.sleep(think_s)
+        before = now()
+        for _ in range(reps):
+            await asyncio.sleep(think_s)
+            await session.exec(STEPS["trivial"], timeout=120)
+        await asyncio.sleep(think_s)  # the spare forked after the last reply belongs to it
+        return (now() - before) * 1000 / reps
+
+
 async def quick_rows(tmpdir: Path, reps: int, starts: int, think_s: float) -> list[dict]:
     """The warm pool's trivial step and session starts (canary task; 600 media files)."""
     from sandmle.sandboxes.local import LocalSandbox, LocalSandboxConfig
@@ -201,9 +247,11 @@ async def quick_rows(tmpdir: Path, reps: int, starts: int, think_s: float) -> li
                 {"step": "trivial", "times": await bench_sandbox(sandbox, canary, STEPS["trivial"], reps, think_s)},
                 {"step": "session-start", "times": await bench_session_start(sandbox, canary, starts, think_s)},
                 {"step": "start 600 files", "times": await bench_session_start(sandbox, media, starts, think_s)}]
+        cpu_ms = await trivial_cpu(sandbox, canary, max(reps, 100), think_s)
     finally:
         await sandbox.shutdown()
-    return [{"step": r["step"], "p50_ms": round(percentiles(r["times"])[0] * 1000, 2)} for r in rows]
+    return [{"step": r["step"], "p50_ms": round(percentiles(r["times"])[0] * 1000, 2)} for r in rows] + [
+        {"step": "trivial: CPU ms/step", "p50_ms": round(cpu_ms, 2)}]
 
 
 def compare(ref: str, rounds: int, reps: int, starts: int, think_s: float) -> None:

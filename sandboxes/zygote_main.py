@@ -29,6 +29,7 @@ Two levels of fork, so that neither interpreter start nor imports are ever paid 
 """
 
 import ctypes
+import gc
 import json
 import os
 import resource
@@ -189,6 +190,7 @@ class Zygote:
         ctrl_r, ctrl_w = os.pipe()
         out_r, out_w = os.pipe()
         err_r, err_w = os.pipe()
+        gc.freeze()  # what the session made since it was forked: see the mother's freeze
         pid = os.fork()
         if pid == 0:
             code = 1
