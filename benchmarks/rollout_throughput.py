@@ -22,7 +22,10 @@ ratio: the side-by-side figure for a change to the harness.
 from __future__ import annotations
 
 import argparse
+import asyncio
 import json
+import os
+import resource
 import subprocess
 import sys
 import tempfile
@@ -32,6 +35,7 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
+from sandbox_overhead import tree_cpu_s  # this folder's sibling script
 from sandmle.core.plugins import get_manager
 from sandmle.core.recipe import parse_recipe, resolve
 from sandmle.evaluation.episode import EpisodeRunner
@@ -56,18 +60,33 @@ def measure(tasks: Path, scaffold: str, sandbox_args: dict, episodes: int, regis
         jobs = plan_episodes(recipe, registry)[:episodes]
         executor = build_executor(recipe, registry)
         runner = EpisodeRunner(recipe, registry, Path(tmp))
-        start = time.perf_counter()
+        cpu0, start = _cpu_s(), time.perf_counter()
         rows = list(executor.map_unordered(runner, jobs))
         elapsed = time.perf_counter() - start  # includes pool start-up and shutdown
+        cpu = _cpu_s() - cpu0
+        pool = getattr(getattr(runner, "_sandbox", None), "pool", None)
+        if pool is not None:  # the local sandbox's mother, sessions and workers, read before they go
+            try:
+                cpu += tree_cpu_s(pool.mother().proc.pid)
+            finally:
+                asyncio.run(runner._sandbox.shutdown())
     ok = [r for r in rows if r["status"] == "ok"]
     return {"scaffold": scaffold, "episodes": len(rows), "failed": len(rows) - len(ok),
             "valid": sum(bool(r["grade_valid_submission"]) for r in rows), "seconds": elapsed,
-            "per_hour": 3600 * len(rows) / elapsed, "concurrency": executor.concurrency}
+            "per_hour": 3600 * len(rows) / elapsed, "concurrency": executor.concurrency,
+            # What the same work would give on idle cores: the harness, the sandbox and the
+            # agent's programs together used ``cpu_s``; wall time on a loaded machine is longer.
+            "cpu_s": cpu, "per_hour_on_idle_cores": 3600 * len(rows) * (os.cpu_count() or 1) / max(cpu, 1e-9)}
+
+
+def _cpu_s() -> float:
+    """CPU seconds of this process and of the child processes it has waited for."""
+    me, children = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return me.ru_utime + me.ru_stime + children.ru_utime + children.ru_stime
 
 
 def compare(args: argparse.Namespace, tasks: Path) -> None:
     """Alternate child processes running REF's harness and the working tree's (see --compare)."""
-    import os
     import shutil
     import statistics
 
@@ -90,12 +109,15 @@ def compare(args: argparse.Namespace, tasks: Path) -> None:
                 runs[label].append(json.loads(res.stdout))
     finally:
         shutil.rmtree(work, ignore_errors=True)
-    print(f"{'scaffold':10}{'mode':16}{args.compare + ' /h':>14}{'now /h':>10}{'now/ref':>9}  (median of {args.rounds} "
-          f"alternated rounds, {args.episodes} episodes each; load average {os.getloadavg()[0]:.1f})")
+    print(f"{'scaffold':10}{'mode':16}{args.compare + ' /h':>14}{'now /h':>10}{'now/ref':>9}"
+          f"{'idle-core /h: ref':>20}{'now':>8}{'now/ref':>9}  (median of {args.rounds} alternated rounds, "
+          f"{args.episodes} episodes each; load average {os.getloadavg()[0]:.1f})")
     for i, cell in enumerate(runs["now"][0]):
-        before = statistics.median(r[i]["per_hour"] for r in runs[args.compare])
-        now = statistics.median(r[i]["per_hour"] for r in runs["now"])
-        print(f"{cell['scaffold']:10}{cell['mode']:16}{before:14.0f}{now:10.0f}{now / before:8.2f}x")
+        before, now = (statistics.median(r[i]["per_hour"] for r in runs[k]) for k in (args.compare, "now"))
+        idle_before, idle_now = (statistics.median(r[i].get("per_hour_on_idle_cores", 0.0) for r in runs[k])
+                                 for k in (args.compare, "now"))
+        print(f"{cell['scaffold']:10}{cell['mode']:16}{before:14.0f}{now:10.0f}{now / before:8.2f}x"
+              f"{idle_before:20.0f}{idle_now:8.0f}{idle_now / max(idle_before, 1e-9):8.2f}x")
 
 
 def main() -> None:
@@ -133,21 +155,24 @@ def main() -> None:
                 results.append(res)
                 console.print(f"{scaffold:8s} {mode:15s} {res['per_hour']:8.0f} episodes/hour "
                               f"({res['episodes']} in {res['seconds']:.1f}s, {res['valid']} valid, "
-                              f"{res['failed']} failed)")
+                              f"{res['failed']} failed; CPU {res['cpu_s']:.1f}s: "
+                              f"{res['per_hour_on_idle_cores']:.0f}/h on {os.cpu_count()} idle cores; "
+                              f"load average {os.getloadavg()[0]:.1f})")
     if args.json:
         print(json.dumps(results, indent=2))
         return
     if len(modes) < 2:
         return
     table = Table(title=f"baseline episodes per hour ({results[0]['concurrency']} at once)")
-    for col in ("scaffold", "warm pool /h", "cold processes /h", "warm / cold", "valid (warm)"):
+    for col in ("scaffold", "warm pool /h", "cold processes /h", "warm / cold", "valid (warm)",
+                "warm /h on idle cores (CPU)"):
         table.add_column(col, justify="right")
     for scaffold in args.scaffolds.split(","):
         warm, cold = (next(r for r in results if r["scaffold"] == scaffold and r["mode"] == m)
                       for m in MODES)
         table.add_row(scaffold, f"{warm['per_hour']:.0f}", f"{cold['per_hour']:.0f}",
                       f"{warm['per_hour'] / cold['per_hour']:.2f}x",
-                      f"{warm['valid']}/{warm['episodes']}")
+                      f"{warm['valid']}/{warm['episodes']}", f"{warm['per_hour_on_idle_cores']:.0f}")
     console.print(table)
 
 
