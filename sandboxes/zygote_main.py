@@ -175,7 +175,8 @@ class Zygote:
         self.kernel = None  # persistent worker of a stateful session
         # One-shot workers whose step is over, held stopped until the reply is out: killing a
         # process that has a pandas/sklearn-sized address space wakes it to tear that down,
-        # which on a busy machine ran before the reply (~1-2 ms of a trivial step).
+        # which on a busy machine ran before the reply (~1-2 ms of a trivial step). Only in a
+        # session with its own pid namespace, whose end kills them whatever happens.
         self.doomed = []
         # A worker that stops itself raises SIGCHLD; its handler writes to this pipe, which the
         # step loop selects on (a stop, unlike an exit, does not wake a pidfd).
@@ -408,8 +409,10 @@ class Zygote:
             peak = _peak_rss_mb(worker.pid)
             exit_code, killed, detail, children_mb = _step_report(_last_line(worker.ctrl_r), memory)
             peak = max(peak, children_mb)
+        # Deferred only inside a pid namespace: a session killed before it gets to kill the
+        # worker takes it along there, while a plain fork's stopped worker would be orphaned.
         self._settle(worker, keep_worker=stateful and stopped and killed is None,
-                     defer_kill=not stateful and stopped and killed is None)
+                     defer_kill=not stateful and stopped and killed is None and bool(self.cfg.get("namespaces")))
         for fd in (worker.out_r, worker.err_r):
             _drain(fd, streams[fd])  # only what is buffered: orphans may hold the pipes open
         if not stopped and worker.status is not None and worker.status != -1:

@@ -242,3 +242,4 @@ def test_a_cancelled_step_never_hands_its_reply_to_the_next_one(tmp_path):
         asyncio.run(sb.shutdown())
     assert second.ok and second.stdout_tail.strip() == "second", second
     assert third.ok and third.stdout_tail.strip() == "third", third
+
