@@ -24,6 +24,7 @@ import asyncio
 import functools
 import inspect
 import json
+import os
 import subprocess
 import sys
 import tempfile
@@ -54,6 +55,7 @@ class Timers:
     def __init__(self) -> None:
         self.seconds: dict[str, float] = defaultdict(float)
         self.calls: dict[str, int] = defaultdict(int)
+        self.program_cpu_s = 0.0  # CPU time of the agent's programs, as the sandbox measured it
 
     def add(self, part: str, seconds: float) -> None:
         self.seconds[part] += seconds
@@ -102,6 +104,7 @@ def instrument(runner: EpisodeRunner, timers: Timers) -> None:
     def exec_split(result: Any, seconds: float) -> None:
         inside = min(float(getattr(result, "wall_s", 0.0) or 0.0), seconds)
         ACTIVE.add("program (inside)", inside)
+        ACTIVE.program_cpu_s += float(getattr(result, "cpu_s", 0.0) or 0.0)
         ACTIVE.add("exec overhead", seconds - inside)
 
     def patch_session_class(session: Any) -> None:
@@ -149,6 +152,7 @@ def profile_scaffold(tasks: Path, scaffold: str, episodes: int, registry: Any) -
             await warm_up.close()
             for part in list(ACTIVE.seconds):
                 ACTIVE.seconds[part], ACTIVE.calls[part] = 0.0, 0
+            ACTIVE.program_cpu_s = 0.0
             rows, wall = [], 0.0
             for job in jobs:  # one at a time, so the parts never overlap
                 start = time.perf_counter()
@@ -164,7 +168,7 @@ def profile_scaffold(tasks: Path, scaffold: str, episodes: int, registry: Any) -
             "valid": sum(bool(r["grade_valid_submission"]) for r in rows),
             "failed": sum(r["status"] != "ok" for r in rows),
             "seconds": {p: timers.seconds.get(p, 0.0) for p in PARTS},
-            "calls": {p: timers.calls.get(p, 0) for p in PARTS}}
+            "calls": {p: timers.calls.get(p, 0) for p in PARTS}, "program_cpu_s": timers.program_cpu_s}
 
 
 def main() -> None:
@@ -202,6 +206,12 @@ def main() -> None:
             cells.append(f"{1000 * seconds / n:7.1f}{share}{calls}")
         table.add_row(part, *cells)
     console.print(table)
+    cores = os.cpu_count() or 1
+    for res in results:
+        cpu = res["program_cpu_s"] / max(res["episodes"], 1)
+        console.print(f"{res['scaffold']}: the agent's programs use {1000 * cpu:.0f} ms of CPU an episode, so they "
+                      f"alone allow at most {cores * 3600 / max(cpu, 1e-9):,.0f} episodes/hour on {cores} cores "
+                      f"(load average {os.getloadavg()[0]:.1f})")
     console.print("x N: calls per episode. Episodes run one at a time; concurrency changes the totals "
                   "(benchmarks/rollout_throughput.py), not where a single episode's time goes.")
 

@@ -14,8 +14,9 @@ forks of it:
   bind-mounts only its own directory at ``/workspace`` and hides ``/sessions`` (so concurrent
   sessions never see each other), and gets private size-capped ``/tmp`` and ``/dev/shm``.
   The :class:`~sandmle.sandboxes.pool.WarmPool` keeps ``pool_size`` sessions forked ahead of need;
-  ``open(task)`` takes one and copies the task's public files into its directory (the bind mount
-  shows them at once).
+  ``open(task)`` takes one and writes the task's public files into its directory (from memory
+  after the first time: ``staging``; the bind mount shows them at once). Closing a session kills
+  it and removes its directory at once; its cgroup is removed by the pool in the background.
 * each ``exec`` is a child *forked* from the session: it inherits the imports for free, calls
   ``setsid``, gets rlimits (address space, CPU, processes, file size), ``no_new_privs``, fresh pipes
   and only those fds and, under a root host, its session's own unprivileged uid (so
@@ -57,11 +58,12 @@ from sandmle.core.interfaces import ComponentConfig, Sandbox, SandboxSession
 from sandmle.core.records import ExecResult
 from sandmle.core.task import Task
 
-from .files import HostDirFiles, copy_public_files
+from .files import HostDirFiles
 from .cgroups import SessionCgroups, remove_stale_cgroups
 from .isolation import bwrap_path
 from .pool import WarmPool, Zygote, ZygoteError, ZygoteSpec
 from .results import exec_result_from_reply
+from .staging import StagingCache
 from .stale import BASE_PREFIX, make_owned_dir, remove_stale_dirs
 from .tree import remove_tree
 from .workspace_fs import share_folder, unmount_below
@@ -98,6 +100,9 @@ class LocalSandboxConfig(ComponentConfig):
     tail_bytes: int = Field(8192, ge=256, description="bytes of stdout/stderr kept in ExecResult")
     preload: list[str] = Field(default_factory=lambda: list(DEFAULT_PRELOAD))
     pool_size: int = Field(2, ge=0, description="sessions forked ahead of need")
+    staging_cache_mb: int = Field(256, ge=0, description=(
+        "tasks' public files kept in memory (least recently used out past this size) and written "
+        "into each new session from there instead of copied from the task folder; 0: off"))
     fresh_interpreter: bool = Field(False, description=(
         "run each stateless code step as a fresh `python -c` process, as SandMLE's tool runs "
         "`python main.py` (nothing pre-imported or inherited; every step pays interpreter start "
@@ -141,6 +146,7 @@ class LocalSandbox(Sandbox):
             workspace_fs=self.workspace_fs,
         )
         self.pool = WarmPool(self.spec, cfg.pool_size)
+        self.staging = StagingCache(cfg.staging_cache_mb * MIB)
         self.sessions: set[LocalSession] = set()
         # A sandbox dropped without shutdown() still stops its processes and removes its dir.
         self._finalizer = weakref.finalize(self, _release, self.pool, self.base_dir)
@@ -184,15 +190,19 @@ class LocalSandbox(Sandbox):
         return path
 
     async def open(self, task: Task, *, stateful: bool = False) -> "LocalSession":
-        zygote = await asyncio.to_thread(self.pool.acquire)
-        try:
-            copied = await asyncio.to_thread(copy_public_files, task, zygote.host_dir, zygote.uid)
-        except BaseException:
-            zygote.close()
-            raise
+        zygote, copied = await asyncio.to_thread(self._take, task)  # one thread hop, not two
         session = LocalSession(self, zygote, stateful, max_files=self.config.max_files + copied)
         self.sessions.add(session)
         return session
+
+    def _take(self, task: Task) -> tuple[Zygote, int]:
+        """A ready session with the task's public files staged in its folder."""
+        zygote = self.pool.acquire()
+        try:
+            return zygote, self.staging.stage(task, zygote.host_dir, zygote.uid)
+        except BaseException:
+            zygote.close()
+            raise
 
     async def shutdown(self) -> None:
         for session in list(self.sessions):
@@ -229,7 +239,13 @@ class LocalSession(HostDirFiles, SandboxSession):
         req = {"code": code, "command": list(command) if command is not None else None,
                "timeout": timeout, "stateful": self.stateful, "env": self.zygote.env,
                "max_files": self.max_files}
-        return await asyncio.to_thread(self._exec_blocking, req, timeout)
+        if not self.zygote.alive():  # restarting forks a session: blocking, so in a thread
+            return await asyncio.to_thread(self._exec_blocking, req, timeout)
+        try:
+            reply = await self.zygote.request_async(req, timeout + 15.0)
+        except ZygoteError as exc:
+            return await asyncio.to_thread(self._after_failure, exc)
+        return exec_result_from_reply(reply)
 
     def _exec_blocking(self, req: dict, timeout: float) -> ExecResult:
         try:
@@ -237,12 +253,15 @@ class LocalSession(HostDirFiles, SandboxSession):
                 self._restart()
             reply = self.zygote.request(req, timeout + 15.0)
         except ZygoteError as exc:
-            if self._closed:  # close() ended the step; nothing to restart
-                return ExecResult(killed="signal", detail="session closed during the step")
-            # The agent killed its own zygote (or it hung): report, restart for the next step.
-            self._restart()
-            return ExecResult(killed="signal", detail=f"sandbox worker died: {exc}; restarted")
+            return self._after_failure(exc)
         return exec_result_from_reply(reply)
+
+    def _after_failure(self, exc: ZygoteError) -> ExecResult:
+        if self._closed:  # close() ended the step; nothing to restart
+            return ExecResult(killed="signal", detail="session closed during the step")
+        # The agent killed its own zygote (or it hung): report, restart for the next step.
+        self._restart()
+        return ExecResult(killed="signal", detail=f"sandbox worker died: {exc}; restarted")
 
     def _restart(self) -> None:
         self.zygote.close(keep_dir=True)
@@ -257,7 +276,12 @@ class LocalSession(HostDirFiles, SandboxSession):
             return
         self._closed = True
         self.sandbox.sessions.discard(self)
-        await asyncio.to_thread(self.zygote.close)
+        # With a tmpfs workspace this is cheap (a pipe write, a message to the mother, an unmount
+        # and one rmdir): no thread hop. A scanned folder may hold a tree agent code made: a thread.
+        if self.sandbox.workspace_fs == "tmpfs":
+            self.sandbox.pool.release(self.zygote)
+        else:
+            await asyncio.to_thread(self.sandbox.pool.release, self.zygote)
 
 
 def _pid_alive(pid: int) -> bool:

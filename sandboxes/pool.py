@@ -7,11 +7,14 @@ fork of the mother that isolates itself in fresh namespaces (see ``zygote_main``
 milliseconds instead of seconds. The pool keeps a few sessions forked ahead of need so
 ``Sandbox.open`` only copies the task's public files into an already running session's directory.
 All calls are blocking and thread-safe; the async sessions wrap them with ``asyncio.to_thread`` so
-one pool serves any number of event loops.
+one pool serves any number of event loops, except a step's request and reply
+(:meth:`Zygote.request_async`), which the running event loop watches itself: a thread hop costs
+two more wake-ups per step, a large share of a trivial step on a busy machine.
 """
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 import json
 import logging
@@ -76,6 +79,62 @@ class _Spawner:
                 done.put((True, subprocess.Popen(argv, **kwargs)))
             except BaseException as exc:  # noqa: BLE001 - handed to the caller
                 done.put((False, exc))
+
+
+async def _write_async(fd: int, data: bytes, timeout: float) -> None:
+    """Write all of ``data`` to a pipe from the event loop, never blocking it (a full pipe is
+    waited on with the loop's writer callback)."""
+    loop = asyncio.get_running_loop()
+    view = memoryview(data)
+    os.set_blocking(fd, False)
+    try:
+        while view:
+            try:
+                view = view[os.write(fd, view):]
+                continue
+            except BlockingIOError:
+                pass
+            ready = loop.create_future()
+            loop.add_writer(fd, lambda: ready.done() or ready.set_result(None))
+            try:
+                await asyncio.wait_for(ready, timeout)
+            finally:
+                loop.remove_writer(fd)
+    finally:
+        os.set_blocking(fd, True)
+
+
+async def _read_line_async(fd: int, buf: bytearray, timeout: float) -> bytes | None:
+    """:func:`_read_line` on the event loop: None on timeout, b"" on EOF."""
+    if b"\n" not in buf:
+        loop = asyncio.get_running_loop()
+        done = loop.create_future()
+
+        def readable() -> None:
+            try:
+                data = os.read(fd, 1 << 16)
+            except BlockingIOError:
+                return
+            except OSError:
+                data = b""
+            if not data:
+                done.done() or done.set_result(False)
+                return
+            buf.extend(data)
+            if b"\n" in data and not done.done():
+                done.set_result(True)
+
+        loop.add_reader(fd, readable)
+        try:
+            if not await asyncio.wait_for(done, max(timeout, 0.0)):
+                return b""
+        except asyncio.TimeoutError:
+            return None
+        finally:
+            loop.remove_reader(fd)
+    line, _, rest = bytes(buf).partition(b"\n")
+    buf[:] = rest
+    return line
 
 
 class ZygoteError(RuntimeError):
@@ -236,6 +295,7 @@ class Zygote:
         self._lock = threading.Lock()
         self._buf = bytearray()
         self._dead = False
+        self._async = False  # a request_async is watching the fds
         cgroups = mother.spec.cgroups
         self.cgroup = cgroups.create() if cgroups is not None else None
         try:
@@ -271,10 +331,52 @@ class Zygote:
                 raise ZygoteError(f"sandbox session is gone: {exc}") from exc
             return self._read_reply(timeout)
 
+    async def request_async(self, req: dict[str, Any], timeout: float) -> dict[str, Any]:
+        """:meth:`request` on the running event loop: the request is written without blocking
+        and the reply fd is watched by the loop (no thread). Falls back to a thread while the
+        session is still starting or another request is in flight. A cancelled caller leaves
+        a thread to collect the reply, so the next request never reads this one's."""
+        if self.ready_info is None or not self._lock.acquire(blocking=False):
+            return await asyncio.to_thread(self.request, req, timeout)
+        handed_off = False
+        self._async = True
+        try:
+            if self._dead:
+                raise ZygoteError("sandbox session is gone")
+            deadline = time.monotonic() + timeout
+            try:
+                await _write_async(self._req_fd, (json.dumps(req) + "\n").encode(), timeout)
+            except (OSError, asyncio.TimeoutError) as exc:
+                self.kill()
+                raise ZygoteError(f"sandbox session is gone: {exc!r}") from exc
+            try:
+                line = await _read_line_async(self._reply_fd, self._buf, deadline - time.monotonic())
+            except asyncio.CancelledError:
+                handed_off = True
+                threading.Thread(target=self._collect_then_unlock, args=(deadline,), daemon=True).start()
+                raise
+        finally:
+            self._async = False
+            if self._dead:
+                self._close_fds()
+            if not handed_off:
+                self._lock.release()
+        return self._parse_reply(line, timeout)
+
+    def _collect_then_unlock(self, deadline: float) -> None:
+        try:
+            self._read_reply(max(0.0, deadline - time.monotonic()))
+        except ZygoteError:
+            pass
+        finally:
+            self._lock.release()
+
     def _read_reply(self, timeout: float) -> dict[str, Any]:
         if self._dead:
             raise ZygoteError("sandbox session is gone")
-        line = _read_line(self._reply_fd, self._buf, timeout)
+        return self._parse_reply(_read_line(self._reply_fd, self._buf, timeout), timeout)
+
+    def _parse_reply(self, line: bytes | None, timeout: float) -> dict[str, Any]:
         if not line:
             self.kill()
             if line is None:
@@ -290,7 +392,13 @@ class Zygote:
         if not self._dead:
             self._dead = True
             self.mother.kill(self.sid)
-            for fd in (self._req_fd, self._reply_fd):
+            if not self._async:  # else the event loop still watches them: closed when it stops
+                self._close_fds()
+
+    def _close_fds(self) -> None:
+        fds, self._req_fd, self._reply_fd = (self._req_fd, self._reply_fd), -1, -1
+        for fd in fds:
+            if fd >= 0:
                 try:
                     os.close(fd)
                 except OSError:
@@ -298,19 +406,33 @@ class Zygote:
 
     def close(self, keep_dir: bool = False) -> None:
         """Stop the session and delete its directory (unless ``keep_dir``)."""
+        self.stop()
+        self.remove_cgroup()
+        if not keep_dir:
+            self.remove_dir()
+
+    def stop(self) -> None:
+        """End the session's processes (the mother SIGKILLs it; its pid namespace dies with it)."""
         if not self._dead:
             try:
                 os.write(self._req_fd, b'{"op": "exit"}\n')
             except OSError:
                 pass
         self.kill()
+
+    def remove_cgroup(self) -> None:
+        """After :meth:`stop`: remove the session's cgroup (in the background while its
+        processes finish dying)."""
         if self.cgroup is not None:
             self.cgroup.remove()
             self.cgroup = None
-        if not keep_dir:
-            if self.mother.spec.workspace_fs == "tmpfs":
-                unmount(self.host_dir)  # its files go with the tmpfs
-            remove_tree(self.host_dir)  # any depth agent code nested; never raises
+
+    def remove_dir(self) -> None:
+        """After :meth:`stop`: delete the session's directory; with a tmpfs workspace that is an
+        unmount and one rmdir, else a walk of whatever agent code left."""
+        if self.mother.spec.workspace_fs == "tmpfs":
+            unmount(self.host_dir)  # its files go with the tmpfs
+        remove_tree(self.host_dir)  # any depth agent code nested; never raises
 
 
 class WarmPool:
@@ -326,6 +448,12 @@ class WarmPool:
         self._closed = False
         self._starting = 0
         self._started = threading.Condition(self._lock)  # notified as each background start ends
+        # Sessions handed back: stopped and their folders removed at once, their cgroups by one
+        # background thread, off the caller's path.
+        self._releases: queue.SimpleQueue[Zygote | None] = queue.SimpleQueue()
+        self._releasing = 0
+        self._released = threading.Condition(self._lock)
+        self._reaper: threading.Thread | None = None
         self._refill()
 
     def mother(self) -> Mother:
@@ -379,6 +507,39 @@ class WarmPool:
             self._starting -= 1
             self._started.notify_all()
 
+    def release(self, zygote: Zygote) -> None:
+        """End a session handed out by :meth:`acquire`: its processes are killed and its folder
+        removed now; its cgroup, which can go only once the killed processes are gone, is
+        removed in the background (:meth:`close` waits for that)."""
+        zygote.stop()
+        zygote.remove_dir()
+        with self._lock:
+            if self._closed:
+                inline = True
+            else:
+                inline = False
+                self._releasing += 1
+                if self._reaper is None:
+                    self._reaper = threading.Thread(target=self._reap, daemon=True, name="sandbox-release")
+                    self._reaper.start()
+        if inline:
+            zygote.remove_cgroup()
+        else:
+            self._releases.put(zygote)
+
+    def _reap(self) -> None:
+        while True:
+            zygote = self._releases.get()
+            if zygote is None:
+                return
+            try:
+                zygote.remove_cgroup()  # never raises by design; a bug must not stop the queue
+            except Exception as exc:  # noqa: BLE001
+                log.warning("cleaning up a sandbox session failed: %s", exc)
+            with self._lock:
+                self._releasing -= 1
+                self._released.notify_all()
+
     def acquire(self) -> Zygote:
         """A ready session (from the pool when one is warm, else forked now)."""
         zygote = None
@@ -404,5 +565,10 @@ class WarmPool:
                 self._mother = None
         # A session a background thread was starting must be gone (its workspace unmounted)
         # before the caller removes the sandbox folder; with the mother closed it ends fast.
+        # So must every released session's clean-up.
         with self._lock:
             self._started.wait_for(lambda: self._starting == 0, timeout=30)
+            self._released.wait_for(lambda: self._releasing == 0, timeout=30)
+            reaper, self._reaper = self._reaper, None
+        if reaper is not None:
+            self._releases.put(None)

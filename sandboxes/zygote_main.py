@@ -29,6 +29,7 @@ Two levels of fork, so that neither interpreter start nor imports are ever paid 
 """
 
 import ctypes
+import gc
 import json
 import os
 import resource
@@ -131,8 +132,10 @@ class Worker:
         return tuple(fd for fd in (self.req_w, self.ctrl_r, self.out_r, self.err_r, self.pidfd) if fd is not None)
 
 
-def _worker_loop(req_r, ctrl_w, one_shot):
-    """Body of a worker: run requests in one globals dict. After each step it writes its exit
+def _worker_loop(req_r, ctrl_w):
+    """Body of a worker: run requests in one globals dict. Whether it is one-shot (a stateless
+    step) or the kernel of a stateful session is said by its first request, so the spare forked
+    ahead of need can serve either. After each step it writes its exit
     code (and its children's peak memory) on ``ctrl_w`` and stops itself: the session reads
     the report once the worker is stopped, measures the rest from /proc, and either lets a
     kernel continue (SIGCONT) for the next step or kills a one-shot worker after replying, so
@@ -153,7 +156,7 @@ def _worker_loop(req_r, ctrl_w, one_shot):
         children_kb = rusage(resource.RUSAGE_CHILDREN).ru_maxrss
         write(ctrl_w, (json.dumps({"exit_code": rc & 0xFF, "children_peak_kb": children_kb}) + "\n").encode())
         stop(me, signal.SIGSTOP)
-        if one_shot:
+        if req.get("one_shot", True):
             return rc
     return 0
 
@@ -170,6 +173,11 @@ class Zygote:
         self.scratch = "/tmp" if cfg.get("namespaces") else None
         self.spare = None   # one-shot worker for the next stateless step
         self.kernel = None  # persistent worker of a stateful session
+        # One-shot workers whose step is over, held stopped until the reply is out: killing a
+        # process that has a pandas/sklearn-sized address space wakes it to tear that down,
+        # which on a busy machine ran before the reply (~1-2 ms of a trivial step). Only in a
+        # session with its own pid namespace, whose end kills them whatever happens.
+        self.doomed = []
         # A worker that stops itself raises SIGCHLD; its handler writes to this pipe, which the
         # step loop selects on (a stop, unlike an exit, does not wake a pidfd).
         self.wakeup_r, wakeup_w = os.pipe()
@@ -178,11 +186,12 @@ class Zygote:
         signal.signal(signal.SIGCHLD, lambda *_: None)
         signal.set_wakeup_fd(wakeup_w)
 
-    def _spawn(self, one_shot):
+    def _spawn(self):
         req_r, req_w = os.pipe()
         ctrl_r, ctrl_w = os.pipe()
         out_r, out_w = os.pipe()
         err_r, err_w = os.pipe()
+        gc.freeze()  # what the session made since it was forked: see the mother's freeze
         pid = os.fork()
         if pid == 0:
             code = 1
@@ -191,7 +200,7 @@ class Zygote:
                 signal.signal(signal.SIGCHLD, signal.SIG_DFL)
                 _child_setup(out_w, err_w, self.limits, self.workdir, keep=(req_r, ctrl_w), uid=self.cfg.get("uid"),
                              seccomp=self.cfg.get("seccomp", False))
-                code = _worker_loop(req_r, ctrl_w, one_shot)
+                code = _worker_loop(req_r, ctrl_w)
             except BaseException:  # noqa: BLE001
                 traceback.print_exc()
             os._exit(code & 0xFF if isinstance(code, int) else 1)
@@ -202,17 +211,22 @@ class Zygote:
     def prepare(self, stateful):
         """Fork the next worker ahead of need (called while the agent is thinking), and reap
         the workers killed after the last reply."""
+        for worker in self.doomed:
+            self._kill(worker)
+        self.doomed = []
         _reap()
         if stateful:
             if self.kernel is None:
-                self.kernel = self._spawn(one_shot=False)
+                self.kernel = self._spawn()
         elif self.spare is None:
-            self.spare = self._spawn(one_shot=True)
+            self.spare = self._spawn()
 
     def execute(self, req):
         timeout = float(req.get("timeout") or 60.0)
         t0 = time.perf_counter()
         stateful = bool(req.get("stateful")) and req.get("code") is not None
+        if stateful and self.kernel is None and self.spare is not None:
+            self.kernel, self.spare = self.spare, None  # the first stateful step: the spare is fresh
         self.prepare(stateful)
         worker = self.kernel if stateful else self.spare
         if not stateful:
@@ -222,7 +236,8 @@ class Zygote:
         if memory and self.scratch:  # what /tmp and /dev/shm hold is not the step's to allocate
             _set_limit(worker.pid, resource.RLIMIT_AS, max(memory * MIB - scratch0, 16 * MIB))
         cpu0 = self._resume_kernel(worker) if stateful else 0.0
-        msg = {"code": req.get("code"), "command": req.get("command"), "env": req.get("env")}
+        msg = {"code": req.get("code"), "command": req.get("command"), "env": req.get("env"),
+               "one_shot": not stateful}
         try:
             os.write(worker.req_w, (json.dumps(msg) + "\n").encode())
         except OSError:
@@ -263,17 +278,21 @@ class Zygote:
         worker.status, worker.rusage = status, rusage
         return False
 
-    def _settle(self, worker, keep_worker):
+    def _settle(self, worker, keep_worker, defer_kill=False):
         """Before the reply: kill every process of the step but the idle workers and, if
         ``keep_worker``, the (stopped) kernel, which is stopped again once nothing else of
-        the agent's is left to wake it: between steps nothing of the agent's runs."""
+        the agent's is left to wake it: between steps nothing of the agent's runs.
+        ``defer_kill``: a one-shot worker that stopped itself is held stopped the same way and
+        killed after the reply (:meth:`prepare`)."""
         keep = {idle.pid for idle in (self.spare, self.kernel)
                 if idle is not None and idle is not worker and idle.status is None}
-        if keep_worker:
+        if keep_worker or defer_kill:
             keep.add(worker.pid)
         _kill_descendants(keep)
-        if keep_worker and not _hold_stopped(worker.pid):
+        if (keep_worker or defer_kill) and not _hold_stopped(worker.pid):
             self._kill(worker)
+        elif defer_kill:
+            self.doomed.append(worker)
 
     def _kill(self, worker):
         """SIGKILL the worker's session and the worker, and reap it."""
@@ -293,10 +312,11 @@ class Zygote:
         _close_fds(worker)
 
     def shutdown(self):
-        for worker in (self.spare, self.kernel):
+        for worker in (self.spare, self.kernel, *self.doomed):
             if worker is not None:
                 self._discard(worker)
         self.spare = self.kernel = None
+        self.doomed = []
         _kill_descendants()
 
     def _over_memory(self, memory_mb):
@@ -389,7 +409,10 @@ class Zygote:
             peak = _peak_rss_mb(worker.pid)
             exit_code, killed, detail, children_mb = _step_report(_last_line(worker.ctrl_r), memory)
             peak = max(peak, children_mb)
-        self._settle(worker, keep_worker=stateful and stopped and killed is None)
+        # Deferred only inside a pid namespace: a session killed before it gets to kill the
+        # worker takes it along there, while a plain fork's stopped worker would be orphaned.
+        self._settle(worker, keep_worker=stateful and stopped and killed is None,
+                     defer_kill=not stateful and stopped and killed is None and bool(self.cfg.get("namespaces")))
         for fd in (worker.out_r, worker.err_r):
             _drain(fd, streams[fd])  # only what is buffered: orphans may hold the pipes open
         if not stopped and worker.status is not None and worker.status != -1:
@@ -550,6 +573,9 @@ def _decode_status(status, cpu_s, cpu_cap, memory_enforcement="poll"):
 
 def _serve(zygote, requests, replies, ready):
     """The session loop: one JSON request per line in, one JSON reply per line out."""
+    # The first step's worker is forked before the session says it is ready: a session from the
+    # warm pool then starts its first step as fast as any later one.
+    zygote.prepare(False)
     replies.write(json.dumps(ready) + "\n")
     for line in requests:
         req = json.loads(line)

@@ -4,6 +4,7 @@ message; a session isolates itself and serves its steps. Last of the joined prog
 ``main`` is the entry point.
 """
 
+import gc
 import json
 import os
 import select
@@ -145,6 +146,11 @@ def main():
             __import__(mod)
         except Exception as exc:  # noqa: BLE001 - report, keep going
             failed.append("%s: %s" % (mod, exc))
+    # Every object the preload made goes to the collector's permanent generation: a full
+    # collection in a session or a step's worker would otherwise write to each of them and so
+    # copy every page of the shared heap (measured: 113 ms of CPU per forked child with pandas
+    # and scikit-learn loaded, 4 ms frozen).
+    gc.freeze()
     ready = {"ready": True, "preload_failed": failed}
     control.sendall(json.dumps(dict(ready, pid=os.getpid())).encode())
     _mother_loop(cfg, control, ready)

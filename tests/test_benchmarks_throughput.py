@@ -1,0 +1,81 @@
+"""The throughput benchmarks' own logic (issue 25), without their long runs: micro_vs_full resumes
+from its results file (a line cut off by a kill runs again; another scale or method is not
+reused), its micro side is sized as the procedural generator sizes tasks, and bench_summary
+prints the targets table from the JSON ``make bench`` writes. The measurements themselves are
+benchmarks, not tests (no timed assertions here)."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+
+BENCH = Path(__file__).resolve().parents[1] / "benchmarks"
+
+
+def _module(name: str):
+    spec = importlib.util.spec_from_file_location(name, BENCH / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module  # its dataclasses look their module up while being defined
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_micro_vs_full_resumes_only_finished_seeds_of_the_same_run(tmp_path):
+    mvf = _module("micro_vs_full")
+    out = tmp_path / "results.jsonl"
+    row = {"method": mvf.METHOD, "scale": 0.01, "max_rows": 1_000_000, "seed": "lite-a", "family": "text",
+           "ratio_cold": 30.0, "ratio_warm": 3.0}
+    out.write_text(json.dumps(row) + "\n"
+                   + json.dumps({**row, "seed": "lite-b", "scale": 1.0}) + "\n"      # another scale
+                   + json.dumps({**row, "seed": "lite-c", "method": 1}) + "\n"       # the old method
+                   + '{"method": 2, "scale": 0.01, "max_rows": 1000000, "seed": "lite-d", "fam')  # cut off
+    assert set(mvf.done_rows(out, 0.01, 1_000_000)) == {"lite-a"}
+    assert set(mvf.done_rows(out, 1.0, 1_000_000)) == {"lite-b"}
+    assert mvf.done_rows(tmp_path / "missing.jsonl", 0.01, 1_000_000) == {}
+
+
+def test_micro_side_is_sized_like_a_generated_task_and_full_sizes_are_known():
+    from sandmle.generators.configs import ProceduralConfig
+    from sandmle.generators.seeds import all_seeds
+
+    mvf = _module("micro_vs_full")
+    cfg = ProceduralConfig()
+    lite = [s for s in all_seeds() if s.mlebench_id]
+    assert {s.mlebench_id for s in lite} <= set(mvf.FULL)  # every lite seed has its competition's size
+    for seed in lite:
+        n_train, n_test = mvf.micro_sizes(seed, np.random.default_rng(0))
+        test_range = cfg.media_test_rows if seed.synth in ("image", "audio") else cfg.test_rows
+        assert cfg.rows[0] <= n_train <= cfg.rows[1] and test_range[0] <= n_test <= test_range[1]
+    summary = mvf.summarize([{"family": "text", "ratio_cold": 10.0, "ratio_warm": 2.0},
+                             {"family": "text", "ratio_cold": 30.0, "ratio_warm": 4.0},
+                             {"family": "audio", "ratio_cold": 100.0, "ratio_warm": 20.0}])
+    assert summary["families"]["text"]["median_ratio_cold"] == 20.0
+    assert summary["median_over_families_cold"] == 60.0  # of the family medians 20 and 100
+
+
+def test_bench_summary_prints_each_target_against_what_was_measured(tmp_path):
+    (tmp_path / "sandbox_overhead.json").write_text(json.dumps({"rows": [
+        {"mode": "local warm pool", "step": "trivial", "p50_ms": 1.5},
+        {"mode": "local warm pool", "step": "session-start", "p50_ms": 12.0},
+        {"mode": "pipe relay (floor)", "step": "trivial", "p50_ms": 0.1}], "notes": []}))
+    (tmp_path / "rollout_throughput.json").write_text(json.dumps([
+        {"scaffold": "react", "mode": "warm pool", "per_hour": 13_000.0},
+        {"scaffold": "react", "mode": "cold processes", "per_hour": 3_250.0},
+        {"scaffold": "aide", "mode": "warm pool", "per_hour": 1_000.0}]))
+    (tmp_path / "micro_vs_full.json").write_text(json.dumps({
+        "rows": [{"scale": 1.0}], "families": {"text": {"median_ratio_cold": 80.0, "median_ratio_warm": 9.0}},
+        "median_over_families_cold": 80.0, "median_over_families_warm": 9.0}))
+    out = subprocess.run([sys.executable, str(BENCH / "bench_summary.py"), str(tmp_path)],
+                         capture_output=True, text=True, check=True).stdout
+    lines = {line.split("  ")[0].strip(): line for line in out.splitlines()}
+    assert lines["local warm pool trivial p50"].rstrip().endswith("yes")
+    assert lines["local warm pool session-start p50"].rstrip().endswith("no")
+    assert "13,000" in out and "4.0x cold" in out
+    aide = next(line for line in out.splitlines() if line.startswith("aide"))
+    assert aide.rstrip().endswith("no") and "2,760" in aide  # 1,126/h x 12,000 / 4,895
+    assert "80.0x" in out and "median over families" in out

@@ -1,0 +1,245 @@
+"""Staging task files from memory (sandboxes/staging.py) and the pool's background release:
+the same files as the plain copy, never a hidden one, copies the agent may change, a task
+rewritten in place read afresh; a closed session's processes end at once and its clean-up is
+finished before the sandbox's folder goes. Real files, real local sandbox (no fakes)."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import time
+from pathlib import Path
+
+import pytest
+
+from sandmle.core.task import Task
+from sandmle.sandboxes.cgroups import PREFIX
+from sandmle.sandboxes.conformance import make_canary_task
+from sandmle.sandboxes.files import copy_public_files
+from sandmle.sandboxes.local import LocalSandbox, LocalSandboxConfig
+from sandmle.sandboxes.staging import StagingCache
+
+
+def _tricky_task(root: Path) -> Task:
+    """The canary task plus nested media folders, a hidden file deep in public/, a link to the
+    answers and a linked folder (neither may be staged)."""
+    task = make_canary_task(root)
+    public = task.public_dir
+    for split in ("train", "test"):
+        (public / split / "deep").mkdir(parents=True)
+        for i in range(5):
+            (public / split / f"{i}.png").write_bytes(bytes([i]) * (100 + i))
+        (public / split / "deep" / "x.wav").write_bytes(b"RIFF" + b"\0" * 50)
+    (public / "train" / "deep" / "secret.txt").write_text("HIDDEN-DEEP")
+    (public / "answers_link.csv").symlink_to(task.private_dir / "answers.csv")
+    (public / "linked_dir").symlink_to(task.private_dir, target_is_directory=True)
+    return task.model_copy(update={"hidden_files": [*task.hidden_files, public / "train" / "deep" / "secret.txt"]})
+
+
+def _snapshot(root: Path) -> dict[str, tuple[bytes, int]]:
+    return {p.relative_to(root).as_posix(): (p.read_bytes(), p.stat().st_uid)
+            for p in sorted(root.rglob("*")) if p.is_file() and not p.is_symlink()}
+
+
+def test_staged_files_equal_the_plain_copy_and_hold_nothing_hidden(tmp_path):
+    task = _tricky_task(tmp_path / "task")
+    owner = 4242 if os.geteuid() == 0 else None
+    cache = StagingCache(1 << 20)
+    copied, first, second = tmp_path / "copied", tmp_path / "first", tmp_path / "second"
+    for folder in (copied, first, second):
+        folder.mkdir()
+    assert copy_public_files(task, copied, owner) == cache.stage(task, first, owner) == cache.stage(task, second, owner)
+    assert (cache.misses, cache.hits) == (1, 1)  # the second session is written from memory
+    expected = _snapshot(copied)
+    assert _snapshot(first) == expected and _snapshot(second) == expected
+    names = set(expected)
+    assert "train/deep/x.wav" in names and "test/3.png" in names
+    assert not {"evaluator.py", "train/deep/secret.txt", "answers_link.csv"} & names
+    assert not any(n.startswith("linked_dir") for n in names)
+    if owner is not None:  # folders too belong to the agent's uid, as with the plain copy
+        assert (first / "train" / "deep").stat().st_uid == owner == (copied / "train" / "deep").stat().st_uid
+
+
+def test_a_task_rewritten_in_place_is_read_afresh(tmp_path):
+    task = _tricky_task(tmp_path / "task")
+    cache = StagingCache(1 << 20)
+    (tmp_path / "a").mkdir()
+    cache.stage(task, tmp_path / "a")
+    (task.public_dir / "train.csv").write_text("id,x,y\n0,1.0,1\n")
+    (task.public_dir / "train" / "new.png").write_bytes(b"new")
+    (tmp_path / "b").mkdir()
+    cache.stage(task, tmp_path / "b")
+    assert (tmp_path / "b" / "train.csv").read_text() == "id,x,y\n0,1.0,1\n"
+    assert (tmp_path / "b" / "train" / "new.png").read_bytes() == b"new"
+    assert cache.misses == 2
+
+
+def test_the_cache_stays_under_its_cap_and_big_tasks_are_copied(tmp_path):
+    small = _tricky_task(tmp_path / "small")
+    big = make_canary_task(tmp_path / "big")
+    (big.public_dir / "blob.bin").write_bytes(os.urandom(64 * 1024))
+    cache = StagingCache(16 * 1024)
+    for i, task in enumerate((small, big, small)):
+        dest = tmp_path / f"out{i}"
+        dest.mkdir()
+        cache.stage(task, dest)
+        assert _snapshot(dest) == _snapshot_of_copy(task, tmp_path / f"ref{i}")
+        assert cache._bytes <= cache.max_bytes
+    assert cache.hits == 1  # the small task stayed; the big one was never kept
+
+
+def _snapshot_of_copy(task: Task, dest: Path) -> dict:
+    dest.mkdir()
+    copy_public_files(task, dest)
+    return _snapshot(dest)
+
+
+def test_sessions_get_their_own_writable_copies(tmp_path):
+    task = _tricky_task(tmp_path / "task")
+    sb = LocalSandbox(LocalSandboxConfig(pool_size=1, preload=[]))
+
+    async def go():
+        async with await sb.open(task) as s1:
+            r1 = await s1.exec("open('train.csv', 'w').write('mine')\nimport os\nos.remove('test/0.png')\n"
+                               "print(sorted(os.listdir('train/deep')))", timeout=60)
+        async with await sb.open(task) as s2:
+            r2 = await s2.exec("import os\nprint(open('train.csv').read()[:6], os.path.exists('test/0.png'))",
+                               timeout=60)
+        return r1, r2
+
+    try:
+        r1, r2 = asyncio.run(go())
+    finally:
+        asyncio.run(sb.shutdown())
+    assert r1.ok and r1.stdout_tail.strip() == "['x.wav']", r1  # the hidden file is not there
+    assert r2.ok and r2.stdout_tail.split() == ["id,x,y", "True"], r2
+    assert (task.public_dir / "test" / "0.png").exists()  # the task's own files are untouched
+    assert sb.staging.hits >= 1
+
+
+def test_close_removes_the_folder_and_shutdown_waits_for_the_cgroups(tmp_path):
+    task = make_canary_task(tmp_path / "task")
+    sb = LocalSandbox(LocalSandboxConfig(pool_size=1, preload=[]))
+
+    async def go():
+        dirs = []
+        for _ in range(4):
+            s = await sb.open(task)
+            r = await s.exec("import os\nprint(os.getppid())", timeout=60)
+            assert r.ok, r
+            await s.close()
+            assert not s.workdir.exists()  # the folder goes with close(); only the cgroup waits
+            dirs.append(s.workdir)
+        return dirs
+
+    try:
+        asyncio.run(go())
+    finally:
+        asyncio.run(sb.shutdown())
+    assert not sb.base_dir.exists()
+    if sb.cgroups is not None:  # no session cgroup of this process is left behind
+        mine = f"{PREFIX}{os.getpid()}-"
+        deadline = time.monotonic() + 35
+        while time.monotonic() < deadline:
+            left = [p for parent in sb.cgroups.parents.values() for p in parent.glob(mine + "*")]
+            if not left:
+                break
+            time.sleep(0.2)
+        assert not left, left
+
+
+def test_closed_sessions_processes_are_gone_before_close_returns_to_the_caller(tmp_path):
+    """close() hands the clean-up to the pool but not the kill: a step's process left running
+    (a daemonised sleep) is dead within the mother's reaction time, not after shutdown."""
+    task = make_canary_task(tmp_path / "task")
+    sb = LocalSandbox(LocalSandboxConfig(pool_size=1, preload=[]))
+
+    async def go():
+        s = await sb.open(task)
+        r = await s.exec("import subprocess\np = subprocess.Popen(['sleep', '60'], start_new_session=True)\n"
+                         "print(p.pid)", timeout=60)
+        await s.close()
+        return r
+
+    try:
+        r = asyncio.run(go())
+        assert r.ok, r
+        mother = sb.pool.mother().proc.pid
+        deadline = time.monotonic() + 5
+        while time.monotonic() < deadline and _sleepers_below(mother):
+            time.sleep(0.05)
+        assert not _sleepers_below(mother)
+    finally:
+        asyncio.run(sb.shutdown())
+
+
+def _sleepers_below(root: int) -> list[int]:
+    parents, names = {}, {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                stat = (entry / "stat").read_text()
+            except OSError:
+                continue
+            parents[int(entry.name)] = int(stat[stat.rindex(")") + 2:].split()[1])
+            names[int(entry.name)] = stat[stat.index("(") + 1:stat.rindex(")")]
+    found, frontier = set(), {root}
+    while frontier:
+        frontier = {p for p, pp in parents.items() if pp in frontier} - found
+        found |= frontier
+    return [p for p in found if names.get(p) == "sleep" and _state(p) != "Z"]
+
+
+def _state(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return "X"
+
+
+@pytest.mark.parametrize("stateful", [False, True])
+def test_first_step_uses_the_worker_forked_before_ready(tmp_path, stateful):
+    """The spare worker forked before a session says it is ready serves the first step, a
+    stateless one or (as the kernel) a stateful one whose variables then persist."""
+    task = make_canary_task(tmp_path / "task")
+    sb = LocalSandbox(LocalSandboxConfig(pool_size=1, preload=[]))
+
+    async def go():
+        async with await sb.open(task, stateful=stateful) as s:
+            first = await s.exec("import os\nx = 41\nprint(os.getpid())", timeout=60)
+            second = await s.exec("import os\nprint(os.getpid(), x + 1 if 'x' in globals() else 'none')", timeout=60)
+            return first, second
+
+    try:
+        first, second = asyncio.run(go())
+    finally:
+        asyncio.run(sb.shutdown())
+    assert first.ok and second.ok, (first, second)
+    pid2, value = second.stdout_tail.split()
+    if stateful:
+        assert (pid2, value) == (first.stdout_tail.strip(), "42")
+    else:
+        assert value == "none" and pid2 != first.stdout_tail.strip()
+
+
+def test_a_cancelled_step_never_hands_its_reply_to_the_next_one(tmp_path):
+    """A step's reply is read by the event loop; a caller cancelled mid-step leaves a thread to
+    collect it, so the next step gets its own reply, not the cancelled one's."""
+    task = make_canary_task(tmp_path / "task")
+    sb = LocalSandbox(LocalSandboxConfig(pool_size=1, preload=[]))
+
+    async def go():
+        async with await sb.open(task) as s:
+            with pytest.raises(asyncio.TimeoutError):
+                await asyncio.wait_for(s.exec("import time\ntime.sleep(1.5)\nprint('first')", timeout=60), 0.3)
+            second = await s.exec("print('second')", timeout=60)
+            third = await s.exec("print('third')", timeout=60)
+            return second, third
+
+    try:
+        second, third = asyncio.run(go())
+    finally:
+        asyncio.run(sb.shutdown())
+    assert second.ok and second.stdout_tail.strip() == "second", second
+    assert third.ok and third.stdout_tail.strip() == "third", third
+
