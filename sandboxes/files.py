@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import BinaryIO
 
 from sandmle.core.errors import SandmleError
+from sandmle.core.records import ExecResult
 from sandmle.core.task import Task
 
 from .tree import walk_tree
@@ -218,7 +219,17 @@ class HostDirFiles:
     uid agent code runs as (None: the host's own), which gets the files the host writes."""
 
     _dir: Path
+    _closed: bool = False
     file_owner: int | None = None
+
+    def _refuse_exec(self, code: str | None, command: object) -> ExecResult | None:
+        """The recorded failure of an ``exec`` that cannot run (closed session, not exactly one of
+        ``code`` and ``command``), or None: the same answers from every host-folder sandbox."""
+        if self._closed:
+            return ExecResult(killed="error", detail="session is closed")
+        if (code is None) == (command is None):
+            return ExecResult(killed="error", detail="pass exactly one of code or command")
+        return None
 
     async def read_file(self, path: str) -> bytes:
         return await asyncio.to_thread(read_confined, self._dir, path)

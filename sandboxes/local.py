@@ -225,10 +225,8 @@ class LocalSession(HostDirFiles, SandboxSession):
 
     async def exec(self, code: str | None = None, *, command: Sequence[str] | None = None,
                    timeout: float | None = None) -> ExecResult:
-        if self._closed:
-            return ExecResult(killed="error", detail="session is closed")
-        if (code is None) == (command is None):
-            return ExecResult(killed="error", detail="pass exactly one of code or command")
+        if (refused := self._refuse_exec(code, command)) is not None:
+            return refused
         timeout = float(timeout or self.sandbox.config.default_timeout_s)
         if code is not None and self.sandbox.config.fresh_interpreter and not self.stateful:
             if len(code.encode()) > _MAX_ARG_BYTES:
