@@ -161,7 +161,8 @@ def test_paired_bootstrap_matches_the_binomial_formula_and_the_generic_path():
 
 @pytest.mark.parametrize("name", ["breast-cancer-binary", "wine-multiclass", "lite-nomad2018-predict-transparent-conductors",
                                   "descr-text-multiclass", "lite-mlsp-2013-birds", "co2-forecast",
-                                  "lite-aptos2019-blindness-detection", "lite-tabular-playground-series-may-2022"])
+                                  "lite-aptos2019-blindness-detection", "lite-tabular-playground-series-may-2022",
+                                  "digits-image-binary", "lite-the-icml-2013-whale-challenge-right-whale-redux"])
 def test_the_informed_rung_is_a_valid_submission_that_learns_the_derived_features(name):
     seed = select_seeds([name])[0]
     c = synthesize(seed, np.random.default_rng([22, 1]), 150, 600)
