@@ -40,14 +40,18 @@ def _metric(public: Path) -> str:
 
 
 # ------------------------------------------------------------------ media features
-def _image_features(path: Path) -> np.ndarray:
+def _image_features(path: Path) -> tuple[np.ndarray, np.ndarray]:
+    """(measures, pictures) of one image: what is in the scene (objects, colours, background,
+    lines) and two small pictures (the whole image, and the dark glyph cropped to its box)."""
     from PIL import Image
     from scipy import ndimage
 
     img = np.asarray(Image.open(path).convert("RGB"), dtype=float)
+    S = img.shape[0]
     grey = img.mean(axis=2)
     sat = img.max(axis=2) - img.min(axis=2)
-    mask = sat > 70  # drawn objects are saturated colours; photos and gradients much less
+    mask = ndimage.binary_opening(sat > 70)  # drawn objects are saturated colours; photos and gradients much less
+    warm_px = mask & (img[:, :, 0] > img[:, :, 2] + 60)  # reds, oranges, yellows
     lab, n = ndimage.label(mask)
     counts = np.zeros(3)
     areas, warm, thin = [], 0, 0
@@ -65,11 +69,28 @@ def _image_features(path: Path) -> np.ndarray:
         colour = img[sl][comp].mean(axis=0)
         warm += colour[0] > colour[2] + 30
         areas.append(area)
-    back = grey[~mask] if (~mask).any() else grey.ravel()
+    around = ndimage.binary_dilation(mask)
+    back = grey[~around] if (~around).any() else grey.ravel()
+    band = (ndimage.gaussian_filter(grey, 1.0) - ndimage.gaussian_filter(grey, 3.0))[~around] if (~around).any() else [0.0]
+    residual = np.abs(img - ndimage.median_filter(img, size=(5, 5, 1))).max(axis=2)
+    line_px = ((residual > 45) & ~around).sum() / S
+    measures = np.array([np.median(back), back.std(), np.std(band), np.abs(np.diff(grey, axis=1)).mean(), mask.mean(),
+                         warm_px.mean(), len(areas), warm, np.mean(areas) if areas else 0, thin, line_px, *counts,
+                         *img.mean(axis=(0, 1)), *img.std(axis=(0, 1))])
     small = np.asarray(Image.open(path).convert("L").resize((12, 12)), dtype=float).ravel() / 255
-    return np.concatenate([[back.mean(), back.std(), np.abs(np.diff(grey, axis=1)).mean(), mask.mean(),
-                            len(areas), warm, warm * np.mean(areas) if areas else 0, np.mean(areas) if areas else 0,
-                            thin], counts, img.mean(axis=(0, 1)), img.std(axis=(0, 1)), small])
+    # A digit-like glyph: the darkest large region, cropped to its box and shrunk to 8 x 8.
+    dark = np.clip(np.median(grey) - grey, 0, None)
+    glyph = dark > 0.5 * (dark.max() or 1.0)
+    lab, n = ndimage.label(ndimage.binary_dilation(glyph, iterations=2))
+    crop8 = np.zeros(64)
+    if n:
+        biggest = 1 + int(np.argmax(ndimage.sum(glyph, lab, range(1, n + 1))))
+        ys, xs = np.nonzero(glyph & (lab == biggest))
+        if len(ys) >= 4:
+            box = dark[ys.min():ys.max() + 1, xs.min():xs.max() + 1]
+            crop = Image.fromarray(np.uint8(255 * box / (box.max() or 1.0))).resize((8, 8), Image.BILINEAR)
+            crop8 = np.asarray(crop, dtype=float).ravel() / 255
+    return measures, np.concatenate([small, crop8])
 
 
 def _sound_features(path: Path) -> np.ndarray:
@@ -87,16 +108,19 @@ def _sound_features(path: Path) -> np.ndarray:
     return np.concatenate([peak, peak - mean, mean, np.diff(when) / power.shape[1]])
 
 
-def _media(public: Path, split: str, ids) -> np.ndarray | None:
+def _media(public: Path, split: str, ids) -> tuple[np.ndarray, np.ndarray] | None:
+    """(measures, pictures) per file, in ``ids`` order (sounds: no pictures)."""
     folder = public / split
     if not folder.is_dir():
         return None
     by_stem = {p.stem: p for p in folder.iterdir()}
-    rows = []
+    measures, pictures = [], []
     for i in ids:
         p = by_stem[str(i)]
-        rows.append(_sound_features(p) if p.suffix == ".wav" else _image_features(p))
-    return np.array(rows)
+        m, pic = (_sound_features(p), np.zeros(0)) if p.suffix == ".wav" else _image_features(p)
+        measures.append(m)
+        pictures.append(pic)
+    return np.array(measures), np.array(pictures)
 
 
 # ------------------------------------------------------------------ tables and text
@@ -186,16 +210,23 @@ def _candidates(kind: str, dense: bool, media: bool, counts: bool) -> dict:
     """Model families worth trying on micro data (names say which)."""
     from sklearn.ensemble import (HistGradientBoostingClassifier, HistGradientBoostingRegressor,
                                   RandomForestClassifier, RandomForestRegressor)
-    from sklearn.linear_model import LogisticRegression, Ridge
+    from sklearn.compose import TransformedTargetRegressor
+    from sklearn.linear_model import Lasso, LogisticRegression, Ridge
     from sklearn.naive_bayes import MultinomialNB
+    from sklearn.preprocessing import StandardScaler
 
     if kind == "value":
         cands = {f"ridge{a}": Ridge(alpha=a) for a in (0.3, 3.0, 30.0)}
+        # Sparse linear fits: a hidden rule uses a few of the many engineered columns.
+        cands.update({f"lasso{a}": TransformedTargetRegressor(Lasso(alpha=a, max_iter=5000), transformer=StandardScaler())
+                      for a in (0.01, 0.03, 0.1)})
         if dense:
             cands["hgb"] = HistGradientBoostingRegressor(max_iter=80, learning_rate=0.08, min_samples_leaf=8)
             cands["forest"] = RandomForestRegressor(150, min_samples_leaf=2, max_features=0.5, random_state=0)
         return cands
     cands = {f"logit{c}": LogisticRegression(C=c, max_iter=2000) for c in (0.03, 0.3, 3.0)}
+    cands.update({f"l1logit{c}": LogisticRegression(C=c, solver="saga", l1_ratio=1.0, max_iter=3000)
+                  for c in (0.1, 0.5)})
     if counts:  # word counts: naive Bayes is the model of "each class has its own words"
         cands.update({f"nb{a}": MultinomialNB(alpha=a) for a in (0.1, 0.5)})
     if dense and media:  # glyphs and shapes: neighbours in the thumbnail space
@@ -278,7 +309,7 @@ def _fit_predict(sets: dict, y, kind: str, metric: str, media: bool = False):
 
 
 def _series(train, test, ycol):
-    from sklearn.linear_model import Ridge
+    from sklearn.linear_model import Ridge, RidgeCV
 
     def design(df, t0):
         d = pd.to_datetime(df["date"])
@@ -302,7 +333,7 @@ def _series(train, test, ycol):
         if err < best_err:
             best, best_err = window, err
     rows = days > -(best or 10_000)
-    return Ridge(alpha=1.0).fit(design(train[rows], t0), train.loc[rows, ycol]).predict(design(test, t0))
+    return RidgeCV(alphas=(0.01, 0.1, 1.0, 10.0)).fit(design(train[rows], t0), train.loc[rows, ycol]).predict(design(test, t0))
 
 
 def _plain_features(X: pd.DataFrame, Xt: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
@@ -353,14 +384,17 @@ def solve(task_dir: Path) -> pd.DataFrame:
         y_num = np.eye(codes.max() + 1)[codes]
     F, Ft = _table_features(X.drop(columns=texts), Xt.drop(columns=texts), y_num)
     P0, P0t = _plain_features(X.drop(columns=texts), Xt.drop(columns=texts))
-    M, Mt = _media(public, "train", train[idc]), _media(public, "test", test[idc])
-    if M is not None:
+    media, media_t = _media(public, "train", train[idc]), _media(public, "test", test[idc])
+    # Views an engineer compares: the plain columns, the engineered ones, and for files what is in
+    # the scene (measures) apart from how it looks (pictures).
+    sets = {"plain": (P0, P0t, False), "rich": (F, Ft, False)}
+    if media is not None:
+        (M, pic), (Mt, pic_t) = media, media_t
         mu, sd = M.mean(0), M.std(0) + 1e-9
         M, Mt = (M - mu) / sd, (Mt - mu) / sd
-        F, Ft = np.hstack([F, M]), np.hstack([Ft, Mt])
-        P0, P0t = np.hstack([P0, M]), np.hstack([P0t, Mt])
-    # Two views, as an engineer compares them: the plain columns and the engineered ones.
-    sets = {"plain": (P0, P0t, False), "rich": (F, Ft, False)}
+        sets = {"all": (np.hstack([F, M, pic]), np.hstack([Ft, Mt, pic_t]), False),
+                "measures": (np.hstack([F, M]), np.hstack([Ft, Mt]), False),
+                "pictures": (pic, pic_t, False)}
     if texts:
         doc, doc_t = train[texts[0]].fillna(""), test[texts[0]].fillna("")
         counts = CountVectorizer(min_df=2)
@@ -384,11 +418,11 @@ def solve(task_dir: Path) -> pd.DataFrame:
         return out
     if len(targets) > 1 and set(targets) <= set(ycols):  # one probability per label column
         for c in targets:
-            P, classes = _fit_predict(F, train[c].astype(int).to_numpy(), "binary", metric, M is not None)
+            P, classes = _fit_predict(F, train[c].astype(int).to_numpy(), "binary", metric, media is not None)
             out[c] = P[:, list(classes).index(1)] if 1 in classes else 0.0
         return out
     if len(targets) > 1:  # class probabilities from a label column
-        P, classes = _fit_predict(F, train[ycols[0]].astype(str).to_numpy(), "multi", metric, M is not None)
+        P, classes = _fit_predict(F, train[ycols[0]].astype(str).to_numpy(), "multi", metric, media is not None)
         for c in targets:
             out[c] = P[:, list(classes).index(c)] if c in classes else 1e-4
         out[targets] = out[targets].clip(1e-4, 1)
@@ -396,18 +430,20 @@ def solve(task_dir: Path) -> pd.DataFrame:
         return out
     col = targets[0]
     if probs and set(train[ycols[0]].unique()) <= {0, 1}:
-        P, classes = _fit_predict(F, train[ycols[0]].astype(int).to_numpy(), "binary", metric, M is not None)
+        P, classes = _fit_predict(F, train[ycols[0]].astype(int).to_numpy(), "binary", metric, media is not None)
         out[col] = np.clip(P[:, list(classes).index(1)], 1e-4, 1 - 1e-4) if 1 in classes else 0.0
         return out
-    if metric == "qwk":  # graded classes: regress the grade, round to the nearest grade
+    if metric == "qwk":  # graded classes: the regressed grade and the classifier's expected grade
         grades = train[ycols[0]].astype(int).to_numpy()
         pred = _fit_predict(F, grades.astype(float), "value", metric)
+        P, classes = _fit_predict(F, grades, "multi", metric, media is not None)
+        pred = (pred + P @ classes.astype(float)) / 2
         out[col] = np.clip(np.rint(pred), grades.min(), grades.max()).astype(int)
         return out
     if train[ycols[0]].dtype.kind == "f":
         out[col] = _fit_predict(F, train[ycols[0]].to_numpy(float), "value", metric)
         return out
-    P, classes = _fit_predict(F, train[ycols[0]].astype(str).to_numpy(), "multi", metric, M is not None)
+    P, classes = _fit_predict(F, train[ycols[0]].astype(str).to_numpy(), "multi", metric, media is not None)
     out[col] = np.asarray(classes, dtype=object)[P.argmax(1)]
     return out
 
