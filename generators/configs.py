@@ -55,7 +55,8 @@ class ProceduralConfig(ComponentConfig):
     rows: tuple[int, int] = Field((50, 200), description="training rows, sampled per task")
     test_rows: tuple[int, int] = Field((1000, 2000), description="test rows of table and text tasks: "
                                        "micro training, but enough test rows to keep medals above the noise")
-    media_test_rows: tuple[int, int] = Field((300, 500), description="test files of image and sound tasks")
+    media_test_rows: tuple[int, int] = Field((600, 900), description="test files of image and sound tasks: "
+                                             "enough that an AUC gap of a few points clears 2.5 SEs")
     noise: NoiseConfig = Field(default_factory=NoiseConfig)
     thresholds: ThresholdPolicy = Field(default_factory=ThresholdPolicy)
     workers: int = Field(2, ge=1, description="candidates verified concurrently")

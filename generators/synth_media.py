@@ -98,12 +98,18 @@ def audio_parts(seed: SeedTask, rng: np.random.Generator, n_train: int, n_test: 
     n = n_train + n_test
     kind = KIND[seed.task_type]
     K = 1 if kind == "binary" else draw_int(rng, seed.n_classes)
-    species = [CallType.sample(rng) for _ in range(K)]
+    # Each call type has a band of its own (one slot of a log-spaced 180-1800 Hz range, in random
+    # order): real species differ in pitch, and a detector can then tell labelled calls apart.
+    edges = np.geomspace(180, 1800, K + 1)
+    species = [CallType.sample(rng, (edges[k], edges[k + 1] / 1.1)) for k in rng.permutation(K)]
     # Unlabelled "twins": the band of a labelled call with another shape, so a whole-clip spectrum
     # cannot tell them apart but a time-frequency view can (the right-whale upcall problem).
-    distractors = [CallType(sp.freq * float(rng.uniform(0.93, 1.07)),
+    # A twin sits within 3% of its call's frequency (the same band of any whole-clip spectrum) and
+    # sounds in half the clips, so only a shape-aware detector tells the call from its twin.
+    distractors = [CallType(sp.freq * float(rng.uniform(0.97, 1.03)),
                             str(rng.choice([s for s in ("tone", "up", "down", "trill") if s != sp.shape])),
                             sp.seconds) for k, sp in enumerate(species) if k == 0 or rng.random() < 0.6]
+    n_twins = len(distractors)
     distractors += [CallType.sample(rng) for _ in range(draw_int(rng, (0, 2)))]
     y_clean = sample_labels(kind, rng, n, K, seed.minority_share)
     labels = y_clean.reshape(n, -1)
@@ -115,7 +121,8 @@ def audio_parts(seed: SeedTask, rng: np.random.Generator, n_train: int, n_test: 
             if labels[row, k]:
                 # A labelled call stands out of the noise (a detector on the file can hear it).
                 calls.append((species[k], levels[row] * rng.uniform(0.5, 3.0)))
-        calls += [(d, levels[row] * rng.uniform(0.3, 3.0)) for d in distractors if rng.random() < 0.35]
+        calls += [(d, levels[row] * rng.uniform(0.3, 3.0)) for j, d in enumerate(distractors)
+                  if rng.random() < (0.5 if j < n_twins else 0.35)]
         clip_calls.append(calls)
     media = render_clips(rng, clip_calls, levels, hum=levels * rng.uniform(0, 0.6, n))
     targets = noisy_labels(kind, rng, y_clean, 2 if kind == "binary" else K, draw(rng, noise.label_noise))
