@@ -39,8 +39,8 @@ class ThresholdPolicy(ComponentConfig):
     bronze: float = Field(0.8, ge=0.0, le=3.0)
     silver: float = Field(1.3, ge=0.0, le=3.0, description="silver on the oracle-anchored scale (calibrated)")
     gold: float = Field(1.6, ge=0.0, le=3.0, description="gold on the oracle-anchored scale (calibrated)")
-    ladder_silver: float = Field(1.4, ge=1.0, le=3.0, description="silver on the ladder (1 tuned, 2 informed)")
-    ladder_gold: float = Field(1.85, ge=1.0, le=3.0, description="gold on the ladder (1 tuned, 2 informed)")
+    ladder_silver: float = Field(1.15, ge=1.0, le=3.0, description="silver on the ladder (1 tuned, 2 informed)")
+    ladder_gold: float = Field(1.4, ge=1.0, le=3.0, description="gold on the ladder (1 tuned, 2 informed)")
     ladder_top: float = Field(2.0, ge=1.0, le=3.0, description="how far widening may push gold on the ladder")
     min_gap_se: float = Field(2.5, gt=0.0, description="ladder: each tier gap in bootstrap SEs, at least")
     max_se_per_gap: float = Field(0.5, gt=0.0, description="calibrated: bootstrap SE / smallest gap, at most")
@@ -55,7 +55,8 @@ class ProceduralConfig(ComponentConfig):
     rows: tuple[int, int] = Field((50, 200), description="training rows, sampled per task")
     test_rows: tuple[int, int] = Field((1000, 2000), description="test rows of table and text tasks: "
                                        "micro training, but enough test rows to keep medals above the noise")
-    media_test_rows: tuple[int, int] = Field((300, 500), description="test files of image and sound tasks")
+    media_test_rows: tuple[int, int] = Field((600, 900), description="test files of image and sound tasks: "
+                                             "enough that an AUC gap of a few points clears 2.5 SEs")
     noise: NoiseConfig = Field(default_factory=NoiseConfig)
     thresholds: ThresholdPolicy = Field(default_factory=ThresholdPolicy)
     workers: int = Field(2, ge=1, description="candidates verified concurrently")

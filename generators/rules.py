@@ -89,7 +89,8 @@ class HiddenRule:
     def describe(self) -> dict[str, Any]:
         """The rule for ``private/rule.json`` (never public)."""
         return {"relevant": self.relevant, "transforms": self.transforms,
-                "weights": np.round(self.weights, 3).tolist(), "interaction": round(self.interaction, 3)}
+                "weights": np.round(self.weights, 3).tolist(), "cuts": np.round(self.cuts, 6).tolist(),
+                "interaction": round(self.interaction, 3)}
 
 
 @dataclass

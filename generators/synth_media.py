@@ -1,11 +1,12 @@
 """File-based families: images (classification, regression, multi-label) and sound clips.
 
-Images: every row gets drawn scene attributes (:data:`~sandmle.generators.media.IMAGE_ATTRIBUTES`);
-a hidden rule over a few of them makes the target, and the scene is rendered to
-``train/<id>.png`` / ``test/<id>.png``. The ``sklearn_digits`` source instead stamps a real digit
+Images: every row gets drawn scene attributes (:data:`~sandmle.generators.media.IMAGE_ATTRIBUTES`),
+rendered to ``train/<id>.png`` / ``test/<id>.png``; a hidden rule over a few quantities measured
+back from those pixels (:mod:`.media_signals`: brightness, warm and object area, texture, lines,
+shape counts) makes the target, so every signal the rule reads is in the files. The ``sklearn_digits`` source instead stamps a real digit
 glyph into each scene and labels by a hidden regrouping of the digits. Sounds: each label is a
 call type ("species") with its own band and shape; a clip holds the calls of its clean labels at
-random loudness, unlabelled distractor calls (one close to a labelled band), wind, hum and clicks.
+random but audible loudness, unlabelled distractor calls (one close to a labelled band), wind, hum and clicks.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import numpy as np
 import pandas as pd
 
 from .media import CallType, SceneSpec, glyph_digits, render_clips, render_images, sample_image_attributes
+from .media_signals import call_matches, glyph_features, image_signals
 from .rules import HiddenRule, draw, draw_int, noisy_labels, sample_labels, standardize
 from .seeds import SeedTask
 from .synth import NoiseConfig, Parts
@@ -22,7 +24,8 @@ from .synth_tabular import KIND, outputs_of, targets_for
 
 def image_parts(seed: SeedTask, rng: np.random.Generator, n_train: int, n_test: int,
                 noise: NoiseConfig) -> Parts:
-    """Scenes drawn from attributes; the target follows a hidden rule over the attributes."""
+    """Scenes drawn from attributes; the target follows a hidden rule over what the rendered
+    pixels show (:func:`~.media_signals.image_signals`), or a regrouping of the digit glyphs."""
     n = n_train + n_test
     size = draw_int(rng, seed.image_size)
     spec = SceneSpec(size=size, noise=draw(rng, (0.02, 0.07)))
@@ -30,14 +33,21 @@ def image_parts(seed: SeedTask, rng: np.random.Generator, n_train: int, n_test: 
     glyphs: list | None = None
     if seed.source == "sklearn_digits":
         K, targets, core, glyphs = _digit_targets(seed, rng, n, noise)
-        derived = np.eye(10)[glyph_digits()[glyphs]]  # which digit the glyph is
         attrs[:, :3] = rng.poisson(0.3, (n, 3))  # less clutter: the glyph is the subject
         attrs[:, 6] = np.minimum(attrs[:, 6], 1)
         attrs[:, 8] = 0  # plain, bright backgrounds under a darker glyph
         attrs[:, 5] = rng.uniform(0.6, 0.85, n)
+        media = render_images(rng, attrs, spec, [int(g) for g in glyphs])
+        # The informed rung's features, measured from the shipped pixels: the located glyph and its
+        # likeness to each digit's mean glyph (what a digit recogniser reads).
+        derived = np.array([glyph_features(m) for m in media])
     else:
         K, outputs = outputs_of(seed, rng)
-        inputs = _rule_inputs(attrs)
+        media = render_images(rng, attrs, spec)
+        # The rule reads what the pixels show, measured from the shipped files (brightness, warm and
+        # object area, texture, lines, shape counts): overlaps, noise and clutter can hide a drawn
+        # attribute, so a rule over the drawn attributes would put gold beyond any honest solution.
+        inputs = standardize(np.array([image_signals(m) for m in media]))
         # Two inputs colour statistics can see, often one that needs shape- or texture-aware features.
         relevant = [int(i) for i in rng.choice(VISIBLE, 2, replace=False)]
         if rng.random() < 0.6:
@@ -49,10 +59,9 @@ def image_parts(seed: SeedTask, rng: np.random.Generator, n_train: int, n_test: 
         rule.transforms[0] = str(rng.choice(["linear", "tanh"]))
         rule.weights[0] = np.sign(rule.weights[0]) * 1.3 * np.abs(rule.weights).max(axis=0)
         rule.weights[2:] *= 0.6
-        targets = targets_for(seed, rng, rule.scores(standardize(inputs)), noise, signal=1.5, n_classes=K)
+        targets = targets_for(seed, rng, rule.scores(inputs), noise, signal=1.5, n_classes=K)
         core = {**rule.describe(), "inputs": RULE_INPUTS}
-        derived = rule.basis(standardize(inputs))  # brightness, warm area, shape counts, texture
-    media = render_images(rng, attrs, spec, None if glyphs is None else [int(g) for g in glyphs])
+        derived = rule.basis(inputs)  # the rule's inputs through its transforms
     return Parts(X=pd.DataFrame(index=range(n)), targets=targets, rule={"core": core, **targets.info},
                  n_train=n_train, n_outputs=K, media=media, media_ext="png",
                  media_note=f"{size}x{size} RGB PNG images", pitfalls=list(seed.pitfalls), derived=derived)
@@ -61,14 +70,6 @@ def image_parts(seed: SeedTask, rng: np.random.Generator, n_train: int, n_test: 
 RULE_INPUTS = ["background_brightness", "warm_area", "object_area", "texture", "n_lines",
                "n_circle", "n_square", "n_triangle", "line_orientation"]
 VISIBLE = 3  # the first three show in colour statistics; the rest need shape- or texture-aware features
-
-
-def _rule_inputs(attrs: np.ndarray) -> np.ndarray:
-    """What the hidden rule reads, in :data:`RULE_INPUTS` order."""
-    total = attrs[:, :3].sum(axis=1)
-    area = total * attrs[:, 4] ** 2
-    return np.column_stack([attrs[:, 5], attrs[:, 3] * area, area, attrs[:, 8], attrs[:, 6],
-                            attrs[:, 0], attrs[:, 1], attrs[:, 2], np.cos(2 * attrs[:, 7])])
 
 
 def _digit_targets(seed: SeedTask, rng: np.random.Generator, n: int, noise: NoiseConfig):
@@ -97,25 +98,31 @@ def audio_parts(seed: SeedTask, rng: np.random.Generator, n_train: int, n_test: 
     n = n_train + n_test
     kind = KIND[seed.task_type]
     K = 1 if kind == "binary" else draw_int(rng, seed.n_classes)
-    species = [CallType.sample(rng) for _ in range(K)]
+    # Each call type has a band of its own (one slot of a log-spaced 180-1800 Hz range, in random
+    # order): real species differ in pitch, and a detector can then tell labelled calls apart.
+    edges = np.geomspace(180, 1800, K + 1)
+    species = [CallType.sample(rng, (edges[k], edges[k + 1] / 1.1)) for k in rng.permutation(K)]
     # Unlabelled "twins": the band of a labelled call with another shape, so a whole-clip spectrum
     # cannot tell them apart but a time-frequency view can (the right-whale upcall problem).
-    distractors = [CallType(sp.freq * float(rng.uniform(0.93, 1.07)),
+    # A twin sits within 3% of its call's frequency (the same band of any whole-clip spectrum) and
+    # sounds in half the clips, so only a shape-aware detector tells the call from its twin.
+    distractors = [CallType(sp.freq * float(rng.uniform(0.97, 1.03)),
                             str(rng.choice([s for s in ("tone", "up", "down", "trill") if s != sp.shape])),
                             sp.seconds) for k, sp in enumerate(species) if k == 0 or rng.random() < 0.6]
+    n_twins = len(distractors)
     distractors += [CallType.sample(rng) for _ in range(draw_int(rng, (0, 2)))]
     y_clean = sample_labels(kind, rng, n, K, seed.minority_share)
     labels = y_clean.reshape(n, -1)
     levels = draw(rng, (0.15, 0.4)) * rng.uniform(0.6, 1.5, n)
     clip_calls = []
-    loudness = np.zeros((n, K))  # how loud each labelled call is in its clip, relative to the noise
     for row in range(n):
         calls = []
         for k in range(K):
             if labels[row, k]:
-                calls.append((species[k], levels[row] * rng.uniform(0.3, 3.0)))
-                loudness[row, k] = calls[-1][1] / levels[row]
-        calls += [(d, levels[row] * rng.uniform(0.3, 3.0)) for d in distractors if rng.random() < 0.35]
+                # A labelled call stands out of the noise (a detector on the file can hear it).
+                calls.append((species[k], levels[row] * rng.uniform(0.5, 3.0)))
+        calls += [(d, levels[row] * rng.uniform(0.3, 3.0)) for j, d in enumerate(distractors)
+                  if rng.random() < (0.5 if j < n_twins else 0.35)]
         clip_calls.append(calls)
     media = render_clips(rng, clip_calls, levels, hum=levels * rng.uniform(0, 0.6, n))
     targets = noisy_labels(kind, rng, y_clean, 2 if kind == "binary" else K, draw(rng, noise.label_noise))
@@ -123,4 +130,6 @@ def audio_parts(seed: SeedTask, rng: np.random.Generator, n_train: int, n_test: 
     return Parts(X=pd.DataFrame(index=range(n)), targets=targets, rule={"core": core, **targets.info},
                  n_train=n_train, n_outputs=2 if kind == "binary" else K, media=media, media_ext="wav",
                  media_note="0.5 s mono 16-bit WAV clips at 4 kHz",
-                 derived=np.log1p(loudness))  # a call detector in each species' band and shape
+                 # each species' best match in the clip, measured from the file (wind, hum, clicks and
+                 # same-band distractors included, as any detector on the file would see them)
+                 derived=np.array([call_matches(m, species + distractors) for m in media]))
