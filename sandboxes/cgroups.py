@@ -99,6 +99,7 @@ class SessionCgroups:
         self.memory_bytes, self.max_pids = memory_mb * 1024 * 1024, max_pids
         self.version: str | None = None
         self.parents: dict[str, Path] = {}
+        self.removals: list[threading.Thread] = []  # background removals still running
         self.unavailable = ""
         v2 = _v2_parent()
         if v2 is not None:
@@ -121,6 +122,15 @@ class SessionCgroups:
             _warned = True
             log.warning("%s", self.unavailable)
 
+    def wait_for_removals(self, timeout: float = 35.0) -> None:
+        """Join the background removals (each gives up after 30 s): a sandbox's shutdown returns
+        with its sessions' cgroups gone, not with daemon threads that the interpreter's exit
+        would kill halfway and that would leave empty cgroups behind."""
+        deadline = time.monotonic() + timeout
+        while self.removals:
+            thread = self.removals.pop()
+            thread.join(max(0.0, deadline - time.monotonic()))
+
     def create(self) -> "SessionCgroup | None":
         """A new session cgroup, or None (the fallback) when this host has none to give."""
         if self.version is None:
@@ -136,6 +146,7 @@ class SessionCgroup:
     """One session's cgroup (a folder per hierarchy) and open ``cgroup.procs`` descriptors."""
 
     def __init__(self, owner: SessionCgroups, suffix: str):
+        self.owner = owner
         self.dirs: list[Path] = []
         self.fds: list[int] = []
         name = f"{PREFIX}{os.getpid()}-{suffix}"
@@ -188,7 +199,9 @@ class SessionCgroup:
         dirs, self.dirs = self.dirs, []
         left = _rmdir_all(dirs, wait_s)
         if left:
-            threading.Thread(target=_rmdir_all, args=(left, 30.0), daemon=True).start()
+            thread = threading.Thread(target=_rmdir_all, args=(left, 30.0), daemon=True)
+            thread.start()
+            self.owner.removals.append(thread)
 
 
 def _rmdir_all(dirs: list[Path], wait_s: float) -> list[Path]:

@@ -572,3 +572,5 @@ class WarmPool:
             reaper, self._reaper = self._reaper, None
         if reaper is not None:
             self._releases.put(None)
+        if self.spec.cgroups is not None:  # the sessions' cgroups are gone when close() returns
+            self.spec.cgroups.wait_for_removals()
