@@ -155,11 +155,7 @@ def write_regular(root: Path, path: str | os.PathLike, data: bytes | str, owner:
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o644,
                      dir_fd=dir_fd)
         try:
-            view = memoryview(payload)
-            while view:
-                view = view[os.write(fd, view):]
-            if owner is not None:
-                os.fchown(fd, owner, owner)
+            write_all(fd, payload, owner)
         finally:
             os.close(fd)
         try:
@@ -211,6 +207,16 @@ def list_confined(root: Path, path: str = ".") -> list[str]:
     finally:
         os.close(fd)
     return sorted(out)
+
+
+def write_all(fd: int, data: bytes, owner: int | None = None) -> None:
+    """Write every byte of ``data`` to ``fd`` (one ``os.write`` may write less) and, with an
+    ``owner`` uid, give the file to it (the agent's uid, so agent code can rewrite its files)."""
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view):]
+    if owner is not None:
+        os.fchown(fd, owner, owner)
 
 
 class HostDirFiles:

@@ -26,7 +26,7 @@ from pathlib import Path
 
 from sandmle.core.task import Task
 
-from .files import copy_public_files
+from .files import copy_public_files, write_all
 
 _DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 _FILE_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW | os.O_CLOEXEC
@@ -97,11 +97,7 @@ def write_staged(staged: StagedTask, dest: Path, owner: int | None) -> int:
         for rel, data in staged.files:
             fd = os.open(rel, _FILE_FLAGS, 0o666, dir_fd=root)
             try:
-                view = memoryview(data)
-                while view:
-                    view = view[os.write(fd, view):]
-                if owner is not None:
-                    os.fchown(fd, owner, owner)
+                write_all(fd, data, owner)
             finally:
                 os.close(fd)
     finally:
