@@ -43,7 +43,8 @@ class GrpoConfig(GRPOSettings):
         "importance_correction token_truncate unless set otherwise")
     rollout_compute_type: Literal["float32", "int8", "int8_float32", "int16"] = Field(
         "float32", description="the engine's weights (int8: ~2.5x faster, logprobs ~0.2 nats off, "
-        "which the importance-sampling correction then has to absorb)")
+        "which the importance-sampling correction then has to absorb, and it garbles what a "
+        "fine-tuned policy writes: docs/guides/engine.md)")
     rollout_threads: int = Field(0, ge=0, description="the engine's intra-op threads (0: its default)")
 
     @property
