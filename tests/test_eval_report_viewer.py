@@ -181,6 +181,9 @@ def test_viewer_in_a_real_browser(quickstart_run, browser, tmp_path):
     # the summary's episode count opens that group's episodes
     browser.click("#summary tbody tr:nth-child(2) td:nth-child(4) a")  # mledojo (groups are sorted)
     browser.wait_for("location.hash.includes('scaffold=mledojo')")
+    # the page filters on its hashchange event, which can run after the new hash is readable
+    browser.wait_for("Array.from(document.querySelectorAll('#episodes tbody tr')).filter(r => !r.hidden)"
+                     ".every(r => r.cells[1].textContent === 'mledojo')")
     assert _visible(browser, "episodes", 1) == ["mledojo", "mledojo"]
     # click a task name: its episode page, with every turn
     browser.click("#episodes tbody tr:not([hidden]) td:first-child a")
