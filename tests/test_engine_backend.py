@@ -134,6 +134,50 @@ def test_concurrent_requests_share_batches(smollm2_ct2):
     assert smollm2_ct2.stats.largest_batch > 1
 
 
+def test_two_cpu_engines_take_turns(smollm2_ct2):
+    """Two CPU engines of one process (an evaluation's base and SFT policies) never generate at
+    the same time: each runs an OpenMP pool over all cores, and side by side they oversubscribe
+    them. The real engines; a proxy around each generator only records when its batches ran."""
+    import threading
+    import time
+
+    from sandmle.plugins.engine.backend import CTranslate2Backend, CTranslate2Config
+
+    other = CTranslate2Backend(CTranslate2Config(max_new_tokens=16), path=smollm2_ct2.path)
+    spans: list[tuple[str, float, float]] = []
+
+    class Recorded:
+        def __init__(self, name, generator):
+            self.name, self.generator = name, generator
+
+        def generate_batch(self, *args, **kwargs):
+            t0 = time.perf_counter()
+            try:
+                return self.generator.generate_batch(*args, **kwargs)
+            finally:
+                spans.append((self.name, t0, time.perf_counter()))
+
+    saved = smollm2_ct2.generator
+    smollm2_ct2.generator, other.generator = Recorded("a", saved), Recorded("b", other.generator)
+    try:
+        def ask(backend, i):
+            asyncio.run(backend.complete([*MSGS[:1], {"role": "user", "content": f"Name {i} fruits."}],
+                                         sampling=Sampling(seed=i, max_tokens=16)))
+
+        threads = [threading.Thread(target=ask, args=(b, i)) for i in range(3) for b in (smollm2_ct2, other)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+    finally:
+        smollm2_ct2.generator = saved
+        other.generator = other.generator.generator
+        other.unload()
+    assert {name for name, _, _ in spans} == {"a", "b"}
+    spans.sort(key=lambda s: s[1])
+    assert all(later[1] >= earlier[2] for earlier, later in zip(spans, spans[1:])), spans
+
+
 # cancellation: tests/test_backends_transformers.py::test_a_cancelled_request_stops_generating (both backends)
 
 

@@ -62,6 +62,12 @@ class CTranslate2Config(ComponentConfig):
 
 _LIVE: "weakref.WeakSet[CTranslate2Backend]" = weakref.WeakSet()
 
+#: Every CPU engine of the process generates under this one lock. Each ctranslate2 generator runs
+#: its own OpenMP pool over all cores; two policies of one evaluation (base and SFT) generating at
+#: once put twice as many spinning threads on the cores, and OpenMP's barriers collapse under that
+#: oversubscription (measured on the 2-core machine: far slower than taking turns).
+_CPU_TURN = threading.Lock()
+
 
 @atexit.register
 def _unload_all() -> None:
@@ -97,6 +103,7 @@ class CTranslate2Backend(TokenChatBackend):
         self.stop_ids = stop_token_ids(self.tokenizer, gen)
         self.stats = GenerationStats()
         self._lock = threading.Lock()  # one batch at a time on the engine
+        self._gpu_turn = threading.Lock()
         self._init_queues()
         self.generator: Any = None
         self.load(path)
@@ -154,7 +161,7 @@ class CTranslate2Backend(TokenChatBackend):
             out_lp[i].append(float(step.log_prob))
             return len(out_ids[i]) >= limits[i] or (abandoned is not None and abandoned(i))
 
-        with self._lock:
+        with self._turn(), self._lock:
             generator, baked = self.generator, self.temperature
             if generator is None:
                 raise RuntimeError("the ctranslate2 backend is closed")
@@ -176,6 +183,11 @@ class CTranslate2Backend(TokenChatBackend):
         st.generate_s += elapsed
         return [self._completion(p, s, o, lp if exact else None)
                 for (p, s), o, lp in zip(requests, out_ids, out_lp)]
+
+    def _turn(self) -> Any:
+        """The lock a batch generates under: shared by every CPU engine of the process (see
+        ``_CPU_TURN``), the engine's own on a GPU (where engines may run side by side)."""
+        return _CPU_TURN if self.config.device == "cpu" else self._gpu_turn
 
     def unload(self) -> None:
         """Release the engine (waits for the batch in flight)."""
