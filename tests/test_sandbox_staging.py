@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import asyncio
 import os
+import subprocess
+import threading
 import time
 from pathlib import Path
 
@@ -152,6 +154,51 @@ def test_close_removes_the_folder_and_shutdown_waits_for_the_cgroups(tmp_path, m
     assert sb.cgroups is None or len(mine) >= 4 * len(sb.cgroups.parents)  # the 4 sessions' at least
     left = [path for path in mine if path.exists()]
     assert not left, left
+    assert sb.cgroups is None or sb.cgroups.pending_removals == 0
+
+
+def _busy_session_cgroup(cgroups: SessionCgroups):
+    """A real session cgroup holding a real process (a ``sleep``), so its removal must wait."""
+    cgroup = cgroups.create()
+    assert cgroup is not None
+    sleeper = subprocess.Popen(["sleep", "60"])
+    for fd in cgroup.fds:  # what a session does to itself, done here for the sleep
+        os.write(fd, str(sleeper.pid).encode())
+    return cgroup, list(cgroup.dirs), sleeper
+
+
+def test_finished_cgroup_removals_are_not_kept_and_shutdown_waits_for_pending_ones():
+    """Each busy cgroup's removal goes to the background; once they finish the owner tracks
+    none of them (it once kept every removal's thread until the sandbox shut down, one per
+    session of a long run), yet :meth:`wait_for_removals` still waits for one in flight."""
+    cgroups = SessionCgroups(memory_mb=64, max_pids=16)
+    if cgroups.version is None:
+        pytest.skip(f"no session cgroup on this host ({cgroups.unavailable})")
+    sessions = 20
+    made = []
+    for _ in range(sessions):
+        cgroup, dirs, sleeper = _busy_session_cgroup(cgroups)
+        cgroup.remove()  # busy: left to a background retry
+        assert all(path.exists() for path in dirs)
+        sleeper.kill()
+        sleeper.wait()
+        made.extend(dirs)
+    deadline = time.monotonic() + 30  # liveness only: each retry gives up after 30 s
+    while cgroups.pending_removals and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert cgroups.pending_removals == 0  # after 20 sessions nothing is kept, without a shutdown
+    assert not [path for path in made if path.exists()]
+
+    cgroup, dirs, sleeper = _busy_session_cgroup(cgroups)
+    cgroup.remove()
+    assert cgroups.pending_removals == 1
+    threading.Timer(0.3, sleeper.kill).start()  # the session finishes dying a moment later
+    try:
+        cgroups.wait_for_removals()
+    finally:
+        sleeper.kill()
+        sleeper.wait()
+    assert cgroups.pending_removals == 0 and not [path for path in dirs if path.exists()]
 
 
 def test_closed_sessions_processes_are_gone_before_close_returns_to_the_caller(tmp_path):
