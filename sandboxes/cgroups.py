@@ -126,7 +126,7 @@ class SessionCgroups:
             log.warning("%s", self.unavailable)
 
     def wait_for_removals(self, timeout: float = 35.0) -> None:
-        """Join the background removals (each gives up after 30 s): a sandbox's shutdown returns
+        """Wait for the background removals (each gives up after 30 s): a sandbox's shutdown returns
         with its sessions' cgroups gone, not with daemon threads that the interpreter's exit
         would kill halfway and that would leave empty cgroups behind."""
         with self._removals_done:
@@ -137,15 +137,22 @@ class SessionCgroups:
         waits for."""
         with self._removals_done:
             self.pending_removals += 1
-        threading.Thread(target=self._remove, args=(dirs,), daemon=True).start()
+        try:
+            threading.Thread(target=self._remove, args=(dirs,), daemon=True).start()
+        except RuntimeError as exc:  # no thread to be had: left for the next sandbox's stale sweep
+            self._done_one()
+            log.warning("session cgroup(s) left behind (%s): %s", exc, ", ".join(map(str, dirs)))
+
+    def _done_one(self) -> None:
+        with self._removals_done:
+            self.pending_removals -= 1
+            self._removals_done.notify_all()
 
     def _remove(self, dirs: list[Path]) -> None:
         try:
             _rmdir_all(dirs, 30.0)
         finally:
-            with self._removals_done:
-                self.pending_removals -= 1
-                self._removals_done.notify_all()
+            self._done_one()
 
     def create(self) -> "SessionCgroup | None":
         """A new session cgroup, or None (the fallback) when this host has none to give."""
