@@ -43,13 +43,33 @@ import subprocess
 import sys
 import textwrap
 import time
+import typing
 from pathlib import Path
+
+from sandmle.plugins.trl.grpo import GrpoConfig
 
 TRAIN_SEEDS = "breast-cancer-binary,penguins-binary,iris-multiclass,wine-multiclass,diabetes-regression,fair-regression"
 HELDOUT_SEEDS = ("lite-tabular-playground-series-may-2022,lite-tabular-playground-series-dec-2021,"
                  "lite-nomad2018-predict-transparent-conductors,descr-text-binary,descr-text-multiclass")
 SCAFFOLDS = ("react", "aide", "mledojo")
 STAGES = ("generate", "sft", "eval-sft", "grpo", "eval-grpo")
+COMPUTE_TYPES = ("float32", "int8", "int16", "float16", "bfloat16")  # --compute-type's choices
+
+
+def grpo_rollout_args(engine: str, device: str, compute_type: str | None) -> str:
+    """The grpo trainer's rollout settings for this study (YAML, appended to its args): with the
+    ctranslate2 engine on the CPU, the engine generates the rollouts in ``compute_type`` (None:
+    float32), which must be one the trainer's ``rollout_compute_type`` takes (its engine runs on
+    the CPU, where ctranslate2 has no float16 or bfloat16), else ValueError; "" (the trainer's
+    own model generates) otherwise."""
+    if engine != "ctranslate2" or device != "cpu":
+        return ""
+    compute = compute_type or "float32"
+    accepted = typing.get_args(GrpoConfig.model_fields["rollout_compute_type"].annotation)
+    if compute not in accepted:
+        raise ValueError(f"--compute-type {compute}: the grpo trainer's engine rollouts (on the CPU) take "
+                         f"only {', '.join(accepted)}; float16 and bfloat16 need --device cuda or --engine transformers")
+    return f", rollout_backend: ctranslate2, rollout_compute_type: {compute}"
 
 
 def scaffold_yaml(name: str, calls: int) -> str:
@@ -183,7 +203,7 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--engine", default="ctranslate2", choices=("ctranslate2", "transformers"),
                     help="what generates held-out episodes and GRPO rollouts: the ctranslate2 engine "
                     "(sandmle[engine]) or the transformers backend")
-    ap.add_argument("--compute-type", default=None, choices=("float32", "int8", "int16", "float16", "bfloat16"),
+    ap.add_argument("--compute-type", default=None, choices=COMPUTE_TYPES,
                     help="the engine's weights (default float32 on CPU: int8 garbles the fine-tuned model's "
                     "programs, 3 of 16 compiled vs 16 of 16 in float32)")
     ap.add_argument("--stages", default=",".join(STAGES), help=f"comma-separated subset of {','.join(STAGES)}")
@@ -214,6 +234,10 @@ def main(argv: list[str] | None = None) -> None:
     unknown = stages - set(STAGES)
     if unknown:
         ap.error(f"unknown stages {sorted(unknown)}; choose from {STAGES}")
+    try:
+        rollout_args = grpo_rollout_args(a.engine, a.device, a.compute_type)
+    except ValueError as exc:
+        ap.error(str(exc))
     out = a.out.resolve()
     out.mkdir(parents=True, exist_ok=True)
     os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
@@ -281,8 +305,6 @@ evaluation:
     if "eval-sft" in stages:
         evaluate("eval-sft", {"base": None, "sft": str(sft_out)})
     grpo_out = out / "grpo" / "train"
-    rollout_args = (f", rollout_backend: ctranslate2, rollout_compute_type: {a.compute_type or 'float32'}"
-                    if a.engine == "ctranslate2" and a.device == "cpu" else "")
     grpo = study.write("grpo.yaml", f"""
         name: learning-grpo
         output_dir: {out}/grpo

@@ -99,7 +99,10 @@ class SessionCgroups:
         self.memory_bytes, self.max_pids = memory_mb * 1024 * 1024, max_pids
         self.version: str | None = None
         self.parents: dict[str, Path] = {}
-        self.removals: list[threading.Thread] = []  # background removals still running
+        # Background removals still running: a count, not a list of their threads, so a
+        # long-lived sandbox keeps nothing per finished session; shutdown waits on the condition.
+        self.pending_removals = 0
+        self._removals_done = threading.Condition()
         self.unavailable = ""
         v2 = _v2_parent()
         if v2 is not None:
@@ -123,13 +126,33 @@ class SessionCgroups:
             log.warning("%s", self.unavailable)
 
     def wait_for_removals(self, timeout: float = 35.0) -> None:
-        """Join the background removals (each gives up after 30 s): a sandbox's shutdown returns
+        """Wait for the background removals (each gives up after 30 s): a sandbox's shutdown returns
         with its sessions' cgroups gone, not with daemon threads that the interpreter's exit
         would kill halfway and that would leave empty cgroups behind."""
-        deadline = time.monotonic() + timeout
-        while self.removals:
-            thread = self.removals.pop()
-            thread.join(max(0.0, deadline - time.monotonic()))
+        with self._removals_done:
+            self._removals_done.wait_for(lambda: self.pending_removals == 0, timeout)
+
+    def remove_in_background(self, dirs: list[Path]) -> None:
+        """Retry removing ``dirs`` for up to 30 s in a thread that :meth:`wait_for_removals`
+        waits for."""
+        with self._removals_done:
+            self.pending_removals += 1
+        try:
+            threading.Thread(target=self._remove, args=(dirs,), daemon=True).start()
+        except RuntimeError as exc:  # no thread to be had: left for the next sandbox's stale sweep
+            self._done_one()
+            log.warning("session cgroup(s) left behind (%s): %s", exc, ", ".join(map(str, dirs)))
+
+    def _done_one(self) -> None:
+        with self._removals_done:
+            self.pending_removals -= 1
+            self._removals_done.notify_all()
+
+    def _remove(self, dirs: list[Path]) -> None:
+        try:
+            _rmdir_all(dirs, 30.0)
+        finally:
+            self._done_one()
 
     def create(self) -> "SessionCgroup | None":
         """A new session cgroup, or None (the fallback) when this host has none to give."""
@@ -199,9 +222,7 @@ class SessionCgroup:
         dirs, self.dirs = self.dirs, []
         left = _rmdir_all(dirs, wait_s)
         if left:
-            thread = threading.Thread(target=_rmdir_all, args=(left, 30.0), daemon=True)
-            thread.start()
-            self.owner.removals.append(thread)
+            self.owner.remove_in_background(left)
 
 
 def _rmdir_all(dirs: list[Path], wait_s: float) -> list[Path]:

@@ -79,12 +79,7 @@ def _open_dir(root: Path, parts: list[str], create: bool = False, owner: int | N
             except FileNotFoundError:
                 if not create:
                     raise
-                try:
-                    os.mkdir(name, 0o755, dir_fd=fd)
-                except FileExistsError:
-                    pass
-                if owner is not None:
-                    os.chown(name, owner, owner, dir_fd=fd, follow_symlinks=False)
+                make_dir(fd, name, owner)
                 child = os.open(name, _DIR_FLAGS, dir_fd=fd)
             except OSError as exc:
                 if exc.errno in (errno.ELOOP, errno.ENOTDIR):
@@ -198,7 +193,7 @@ def list_confined(root: Path, path: str = ".") -> list[str]:
     prefix = "/".join(parts) + "/" if parts else ""
     out: list[str] = []
 
-    def add(_fd: int, rel: str, _name: str, is_file: bool | None, _blocks: int) -> None:
+    def add(_fd: int, rel: str, _name: str, is_file: bool | None, _st: os.stat_result) -> None:
         if is_file:
             out.append(prefix + rel)
 
@@ -217,6 +212,17 @@ def write_all(fd: int, data: bytes, owner: int | None = None) -> None:
         view = view[os.write(fd, view):]
     if owner is not None:
         os.fchown(fd, owner, owner)
+
+
+def make_dir(dir_fd: int, name: str, owner: int | None = None) -> None:
+    """Make the folder ``name`` in the folder open at ``dir_fd`` (one already there is kept)
+    and, with an ``owner`` uid, give it to it (never through a link planted at ``name``)."""
+    try:
+        os.mkdir(name, 0o755, dir_fd=dir_fd)
+    except FileExistsError:
+        pass
+    if owner is not None:
+        os.chown(name, owner, owner, dir_fd=dir_fd, follow_symlinks=False)
 
 
 class HostDirFiles:

@@ -26,7 +26,8 @@ from pathlib import Path
 
 from sandmle.core.task import Task
 
-from .files import copy_public_files, write_all
+from .files import copy_public_files, make_dir, write_all
+from .tree import walk_tree
 
 _DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 _FILE_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW | os.O_CLOEXEC
@@ -37,23 +38,21 @@ def tree_signature(root: Path) -> tuple:
     links: equal signatures mean ``Task.public_files()`` and the files' bytes are unchanged (up
     to a write that keeps size and mtime, which a staged copy of a task does not see either)."""
     out: list[tuple] = []
-    stack = [("", str(root))]
-    while stack:
-        rel, path = stack.pop()
-        try:
-            with os.scandir(path) as entries:
-                for entry in entries:
-                    try:
-                        st = entry.stat(follow_symlinks=False)
-                    except OSError:
-                        continue
-                    name = f"{rel}{entry.name}"
-                    out.append((name, stat.S_IFMT(st.st_mode), st.st_size, st.st_mtime_ns, st.st_ino))
-                    if stat.S_ISDIR(st.st_mode):
-                        stack.append((name + "/", entry.path))
-        except OSError:
-            continue
+
+    def add(_fd: int, rel: str, _name: str, _is_file: bool | None, st: os.stat_result) -> None:
+        out.append((rel, stat.S_IFMT(st.st_mode), st.st_size, st.st_mtime_ns, st.st_ino))
+
+    try:  # the public folder itself may be a link (a task set kept elsewhere); below it, none is followed
+        top = os.open(root, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    except OSError:
+        return ()
+    try:
+        _, complete = walk_tree(top, on_file=add)
+    finally:
+        os.close(top)
     out.sort()
+    if not complete:  # a folder moved while it was walked: a signature that matches no other
+        out.append((object(),))
     return tuple(out)
 
 
@@ -88,12 +87,7 @@ def write_staged(staged: StagedTask, dest: Path, owner: int | None) -> int:
     root = os.open(dest, _DIR_FLAGS)
     try:
         for rel in staged.dirs:
-            try:
-                os.mkdir(rel, 0o755, dir_fd=root)
-            except FileExistsError:
-                pass
-            if owner is not None:
-                os.chown(rel, owner, owner, dir_fd=root, follow_symlinks=False)
+            make_dir(root, rel, owner)
         for rel, data in staged.files:
             fd = os.open(rel, _FILE_FLAGS, 0o666, dir_fd=root)
             try:

@@ -23,7 +23,7 @@ def _ident(fd):
 
 
 def _entries(fd):
-    """(name, is_dir, is_file, st_blocks) of each entry of the folder open at ``fd``; names
+    """(name, is_dir, is_file, lstat result) of each entry of the folder open at ``fd``; names
     are read once (a listing, not a live iterator, so removing entries cannot disturb it)."""
     out = []
     try:
@@ -33,7 +33,7 @@ def _entries(fd):
                     st = entry.stat(follow_symlinks=False)
                 except OSError:
                     continue
-                out.append((entry.name, stat.S_ISDIR(st.st_mode), stat.S_ISREG(st.st_mode), st.st_blocks))
+                out.append((entry.name, stat.S_ISDIR(st.st_mode), stat.S_ISREG(st.st_mode), st))
     except OSError:
         pass
     out.reverse()  # popped from the end: visited in listing order
@@ -43,9 +43,9 @@ def _entries(fd):
 def walk_tree(top_fd, on_file=None, on_leave_dir=None, max_entries=None):
     """Visit every entry below the folder open at ``top_fd`` depth first, iteratively.
 
-    ``on_file(dir_fd, rel_path, name, is_file, blocks)`` is called for each non-folder entry
-    (``is_file``: a regular file; links are reported, never followed) and for each folder as it
-    is entered (with ``is_file`` None); ``on_leave_dir(dir_fd, name)`` after a folder's contents
+    ``on_file(dir_fd, rel_path, name, is_file, st)`` is called for each non-folder entry
+    (``is_file``: a regular file; ``st``: its ``lstat`` result; links are reported, never
+    followed) and for each folder as it is entered (with ``is_file`` None); ``on_leave_dir(dir_fd, name)`` after a folder's contents
     were visited, from its parent (``dir_fd``), e.g. to remove it. Returns (entries seen,
     complete): it stops early past ``max_entries`` or when a folder moved while it was walked.
     ``top_fd`` stays open and unmoved (the walk works on a duplicate)."""
@@ -56,14 +56,14 @@ def walk_tree(top_fd, on_file=None, on_leave_dir=None, max_entries=None):
         while frames:
             prefix, ident, pending = frames[-1]
             if pending:
-                name, is_dir, is_file, blocks = pending.pop()
+                name, is_dir, is_file, st = pending.pop()
                 seen += 1
                 if max_entries is not None and seen > max_entries:
                     return seen, False
                 rel = prefix + name
                 if not is_dir:
                     if on_file is not None:
-                        on_file(fd, rel, name, is_file, blocks)
+                        on_file(fd, rel, name, is_file, st)
                     continue
                 try:
                     child = os.open(name, _DIR_OPEN, dir_fd=fd)
@@ -76,7 +76,7 @@ def walk_tree(top_fd, on_file=None, on_leave_dir=None, max_entries=None):
                 except OSError:
                     continue
                 if on_file is not None:
-                    on_file(fd, rel, name, None, blocks)
+                    on_file(fd, rel, name, None, st)
                 os.close(fd)
                 fd = child
                 frames.append((rel + "/", _ident(fd), _entries(fd)))
@@ -105,8 +105,8 @@ def tree_usage(path, byte_cap, entry_cap):
     empty file costs no block but an inode, so a flood of them is caught by the entry count)."""
     totals = [0, 0]
 
-    def add(_fd, _rel, _name, _is_file, blocks):
-        totals[0] += blocks * 512
+    def add(_fd, _rel, _name, _is_file, st):
+        totals[0] += st.st_blocks * 512
         totals[1] += 1
         if totals[0] > byte_cap:
             raise _Full()
@@ -127,7 +127,7 @@ def tree_usage(path, byte_cap, entry_cap):
 def clear_tree(top_fd):
     """Remove everything below the folder open at ``top_fd`` (``rm -rf`` of its contents);
     never raises for what cannot be removed. True when the folder is empty afterwards."""
-    def unlink(fd, _rel, name, is_file, _blocks):
+    def unlink(fd, _rel, name, is_file, _st):
         if is_file is not None:
             try:
                 os.unlink(name, dir_fd=fd)

@@ -88,22 +88,31 @@ def test_a_cancelled_request_stops_generating(backend_fixture, request, monkeypa
     """An episode that times out cancels its request; the batch thread must drop the row at the
     next token, in both local token backends (they share the batching queue, not the generation
     loop). It used to generate on to max_new_tokens, and asyncio.run (which joins the worker
-    thread on exit) kept `sandmle eval` alive for minutes after its last result."""
+    thread on exit) kept `sandmle eval` alive for minutes after its last result.
+
+    Counted in tokens, not seconds: ``stats.sampled_tokens`` moves as each token is sampled, so
+    it says how far the request got when it was cancelled and how many tokens came after."""
     backend = request.getfixturevalue(backend_fixture)
     monkeypatch.setattr(backend, "config", backend.config.model_copy(update={"max_new_tokens": 2000}))
     monkeypatch.setattr(backend, "stop_ids", {49151})  # a token SmolLM2 never emits: only the cancel ends it
-    before = backend.stats.generated_tokens
+    started, generated_before = backend.stats.sampled_tokens, backend.stats.generated_tokens
 
-    async def cancel_mid_generation():
+    async def cancel_mid_generation() -> int:
         pending = asyncio.ensure_future(backend.complete(MSGS, sampling=Sampling(seed=1, max_tokens=2000)))
-        while not backend._lock.locked():  # the batch thread is generating
+        while backend.stats.sampled_tokens - started < 8 and not pending.done():
             await asyncio.sleep(0.01)
-        await asyncio.sleep(0.5)
-        pending.cancel()
+        pending.cancel()  # cancels the request's future at once: the row is abandoned from here on
+        at_cancel = backend.stats.sampled_tokens
         with pytest.raises(asyncio.CancelledError):
             await pending
+        return at_cancel
 
-    asyncio.run(cancel_mid_generation())  # returns once the generation thread has ended
-    # (transformers counts the tokens of finished replies only, ctranslate2 of every batch row)
-    generated = backend.stats.generated_tokens - before
-    assert generated < 2000, f"the cancelled request generated {generated} tokens"
+    at_cancel = asyncio.run(cancel_mid_generation())  # returns once the generation thread has ended
+    before_cancel = at_cancel - started
+    after_cancel = backend.stats.sampled_tokens - at_cancel
+    assert before_cancel >= 8  # it was cancelled mid-reply, not before or after generating
+    # The row leaves at its next token: at most the one being sampled as the cancel came (had it
+    # generated on, ~2000 - before_cancel tokens would follow).
+    assert after_cancel <= 1, f"{after_cancel} tokens were sampled after the cancel"
+    # the batch's own count, made when it ended, agrees (the abandoned row's tokens included)
+    assert backend.stats.generated_tokens - generated_before == before_cancel + after_cancel

@@ -1,8 +1,9 @@
 """The throughput benchmarks' own logic (issue 25), without their long runs: micro_vs_full resumes
 from its results file (a line cut off by a kill runs again; another scale or method is not
 reused), its micro side is sized as the procedural generator sizes tasks, and bench_summary
-prints the targets table from the JSON ``make bench`` writes. The measurements themselves are
-benchmarks, not tests (no timed assertions here)."""
+prints the targets table from the JSON ``make bench`` writes; the learning study gives the grpo
+trainer only settings it takes. The measurements themselves are benchmarks, not tests (no timed
+assertions here)."""
 
 from __future__ import annotations
 
@@ -79,3 +80,45 @@ def test_bench_summary_prints_each_target_against_what_was_measured(tmp_path):
     aide = next(line for line in out.splitlines() if line.startswith("aide"))
     assert aide.rstrip().endswith("no") and "2,760" in aide  # 1,126/h x 12,000 / 4,895
     assert "80.0x" in out and "median over families" in out
+
+
+def test_learning_study_gives_grpo_only_a_rollout_compute_type_the_trainer_takes(tmp_path):
+    """learning_smollm2's --compute-type offers float16 and bfloat16 (for the engine on a GPU),
+    which the grpo trainer's CPU engine rollouts (``rollout_compute_type``) do not take: the
+    script refuses exactly those, before it makes anything, and what it passes validates."""
+    import yaml
+    from pydantic import ValidationError
+
+    from sandmle.plugins.trl.grpo import GrpoConfig
+
+    study = _module("learning_smollm2")
+
+    def trainer_takes(compute: str) -> bool:
+        try:
+            GrpoConfig(rollout_backend="ctranslate2", rollout_compute_type=compute)
+            return True
+        except ValidationError:
+            return False
+
+    refused = set()
+    for compute in (None, *study.COMPUTE_TYPES):
+        for engine, device in (("ctranslate2", "cpu"), ("ctranslate2", "cuda"), ("transformers", "cpu")):
+            try:
+                args = study.grpo_rollout_args(engine, device, compute)
+            except ValueError as exc:
+                assert (engine, device) == ("ctranslate2", "cpu") and not trainer_takes(compute)
+                assert "float32, int8, int8_float32, int16" in str(exc)
+                refused.add(compute)
+                continue
+            config = GrpoConfig(**yaml.safe_load("{" + args.lstrip(", ") + "}"))  # the trainer's own check
+            if (engine, device) == ("ctranslate2", "cpu"):
+                assert (config.rollout_backend, config.rollout_compute_type) == ("ctranslate2", compute or "float32")
+            else:
+                assert args == "" and config.rollout_backend == "transformers"
+    assert refused == {"float16", "bfloat16"}
+
+    out = tmp_path / "study"  # the user's path: the script itself
+    proc = subprocess.run([sys.executable, str(BENCH / "learning_smollm2.py"), "--out", str(out),
+                           "--compute-type", "bfloat16"], capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 2 and "--compute-type bfloat16" in proc.stderr, proc.stderr[-1000:]
+    assert not out.exists()

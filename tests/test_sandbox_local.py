@@ -13,6 +13,8 @@ from sandmle.sandboxes.conformance import make_canary_task
 from sandmle.sandboxes.isolation import bwrap_path
 from sandmle.sandboxes.local import LocalSandbox, LocalSandboxConfig
 
+from process_support import alive, descendants
+
 
 @pytest.fixture(scope="module")
 def task(tmp_path_factory):
@@ -194,7 +196,7 @@ def test_shutdown_leaves_no_processes_or_dirs(task):
         await s2.exec("x = 1")
         await s1.exec("import subprocess\nsubprocess.Popen(['sleep', '60'], start_new_session=True)")
         # The mother, the sessions, the kernel and the daemonised sleep, as the host sees them.
-        pids = _descendants(sb.pool.mother().proc.pid) | {sb.pool.mother().proc.pid}
+        pids = descendants(sb.pool.mother().proc.pid) | {sb.pool.mother().proc.pid}
         await sb.shutdown()
         return pids
     pids = run(go())
@@ -202,34 +204,11 @@ def test_shutdown_leaves_no_processes_or_dirs(task):
     # Every one is SIGKILLed by then; one with a big address space may still be freeing it for a
     # moment (its cmdline already empty) on a busy machine, which failed 1 run in 3 at load ~10.
     deadline = time.monotonic() + 5
-    while any(_alive(pid) for pid in pids) and time.monotonic() < deadline:
+    while any(alive(pid) for pid in pids) and time.monotonic() < deadline:
         time.sleep(0.05)
     for pid in pids:
-        assert not _alive(pid), (pid, Path(f"/proc/{pid}/cmdline").read_bytes()[:200])
+        assert not alive(pid), (pid, Path(f"/proc/{pid}/cmdline").read_bytes()[:200])
     assert not sb.base_dir.exists()
-
-
-def _descendants(root: int) -> set[int]:
-    children: dict[int, set[int]] = {}
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                stat = (entry / "stat").read_text()
-            except OSError:
-                continue
-            children.setdefault(int(stat[stat.rindex(")") + 2:].split()[1]), set()).add(int(entry.name))
-    found, frontier = set(), {root}
-    while frontier:
-        frontier = set().union(*(children.get(p, set()) for p in frontier)) - found
-        found |= frontier
-    return found
-
-
-def _alive(pid: int) -> bool:
-    try:
-        return Path(f"/proc/{pid}/stat").read_text().split(")")[1].split()[0] != "Z"
-    except OSError:
-        return False
 
 
 def test_isolation_none_falls_back_with_a_warning(task):

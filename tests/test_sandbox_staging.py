@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import asyncio
 import os
+import subprocess
+import threading
 import time
 from pathlib import Path
 
@@ -18,6 +20,31 @@ from sandmle.sandboxes.conformance import make_canary_task
 from sandmle.sandboxes.files import copy_public_files
 from sandmle.sandboxes.local import LocalSandbox, LocalSandboxConfig
 from sandmle.sandboxes.staging import StagingCache
+
+from process_support import alive, descendants, process_table
+
+
+@pytest.fixture
+def own_sandbox():
+    """A fresh local sandbox of this test's own (one warm session, nothing preloaded), shut
+    down after the test."""
+    sb = LocalSandbox(LocalSandboxConfig(pool_size=1, preload=[]))
+    yield sb
+    asyncio.run(sb.shutdown())
+
+
+@pytest.fixture
+def canary(tmp_path) -> Task:
+    return make_canary_task(tmp_path / "task")
+
+
+def _in_session(sb: LocalSandbox, task: Task, steps, stateful: bool = False):
+    """What ``await steps(session)`` returns, run in a session of ``task`` closed afterwards."""
+    async def go():
+        async with await sb.open(task, stateful=stateful) as session:
+            return await steps(session)
+
+    return asyncio.run(go())
 
 
 def _tricky_task(root: Path) -> Task:
@@ -94,9 +121,9 @@ def _snapshot_of_copy(task: Task, dest: Path) -> dict:
     return _snapshot(dest)
 
 
-def test_sessions_get_their_own_writable_copies(tmp_path):
+def test_sessions_get_their_own_writable_copies(tmp_path, own_sandbox):
     task = _tricky_task(tmp_path / "task")
-    sb = LocalSandbox(LocalSandboxConfig(pool_size=1, preload=[]))
+    sb = own_sandbox
 
     async def go():
         async with await sb.open(task) as s1:
@@ -107,18 +134,14 @@ def test_sessions_get_their_own_writable_copies(tmp_path):
                                timeout=60)
         return r1, r2
 
-    try:
-        r1, r2 = asyncio.run(go())
-    finally:
-        asyncio.run(sb.shutdown())
+    r1, r2 = asyncio.run(go())
     assert r1.ok and r1.stdout_tail.strip() == "['x.wav']", r1  # the hidden file is not there
     assert r2.ok and r2.stdout_tail.split() == ["id,x,y", "True"], r2
     assert (task.public_dir / "test" / "0.png").exists()  # the task's own files are untouched
     assert sb.staging.hits >= 1
 
 
-def test_close_removes_the_folder_and_shutdown_waits_for_the_cgroups(tmp_path, monkeypatch):
-    task = make_canary_task(tmp_path / "task")
+def test_close_removes_the_folder_and_shutdown_waits_for_the_cgroups(canary, monkeypatch):
     made: list = []  # (owner, folders) of every session cgroup made while this test runs
     create = SessionCgroups.create
 
@@ -133,7 +156,7 @@ def test_close_removes_the_folder_and_shutdown_waits_for_the_cgroups(tmp_path, m
     async def go():
         dirs = []
         for _ in range(4):
-            s = await sb.open(task)
+            s = await sb.open(canary)
             r = await s.exec("import os\nprint(os.getppid())", timeout=60)
             assert r.ok, r
             await s.close()
@@ -152,74 +175,84 @@ def test_close_removes_the_folder_and_shutdown_waits_for_the_cgroups(tmp_path, m
     assert sb.cgroups is None or len(mine) >= 4 * len(sb.cgroups.parents)  # the 4 sessions' at least
     left = [path for path in mine if path.exists()]
     assert not left, left
+    assert sb.cgroups is None or sb.cgroups.pending_removals == 0
 
 
-def test_closed_sessions_processes_are_gone_before_close_returns_to_the_caller(tmp_path):
+def _busy_session_cgroup(cgroups: SessionCgroups):
+    """A real session cgroup holding a real process (a ``sleep``), so its removal must wait."""
+    cgroup = cgroups.create()
+    assert cgroup is not None
+    sleeper = subprocess.Popen(["sleep", "60"])
+    for fd in cgroup.fds:  # what a session does to itself, done here for the sleep
+        os.write(fd, str(sleeper.pid).encode())
+    return cgroup, list(cgroup.dirs), sleeper
+
+
+def test_finished_cgroup_removals_are_not_kept_and_shutdown_waits_for_pending_ones():
+    """Each busy cgroup's removal goes to the background; once they finish the owner tracks
+    none of them (it once kept every removal's thread until the sandbox shut down, one per
+    session of a long run), yet :meth:`wait_for_removals` still waits for one in flight."""
+    cgroups = SessionCgroups(memory_mb=64, max_pids=16)
+    if cgroups.version is None:
+        pytest.skip(f"no session cgroup on this host ({cgroups.unavailable})")
+    sessions = 20
+    made = []
+    for _ in range(sessions):
+        cgroup, dirs, sleeper = _busy_session_cgroup(cgroups)
+        cgroup.remove()  # busy: left to a background retry
+        assert all(path.exists() for path in dirs)
+        sleeper.kill()
+        sleeper.wait()
+        made.extend(dirs)
+    deadline = time.monotonic() + 30  # liveness only: each retry gives up after 30 s
+    while cgroups.pending_removals and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert cgroups.pending_removals == 0  # after 20 sessions nothing is kept, without a shutdown
+    assert not [path for path in made if path.exists()]
+
+    cgroup, dirs, sleeper = _busy_session_cgroup(cgroups)
+    cgroup.remove()
+    assert cgroups.pending_removals == 1
+    threading.Timer(0.3, sleeper.kill).start()  # the session finishes dying a moment later
+    try:
+        cgroups.wait_for_removals()
+    finally:
+        sleeper.kill()
+        sleeper.wait()
+    assert cgroups.pending_removals == 0 and not [path for path in dirs if path.exists()]
+
+
+def test_closed_sessions_processes_are_gone_before_close_returns_to_the_caller(canary, own_sandbox):
     """close() hands the clean-up to the pool but not the kill: a step's process left running
     (a daemonised sleep) is dead within the mother's reaction time, not after shutdown."""
-    task = make_canary_task(tmp_path / "task")
-    sb = LocalSandbox(LocalSandboxConfig(pool_size=1, preload=[]))
+    async def steps(s):
+        return await s.exec("import subprocess\np = subprocess.Popen(['sleep', '60'], start_new_session=True)\n"
+                            "print(p.pid)", timeout=60)
 
-    async def go():
-        s = await sb.open(task)
-        r = await s.exec("import subprocess\np = subprocess.Popen(['sleep', '60'], start_new_session=True)\n"
-                         "print(p.pid)", timeout=60)
-        await s.close()
-        return r
-
-    try:
-        r = asyncio.run(go())
-        assert r.ok, r
-        mother = sb.pool.mother().proc.pid
-        deadline = time.monotonic() + 5
-        while time.monotonic() < deadline and _sleepers_below(mother):
-            time.sleep(0.05)
-        assert not _sleepers_below(mother)
-    finally:
-        asyncio.run(sb.shutdown())
+    r = _in_session(own_sandbox, canary, steps)
+    assert r.ok, r
+    mother = own_sandbox.pool.mother().proc.pid
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline and _sleepers_below(mother):
+        time.sleep(0.05)
+    assert not _sleepers_below(mother)
 
 
 def _sleepers_below(root: int) -> list[int]:
-    parents, names = {}, {}
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                stat = (entry / "stat").read_text()
-            except OSError:
-                continue
-            parents[int(entry.name)] = int(stat[stat.rindex(")") + 2:].split()[1])
-            names[int(entry.name)] = stat[stat.index("(") + 1:stat.rindex(")")]
-    found, frontier = set(), {root}
-    while frontier:
-        frontier = {p for p, pp in parents.items() if pp in frontier} - found
-        found |= frontier
-    return [p for p in found if names.get(p) == "sleep" and _state(p) != "Z"]
-
-
-def _state(pid: int) -> str:
-    try:
-        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except OSError:
-        return "X"
+    table = process_table()
+    return [pid for pid in descendants(root, table) if table[pid][1] == "sleep" and alive(pid)]
 
 
 @pytest.mark.parametrize("stateful", [False, True])
-def test_first_step_uses_the_worker_forked_before_ready(tmp_path, stateful):
+def test_first_step_uses_the_worker_forked_before_ready(canary, own_sandbox, stateful):
     """The spare worker forked before a session says it is ready serves the first step, a
     stateless one or (as the kernel) a stateful one whose variables then persist."""
-    task = make_canary_task(tmp_path / "task")
-    sb = LocalSandbox(LocalSandboxConfig(pool_size=1, preload=[]))
+    async def steps(s):
+        first = await s.exec("import os\nx = 41\nprint(os.getpid())", timeout=60)
+        second = await s.exec("import os\nprint(os.getpid(), x + 1 if 'x' in globals() else 'none')", timeout=60)
+        return first, second
 
-    async def go():
-        async with await sb.open(task, stateful=stateful) as s:
-            first = await s.exec("import os\nx = 41\nprint(os.getpid())", timeout=60)
-            second = await s.exec("import os\nprint(os.getpid(), x + 1 if 'x' in globals() else 'none')", timeout=60)
-            return first, second
-
-    try:
-        first, second = asyncio.run(go())
-    finally:
-        asyncio.run(sb.shutdown())
+    first, second = _in_session(own_sandbox, canary, steps, stateful)
     assert first.ok and second.ok, (first, second)
     pid2, value = second.stdout_tail.split()
     if stateful:
@@ -228,24 +261,14 @@ def test_first_step_uses_the_worker_forked_before_ready(tmp_path, stateful):
         assert value == "none" and pid2 != first.stdout_tail.strip()
 
 
-def test_a_cancelled_step_never_hands_its_reply_to_the_next_one(tmp_path):
+def test_a_cancelled_step_never_hands_its_reply_to_the_next_one(canary, own_sandbox):
     """A step's reply is read by the event loop; a caller cancelled mid-step leaves a thread to
     collect it, so the next step gets its own reply, not the cancelled one's."""
-    task = make_canary_task(tmp_path / "task")
-    sb = LocalSandbox(LocalSandboxConfig(pool_size=1, preload=[]))
+    async def steps(s):
+        with pytest.raises(asyncio.TimeoutError):
+            await asyncio.wait_for(s.exec("import time\ntime.sleep(1.5)\nprint('first')", timeout=60), 0.3)
+        return await s.exec("print('second')", timeout=60), await s.exec("print('third')", timeout=60)
 
-    async def go():
-        async with await sb.open(task) as s:
-            with pytest.raises(asyncio.TimeoutError):
-                await asyncio.wait_for(s.exec("import time\ntime.sleep(1.5)\nprint('first')", timeout=60), 0.3)
-            second = await s.exec("print('second')", timeout=60)
-            third = await s.exec("print('third')", timeout=60)
-            return second, third
-
-    try:
-        second, third = asyncio.run(go())
-    finally:
-        asyncio.run(sb.shutdown())
+    second, third = _in_session(own_sandbox, canary, steps)
     assert second.ok and second.stdout_tail.strip() == "second", second
     assert third.ok and third.stdout_tail.strip() == "third", third
-

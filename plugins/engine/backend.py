@@ -159,6 +159,7 @@ class CTranslate2Backend(TokenChatBackend):
             i = step.batch_id
             out_ids[i].append(int(step.token_id))
             out_lp[i].append(float(step.log_prob))
+            self.stats.sampled_tokens += 1
             return len(out_ids[i]) >= limits[i] or (abandoned is not None and abandoned(i))
 
         with self._turn(), self._lock:

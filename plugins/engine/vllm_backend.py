@@ -123,6 +123,7 @@ class VllmBackend(TokenChatBackend):
         st.calls += 1
         st.prompt_tokens += len(prompt_ids)
         st.generated_tokens += len(ids)
+        st.sampled_tokens += len(ids)  # the engine's own process samples them: counted here at the end
         st.generate_s += time.perf_counter() - t0
         return self._completion(prompt_ids, sampling, ids, logprobs if len(logprobs) == len(ids) else None)
 

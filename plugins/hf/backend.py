@@ -203,6 +203,7 @@ class TransformersBackend(TokenChatBackend):
                         token, lp = self._sample(logits[row], requests[i][1], gens[i])
                         out_ids[i].append(token)
                         out_lp[i].append(lp)
+                        self.stats.sampled_tokens += 1
                         next_tokens.append(token)
                         if token not in self.stop_ids and len(out_ids[i]) < limits[i]:
                             keep.append(row)

@@ -45,7 +45,11 @@ class GenerationStats:
     calls: int = 0
     batches: int = 0
     prompt_tokens: int = 0
-    generated_tokens: int = 0
+    generated_tokens: int = 0  # added as each batch ends (its abandoned rows' tokens included)
+    # Every token sampled, added as it is sampled (transformers, ctranslate2; vLLM at each reply's
+    # end): it moves while a batch generates, so a caller can see how far a request got before it
+    # was cancelled, and that generation stopped after (the cancellation tests read it).
+    sampled_tokens: int = 0
     generate_s: float = 0.0
     largest_batch: int = 0
     reused_prefixes: int = 0  # prompts built on the sampled ids of an earlier reply
