@@ -146,6 +146,8 @@ def glyph_digits() -> np.ndarray:
 
 
 # ----------------------------------------------------------------------------- sound
+SWEEPS = ("up", "down")  # the call shapes whose time reversal is another shape (each other)
+
 @dataclass
 class CallType:
     """A call type ("species"): its band, shape and length."""

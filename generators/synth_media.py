@@ -14,7 +14,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from .media import CallType, SceneSpec, glyph_digits, render_clips, render_images, sample_image_attributes
+from .media import SWEEPS, CallType, SceneSpec, glyph_digits, render_clips, render_images, sample_image_attributes
 from .media_signals import call_matches, glyph_features, image_signals
 from .rules import HiddenRule, draw, draw_int, noisy_labels, sample_labels, standardize
 from .seeds import SeedTask
@@ -102,13 +102,17 @@ def audio_parts(seed: SeedTask, rng: np.random.Generator, n_train: int, n_test: 
     # order): real species differ in pitch, and a detector can then tell labelled calls apart.
     edges = np.geomspace(180, 1800, K + 1)
     species = [CallType.sample(rng, (edges[k], edges[k + 1] / 1.1)) for k in rng.permutation(K)]
-    # Unlabelled "twins": the band of a labelled call with another shape, so a whole-clip spectrum
-    # cannot tell them apart but a time-frequency view can (the right-whale upcall problem).
-    # A twin sits within 3% of its call's frequency (the same band of any whole-clip spectrum) and
-    # sounds in half the clips, so only a shape-aware detector tells the call from its twin.
-    distractors = [CallType(sp.freq * float(rng.uniform(0.97, 1.03)),
-                            str(rng.choice([s for s in ("tone", "up", "down", "trill") if s != sp.shape])),
-                            sp.seconds) for k, sp in enumerate(species) if k == 0 or rng.random() < 0.6]
+    # Unlabelled "twins": a labelled call played backwards (the right-whale up-call against a
+    # down-sweep in its band). A twin has its call's magnitude spectrum exactly, so no whole-clip
+    # spectrum tells them apart, while a detector of the call's time-frequency shape does. A call
+    # with a twin is a sweep (a tone or a trill played backwards is itself); the first species
+    # always has one, the others in 60% of tasks, and a twin sounds in half the clips.
+    twinned = [k == 0 or rng.random() < 0.6 for k in range(K)]
+    for k, sp in enumerate(species):
+        if twinned[k] and sp.shape not in SWEEPS:
+            sp.shape = str(rng.choice(SWEEPS))
+    distractors = [CallType(sp.freq, SWEEPS[1 - SWEEPS.index(sp.shape)], sp.seconds)
+                   for k, sp in enumerate(species) if twinned[k]]
     n_twins = len(distractors)
     distractors += [CallType.sample(rng) for _ in range(draw_int(rng, (0, 2)))]
     y_clean = sample_labels(kind, rng, n, K, seed.minority_share)

@@ -51,6 +51,10 @@ def targets_for(seed: SeedTask, rng: np.random.Generator, s: np.ndarray, noise: 
 def tabular_parts(seed: SeedTask, rng: np.random.Generator, n_train: int, n_test: int,
                   noise: NoiseConfig) -> Parts:
     """Rows of a real table, re-labelled by a hidden rule; the seed's pitfalls on top."""
+    # Duplicated rows are training rows too: they come out of the budget, so train.csv keeps
+    # ``n_train`` rows (SandMLE's 50-200).
+    n_dup = max(2, int(n_train * rng.uniform(0.03, 0.08))) if "duplicates" in seed.pitfalls else 0
+    n_train -= n_dup
     n = n_train + n_test
     base = load_source(seed.source)
     rows = base.iloc[rng.integers(0, len(base), n)].reset_index(drop=True)
@@ -123,7 +127,7 @@ def tabular_parts(seed: SeedTask, rng: np.random.Generator, n_train: int, n_test
     X = corrupt(X, rng, noise, core, heavy="missing" in pitfalls, outliers="outliers" in pitfalls)
     dups = []
     if "duplicates" in pitfalls:
-        dups = sorted(rng.choice(n_train, max(2, int(n_train * rng.uniform(0.03, 0.08))), replace=False).tolist())
+        dups = sorted(rng.choice(n_train, n_dup, replace=False).tolist())
     return Parts(X=X, targets=targets, rule={"core": core, **targets.info}, n_train=n_train, n_outputs=K,
                  pitfalls=pitfalls, duplicate_rows=dups, derived=derived_all)
 

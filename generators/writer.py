@@ -48,7 +48,8 @@ def _files_section(c: Candidate) -> list[str]:
         lines += [f"- `train/<id>.{ext}`: {n_train} {c.media_note} (one per `train.csv` row).",
                   f"- `test/<id>.{ext}`: {len(c.files) - n_train} files (one per `test.csv` row)."]
     if c.seed.task_type == "forecasting":
-        lines.append("- The test rows are the dates that follow the last training date of each series.")
+        lines.append("- The test rows are every date that follows the last date of `train.csv`, for every "
+                     "series. The history has gaps: a series reports on some of its dates only.")
     lines.append("- `sample_submission.csv`: a valid submission in the required format.")
     return lines
 

@@ -17,7 +17,7 @@ import pytest
 from sandmle.generators.configs import ThresholdPolicy
 from sandmle.generators.domains import DOMAINS, name_problems
 from sandmle.generators.ladder import bootstrap_ses, informed_submission, place_on_ladder
-from sandmle.generators.seeds import all_seeds, select_seeds
+from sandmle.generators.seeds import all_seeds, families, select_seeds
 from sandmle.generators.synth import synthesize
 from sandmle.graders.metrics import compute_score, get_metric
 
@@ -200,6 +200,10 @@ def test_the_generated_set_has_ordered_ladders_above_the_noise(generated_task_se
         gaps += [] if d.get("median_compressed") else [t["bronze"] - t["median"]]
         assert min(gaps) >= 2.5 * d["metric_se"] * (1 - 1e-6), meta["id"]
         assert set(d["ladder_se"]) == {"tuned", "informed"} and d["policy"]["min_gap_se"] == 2.5
+        # SandMLE's micro budget on every family of the set: 50-200 rows in train.csv.
+        n_train = len(pd.read_csv(out / meta["id"] / "prepared/public/train.csv"))
+        assert 50 <= meta["provenance"]["n_train"] == n_train <= 200, (meta["id"], n_train)
+    assert {m["layout"]["family"] for m in rows} == set(families()), "a family is missing from the set"
     res = CliRunner().invoke(build_cli(), ["tasks", "show", str(out / rows[0]["id"])])
     assert res.exit_code == 0 and "ladder" in res.output and "informed" in res.output, res.output
 
