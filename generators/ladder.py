@@ -14,7 +14,7 @@ The generator runs four rungs on every candidate:
 
 Thresholds sit on that ladder (0 default, 1 tuned, 2 informed, 3 oracle; linear in between):
 median at 0, bronze at 0.8 (calibrated for the scripted baseline's 20-50% any-medal band),
-silver at 1.2 and gold at 1.5 (half way to the informed rung), so silver and gold need some of the
+silver at 1.15 and gold at 1.4 (``ProceduralConfig``'s defaults), so silver and gold need some of the
 derived features; the scripted baseline, a standard model, stays near the tuned rung. Gold never passes
 the oracle's score (the noiseless rule reaches gold on every task). The noise rule:
 every gap between adjacent thresholds is at least ``min_gap_se`` (2.5) bootstrap standard
