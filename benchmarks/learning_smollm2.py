@@ -195,6 +195,40 @@ def markdown(summary: dict) -> str:
 
 
 # ---------------------------------------------------------------------- the study
+def write_plots(out: Path, summary: dict) -> list[Path]:
+    """The curves of the study as PNGs in ``out``: SFT's held-out NLL per checkpoint and GRPO's
+    training reward per step (mean and its spread over the step's rollouts)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    written = []
+    nll, steps = summary.get("sft_heldout_nll"), summary.get("grpo_steps")
+    for name, rows, ylabel, title in (
+            ("sft_heldout_nll.png", nll, "held-out NLL per assistant token", "SFT: held-out NLL"),
+            ("grpo_reward.png", steps, "training reward (mean over the step's rollouts)", "GRPO: training reward")):
+        if not rows:
+            continue
+        fig, ax = plt.subplots(figsize=(5, 3.2))
+        x = [r["step"] for r in rows]
+        if name == "grpo_reward.png":
+            y = [r["reward"] for r in rows]
+            spread = [r.get("reward_std") or 0.0 for r in rows]
+            ax.errorbar(x, y, yerr=spread, marker="o", capsize=3)
+            ax.set_ylim(0, 1)
+        else:
+            ax.semilogy(x, [r["eval_loss"] for r in rows], marker="o")
+        ax.set_xlabel("optimizer step")
+        ax.set_ylabel(ylabel)
+        ax.set_title(title)
+        fig.tight_layout()
+        fig.savefig(out / name, dpi=110)
+        plt.close(fig)
+        written.append(out / name)
+    return written
+
+
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--out", type=Path, default=Path("runs/learning-cpu"))
@@ -355,6 +389,7 @@ evaluation:
         if study.log_path.is_file() else []
     (out / "summary.json").write_text(json.dumps(summary, indent=2))
     (out / "summary.md").write_text(markdown(summary))
+    write_plots(out, summary)
     print(markdown(summary))
 
 

@@ -2,7 +2,7 @@
 from its results file (a line cut off by a kill runs again; another scale or method is not
 reused), its micro side is sized as the procedural generator sizes tasks, and bench_summary
 prints the targets table from the JSON ``make bench`` writes; the learning study gives the grpo
-trainer only settings it takes. The measurements themselves are benchmarks, not tests (no timed
+trainer only settings it takes and plots its curves. The measurements themselves are benchmarks, not tests (no timed
 assertions here)."""
 
 from __future__ import annotations
@@ -122,3 +122,13 @@ def test_learning_study_gives_grpo_only_a_rollout_compute_type_the_trainer_takes
                            "--compute-type", "bfloat16"], capture_output=True, text=True, timeout=300)
     assert proc.returncode == 2 and "--compute-type bfloat16" in proc.stderr, proc.stderr[-1000:]
     assert not out.exists()
+
+
+def test_learning_study_plots_its_curves_and_skips_what_has_not_run(tmp_path):
+    study = _module("learning_smollm2")
+    only_sft = {"sft_heldout_nll": [{"step": 10, "eval_loss": 0.26}, {"step": 20, "eval_loss": 0.01}]}
+    assert [p.name for p in study.write_plots(tmp_path, only_sft)] == ["sft_heldout_nll.png"]
+    both = {**only_sft, "grpo_steps": [{"step": s, "reward": r, "reward_std": 0.2} for s, r in ((1, 0.3), (2, 0.6))]}
+    written = study.write_plots(tmp_path, both)
+    assert [p.name for p in written] == ["sft_heldout_nll.png", "grpo_reward.png"]
+    assert all(p.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and p.stat().st_size > 1000 for p in written)
