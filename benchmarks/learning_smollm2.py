@@ -206,8 +206,8 @@ def write_plots(out: Path, summary: dict) -> list[Path]:
     written = []
     nll, steps = summary.get("sft_heldout_nll"), summary.get("grpo_steps")
     for name, rows, ylabel, title in (
-            ("sft_heldout_nll.png", nll, "held-out NLL per assistant token", "SFT: held-out NLL"),
-            ("grpo_reward.png", steps, "training reward (mean over the step's rollouts)", "GRPO: training reward")):
+            ("sft_heldout_nll.png", nll, "held-out NLL per token", "SFT: held-out NLL"),
+            ("grpo_reward.png", steps, "reward (mean ± sd of rollouts)", "GRPO: training reward")):
         if not rows:
             continue
         fig, ax = plt.subplots(figsize=(5, 3.2))
