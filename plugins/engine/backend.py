@@ -23,6 +23,7 @@ samples with a random generator per worker thread, seeded once when the thread s
 from __future__ import annotations
 
 import atexit
+import contextlib
 import json
 import threading
 import weakref
@@ -103,7 +104,6 @@ class CTranslate2Backend(TokenChatBackend):
         self.stop_ids = stop_token_ids(self.tokenizer, gen)
         self.stats = GenerationStats()
         self._lock = threading.Lock()  # one batch at a time on the engine
-        self._gpu_turn = threading.Lock()
         self._init_queues()
         self.generator: Any = None
         self.load(path)
@@ -187,8 +187,8 @@ class CTranslate2Backend(TokenChatBackend):
 
     def _turn(self) -> Any:
         """The lock a batch generates under: shared by every CPU engine of the process (see
-        ``_CPU_TURN``), the engine's own on a GPU (where engines may run side by side)."""
-        return _CPU_TURN if self.config.device == "cpu" else self._gpu_turn
+        ``_CPU_TURN``); on a GPU the engine's own ``_lock`` is enough (engines may run side by side)."""
+        return _CPU_TURN if self.config.device == "cpu" else contextlib.nullcontext()
 
     def unload(self) -> None:
         """Release the engine (waits for the batch in flight)."""
