@@ -54,6 +54,9 @@ class GenerationStats:
     largest_batch: int = 0
     reused_prefixes: int = 0  # prompts built on the sampled ids of an earlier reply
     cached_prompt_tokens: int = 0  # prompt tokens whose keys/values came from the KV cache
+    # ctranslate2: prompt tokens fed one decoding step at a time (those beyond a batch's shortest
+    # prompt), each as costly as a sampled token; what a batch's spread of prompt lengths costs
+    stepped_prompt_tokens: int = 0
 
     def as_dict(self) -> dict[str, float]:
         return dict(self.__dict__)
