@@ -134,6 +134,27 @@ def test_concurrent_requests_share_batches(smollm2_ct2):
     assert smollm2_ct2.stats.largest_batch > 1
 
 
+def test_a_shared_prompt_prefix_is_encoded_once_with_the_same_logprobs(smollm2_ct2, smollm2):
+    """Rows of one batch that start alike (a GRPO group's rollouts; a scaffold's system prompt)
+    have their common prefix encoded once (ctranslate2's ``static_prompt``) and every row's
+    logprobs still equal transformers' float32 forward pass over its own whole prompt."""
+    system = {"role": "system", "content": "You are a careful data scientist. " * 8}
+    before = smollm2_ct2.stats.as_dict()
+
+    async def three():
+        return await asyncio.gather(*[smollm2_ct2.complete(
+            [system, {"role": "user", "content": f"Name {i} fruits."}], sampling=Sampling(max_tokens=12))
+            for i in (3, 4, 5)])
+
+    results = asyncio.run(three())
+    after = smollm2_ct2.stats.as_dict()
+    assert after["batches"] - before["batches"] == 1
+    assert after["shared_prompt_tokens"] - before["shared_prompt_tokens"] >= 2 * 60
+    for c in results:
+        ref = _reference_logprobs(smollm2.model, c.prompt_token_ids, c.token_ids)
+        assert c.token_ids and c.logprobs == pytest.approx(ref, abs=2e-3)
+
+
 def test_two_cpu_engines_take_turns(smollm2_ct2):
     """Two CPU engines of one process (an evaluation's base and SFT policies) never generate at
     the same time: each runs an OpenMP pool over all cores, and side by side they oversubscribe

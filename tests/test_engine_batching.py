@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 
 from sandmle.core.records import Sampling
-from sandmle.plugins.engine.batching import pick_batch, stepped_prompt_tokens
+from sandmle.plugins.engine.batching import pick_batch, shared_prefix_length, stepped_prompt_tokens
 
 
 def test_alike_prompts_fill_the_batch():
@@ -37,6 +37,13 @@ def test_a_cheap_batch_step_tolerates_more_spread():
     lengths, limits = [500, 560, 620, 680], [256] * 4
     assert pick_batch(lengths, limits, max_batch=8, step_rows=64) == [0, 1, 2, 3]
     assert len(pick_batch(lengths, limits, max_batch=8, step_rows=0.25)) < 4
+
+
+def test_shared_prefix_leaves_every_row_a_token_of_its_own():
+    assert shared_prefix_length([[1, 2, 3, 4], [1, 2, 3, 5], [1, 2, 3, 4, 6]]) == 3
+    assert shared_prefix_length([[1, 2, 3], [1, 2, 3]]) == 2
+    assert shared_prefix_length([[7, 1], [8, 1]]) == 0
+    assert shared_prefix_length([]) == 0
 
 
 def test_stepped_prompt_tokens():

@@ -41,7 +41,7 @@ from sandmle.core.registry import require
 from sandmle.plugins.hf.chat_backend import GenerationStats, Request, TokenChatBackend
 from sandmle.training.chat import stop_token_ids
 
-from .batching import pick_batch, stepped_prompt_tokens
+from .batching import pick_batch, shared_prefix_length, stepped_prompt_tokens
 from .convert import DONE, converted_model
 
 
@@ -66,6 +66,9 @@ class CTranslate2Config(ComponentConfig):
         "62 ms a step for one row, 154 ms for eight), 64 on a GPU")
     name: str = "ctranslate2"
 
+
+#: A batch's common prompt prefix is encoded once for all rows from this many tokens on.
+MIN_SHARED_PREFIX = 16
 
 _LIVE: "weakref.WeakSet[CTranslate2Backend]" = weakref.WeakSet()
 
@@ -180,8 +183,13 @@ class CTranslate2Backend(TokenChatBackend):
                 raise RuntimeError("the ctranslate2 backend is closed")
             greedy = sampling.temperature <= 0
             exact = baked == 1.0 if greedy else abs(sampling.temperature - baked) < 1e-6
+            prompts = [p for p, _ in requests]
+            shared = shared_prefix_length(prompts) if len(prompts) > 1 else 0
+            shared = shared if shared >= MIN_SHARED_PREFIX else 0
             generator.generate_batch(
-                [self.tokenizer.convert_ids_to_tokens(p) for p, _ in requests],
+                [self.tokenizer.convert_ids_to_tokens(p[shared:]) for p in prompts],
+                static_prompt=self.tokenizer.convert_ids_to_tokens(prompts[0][:shared]) if shared else None,
+                cache_static_prompt=False,  # ctranslate2 never evicts a cached prompt state
                 max_length=max(limits), include_prompt_in_result=False, return_scores=True,
                 end_token=sorted(self.stop_ids), return_end_token=True, beam_size=1,
                 sampling_topk=1 if greedy else 0, sampling_topp=1.0 if greedy else sampling.top_p,
@@ -193,6 +201,7 @@ class CTranslate2Backend(TokenChatBackend):
         st.largest_batch = max(st.largest_batch, len(requests))
         st.prompt_tokens += sum(len(p) for p, _ in requests)
         st.stepped_prompt_tokens += stepped_prompt_tokens([len(p) for p, _ in requests])
+        st.shared_prompt_tokens += shared * (len(requests) - 1)
         st.generated_tokens += sum(len(o) for o in out_ids)
         st.generate_s += elapsed
         return [self._completion(p, s, o, lp if exact else None)

@@ -44,6 +44,22 @@ def pick_batch(lengths: Sequence[int], limits: Sequence[int], *, max_batch: int,
     return sorted(best)
 
 
+def shared_prefix_length(prompts: Sequence[Sequence[int]]) -> int:
+    """Tokens every prompt of a batch starts with, leaving each at least one token of its own.
+
+    The engine encodes that prefix once and copies its keys/values to every row (ctranslate2's
+    ``static_prompt``), where it would otherwise encode it once per row: the rollouts of one GRPO
+    group share their whole first prompt, and a scaffold's episodes share its system prompt.
+    """
+    if not prompts:
+        return 0
+    first, limit = prompts[0], min(len(p) for p in prompts) - 1
+    n = 0
+    while n < limit and all(p[n] == first[n] for p in prompts):
+        n += 1
+    return n
+
+
 def stepped_prompt_tokens(lengths: Sequence[int]) -> int:
     """Prompt tokens a batch feeds one decoding step at a time: each prompt beyond the shortest."""
     return sum(lengths) - len(lengths) * min(lengths) if lengths else 0

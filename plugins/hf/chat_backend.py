@@ -57,6 +57,7 @@ class GenerationStats:
     # ctranslate2: prompt tokens fed one decoding step at a time (those beyond a batch's shortest
     # prompt), each as costly as a sampled token; what a batch's spread of prompt lengths costs
     stepped_prompt_tokens: int = 0
+    shared_prompt_tokens: int = 0  # ctranslate2: prompt tokens not encoded again, shared with another row
 
     def as_dict(self) -> dict[str, float]:
         return dict(self.__dict__)
