@@ -130,6 +130,17 @@ class EpisodeRunner:
             self._backends[index] = spec.build(self.registry, "backends")
         return self._backends[index]
 
+    def generation_stats(self) -> dict[str, dict[str, float]]:
+        """What each policy's backend generated in this process, by backend name (the local token
+        backends count it: ``transformers``, ``ctranslate2``, ``vllm``); empty where the episodes
+        ran in other processes or on backends that do not count."""
+        found: dict[str, dict[str, float]] = {}
+        for index, backend in self._backends.items():
+            stats = getattr(backend, "stats", None)
+            if callable(getattr(stats, "as_dict", None)):
+                found[str(getattr(backend, "name", index))] = stats.as_dict()
+        return found
+
     async def __call__(self, job: tuple[Episode, Task]) -> dict[str, Any]:
         ep, task = job
         start = time.monotonic()

@@ -6,6 +6,7 @@ any a killed run left unfinished) run again. Only this process appends to the st
 
 from __future__ import annotations
 
+import json
 import time
 from collections import defaultdict
 from pathlib import Path
@@ -139,10 +140,29 @@ def run_study(recipe: Recipe, registry: Registry, console: Console,
     if todo:
         console.print(f"ran {len(todo)} episodes in {elapsed:.1f}s "
                       f"({3600 * len(todo) / max(elapsed, 1e-9):.0f} episodes/hour)")
+        record_generation(out, runner.generation_stats(), len(todo), elapsed, console)
     report = build_report(out, console, title=f"{recipe.name}: evaluation")
     console.print(f"report: [bold]{escape(str(report))}[/] and "
                   f"{escape(str(report.with_suffix('.html')))}; plots in {escape(str(out / 'plots'))}")
     return report
+
+
+def record_generation(out: Path, stats: dict[str, dict[str, float]], episodes: int, elapsed: float,
+                      console: Console) -> None:
+    """Print what each policy's backend generated in this run and append it to
+    ``generation.jsonl``: where an evaluation's time went, and what limited the engine."""
+    if not stats:
+        return
+    for name, st in stats.items():
+        rate = st["generated_tokens"] / st["generate_s"] if st.get("generate_s") else 0.0
+        console.print(f"{escape(name)}: {st['calls']:.0f} replies in {st['batches']:.0f} batches (largest "
+                      f"{st['largest_batch']:.0f}), {st['generated_tokens']:.0f} tokens in {st['generate_s']:.0f} s "
+                      f"of generation ({rate:.1f} tokens/s); {st['prompt_tokens']:.0f} prompt tokens"
+                      + (f" ({st['stepped_prompt_tokens']:.0f} fed one step at a time, "
+                         f"{st['shared_prompt_tokens']:.0f} shared)"
+                         if st.get("stepped_prompt_tokens") or st.get("shared_prompt_tokens") else ""))
+    with (out / "generation.jsonl").open("a", encoding="utf-8") as f:
+        f.write(json.dumps({"episodes": episodes, "wall_s": round(elapsed, 3), "policies": stats}) + "\n")
 
 
 def run_evaluate_stage(recipe: Recipe, registry: Registry, console: Console) -> None:

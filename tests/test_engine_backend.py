@@ -217,3 +217,8 @@ evaluation: {{seeds: [0, 1], concurrency: 2}}
     results = [json.loads(line) for line in (tmp_path / "eval" / "results.jsonl").read_text().splitlines()]
     assert len(results) == 2 and all(r["status"] == "ok" and r["llm_calls"] >= 1 for r in results), results
     assert all(r["policy"].startswith("ctranslate2") for r in results)
+    # what the engine generated is printed and kept with the results
+    [run] = [json.loads(line) for line in (tmp_path / "eval" / "generation.jsonl").read_text().splitlines()]
+    [engine] = run["policies"].values()
+    assert run["episodes"] == 2 and engine["calls"] == sum(r["llm_calls"] for r in results)
+    assert 0 < engine["generated_tokens"] <= 16 * engine["calls"] and engine["generate_s"] > 0
