@@ -165,16 +165,28 @@ def call_matches(data: bytes, calls: list) -> np.ndarray:
     n = len(wave)
     spectrum = np.fft.fft(wave, 2 * n)
     out = []
-    for call in calls:
-        m = int(call.seconds * SAMPLE_RATE)
-        tt = np.arange(m) / SAMPLE_RATE
-        f = call.freq * {"tone": np.ones(m), "up": np.linspace(0.75, 1.3, m), "down": np.linspace(1.3, 0.75, m),
-                         "trill": 1 + 0.08 * np.sign(np.sin(2 * np.pi * 40 * tt))}[call.shape]
-        template = np.exp(2j * np.pi * np.cumsum(f) / SAMPLE_RATE) * np.hanning(m)
-        template /= np.linalg.norm(template)
-        response = np.abs(np.fft.ifft(spectrum * np.conj(np.fft.fft(template, 2 * n))))[: n - m]
+    for m, filt in _matched_filters(tuple((c.freq, c.shape, c.seconds) for c in calls), n):
+        response = np.abs(np.fft.ifft(spectrum * filt))[: n - m]
         out.append(np.log((response.max() + 1e-12) / (np.median(response) + 1e-12)))
     return np.array(out)
+
+
+@lru_cache(maxsize=4)
+def _matched_filters(calls: tuple[tuple[float, str, float], ...], n: int) -> tuple[tuple[int, np.ndarray], ...]:
+    """(length, conjugate spectrum) of each call's unit template for clips of ``n`` samples: the
+    same for every clip of a task, so a task's hundreds of clips share one computation."""
+    out = []
+    for freq, shape, seconds in calls:
+        m = int(seconds * SAMPLE_RATE)
+        tt = np.arange(m) / SAMPLE_RATE
+        f = freq * {"tone": np.ones(m), "up": np.linspace(0.75, 1.3, m), "down": np.linspace(1.3, 0.75, m),
+                    "trill": 1 + 0.08 * np.sign(np.sin(2 * np.pi * 40 * tt))}[shape]
+        template = np.exp(2j * np.pi * np.cumsum(f) / SAMPLE_RATE) * np.hanning(m)
+        template /= np.linalg.norm(template)
+        filt = np.conj(np.fft.fft(template, 2 * n))
+        filt.flags.writeable = False
+        out.append((m, filt))
+    return tuple(out)
 
 
 def band_means(data: bytes, bands: int = 32) -> np.ndarray:
