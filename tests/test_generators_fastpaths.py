@@ -100,3 +100,28 @@ def test_shared_matched_filters_give_the_per_clip_detectors_to_the_bit():
     for task_calls in (calls, calls[::-1], calls[:2]):  # several tasks in one process share the cache
         for clip in clips:
             assert np.array_equal(call_matches(clip, task_calls), _direct_call_matches(clip, task_calls))
+
+
+def test_batched_call_detectors_are_the_per_clip_detectors_row_by_row():
+    from sandmle.generators.media_signals import call_matches_many
+
+    rng = np.random.default_rng(12)
+    calls = [CallType(520.0, "down", 0.09), CallType(1200.0, "up", 0.13), CallType(250.0, "trill", 0.1)]
+    clips = render_clips(rng, [[(calls[i % 3], rng.uniform(0.5, 2))] for i in range(23)], np.full(23, 0.3),
+                         np.full(23, 0.05))
+    batched = call_matches_many(clips, calls, chunk=5)  # several batches, the last one short
+    assert batched.shape == (23, 3)
+    assert np.array_equal(batched, np.array([_direct_call_matches(c, calls) for c in clips]))
+
+
+@pytest.mark.parametrize("size", [32, 45])
+def test_stacked_scene_measurements_are_the_per_scene_measurements_to_the_bit(size):
+    from sandmle.generators.media import SceneSpec, render_images, sample_image_attributes
+    from sandmle.generators.media_signals import image_signals, image_signals_many
+
+    rng = np.random.default_rng([13, size])
+    scenes = render_images(rng, sample_image_attributes(rng, 37, size), SceneSpec(size=size, noise=0.05))
+    stacked = image_signals_many(scenes, chunk=16)  # three stacks, the last one short
+    one_by_one = np.array([image_signals(s) for s in scenes])
+    assert stacked.shape == (37, 9) and np.array_equal(stacked, one_by_one)
+    assert one_by_one[:, 4].max() > 0 and one_by_one[:, 5:8].sum() > 0  # lines and shapes were measured
