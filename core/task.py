@@ -107,9 +107,9 @@ class Task(BaseModel):
     def public_files(self) -> list[Path]:
         """Every file under ``public_dir`` an agent may see (hidden files removed)."""
         hidden = {p.resolve() for p in self.hidden_files}
-        return sorted(
+        return sorted(  # no hidden files (most tasks): no path of hundreds of media files to resolve
             p for p in self.public_dir.rglob("*")
-            if p.is_file() and p.resolve() not in hidden and not p.is_symlink()
+            if p.is_file() and not (hidden and p.resolve() in hidden) and not p.is_symlink()
         )
 
     @property

@@ -56,9 +56,17 @@ def bootstrap_se(metric: str, answers: pd.DataFrame, submission: pd.DataFrame, c
     t, p = answers[cols].to_numpy(), sub.loc[ids, cols].to_numpy()
     fn = _column_auc if m.name in ("roc_auc", "mean_column_auc") else m.fn
     rng = np.random.default_rng(seed)
+    rows = [rng.integers(0, len(ids), len(ids)) for _ in range(resamples)]  # one draw per resample, as always
+    if fn is _column_auc and len(ids):
+        try:
+            ranked = column_auc_resamples(t, p, np.array(rows))
+        except (ValueError, TypeError):
+            pass
+        else:
+            ranked = ranked[np.isfinite(ranked)]
+            return float(np.std(ranked, ddof=1)) if len(ranked) >= 5 else float("inf")
     values = []
-    for _ in range(resamples):
-        idx = rng.integers(0, len(ids), len(ids))
+    for idx in rows:
         try:
             v = fn(t[idx], p[idx])
         except (ValueError, IndexError):  # e.g. one class only in a resample
@@ -83,6 +91,44 @@ def _column_auc(t: np.ndarray, p: np.ndarray) -> float:
         ranks = rankdata(p[:, j])
         aucs.append((ranks[pos].sum() - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg))
     return float(np.mean(aucs))
+
+
+def column_auc_resamples(t: np.ndarray, p: np.ndarray, idx: np.ndarray) -> np.ndarray:
+    """:func:`_column_auc` of every bootstrap resample ``t[row], p[row]`` for the rows of ``idx``
+    (resamples, n) at once; NaN where a resample has one class only in some column (the loop
+    skips those) or a NaN prediction (the loop's ranks are NaN then).
+
+    A resample is a count per original row, so nothing is sorted per resample: the rows are
+    sorted once, and a resampled row's average rank is the count of resampled predictions below
+    its value plus half the count of its ties, plus one half. The numbers are the loop's to the
+    bit: ranks, counts and their sums are exact multiples of one half, whatever the order of the
+    additions, and the per-resample mean runs over the same values in the same order."""
+    t, p = np.asarray(t, float).reshape(len(t), -1), np.asarray(p, float).reshape(len(p), -1)
+    resamples, n = idx.shape
+    offsets = (np.arange(resamples) * n)[:, None]
+    counts = np.bincount((idx + offsets).ravel(), minlength=resamples * n).reshape(resamples, n).astype(float)
+    aucs = np.empty((resamples, t.shape[1]))
+    valid = np.ones(resamples, bool)
+    for j in range(t.shape[1]):
+        order = np.argsort(p[:, j], kind="stable")
+        values, positive = p[order, j], (t[order, j] == 1).astype(float)
+        starts = np.flatnonzero(np.r_[True, values[1:] != values[:-1]])  # one group per distinct value
+        c = counts[:, order]
+        group = np.add.reduceat(c, starts, axis=1)
+        group_pos = np.add.reduceat(c * positive, starts, axis=1)
+        below = np.cumsum(group, axis=1) - group
+        rank_sum = (group_pos * (below + (group + 1) / 2)).sum(axis=1)
+        n_pos = group_pos.sum(axis=1).astype(np.int64)
+        n_neg = n - n_pos
+        valid &= (n_pos > 0) & (n_neg > 0)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            aucs[:, j] = (rank_sum - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg)
+        nan_rows = np.isnan(p[:, j])
+        if nan_rows.any():
+            aucs[counts[:, nan_rows].sum(axis=1) > 0, j] = np.nan
+    out = np.fromiter((np.mean(row) for row in aucs), float, resamples)
+    out[~valid] = np.nan
+    return out
 
 
 def positions_thresholds(scores: dict[str, float], lower: bool) -> tuple[MedalThresholds, list[float]]:

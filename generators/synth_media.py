@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 
 from .media import SWEEPS, CallType, SceneSpec, glyph_digits, render_clips, render_images, sample_image_attributes
-from .media_signals import call_matches, glyph_features, image_signals
+from .media_signals import call_matches_many, glyph_features, image_signals_many
 from .rules import HiddenRule, draw, draw_int, noisy_labels, sample_labels, standardize
 from .seeds import SeedTask
 from .synth import NoiseConfig, Parts
@@ -47,7 +47,7 @@ def image_parts(seed: SeedTask, rng: np.random.Generator, n_train: int, n_test: 
         # The rule reads what the pixels show, measured from the shipped files (brightness, warm and
         # object area, texture, lines, shape counts): overlaps, noise and clutter can hide a drawn
         # attribute, so a rule over the drawn attributes would put gold beyond any honest solution.
-        inputs = standardize(np.array([image_signals(m) for m in media]))
+        inputs = standardize(image_signals_many(media))
         # Two inputs colour statistics can see, often one that needs shape- or texture-aware features.
         relevant = [int(i) for i in rng.choice(VISIBLE, 2, replace=False)]
         if rng.random() < 0.6:
@@ -136,4 +136,4 @@ def audio_parts(seed: SeedTask, rng: np.random.Generator, n_train: int, n_test: 
                  media_note="0.5 s mono 16-bit WAV clips at 4 kHz",
                  # each species' best match in the clip, measured from the file (wind, hum, clicks and
                  # same-band distractors included, as any detector on the file would see them)
-                 derived=np.array([call_matches(m, species + distractors) for m in media]))
+                 derived=call_matches_many(media, species + distractors))

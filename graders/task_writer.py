@@ -13,7 +13,7 @@ import yaml
 from pydantic import ValidationError
 
 from sandmle.core.errors import TaskError
-from sandmle.core.task import PRIVATE, PUBLIC, MedalThresholds, Task, is_within, load_task
+from sandmle.core.task import PRIVATE, PUBLIC, MedalThresholds, Task, load_task
 
 from .evaluator import evaluator_source
 
@@ -68,11 +68,14 @@ def write_task(root: Path, *, task_id: str, train: "pd.DataFrame", test: "pd.Dat
     test.to_csv(public / "test.csv", index=False)
     sample_submission.to_csv(public / "sample_submission.csv", index=False)
     (public / "description.md").write_text(description, encoding="utf-8")
+    inside, made = public.resolve(), set()  # image and sound tasks write hundreds of files: resolve once
     for name, data in (extra_public_files or {}).items():
         target = (public / name).resolve()
-        if not is_within(target, public):
+        if not target.is_relative_to(inside):
             raise TaskError(f"extra public file {name!r} would land outside {public}")
-        target.parent.mkdir(parents=True, exist_ok=True)
+        if target.parent not in made:
+            target.parent.mkdir(parents=True, exist_ok=True)
+            made.add(target.parent)
         target.write_bytes(data)
     answers.to_csv(private / "answers.csv", index=False)
     try:
