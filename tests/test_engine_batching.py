@@ -39,6 +39,16 @@ def test_a_cheap_batch_step_tolerates_more_spread():
     assert len(pick_batch(lengths, limits, max_batch=8, step_rows=0.25)) < 4
 
 
+def test_long_prompts_go_in_batches_small_enough_to_encode():
+    """A batch's one-pass encoding holds rows x length^2 attention scores per head: eight
+    3,800-token prompts took 14 GB on the 2-core machine. Within the budget they still batch."""
+    long = [3800] * 8
+    assert len(pick_batch(long, [256] * 8, max_batch=8, step_rows=4, max_prefill=8e6)) == 1
+    assert len(pick_batch([1000] * 8, [256] * 8, max_batch=8, step_rows=4, max_prefill=8e6)) == 8
+    assert len(pick_batch([2000] * 8, [256] * 8, max_batch=8, step_rows=4, max_prefill=8e6)) == 2
+    assert pick_batch([9000], [256], max_batch=8, step_rows=4, max_prefill=8e6) == [0]  # alone, always
+
+
 def test_shared_prefix_leaves_every_row_a_token_of_its_own():
     assert shared_prefix_length([[1, 2, 3, 4], [1, 2, 3, 5], [1, 2, 3, 4, 6]]) == 3
     assert shared_prefix_length([[1, 2, 3], [1, 2, 3]]) == 2

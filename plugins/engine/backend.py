@@ -60,6 +60,10 @@ class CTranslate2Config(ComponentConfig):
     max_new_tokens: int = Field(256, ge=1)
     max_batch: int = Field(8, ge=1, description="most replies generated together")
     batch_wait_s: float = Field(0.02, ge=0, description="how long a batch waits for more requests")
+    max_prefill: float = Field(
+        8e6, gt=0, description="most rows x (shortest prompt)^2 a batch of several rows may encode in one pass: "
+        "the attention scores take that many floats per head (SmolLM2: 9 heads, ~0.3 GB per copy at 8e6); "
+        "long prompts go in smaller batches")
     step_rows: float | None = Field(
         None, gt=0, description="rows at which one decoding step costs twice a single row's; it sets how much "
         "prompt-length spread a batch may carry (batching.py). None: 4 on CPU (SmolLM2 int8 on 2 cores: "
@@ -146,7 +150,8 @@ class CTranslate2Backend(TokenChatBackend):
         step_rows = self.config.step_rows or (4.0 if self.config.device == "cpu" else 64.0)
         chosen = pick_batch([len(r.prompt_ids) for r in alike],
                             [min(self.config.max_new_tokens, r.sampling.max_tokens) for r in alike],
-                            max_batch=self.config.max_batch, step_rows=step_rows)
+                            max_batch=self.config.max_batch, step_rows=step_rows,
+                            max_prefill=self.config.max_prefill)
         batch = [alike[i] for i in chosen]
         taken = {id(r) for r in batch}
         pending[:] = [r for r in pending if id(r) not in taken]
