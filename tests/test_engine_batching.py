@@ -40,8 +40,8 @@ def test_a_cheap_batch_step_tolerates_more_spread():
 
 
 def test_long_prompts_go_in_batches_small_enough_to_encode():
-    """A batch's one-pass encoding holds rows x length^2 attention scores per head (an
-    evaluation's batches of long AIDE prompts reached 14 GB). Within the budget they still batch."""
+    """A batch's one-pass encoding holds rows x length^2 attention scores per head (8 rows of
+    1,200 tokens peaked at 2.2 GB). Within the budget they still batch."""
     long = [3800] * 8
     assert len(pick_batch(long, [256] * 8, max_batch=8, step_rows=4, max_prefill=8e6)) == 1
     assert len(pick_batch([1000] * 8, [256] * 8, max_batch=8, step_rows=4, max_prefill=8e6)) == 8

@@ -29,8 +29,7 @@ def pick_batch(lengths: Sequence[int], limits: Sequence[int], *, max_batch: int,
     arrival order. Returns at most ``max_batch`` indices, in arrival order. A batch of more than
     one row keeps ``rows * shortest_prompt**2`` within ``max_prefill``: the one-pass encoding
     holds attention scores of that many entries per head (8 rows of 1,200 tokens: 2.2 GB peak
-    measured; an evaluation's batches of longer AIDE prompts reached 14 GB), so long prompts go
-    in small batches.
+    measured), so long prompts go in small batches.
     """
     if not lengths:
         return []
