@@ -149,13 +149,16 @@ class CTranslate2Backend(TokenChatBackend):
         alike = [r for r in pending if (r.sampling.temperature, r.sampling.top_p) == (first.temperature, first.top_p)]
         step_rows = self.config.step_rows or (4.0 if self.config.device == "cpu" else 64.0)
         chosen = pick_batch([len(r.prompt_ids) for r in alike],
-                            [min(self.config.max_new_tokens, r.sampling.max_tokens) for r in alike],
+                            [self._new_token_limit(r.sampling) for r in alike],
                             max_batch=self.config.max_batch, step_rows=step_rows,
                             max_prefill=self.config.max_prefill)
         batch = [alike[i] for i in chosen]
         taken = {id(r) for r in batch}
         pending[:] = [r for r in pending if id(r) not in taken]
         return batch
+
+    def _new_token_limit(self, sampling: Sampling) -> int:
+        return min(self.config.max_new_tokens, sampling.max_tokens)
 
     def _unloaded(self) -> bool:
         return self.generator is None
@@ -171,7 +174,7 @@ class CTranslate2Backend(TokenChatBackend):
         """
         t0 = time.perf_counter()
         sampling = requests[0][1]
-        limits = [min(self.config.max_new_tokens, s.max_tokens) for _, s in requests]
+        limits = [self._new_token_limit(s) for _, s in requests]
         out_ids: list[list[int]] = [[] for _ in requests]
         out_lp: list[list[float]] = [[] for _ in requests]
 
