@@ -62,3 +62,18 @@ class TaskError(SandmleError):
     """A task directory that does not hold a valid task."""
 
     exit_code = 2
+
+
+class ContextLengthError(SandmleError):
+    """A prompt that leaves no room for a reply in the model's context window.
+
+    A local backend raises it instead of running the model past the positions it was trained on
+    (and, on the engine, instead of encoding e.g. 17,000 tokens in one pass: ~11 GB of attention
+    scores for SmolLM2); an OpenAI-compatible server answers the same with HTTP 400. Scaffolds end
+    the episode with ``stop_reason="max_length"``: the conversation, not the harness, ran out.
+    """
+
+    def __init__(self, prompt_tokens: int, context_window: int):
+        self.prompt_tokens, self.context_window = prompt_tokens, context_window
+        super().__init__(f"prompt of {prompt_tokens} tokens leaves no room for a reply in the model's "
+                         f"context window of {context_window} tokens")

@@ -20,6 +20,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from sandmle.core.errors import ContextLengthError
 from sandmle.core.interfaces import Backend, SandboxSession, ScaffoldLimits, ScoreFn
 from sandmle.core.records import Completion, ExecResult, Grade, Sampling, Trajectory, Turn
 from sandmle.core.task import Task
@@ -89,6 +90,10 @@ class Episode:
                 timeout=max(timeout, 0.001))
         except asyncio.TimeoutError:
             self.stop_reason = "timeout"
+            return None, turn
+        except ContextLengthError as exc:  # the conversation outgrew the model: the policy's doing
+            self.stop_reason = "max_length"
+            self.traj.extra["backend_error"] = f"{type(exc).__name__}: {exc}"
             return None, turn
         except Exception as exc:  # noqa: BLE001 - a dead backend ends the episode, not the study
             self.stop_reason = "backend_error"

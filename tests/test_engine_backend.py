@@ -222,3 +222,42 @@ evaluation: {{seeds: [0, 1], concurrency: 2}}
     [engine] = run["policies"].values()
     assert run["episodes"] == 2 and engine["calls"] == sum(r["llm_calls"] for r in results)
     assert 0 < engine["generated_tokens"] <= 16 * engine["calls"] and engine["generate_s"] > 0
+
+
+def test_a_prompt_that_fills_the_context_window_is_refused_and_a_reply_cut_at_its_end(smollm2_ct2, smollm2):
+    """Both local backends know SmolLM2's window (config.json ``max_position_embeddings``: 8192;
+    ctranslate2 keeps no such field, so the conversion records it). A prompt that fills it is
+    refused before it is queued: on the engine a 17,323-token mledojo prompt once held ~11 GB of
+    attention scores for minutes. A prompt near the end gets a reply cut where the window ends."""
+    from sandmle.core.errors import ContextLengthError
+
+    assert smollm2_ct2.context_window == 8192 and smollm2.context_window == 8192
+    for backend in (smollm2_ct2, smollm2):
+        with pytest.raises(ContextLengthError, match="8192 tokens"):
+            asyncio.run(backend.generate([1] * 8192, Sampling(max_tokens=4)))
+    prompt = smollm2_ct2.prompt_ids(MSGS)
+    saved, smollm2_ct2.context_window = smollm2_ct2.context_window, len(prompt) + 3
+    try:
+        out = asyncio.run(smollm2_ct2.generate(prompt, Sampling(temperature=1.0, max_tokens=20)))
+    finally:
+        smollm2_ct2.context_window = saved
+    assert 1 <= len(out.token_ids) <= 3 and out.usage.completion_tokens == len(out.token_ids)
+
+
+def test_an_episode_whose_prompt_outgrows_the_model_ends_max_length(smollm2_ct2, tmp_path, tasks_dir):
+    """Through ``sandmle eval``: a ReAct prompt longer than the window (set to 64 tokens here)
+    ends the episode ``max_length`` with the reason kept, instead of crashing or hanging it."""
+    recipe = tmp_path / "eval.yaml"
+    recipe.write_text(f"""
+name: engine-window
+output_dir: {tmp_path}/eval
+tasks: {{name: gen, source: {{name: directory, args: {{path: {tasks_dir}}}}}, limit: 1}}
+scaffolds: [{{name: react, args: {{limits: {{max_llm_calls: 2, exec_timeout_s: 20}}}}}}]
+evaluation: {{seeds: [0], concurrency: 1}}
+""", encoding="utf-8")
+    main(["eval", str(recipe), "--backend", "ctranslate2", "--backend-args",
+          json.dumps({"compute_type": "int8", "max_new_tokens": 8, "context_window": 64})])
+    [row] = [json.loads(line) for line in (tmp_path / "eval" / "results.jsonl").read_text().splitlines()]
+    assert row["status"] == "ok" and row["stop_reason"] == "max_length" and row["llm_calls"] == 0, row
+    record = json.loads((tmp_path / "eval" / row["trajectory"]).read_text().splitlines()[0])
+    assert record["trajectory"]["extra"]["backend_error"].startswith("ContextLengthError: prompt of ")

@@ -64,6 +64,9 @@ class CTranslate2Config(ComponentConfig):
         8e6, gt=0, description="most rows x (shortest prompt)^2 a batch of several rows may encode in one pass: "
         "the attention scores take that many floats per head (SmolLM2: 9 heads, ~0.3 GB per copy at 8e6); "
         "long prompts go in smaller batches")
+    context_window: int | None = Field(
+        None, ge=1, description="longest prompt + reply in tokens (None: the model's max_position_embeddings, "
+        "recorded at conversion); a longer prompt is refused with ContextLengthError")
     step_rows: float | None = Field(
         None, gt=0, description="rows at which one decoding step costs twice a single row's; it sets how much "
         "prompt-length spread a batch may carry (batching.py). None: 4 on CPU (SmolLM2 int8 on 2 cores: "
@@ -135,6 +138,7 @@ class CTranslate2Backend(TokenChatBackend):
         with self._lock:
             self.generator, self.path = generator, Path(path)
             self.temperature = float(info.get("temperature", 1.0))  # baked into the output layer
+            self.context_window = self.config.context_window or info.get("context_window")
         return time.perf_counter() - t0
 
     def clear_kv_cache(self) -> None:

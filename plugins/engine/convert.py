@@ -38,6 +38,8 @@ _MODEL_FILE_PREFIXES = ("model", "adapter_model", "pytorch_model", "tokenizer", 
 _MODEL_FILES = ("config.json", "adapter_config.json", "generation_config.json")
 #: Written last into a converted folder: its presence means the folder is complete.
 DONE = "sandmle_ct2.json"
+#: Bumped when a converted folder gains something older ones lack (2: the context window in DONE).
+FORMAT = 2
 
 
 @dataclass
@@ -122,7 +124,7 @@ def converted_model(model: str | None = None, gguf_file: str | None = None) -> C
     t0 = time.perf_counter()
     ct2 = require("ctranslate2", "engine", "ctranslate2 backend")
     source = _source(model, gguf_file)
-    key = hashlib.sha256(f"{source.key}:{ct2.__version__}".encode()).hexdigest()[:16]
+    key = hashlib.sha256(f"{source.key}:{ct2.__version__}:{FORMAT}".encode()).hexdigest()[:16]
     dest = ct2_cache_dir() / key
     if (dest / DONE).is_file():
         return Conversion(dest, False, time.perf_counter() - t0)
@@ -199,7 +201,9 @@ def write_converted(model: Any, tokenizer: Any, generation_config: Any, dest: Pa
         tokenizer.save_pretrained(str(tmp))
         if generation_config is not None:
             generation_config.save_pretrained(str(tmp))
-        (tmp / DONE).write_text(json.dumps({"temperature": temperature, **(info or {})}), encoding="utf-8")
+        window = getattr(model.config, "max_position_embeddings", None)  # ctranslate2 keeps no such field
+        (tmp / DONE).write_text(json.dumps({"temperature": temperature, "context_window": window, **(info or {})}),
+                                encoding="utf-8")
         try:
             os.replace(tmp, dest)
         except OSError:  # another process converted the same model first

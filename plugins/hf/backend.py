@@ -76,6 +76,8 @@ class TransformersBackend(TokenChatBackend):
             model.eval()
         self.model, self.tokenizer = model, tokenizer
         self.stop_ids = stop_token_ids(tokenizer, getattr(model, "generation_config", None))
+        window = getattr(getattr(model, "config", None), "max_position_embeddings", None)
+        self.context_window = window if isinstance(window, int) else None
         pad = tokenizer.pad_token_id
         self.pad_id = pad if pad is not None else min(self.stop_ids)
         self.stats = GenerationStats()

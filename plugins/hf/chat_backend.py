@@ -7,8 +7,8 @@
 - a queue that batches the concurrent requests of one event loop: a request waits up to
   ``batch_wait_s`` for others to join, up to ``max_batch``.
 
-A subclass sets ``tokenizer``, ``stop_ids``, ``stats`` and ``config`` (``batch_wait_s``,
-``max_batch``), calls :meth:`TokenChatBackend._init_queues` and implements ``_generate_batch``
+A subclass sets ``tokenizer``, ``stop_ids``, ``stats``, ``context_window`` (the model's positions, or
+None when unknown) and ``config`` (``batch_wait_s``, ``max_batch``), calls :meth:`TokenChatBackend._init_queues` and implements ``_generate_batch``
 and ``_unloaded`` (or overrides ``generate`` when its engine batches by itself, as vLLM does).
 """
 
@@ -22,6 +22,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from sandmle.core.errors import ContextLengthError
 from sandmle.core.interfaces import Backend
 from sandmle.core.records import Completion, Sampling, Usage
 from sandmle.training.chat import encode, plain_messages, render
@@ -75,6 +76,8 @@ class TokenChatBackend(Backend):
     tokenizer: Any
     stop_ids: set[int]
     stats: GenerationStats
+    #: Positions the model was trained on (``max_position_embeddings``); None: not checked.
+    context_window: int | None = None
 
     def _init_queues(self) -> None:
         self._pending: dict[int, list[Request]] = {}
@@ -142,7 +145,17 @@ class TokenChatBackend(Backend):
 
     # ------------------------------------------------------------------ batching
     async def generate(self, prompt_ids: list[int], sampling: Sampling) -> Completion:
-        """Sample a reply to ``prompt_ids``, batched with the other requests waiting now."""
+        """Sample a reply to ``prompt_ids``, batched with the other requests waiting now.
+
+        Raises :class:`ContextLengthError` when the prompt fills the model's context window; a
+        reply is cut where the window ends (``finish_reason="length"``).
+        """
+        window = self.context_window
+        if window is not None:
+            if len(prompt_ids) >= window:
+                raise ContextLengthError(len(prompt_ids), window)
+            if sampling.max_tokens > window - len(prompt_ids):
+                sampling = sampling.model_copy(update={"max_tokens": window - len(prompt_ids)})
         loop = asyncio.get_running_loop()
         request = Request(list(prompt_ids), sampling, loop.create_future())
         self._pending.setdefault(id(loop), []).append(request)
