@@ -251,3 +251,19 @@ def estimate_tokens(messages: list[dict[str, Any]]) -> int:
 def public_file_listing(task: Task) -> list[str]:
     """Relative paths of the task's public files (what the agent finds in its directory)."""
     return [str(p.relative_to(task.public_dir)) for p in task.public_files()]
+
+
+def folded_listing(paths: list[str], keep: int = 4, fold_over: int = 8) -> list[str]:
+    """``paths`` with every folder of more than ``fold_over`` files cut to its first ``keep`` and a
+    count: a media task's ~1,000 ``test/<id>.png`` names are ~17,000 tokens, twice a small model's
+    context window, and say nothing the description's ``train/<id>.png`` line does not."""
+    folders: dict[str, list[str]] = {}
+    for path in paths:
+        folders.setdefault(path.rpartition("/")[0], []).append(path)
+    out: list[str] = []
+    for folder, names in folders.items():
+        if len(names) <= fold_over:
+            out += names
+        else:
+            out += names[:keep] + [f"{folder}/... and {len(names) - keep} other files ({len(names)} in all)"]
+    return out

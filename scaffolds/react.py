@@ -26,7 +26,9 @@ from sandmle.core.records import Completion, Grade, Trajectory, Turn
 from sandmle.core.task import Task
 from sandmle.graders.rewards import release_format_ok
 
-from .plumbing import Episode, check_submission, estimate_tokens, killed_note, public_file_listing, tail_lines
+from .plumbing import (
+    Episode, check_submission, estimate_tokens, folded_listing, killed_note, public_file_listing, tail_lines,
+)
 from .presets import PresetConfig, SamplingConfig
 from .react_release import (SCORE_TOOL, agent_workdir, prune_release, release_score_tool, release_system_prompt,
                             release_user_prompt)
@@ -116,7 +118,7 @@ TOOL_DOCS = {
 
 def task_prompt(task: Task, limits: ScaffoldLimits) -> str:
     """The user message: description, files, rules (SandMLE's sections, in our words)."""
-    files = "\n".join(f"- ./{f}" for f in public_file_listing(task))
+    files = "\n".join(f"- ./{f}" for f in folded_listing(public_file_listing(task)))
     return (f"Solve this task.\n\n## Description\n## Task ID: {task.id}\n{task.description}\n\n"
             f"## Files in the current directory\n{files}\n\n## Rules\n"
             f"- Each execution may run at most {limits.exec_timeout_s:g} seconds; you have "

@@ -227,7 +227,7 @@ evaluation: {{seeds: [0, 1], concurrency: 2}}
 def test_a_prompt_that_fills_the_context_window_is_refused_and_a_reply_cut_at_its_end(smollm2_ct2, smollm2):
     """Both local backends know SmolLM2's window (config.json ``max_position_embeddings``: 8192;
     ctranslate2 keeps no such field, so the conversion records it). A prompt that fills it is
-    refused before it is queued: on the engine a 17,323-token mledojo prompt once held ~11 GB of
+    refused before it is queued: on the engine a 17,323-token ReAct prompt once held ~11 GB of
     attention scores for minutes. A prompt near the end gets a reply cut where the window ends."""
     from sandmle.core.errors import ContextLengthError
 
