@@ -77,6 +77,20 @@ class Full:
     clip_s: float | None = None
     sample_rate: int | None = None
 
+    def rows(self, scale: float, max_rows: int) -> tuple[int, int]:
+        """Training and test rows (files) at ``scale``, each capped at ``max_rows``."""
+        return (max(50, int(min(self.train, max_rows) * scale)), max(20, int(min(self.test, max_rows) * scale)))
+
+    def pixels_bytes(self, scale: float, max_rows: int) -> int:
+        """Raw pixel bytes of the images at full size (0 for other data): what the disk must hold
+        at most, since PNG compresses them."""
+        return sum(self.rows(scale, max_rows)) * 3 * self.px ** 2 if self.px else 0
+
+    def cost(self, scale: float, max_rows: int) -> float:
+        """A rough order of the work a seed takes (rows, times pixels or samples per row)."""
+        per_row = (self.px or 1) ** 2 / 1024 + (self.clip_s or 0) * (self.sample_rate or 0) / 1000
+        return sum(self.rows(scale, max_rows)) * max(per_row, 1.0)
+
 
 FULL = {
     "aerial-cactus-identification": Full(17_500, 4_000, "17,500 / 4,000 images, 32x32", px=32),
@@ -202,8 +216,7 @@ def measure_seed(seed, full: Full, args, work: Path, micro_box, full_box) -> dic
     micro = synthesize(seed, rng, n_train, n_test)
     micro_task = write_candidate(micro, work / "micro", f"{seed.name}-micro", {})
     capped = full.train > args.max_rows
-    f_train = max(50, int(min(full.train, args.max_rows) * args.scale))
-    f_test = max(20, int(min(full.test, args.max_rows) * args.scale))
+    f_train, f_test = full.rows(args.scale, args.max_rows)
     t0 = time.perf_counter()
     with full_media(seed, full) as full_seed:
         big = synthesize(full_seed, np.random.default_rng(key), f_train, f_test)
@@ -267,7 +280,8 @@ def main() -> None:
     out = args.out or work / "results.jsonl"
     out.parent.mkdir(parents=True, exist_ok=True)
     done = done_rows(out, args.scale, args.max_rows)
-    todo = [s for s in seeds if s.name not in done]
+    # Cheapest first, so a run stopped early has measured as many seeds (and families) as it could.
+    todo = sorted((s for s in seeds if s.name not in done), key=lambda s: FULL[s.mlebench_id].cost(args.scale, args.max_rows))
     if len(todo) < len(seeds):
         print(f"{len(seeds) - len(todo)} seed(s) done earlier in {out}: skipped", file=sys.stderr)
     registry = get_registry()
@@ -275,7 +289,21 @@ def main() -> None:
     full_box = registry.create("sandboxes", "local", FULL_SANDBOX) if todo else None
     try:
         for seed in todo:
-            row = measure_seed(seed, FULL[seed.mlebench_id], args, work, micro_box, full_box)
+            full = FULL[seed.mlebench_id]
+            free = shutil.disk_usage(work).free
+            if full.pixels_bytes(args.scale, args.max_rows) > free:
+                print(f"{seed.name}: skipped, its images take up to {full.pixels_bytes(args.scale, args.max_rows) / 1e9:.0f} GB "
+                      f"of raw pixels and {free / 1e9:.0f} GB are free in {work} (set TMPDIR elsewhere)",
+                      file=sys.stderr, flush=True)
+                continue
+            try:
+                row = measure_seed(seed, full, args, work, micro_box, full_box)
+            except (OSError, RuntimeError, MemoryError) as exc:  # one seed's failure ends only that seed
+                print(f"{seed.name}: failed, not recorded (a rerun tries it again): {type(exc).__name__}: "
+                      f"{str(exc)[-400:]}", file=sys.stderr, flush=True)
+                shutil.rmtree(work / "full", ignore_errors=True)
+                shutil.rmtree(work / "micro", ignore_errors=True)
+                continue
             with out.open("a") as fh:  # one line per finished seed: a killed run resumes after it
                 fh.write(json.dumps(row) + "\n")
             done[seed.name] = row
@@ -289,6 +317,7 @@ def main() -> None:
     rows = [done[s.name] for s in seeds if s.name in done]
     shutil.rmtree(work, ignore_errors=True)  # the results file too, unless --out put it elsewhere
     summary = summarize(rows)
+    summary["not_measured"] = [s.name for s in seeds if s.name not in done]
     if args.json:
         print(json.dumps({"rows": rows, **summary}))
         return
@@ -301,9 +330,14 @@ def main() -> None:
     print(f"{'family':24} {'seeds':>5} {'median cold/micro':>18} {'median warm/micro':>18}")
     for fam, v in summary["families"].items():
         print(f"{fam:24} {v['seeds']:5d} {v['median_ratio_cold']:17.1f}x {v['median_ratio_warm']:17.1f}x")
+    if not rows:
+        print("no seed measured")
+        return
     print(f"median over families: {summary['median_over_families_cold']:.1f}x cold, "
           f"{summary['median_over_families_warm']:.1f}x warm (scale {args.scale}; * = capped at --max-rows "
           f"{args.max_rows:,}; load average {os.getloadavg()[0]:.1f})")
+    if summary["not_measured"]:
+        print(f"not measured ({len(summary['not_measured'])} seeds): {', '.join(summary['not_measured'])}")
 
 
 if __name__ == "__main__":
