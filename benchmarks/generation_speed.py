@@ -1,6 +1,7 @@
 """Generation speed of the policy model, side by side in one run: ``transformers`` vs the
-``ctranslate2`` engine (int8 and float32) for one ReAct episode and for 8 concurrent ones, and
-the GRPO step split (rollout / refresh / update) with each rollout backend.
+``ctranslate2`` engine (int8 with its CPU default of 2 workers and with 1 worker, and float32) for
+one ReAct episode and for 8 concurrent ones, and the GRPO step split (rollout / refresh / update)
+with each rollout backend.
 
 SmolLM2-135M-Instruct on generated tasks in the real ``local`` sandbox. Tokens/s is generated
 tokens over the wall time of the episodes (aggregate over concurrent episodes), so it includes
@@ -71,11 +72,13 @@ async def _episodes(backend: Any, tasks: list[Any], sandbox: Any, *, concurrent:
 def _speed(args: argparse.Namespace, tasks: list[Any]) -> dict[str, Any]:
     sandbox = get_registry().create("sandboxes", "local")
     out: dict[str, Any] = {}
-    backends = [("transformers", {"max_new_tokens": args.tokens, "max_batch": args.concurrent}),
-                ("ctranslate2", {"compute_type": "int8", "max_new_tokens": args.tokens, "max_batch": args.concurrent}),
-                ("ctranslate2", {"compute_type": "float32", "max_new_tokens": args.tokens, "max_batch": args.concurrent})]
-    for name, cfg in backends:
-        label = name if name == "transformers" else f"{name}-{cfg['compute_type']}"
+    engine = {"max_new_tokens": args.tokens, "max_batch": args.concurrent}
+    backends = [("transformers", "transformers", dict(engine)),
+                ("ctranslate2-int8", "ctranslate2", {**engine, "compute_type": "int8"}),
+                # one worker on all the cores: what the engine's CPU default (2 workers) gains
+                ("ctranslate2-int8-1worker", "ctranslate2", {**engine, "compute_type": "int8", "workers": 1}),
+                ("ctranslate2-float32", "ctranslate2", {**engine, "compute_type": "float32"})]
+    for label, name, cfg in backends:
         if label not in args.backends.split(","):
             continue
         t0 = time.perf_counter()
@@ -93,7 +96,7 @@ def _speed(args: argparse.Namespace, tasks: list[Any]) -> dict[str, Any]:
         print(label, json.dumps(row), flush=True)
     asyncio.run(sandbox.shutdown())
     hf = out.get("transformers")
-    for label in [b for b in ("ctranslate2-int8", "ctranslate2-float32") if b in out and hf]:
+    for label in [b for b in ("ctranslate2-int8", "ctranslate2-int8-1worker", "ctranslate2-float32") if b in out and hf]:
         for key in ("one_short", f"{args.concurrent}_short"):
             out[f"ratio/{label}/{key}"] = round(out[label][key]["tokens_per_s"] / max(hf[key]["tokens_per_s"], 1e-9), 1)
         out[f"ratio/{label}/{args.concurrent}_full_vs_hf_short"] = round(
@@ -139,7 +142,7 @@ def main() -> None:
     ap.add_argument("--grpo-steps", type=int, default=1, help="GRPO steps per rollout backend (0: skip)")
     ap.add_argument("--grpo-n", type=int, default=4, help="rollouts per step (one task)")
     ap.add_argument("--skip-speed", action="store_true", help="only the GRPO step split")
-    ap.add_argument("--backends", default="transformers,ctranslate2-int8,ctranslate2-float32",
+    ap.add_argument("--backends", default="transformers,ctranslate2-int8,ctranslate2-int8-1worker,ctranslate2-float32",
                     help="which of the speed rows to run (comma-separated)")
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args()

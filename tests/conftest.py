@@ -147,7 +147,9 @@ def smollm2_ct2():
             pytest.skip(f"needs `{hint}`")
     from sandmle.core.plugins import get_registry
 
+    # One worker: the batching tests count batches; two workers (the CPU default) are tested with
+    # their own engine (tests/test_engine_backend.py::test_two_workers_generate_two_batches_at_once).
     backend = get_registry().create("backends", "ctranslate2", {"compute_type": "float32", "max_new_tokens": 24,
-                                                                "max_batch": 8})
+                                                                "max_batch": 8, "workers": 1})
     yield backend
     asyncio.run(backend.aclose())

@@ -12,6 +12,9 @@ from __future__ import annotations
 import asyncio
 import json
 import math
+import os
+import threading
+import time
 
 import pytest
 from scaffolds_support import generate_tasks, run_episode
@@ -155,48 +158,95 @@ def test_a_shared_prompt_prefix_is_encoded_once_with_the_same_logprobs(smollm2_c
         assert c.token_ids and c.logprobs == pytest.approx(ref, abs=2e-3)
 
 
-def test_two_cpu_engines_take_turns(smollm2_ct2):
-    """Two CPU engines of one process (an evaluation's base and SFT policies) never generate at
-    the same time: each runs an OpenMP pool over all cores, and side by side they oversubscribe
-    them. The real engines; a proxy around each generator only records when its batches ran."""
-    import threading
-    import time
+class Recorded:
+    """A proxy around a real generator that records when each of its batches ran."""
 
-    from sandmle.plugins.engine.backend import CTranslate2Backend, CTranslate2Config
+    def __init__(self, name, generator, spans):
+        self.name, self.generator, self.spans = name, generator, spans
 
-    other = CTranslate2Backend(CTranslate2Config(max_new_tokens=16), path=smollm2_ct2.path)
-    spans: list[tuple[str, float, float]] = []
+    def generate_batch(self, prompts, *args, **kwargs):
+        t0 = time.perf_counter()
+        try:
+            return self.generator.generate_batch(prompts, *args, **kwargs)
+        finally:
+            self.spans.append((self.name, t0, time.perf_counter(), len(prompts)))
 
-    class Recorded:
-        def __init__(self, name, generator):
-            self.name, self.generator = name, generator
 
-        def generate_batch(self, *args, **kwargs):
-            t0 = time.perf_counter()
-            try:
-                return self.generator.generate_batch(*args, **kwargs)
-            finally:
-                spans.append((self.name, t0, time.perf_counter()))
+def _most_at_once(spans, weight):
+    """The largest sum of ``weight(name)`` over batches running at the same instant."""
+    events = sorted([(t0, 1, n) for n, t0, _, _ in spans] + [(t1, -1, n) for n, _, t1, _ in spans])
+    now = most = 0
+    for _, sign, name in events:  # an end sorts before a start at the same instant
+        now += sign * weight(name)
+        most = max(most, now)
+    return most
 
+
+def _ask_all(jobs):
+    """Run ``(backend, i)`` requests from one thread each (episodes of separate event loops)."""
+    def ask(backend, i):
+        asyncio.run(backend.complete([*MSGS[:1], {"role": "user", "content": f"Name {i} fruits."}],
+                                     sampling=Sampling(seed=i, max_tokens=16)))
+
+    threads = [threading.Thread(target=ask, args=job) for job in jobs]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+
+
+def test_cpu_engines_never_hold_more_threads_than_cores(smollm2_ct2):
+    """Two CPU engines of one process (an evaluation's base and SFT policies): their batches
+    together never run more threads than the machine has cores. Each worker runs an OpenMP pool,
+    and oversubscribed cores make OpenMP's barriers collapse. The real engines; a proxy around
+    each generator only records when its batches ran."""
+    from sandmle.plugins.engine.backend import CTranslate2Backend, CTranslate2Config, _cpu_count
+
+    other = CTranslate2Backend(CTranslate2Config(max_new_tokens=16), path=smollm2_ct2.path)  # default workers
+    spans: list = []
     saved = smollm2_ct2.generator
-    smollm2_ct2.generator, other.generator = Recorded("a", saved), Recorded("b", other.generator)
+    smollm2_ct2.generator, other.generator = Recorded("a", saved, spans), Recorded("b", other.generator, spans)
     try:
-        def ask(backend, i):
-            asyncio.run(backend.complete([*MSGS[:1], {"role": "user", "content": f"Name {i} fruits."}],
-                                         sampling=Sampling(seed=i, max_tokens=16)))
-
-        threads = [threading.Thread(target=ask, args=(b, i)) for i in range(3) for b in (smollm2_ct2, other)]
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join()
+        _ask_all([(b, i) for i in range(3) for b in (smollm2_ct2, other)])
     finally:
         smollm2_ct2.generator = saved
         other.generator = other.generator.generator
         other.unload()
-    assert {name for name, _, _ in spans} == {"a", "b"}
-    spans.sort(key=lambda s: s[1])
-    assert all(later[1] >= earlier[2] for earlier, later in zip(spans, spans[1:])), spans
+    assert {name for name, *_ in spans} == {"a", "b"}
+    threads = {"a": smollm2_ct2.threads, "b": other.threads}
+    assert smollm2_ct2.threads == _cpu_count()  # one worker: all the cores
+    assert _most_at_once(spans, threads.get) <= _cpu_count(), spans
+
+
+@pytest.mark.skipif(os.cpu_count() < 2, reason="two workers need two cores")
+def test_two_workers_generate_two_batches_at_once(smollm2_ct2):
+    """The CPU default: two workers of one thread each, and the requests waiting when both are
+    free split between them (8 requests: two batches of 4). Both batches run at the same time
+    (their spans overlap), the rows still get their own ids and logprobs, and ``generate_s`` is
+    the engine's busy time, not the sum of overlapping batches."""
+    from sandmle.plugins.engine.backend import CTranslate2Backend, CTranslate2Config
+
+    engine = CTranslate2Backend(CTranslate2Config(max_new_tokens=16, batch_wait_s=0.2), path=smollm2_ct2.path)
+    assert (engine.workers, engine.parallel_batches, engine.threads) == (2, 2, max(1, os.cpu_count() // 2))
+    spans: list = []
+    engine.generator = Recorded("e", engine.generator, spans)
+
+    async def eight():
+        return await asyncio.gather(*[engine.complete(
+            [*MSGS[:1], {"role": "user", "content": f"Name {i} fruits."}], sampling=Sampling(max_tokens=16))
+            for i in range(8)])
+
+    t0 = time.perf_counter()
+    try:
+        results = asyncio.run(eight())
+    finally:
+        wall = time.perf_counter() - t0
+        engine.generator = engine.generator.generator
+        engine.unload()
+    assert all(r.token_ids and len(r.logprobs) == len(r.token_ids) for r in results)
+    assert sorted(rows for *_, rows in spans) == [4, 4], spans
+    assert _most_at_once(spans, lambda _: 1) == 2, spans  # the two batches overlapped
+    assert engine.stats.generate_s <= wall and engine.stats.generate_s < sum(t1 - t0 for _, t0, t1, _ in spans)
 
 
 # cancellation: tests/test_backends_transformers.py::test_a_cancelled_request_stops_generating (both backends)

@@ -78,6 +78,9 @@ class TokenChatBackend(Backend):
     stats: GenerationStats
     #: Positions the model was trained on (``max_position_embeddings``); None: not checked.
     context_window: int | None = None
+    #: Batches generated at the same time (an engine with several workers); each is taken from
+    #: the queue when a worker is free, from the requests waiting then.
+    parallel_batches: int = 1
 
     def _init_queues(self) -> None:
         self._pending: dict[int, list[Request]] = {}
@@ -172,8 +175,10 @@ class TokenChatBackend(Backend):
         while len(pending) < self.config.max_batch and loop.time() < deadline:
             await asyncio.sleep(min(0.005, self.config.batch_wait_s))
 
-    def _take_batch(self, pending: list[Request]) -> list[Request]:
-        """Remove and return the requests generated together next (the first ``max_batch``)."""
+    def _take_batch(self, pending: list[Request], free_workers: int = 1) -> list[Request]:
+        """Remove and return the requests generated together next (the first ``max_batch``).
+        ``free_workers``: batches that could start now (this one included), for a backend that
+        splits the waiting requests between them."""
         batch = pending[:self.config.max_batch]
         del pending[:self.config.max_batch]
         return batch
@@ -190,19 +195,28 @@ class TokenChatBackend(Backend):
 
     async def _drain(self, loop_id: int) -> None:
         pending = self._pending[loop_id]
-        while pending:
-            await self._gather(pending)
-            batch = [r for r in self._take_batch(pending) if not r.future.done()]
-            if not batch:
+        running: set[asyncio.Task] = set()
+        while pending or running:
+            if pending and len(running) < self.parallel_batches:
+                await self._gather(pending)
+                batch = [r for r in self._take_batch(pending, self.parallel_batches - len(running))
+                         if not r.future.done()]
+                if batch:
+                    running.add(asyncio.get_running_loop().create_task(self._run_batch(batch)))
                 continue
-            try:
-                results = await asyncio.to_thread(self._generate_batch, [(r.prompt_ids, r.sampling) for r in batch],
-                                                  lambda i: batch[i].future.done() or self._unloaded())
-            except Exception as exc:  # noqa: BLE001 - every waiting episode learns why
-                for r in batch:
-                    if not r.future.done():
-                        r.future.set_exception(exc)
-                continue
-            for r, result in zip(batch, results):
+            # Every worker busy: wait for one. Some idle: look for new requests every 5 ms too.
+            _, running = await asyncio.wait(running, return_when=asyncio.FIRST_COMPLETED,
+                                            timeout=None if pending else 0.005)
+
+    async def _run_batch(self, batch: list[Request]) -> None:
+        try:
+            results = await asyncio.to_thread(self._generate_batch, [(r.prompt_ids, r.sampling) for r in batch],
+                                              lambda i: batch[i].future.done() or self._unloaded())
+        except Exception as exc:  # noqa: BLE001 - every waiting episode learns why
+            for r in batch:
                 if not r.future.done():
-                    r.future.set_result(result)
+                    r.future.set_exception(exc)
+            return
+        for r, result in zip(batch, results):
+            if not r.future.done():
+                r.future.set_result(result)

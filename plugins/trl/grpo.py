@@ -45,7 +45,7 @@ class GrpoConfig(GRPOSettings):
         "float32", description="the engine's weights (int8: ~2.5x faster, logprobs ~0.2 nats off, "
         "which the importance-sampling correction then has to absorb, and it garbles what a "
         "fine-tuned policy writes: docs/guides/engine.md)")
-    rollout_threads: int = Field(0, ge=0, description="the engine's intra-op threads (0: its default)")
+    rollout_threads: int = Field(0, ge=0, description="threads of each engine worker (0: the cores divided among its workers)")
 
     @property
     def learning_rate(self) -> float:
