@@ -12,7 +12,7 @@ from sandmle.core.interfaces import Sandbox
 from sandmle.core.task import Task
 from sandmle.core.testing import check
 
-from .conformance import _assert_healthy, _assert_no_leak, _session, _text
+from .conformance import _assert_healthy, _assert_no_leak, _removed_soon, _session, _text
 
 # 2,500 levels: past Python's recursion limit (1,000) and, with 2-byte names, past PATH_MAX.
 _NEST = ("import os\nfor _ in range(2500):\n  os.mkdir('nest')\n  os.chdir('nest')\n"
@@ -33,7 +33,7 @@ async def deep_nesting(sandbox: Sandbox, task: Task) -> None:
         await _assert_healthy(session)
     finally:
         await session.close()
-    assert not workdir.exists(), f"session directory left behind: {workdir}"
+    assert await _removed_soon(workdir), f"session directory left behind: {workdir}"
 
 
 # Each attempt prints "<name> ok" only when the kernel let it through.

@@ -16,7 +16,7 @@ forks of it:
   The :class:`~sandmle.sandboxes.pool.WarmPool` keeps ``pool_size`` sessions forked ahead of need;
   ``open(task)`` takes one and writes the task's public files into its directory (from memory
   after the first time: ``staging``; the bind mount shows them at once). Closing a session kills
-  it and removes its directory at once; its cgroup is removed by the pool in the background.
+  it; its directory and cgroup are removed by the pool in the background (``pool.settle()``).
 * each ``exec`` is a child *forked* from the session: it inherits the imports for free, calls
   ``setsid``, gets rlimits (address space, CPU, processes, file size), ``no_new_privs``, fresh pipes
   and only those fds and, under a root host, its session's own unprivileged uid (so
@@ -274,12 +274,9 @@ class LocalSession(HostDirFiles, SandboxSession):
             return
         self._closed = True
         self.sandbox.sessions.discard(self)
-        # With a tmpfs workspace this is cheap (a pipe write, a message to the mother, an unmount
-        # and one rmdir): no thread hop. A scanned folder may hold a tree agent code made: a thread.
-        if self.sandbox.workspace_fs == "tmpfs":
-            self.sandbox.pool.release(self.zygote)
-        else:
-            await asyncio.to_thread(self.sandbox.pool.release, self.zygote)
+        # A pipe write and a message to the mother; the folder (an unmount, or a walk of whatever
+        # tree agent code left) and the cgroup go in the pool's background thread.
+        self.sandbox.pool.release(self.zygote)
 
 
 def _pid_alive(pid: int) -> bool:

@@ -508,11 +508,13 @@ class WarmPool:
             self._started.notify_all()
 
     def release(self, zygote: Zygote) -> None:
-        """End a session handed out by :meth:`acquire`: its processes are killed and its folder
-        removed now; its cgroup, which can go only once the killed processes are gone, is
-        removed in the background (:meth:`close` waits for that)."""
+        """End a session handed out by :meth:`acquire`: its processes are killed now; its folder
+        and its cgroup (which can go only once the killed processes are gone) are removed in the
+        background (:meth:`settle` and :meth:`close` wait for that). Unmounting a session's tmpfs
+        and removing the folder under it took ~4.5 ms of a 12 ms session start measured on the
+        idle 2-core machine: the folder is a mount point in the session's dying mount namespace
+        too, which the kernel detaches under its namespace lock."""
         zygote.stop()
-        zygote.remove_dir()
         with self._lock:
             if self._closed:
                 inline = True
@@ -523,6 +525,7 @@ class WarmPool:
                     self._reaper = threading.Thread(target=self._reap, daemon=True, name="sandbox-release")
                     self._reaper.start()
         if inline:
+            zygote.remove_dir()
             zygote.remove_cgroup()
         else:
             self._releases.put(zygote)
@@ -532,13 +535,19 @@ class WarmPool:
             zygote = self._releases.get()
             if zygote is None:
                 return
-            try:
-                zygote.remove_cgroup()  # never raises by design; a bug must not stop the queue
+            try:  # both never raise by design; a bug must not stop the queue
+                zygote.remove_dir()
+                zygote.remove_cgroup()
             except Exception as exc:  # noqa: BLE001
                 log.warning("cleaning up a sandbox session failed: %s", exc)
             with self._lock:
                 self._releasing -= 1
                 self._released.notify_all()
+
+    def settle(self, timeout: float = 30.0) -> bool:
+        """Wait until every released session's folder and cgroup are gone; False on timeout."""
+        with self._lock:
+            return self._released.wait_for(lambda: self._releasing == 0, timeout=timeout)
 
     def acquire(self) -> Zygote:
         """A ready session (from the pool when one is warm, else forked now)."""

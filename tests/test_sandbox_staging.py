@@ -160,7 +160,7 @@ def test_close_removes_the_folder_and_shutdown_waits_for_the_cgroups(canary, mon
             r = await s.exec("import os\nprint(os.getppid())", timeout=60)
             assert r.ok, r
             await s.close()
-            assert not s.workdir.exists()  # the folder goes with close(); only the cgroup waits
+            assert sb.pool.settle(10) and not s.workdir.exists()  # removed in the background
             dirs.append(s.workdir)
         return dirs
 
