@@ -57,14 +57,10 @@ def bootstrap_se(metric: str, answers: pd.DataFrame, submission: pd.DataFrame, c
     fn = _column_auc if m.name in ("roc_auc", "mean_column_auc") else m.fn
     rng = np.random.default_rng(seed)
     rows = [rng.integers(0, len(ids), len(ids)) for _ in range(resamples)]  # one draw per resample, as always
-    if fn is _column_auc and len(ids):
-        try:
-            ranked = column_auc_resamples(t, p, np.array(rows))
-        except (ValueError, TypeError):
-            pass
-        else:
-            ranked = ranked[np.isfinite(ranked)]
-            return float(np.std(ranked, ddof=1)) if len(ranked) >= 5 else float("inf")
+    ranked = auc_resample_values(m.name, t, p, np.array(rows)) if len(ids) else None
+    if ranked is not None:
+        ranked = ranked[np.isfinite(ranked)]
+        return float(np.std(ranked, ddof=1)) if len(ranked) >= 5 else float("inf")
     values = []
     for idx in rows:
         try:
@@ -91,6 +87,17 @@ def _column_auc(t: np.ndarray, p: np.ndarray) -> float:
         ranks = rankdata(p[:, j])
         aucs.append((ranks[pos].sum() - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg))
     return float(np.mean(aucs))
+
+
+def auc_resample_values(metric: str, t: np.ndarray, p: np.ndarray, idx: np.ndarray) -> np.ndarray | None:
+    """The AUC metrics on every resample (rows ``idx``) in one ranking step; None when ``metric``
+    is not an AUC or the values are not numbers (the per-resample loop then reports them)."""
+    if metric not in ("roc_auc", "mean_column_auc"):
+        return None
+    try:
+        return column_auc_resamples(t, p, idx)
+    except (ValueError, TypeError):
+        return None
 
 
 def column_auc_resamples(t: np.ndarray, p: np.ndarray, idx: np.ndarray) -> np.ndarray:

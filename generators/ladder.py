@@ -39,7 +39,7 @@ import pandas as pd
 from sandmle.core.task import MedalThresholds
 from sandmle.graders.metrics import get_metric
 
-from .calibration import NOT_MODELS, Placement, _column_auc, _finish, _r, column_auc_resamples
+from .calibration import NOT_MODELS, Placement, _column_auc, _finish, _r, auc_resample_values
 from .configs import ThresholdPolicy
 
 RUNGS = ("default", "tuned", "informed", "oracle")
@@ -129,17 +129,6 @@ def _row_losses(metric: str, t: np.ndarray, p: np.ndarray) -> tuple[np.ndarray, 
     return None
 
 
-def _auc_values(metric: str, t: np.ndarray, p: np.ndarray, idx: np.ndarray) -> np.ndarray | None:
-    """The AUC metrics on every resample in one ranking step (None: not an AUC metric, or
-    values that are not numbers, which the per-resample loop reports)."""
-    if metric not in ("roc_auc", "mean_column_auc"):
-        return None
-    try:
-        return column_auc_resamples(t, p, idx)
-    except (ValueError, TypeError):
-        return None
-
-
 def bootstrap_ses(metric: str, answers: pd.DataFrame, subs: dict[str, pd.DataFrame], cols: list[str],
                   id_column: str, resamples: int = 500, seed: int = 0) -> dict[str, float]:
     """Bootstrap standard error of ``metric`` for each submission, over the same ``resamples``
@@ -158,7 +147,7 @@ def bootstrap_ses(metric: str, answers: pd.DataFrame, subs: dict[str, pd.DataFra
             loss, finish = terms
             values = np.asarray(finish(loss[idx].mean(axis=1)), float)
         else:
-            values = _auc_values(m.name, t, p, idx)
+            values = auc_resample_values(m.name, t, p, idx)
         if values is None:  # metrics without a vectorized form: one call per resample
             fn = _column_auc if m.name in ("roc_auc", "mean_column_auc") else m.fn
             vals = []
