@@ -60,23 +60,53 @@ def measure(tasks: Path, scaffold: str, sandbox_args: dict, episodes: int, regis
         jobs = plan_episodes(recipe, registry)[:episodes]
         executor = build_executor(recipe, registry)
         runner = EpisodeRunner(recipe, registry, Path(tmp))
+        # Start-up (grader, reward, the sandbox's mother importing its preload modules, the
+        # first pooled sessions) happens once per run, not per episode: it is timed apart, so the
+        # rate is the hourly one an hour-long run sees (24 episodes took ~9 s, ~1.5 s of it start-up).
+        start = time.perf_counter()
+        pool = _start(runner)
+        startup_s = time.perf_counter() - start
+        tree0 = tree_cpu_s(pool.mother().proc.pid) if pool is not None else 0.0
         cpu0, start = _cpu_s(), time.perf_counter()
         rows = list(executor.map_unordered(runner, jobs))
-        elapsed = time.perf_counter() - start  # includes pool start-up and shutdown
-        cpu = _cpu_s() - cpu0
-        pool = getattr(getattr(runner, "_sandbox", None), "pool", None)
+        elapsed = time.perf_counter() - start  # includes the sandbox's shutdown
+        cpu = host_cpu = _cpu_s() - cpu0
         if pool is not None:  # the local sandbox's mother, sessions and workers, read before they go
             try:
-                cpu += tree_cpu_s(pool.mother().proc.pid)
+                cpu += tree_cpu_s(pool.mother().proc.pid) - tree0
             finally:
                 asyncio.run(runner._sandbox.shutdown())
+        program_cpu = _program_cpu_s(Path(tmp), rows)
     ok = [r for r in rows if r["status"] == "ok"]
     return {"scaffold": scaffold, "episodes": len(rows), "failed": len(rows) - len(ok),
             "valid": sum(bool(r["grade_valid_submission"]) for r in rows), "seconds": elapsed,
-            "per_hour": 3600 * len(rows) / elapsed, "concurrency": executor.concurrency,
+            "per_hour": 3600 * len(rows) / elapsed, "concurrency": executor.concurrency, "startup_s": startup_s,
+            "per_hour_with_startup": 3600 * len(rows) / (elapsed + startup_s),
             # What the same work would give on idle cores: the harness, the sandbox and the
             # agent's programs together used ``cpu_s``; wall time on a loaded machine is longer.
-            "cpu_s": cpu, "per_hour_on_idle_cores": 3600 * len(rows) * (os.cpu_count() or 1) / max(cpu, 1e-9)}
+            "cpu_s": cpu, "host_cpu_s": host_cpu, "program_cpu_s": program_cpu, "per_hour_on_idle_cores": 3600 * len(rows) * (os.cpu_count() or 1) / max(cpu, 1e-9)}
+
+
+def _start(runner: EpisodeRunner):
+    """Build the runner's grader, reward and sandbox and, for the ``local`` sandbox, wait until
+    its mother runs and its pool holds its sessions; returns the pool (None for other sandboxes)."""
+    asyncio.run(runner._setup())
+    pool = getattr(runner._sandbox, "pool", None)
+    if pool is not None:
+        pool.wait_warm()
+    return pool
+
+
+def _program_cpu_s(out: Path, rows: list[dict]) -> float:
+    """CPU seconds of the agent's programs (every execution's ``cpu_s``, as its sandbox measured
+    it) over the episodes' trajectory files."""
+    total = 0.0
+    for row in rows:
+        if row.get("trajectory"):
+            with open(out / row["trajectory"], encoding="utf-8") as fh:
+                record = json.loads(fh.readline())
+            total += sum(e.get("cpu_s", 0.0) for t in record["trajectory"]["turns"] for e in t.get("executions", []))
+    return total
 
 
 def _cpu_s() -> float:
@@ -154,8 +184,10 @@ def main() -> None:
                 res["mode"] = mode
                 results.append(res)
                 console.print(f"{scaffold:8s} {mode:15s} {res['per_hour']:8.0f} episodes/hour "
-                              f"({res['episodes']} in {res['seconds']:.1f}s, {res['valid']} valid, "
-                              f"{res['failed']} failed; CPU {res['cpu_s']:.1f}s: "
+                              f"({res['episodes']} in {res['seconds']:.1f}s after {res['startup_s']:.1f}s of start-up: "
+                              f"{res['per_hour_with_startup']:.0f}/h with it; {res['valid']} valid, "
+                              f"{res['failed']} failed; CPU {res['cpu_s']:.1f}s ({res['host_cpu_s']:.1f}s in this process, {res['program_cpu_s']:.1f}s "
+                              f"the agent's programs): "
                               f"{res['per_hour_on_idle_cores']:.0f}/h on {os.cpu_count()} idle cores; "
                               f"load average {os.getloadavg()[0]:.1f})")
     if args.json:

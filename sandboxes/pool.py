@@ -544,6 +544,16 @@ class WarmPool:
                 self._releasing -= 1
                 self._released.notify_all()
 
+    def wait_warm(self, timeout: float = 60.0) -> bool:
+        """Start the mother if needed and wait until ``size`` sessions are ready (a benchmark
+        times its episodes apart from this start-up); False on timeout."""
+        self.mother()
+        self._refill()
+        with self._lock:  # until the pool is full or no start is left running (one failed)
+            self._started.wait_for(lambda: len(self._ready) >= self.size or self._closed or not self._starting,
+                                   timeout=timeout)
+            return len(self._ready) >= self.size
+
     def settle(self, timeout: float = 30.0) -> bool:
         """Wait until every released session's folder and cgroup are gone; False on timeout."""
         with self._lock:

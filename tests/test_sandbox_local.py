@@ -449,3 +449,18 @@ def test_unlinked_open_files_cannot_pass_the_disk_cap(task):
     assert written and 128 + max(written) <= 300 + 64, second
     assert "No space left" in second.stdout_tail or second.killed == "disk", second
     assert "train.csv" in files
+
+
+def test_wait_warm_returns_when_the_pool_is_full_and_settle_when_closed_sessions_are_gone(task):
+    """``wait_warm`` (benchmarks time episodes apart from start-up) returns once ``pool_size``
+    sessions are forked and ready; ``settle`` once released sessions' folders are removed (the
+    pool does that in the background)."""
+    sb = LocalSandbox(LocalSandboxConfig(pool_size=3))
+    try:
+        assert sb.pool.wait_warm(60) and len(sb.pool._ready) == 3
+        session = asyncio.run(sb.open(task))
+        workdir = session.workdir
+        asyncio.run(session.close())
+        assert sb.pool.settle(10) and not workdir.exists()
+    finally:
+        asyncio.run(sb.shutdown())
