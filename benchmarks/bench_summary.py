@@ -62,7 +62,7 @@ def main() -> None:
             ratio = f" ({warm['per_hour'] / cold['per_hour']:.1f}x cold)" if cold else ""
             print(f"{scaffold + ' baseline episodes/h, warm' + ratio:46}{warm['per_hour']:>14,.0f}"
                   f"{target or 0:>12,.0f}  {'yes' if target and warm['per_hour'] >= target else 'no'}")
-    mvf = _load(folder, "micro_vs_full.json")
+    mvf = _load(folder, "micro_vs_full.json") or _partial_micro_vs_full(folder)
     if mvf and mvf.get("rows"):
         scale = mvf["rows"][0].get("scale")
         for family, v in mvf["families"].items():
@@ -72,6 +72,28 @@ def main() -> None:
         print(f"{'micro vs full, median over families':46}{med:>13.1f}x{MICRO_VS_FULL_TARGET:>11.0f}x  "
               f"{'yes' if med >= MICRO_VS_FULL_TARGET else 'no'}" + (f"  (scale {scale}: not the full-scale figure)"
                                                                     if scale != 1.0 else ""))
+        if mvf.get("partial"):
+            print(f"  (from {mvf['partial']}: the {len(mvf['rows'])} seeds a full-scale run has finished so far; "
+                  "a rerun resumes the rest)")
+
+
+def _partial_micro_vs_full(folder: Path):
+    """The seeds a stopped full-scale ``micro_vs_full`` run finished (its JSON summary is printed
+    only at the end; every seed is a line of the results file as it finishes)."""
+    path = folder / "micro_vs_full-scale1.0.jsonl"
+    if not path.is_file():
+        return None
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from micro_vs_full import summarize  # this folder's sibling script
+
+    rows = []
+    for line in path.read_text().splitlines():
+        try:
+            rows.append(json.loads(line))
+        except ValueError:
+            continue  # a line cut off by a kill
+    rows = [r for r in rows if r.get("scale") == 1.0]
+    return {"rows": rows, **summarize(rows), "partial": str(path)} if rows else None
 
 
 if __name__ == "__main__":
