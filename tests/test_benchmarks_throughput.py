@@ -132,3 +132,30 @@ def test_learning_study_plots_its_curves_and_skips_what_has_not_run(tmp_path):
     written = study.write_plots(tmp_path, both)
     assert [p.name for p in written] == ["sft_heldout_nll.png", "grpo_reward.png"]
     assert all(p.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and p.stat().st_size > 1000 for p in written)
+
+
+def test_bench_summary_reads_a_stopped_full_scale_run_from_its_results_file(tmp_path):
+    """``micro_vs_full`` prints its JSON summary only at its end; a full-scale run stopped after
+    some seeds still has one line per finished seed, and the summary reads those (full scale only)."""
+    mvf = _module("micro_vs_full")
+    rows = [{"method": mvf.METHOD, "scale": 1.0, "max_rows": 1_000_000, "seed": f"lite-{i}", "family": fam,
+             "ratio_cold": cold, "ratio_warm": cold / 2} for i, (fam, cold) in enumerate(
+                 [("text", 10.0), ("text", 30.0), ("audio", 4.0)])]
+    rows.append({**rows[0], "seed": "lite-x", "scale": 0.01, "ratio_cold": 1000.0})  # a quick run: not counted
+    (tmp_path / "micro_vs_full-scale1.0.jsonl").write_text("\n".join(map(json.dumps, rows)) + '\n{"cut')
+    out = subprocess.run([sys.executable, str(BENCH / "bench_summary.py"), str(tmp_path)],
+                         capture_output=True, text=True, check=True).stdout
+    assert "micro vs full, text" in out and "20.0x" in out and "micro vs full, audio" in out
+    median = next(line for line in out.splitlines() if "median over families" in line)
+    assert "12.0x" in median and median.split("x")[-2].strip().endswith("50")  # (20 + 4) / 2 against 50x
+    assert "the 3 seeds a full-scale run has finished so far" in out
+
+
+def test_full_scale_seeds_run_cheapest_first_and_images_past_the_free_disk_are_known():
+    mvf = _module("micro_vs_full")
+    small, taxi = mvf.FULL["leaf-classification"], mvf.FULL["new-york-city-taxi-fare-prediction"]
+    assert small.cost(1.0, 1_000_000) < taxi.cost(1.0, 1_000_000)
+    assert taxi.rows(1.0, 1_000_000) == (1_000_000, 9_914)  # capped at --max-rows, and marked so
+    melanoma = mvf.FULL["siim-isic-melanoma-classification"]
+    assert melanoma.pixels_bytes(1.0, 1_000_000) == (33_126 + 10_982) * 3 * 2_000 ** 2  # ~529 GB raw
+    assert small.pixels_bytes(1.0, 1_000_000) == 0
