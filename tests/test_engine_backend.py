@@ -218,16 +218,16 @@ def test_cpu_engines_never_hold_more_threads_than_cores(smollm2_ct2):
     assert _most_at_once(spans, threads.get) <= _cpu_count(), spans
 
 
-@pytest.mark.skipif(os.cpu_count() < 2, reason="two workers need two cores")
+@pytest.mark.skipif(len(os.sched_getaffinity(0)) < 2, reason="two workers need two cores")
 def test_two_workers_generate_two_batches_at_once(smollm2_ct2):
     """The CPU default: two workers of one thread each, and the requests waiting when both are
     free split between them (8 requests: two batches of 4). Both batches run at the same time
     (their spans overlap), the rows still get their own ids and logprobs, and ``generate_s`` is
     the engine's busy time, not the sum of overlapping batches."""
-    from sandmle.plugins.engine.backend import CTranslate2Backend, CTranslate2Config
+    from sandmle.plugins.engine.backend import CTranslate2Backend, CTranslate2Config, _cpu_count
 
     engine = CTranslate2Backend(CTranslate2Config(max_new_tokens=16, batch_wait_s=0.2), path=smollm2_ct2.path)
-    assert (engine.workers, engine.parallel_batches, engine.threads) == (2, 2, max(1, os.cpu_count() // 2))
+    assert (engine.workers, engine.parallel_batches, engine.threads) == (2, 2, _cpu_count() // 2)
     spans: list = []
     engine.generator = Recorded("e", engine.generator, spans)
 
