@@ -9,7 +9,8 @@ prompt encoding, batching waits and the sandbox's tool calls. The ``transformers
 slow enough that its episodes are shorter by default (``--hf-tokens``, ``--hf-calls``); shorter
 replies favour it (less attention per token), so the ratio printed is conservative. The engine
 runs both the short workload (same as transformers) and the full one (``--tokens`` replies,
-``--calls`` model calls per episode).
+``--calls`` model calls per episode); ``--hf-tokens 256 --hf-calls 2`` puts every backend on the
+full workload, run once.
 
     nice -n 10 .venv/bin/python benchmarks/generation_speed.py [--tokens 256] [--calls 2]
         [--hf-tokens 64] [--hf-calls 1] [--concurrent 8] [--grpo-steps 1] [--json]
@@ -87,8 +88,10 @@ def _speed(args: argparse.Namespace, tasks: list[Any]) -> dict[str, Any]:
         short = dict(tokens=args.hf_tokens, calls=args.hf_calls)
         row["one_short"] = asyncio.run(_episodes(backend, tasks, sandbox, concurrent=1, **short))
         row[f"{args.concurrent}_short"] = asyncio.run(_episodes(backend, tasks, sandbox, concurrent=args.concurrent, **short))
-        if name != "transformers":
-            full = dict(tokens=args.tokens, calls=args.calls)
+        full = dict(tokens=args.tokens, calls=args.calls)
+        if full == short:  # --hf-tokens/--hf-calls at the full workload: every backend runs it once
+            row["one_full"], row[f"{args.concurrent}_full"] = row["one_short"], row[f"{args.concurrent}_short"]
+        elif name != "transformers":
             row["one_full"] = asyncio.run(_episodes(backend, tasks, sandbox, concurrent=1, **full))
             row[f"{args.concurrent}_full"] = asyncio.run(_episodes(backend, tasks, sandbox, concurrent=args.concurrent, **full))
         asyncio.run(backend.aclose())
