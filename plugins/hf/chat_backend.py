@@ -7,9 +7,10 @@
 - a queue that batches the concurrent requests of one event loop: a request waits up to
   ``batch_wait_s`` for others to join, up to ``max_batch``.
 
-A subclass sets ``tokenizer``, ``stop_ids``, ``stats``, ``context_window`` (the model's positions, or
-None when unknown) and ``config`` (``batch_wait_s``, ``max_batch``), calls :meth:`TokenChatBackend._init_queues` and implements ``_generate_batch``
-and ``_unloaded`` (or overrides ``generate`` when its engine batches by itself, as vLLM does).
+A subclass sets ``tokenizer``, ``stop_ids``, ``stats``, ``context_window`` (the model's positions,
+or None when unknown) and ``config`` (``batch_wait_s``, ``max_batch``), calls
+:meth:`TokenChatBackend._init_queues` and implements ``_generate_batch`` and ``_unloaded`` (or
+overrides ``generate`` when its engine batches by itself, as vLLM does).
 """
 
 from __future__ import annotations
