@@ -252,19 +252,23 @@ def test_two_workers_generate_two_batches_at_once(smollm2_ct2):
 # cancellation: tests/test_backends_transformers.py::test_a_cancelled_request_stops_generating (both backends)
 
 
-def test_eval_cli_with_the_engine_backend(smollm2_ct2, tmp_path, tasks_dir):
-    """The path a user takes: ``sandmle eval RECIPE --backend ctranslate2``."""
+def _engine_eval(tmp_path, tasks_dir, seeds: list[int], backend_args: dict) -> list[dict]:
+    """``sandmle eval RECIPE --backend ctranslate2`` of ReAct on one generated task; its result rows."""
     recipe = tmp_path / "eval.yaml"
     recipe.write_text(f"""
 name: engine-eval
 output_dir: {tmp_path}/eval
 tasks: {{name: gen, source: {{name: directory, args: {{path: {tasks_dir}}}}}, limit: 1}}
 scaffolds: [{{name: react, args: {{limits: {{max_llm_calls: 2, exec_timeout_s: 20}}}}}}]
-evaluation: {{seeds: [0, 1], concurrency: 2}}
+evaluation: {{seeds: {seeds}, concurrency: {len(seeds)}}}
 """, encoding="utf-8")
-    main(["eval", str(recipe), "--backend", "ctranslate2", "--backend-args",
-          json.dumps({"compute_type": "int8", "max_new_tokens": 16})])
-    results = [json.loads(line) for line in (tmp_path / "eval" / "results.jsonl").read_text().splitlines()]
+    main(["eval", str(recipe), "--backend", "ctranslate2", "--backend-args", json.dumps(backend_args)])
+    return [json.loads(line) for line in (tmp_path / "eval" / "results.jsonl").read_text().splitlines()]
+
+
+def test_eval_cli_with_the_engine_backend(smollm2_ct2, tmp_path, tasks_dir):
+    """The path a user takes: ``sandmle eval RECIPE --backend ctranslate2``."""
+    results = _engine_eval(tmp_path, tasks_dir, [0, 1], {"compute_type": "int8", "max_new_tokens": 16})
     assert len(results) == 2 and all(r["status"] == "ok" and r["llm_calls"] >= 1 for r in results), results
     assert all(r["policy"].startswith("ctranslate2") for r in results)
     # what the engine generated is printed and kept with the results
@@ -297,17 +301,7 @@ def test_a_prompt_that_fills_the_context_window_is_refused_and_a_reply_cut_at_it
 def test_an_episode_whose_prompt_outgrows_the_model_ends_max_length(smollm2_ct2, tmp_path, tasks_dir):
     """Through ``sandmle eval``: a ReAct prompt longer than the window (set to 64 tokens here)
     ends the episode ``max_length`` with the reason kept, instead of crashing or hanging it."""
-    recipe = tmp_path / "eval.yaml"
-    recipe.write_text(f"""
-name: engine-window
-output_dir: {tmp_path}/eval
-tasks: {{name: gen, source: {{name: directory, args: {{path: {tasks_dir}}}}}, limit: 1}}
-scaffolds: [{{name: react, args: {{limits: {{max_llm_calls: 2, exec_timeout_s: 20}}}}}}]
-evaluation: {{seeds: [0], concurrency: 1}}
-""", encoding="utf-8")
-    main(["eval", str(recipe), "--backend", "ctranslate2", "--backend-args",
-          json.dumps({"compute_type": "int8", "max_new_tokens": 8, "context_window": 64})])
-    [row] = [json.loads(line) for line in (tmp_path / "eval" / "results.jsonl").read_text().splitlines()]
+    [row] = _engine_eval(tmp_path, tasks_dir, [0], {"compute_type": "int8", "max_new_tokens": 8, "context_window": 64})
     assert row["status"] == "ok" and row["stop_reason"] == "max_length" and row["llm_calls"] == 0, row
     record = json.loads((tmp_path / "eval" / row["trajectory"]).read_text().splitlines()[0])
     assert record["trajectory"]["extra"]["backend_error"].startswith("ContextLengthError: prompt of ")

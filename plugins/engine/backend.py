@@ -154,8 +154,7 @@ class CTranslate2Backend(TokenChatBackend):
         self.stop_ids = stop_token_ids(self.tokenizer, gen)
         self.stats = GenerationStats()
         cpu = self.config.device == "cpu"
-        self.workers = self.config.workers or (2 if cpu and _cpu_count() >= 2 else 1)
-        self.parallel_batches = self.workers
+        self.parallel_batches = self.config.workers or (2 if cpu and _cpu_count() >= 2 else 1)
         self.threads = self.config.threads or (max(1, _cpu_count() // self.workers) if cpu else 1)
         # Batches in flight and since when the engine has been busy (generate_s is busy wall time,
         # not the sum of batches that overlapped); load and unload swap the generator under it.
@@ -181,6 +180,11 @@ class CTranslate2Backend(TokenChatBackend):
             self.temperature = float(info.get("temperature", 1.0))  # baked into the output layer
             self.context_window = self.config.context_window or info.get("context_window")
         return time.perf_counter() - t0
+
+    @property
+    def workers(self) -> int:
+        """Engine workers: batches generated at once (``parallel_batches`` of the shared queue)."""
+        return self.parallel_batches
 
     def clear_kv_cache(self) -> None:
         """Nothing to clear: no keys/values are kept across calls (same interface as ``transformers``)."""

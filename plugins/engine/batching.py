@@ -7,9 +7,10 @@ step of the whole batch per token (ctranslate2 4.x ``src/models/language_model.c
 ``src/decoding.cc``). A batch of a 350-token and a 2,000-token prompt pays 1,650 batch steps
 before its long row samples a token, where the two rows alone would have encoded their prompts
 in one pass each (measured: a 300- and a 600-token prompt took 22 s to their first token, the
-600-token prompt alone 1.5 s). Mixing scaffolds (prompts of 350 to 2,000 tokens) in one batch is
-the likely cause of an evaluation's ~3 tokens/s on 2 CPU cores, against 16-26 for GRPO rollouts
-whose prompts were alike.
+600-token prompt alone 1.5 s). An evaluation that mixed scaffolds (prompts of 350 to 2,000
+tokens) ran at ~3 tokens/s on 2 CPU cores, against 16-26 for GRPO rollouts whose prompts were
+alike; it also held ReAct prompts past the model's context window (17,323 tokens), now refused
+(``ContextLengthError``), so how much of the ~3 tokens/s was the mixing is not separated.
 
 So a batch is chosen by its estimated throughput, not by arrival alone: among the requests in
 order of prompt length, the window that holds the oldest request (so nothing waits forever) and
