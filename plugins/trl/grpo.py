@@ -37,14 +37,17 @@ class GrpoConfig(GRPOSettings):
               "logprobs (for a sampler that differs from the trainer: another engine, dtype, top_p < 1)")
     importance_clip_min: float | None = Field(None, ge=0)
     importance_clip_max: float | None = Field(3.0, gt=0, description="TRL's default C_max")
-    rollout_backend: Literal["transformers", "ctranslate2"] = Field(
-        "transformers", description="what generates the rollouts: the trainer's live model, or the "
-        "ctranslate2 engine (sandmle[engine]) refreshed from it before every step; its rollouts get "
-        "importance_correction token_truncate unless set otherwise")
+    rollout_backend: Literal["transformers", "ctranslate2", "openvino"] = Field(
+        "transformers", description="what generates the rollouts: the trainer's live model, or an "
+        "engine (sandmle[engine]: openvino, the fastest on CPU, or ctranslate2) refreshed from it before "
+        "every step; engine rollouts get importance_correction token_truncate unless set otherwise")
     rollout_compute_type: Literal["float32", "int8", "int8_float32", "int16"] = Field(
         "float32", description="the engine's weights (int8: ~2.5x faster, logprobs ~0.2 nats off, "
         "which the importance-sampling correction then has to absorb, and it garbles what a "
         "fine-tuned policy writes: docs/guides/engine.md)")
+    rollout_precision: Literal["auto", "bf16", "f32"] = Field(
+        "auto", description="the openvino engine's precision (auto: bfloat16 on CPUs with AMX/AVX512-BF16, "
+        "logprobs ~0.01 nats off the trainer's; f32: ~1e-3, ~2x slower)")
     rollout_threads: int = Field(0, ge=0, description="threads of each engine worker (0: the cores divided among its workers)")
 
     @property
