@@ -1,7 +1,7 @@
 """Generation speed of the policy model, side by side in one run: ``transformers`` vs the
-``ctranslate2`` engine (int8 with its CPU default of 2 workers and with 1 worker, and float32) for
-one ReAct episode and for 8 concurrent ones, and the GRPO step split (rollout / refresh / update)
-with each rollout backend.
+``openvino`` engine (its bfloat16 default and float32) and the ``ctranslate2`` engine (int8 with
+its CPU default of 2 workers and with 1 worker, and float32) for one ReAct episode and for 8
+concurrent ones, and the GRPO step split (rollout / refresh / update) with each rollout backend.
 
 SmolLM2-135M-Instruct on generated tasks in the real ``local`` sandbox. Tokens/s is generated
 tokens over the wall time of the episodes (aggregate over concurrent episodes), so it includes
@@ -75,6 +75,8 @@ def _speed(args: argparse.Namespace, tasks: list[Any]) -> dict[str, Any]:
     out: dict[str, Any] = {}
     engine = {"max_new_tokens": args.tokens, "max_batch": args.concurrent}
     backends = [("transformers", "transformers", dict(engine)),
+                ("openvino", "openvino", dict(engine)),
+                ("openvino-f32", "openvino", {**engine, "precision": "f32"}),
                 ("ctranslate2-int8", "ctranslate2", {**engine, "compute_type": "int8"}),
                 # one worker on all the cores: what the engine's CPU default (2 workers) gains
                 ("ctranslate2-int8-1worker", "ctranslate2", {**engine, "compute_type": "int8", "workers": 1}),
@@ -99,7 +101,7 @@ def _speed(args: argparse.Namespace, tasks: list[Any]) -> dict[str, Any]:
         print(label, json.dumps(row), flush=True)
     asyncio.run(sandbox.shutdown())
     hf = out.get("transformers")
-    for label in [b for b in ("ctranslate2-int8", "ctranslate2-int8-1worker", "ctranslate2-float32") if b in out and hf]:
+    for label in [b for b in out if b != "transformers" and hf]:
         for key in ("one_short", f"{args.concurrent}_short"):
             out[f"ratio/{label}/{key}"] = round(out[label][key]["tokens_per_s"] / max(hf[key]["tokens_per_s"], 1e-9), 1)
         out[f"ratio/{label}/{args.concurrent}_full_vs_hf_short"] = round(
@@ -111,9 +113,13 @@ def _grpo(args: argparse.Namespace, tasks_dir: Path, work: Path) -> dict[str, An
     from sandmle.training.progress import read_metrics
 
     out: dict[str, Any] = {}
-    variants = [("transformers", {}), ("ctranslate2-float32", {"rollout_backend": "ctranslate2"}),
+    variants = [("transformers", {}), ("openvino", {"rollout_backend": "openvino"}),
+                ("openvino-f32", {"rollout_backend": "openvino", "rollout_precision": "f32"}),
+                ("ctranslate2-float32", {"rollout_backend": "ctranslate2"}),
                 ("ctranslate2-int8", {"rollout_backend": "ctranslate2", "rollout_compute_type": "int8"})]
     for label, extra in variants:
+        if label not in args.grpo_backends.split(","):
+            continue
         trainer_args = {"batch_tasks": 1, "n": args.grpo_n, "micro_batch": args.grpo_n, "max_new_tokens": args.hf_tokens,
                         "max_episode_tokens": 4 * args.hf_tokens, "lr": 1e-5, "lora": {"r": 8}, **extra}
         recipe = work / f"grpo-{label}.yaml"
@@ -145,8 +151,10 @@ def main() -> None:
     ap.add_argument("--grpo-steps", type=int, default=1, help="GRPO steps per rollout backend (0: skip)")
     ap.add_argument("--grpo-n", type=int, default=4, help="rollouts per step (one task)")
     ap.add_argument("--skip-speed", action="store_true", help="only the GRPO step split")
-    ap.add_argument("--backends", default="transformers,ctranslate2-int8,ctranslate2-int8-1worker,ctranslate2-float32",
-                    help="which of the speed rows to run (comma-separated)")
+    ap.add_argument("--backends", default="transformers,openvino,openvino-f32,ctranslate2-int8,"
+                    "ctranslate2-int8-1worker,ctranslate2-float32", help="which of the speed rows to run (comma-separated)")
+    ap.add_argument("--grpo-backends", default="transformers,openvino,openvino-f32,ctranslate2-float32,ctranslate2-int8",
+                    help="which rollout backends the GRPO step split runs (comma-separated)")
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args()
     work = Path(tempfile.mkdtemp(prefix="sandmle-genspeed-"))
