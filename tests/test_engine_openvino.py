@@ -248,3 +248,63 @@ evaluation: {{seeds: [0, 1], concurrency: 2}}
     [engine] = run["policies"].values()
     assert engine["calls"] == sum(r["llm_calls"] for r in results)
     assert 0 < engine["generated_tokens"] <= 16 * engine["calls"] and engine["generate_s"] > 0
+
+
+def test_without_optimum_intel_the_export_says_how_to_install_it(tmp_path, monkeypatch):
+    """optimum-intel cannot be a normal requirement (it declares transformers<5.6), so a user who
+    installed only ``sandmle[engine]`` is told the exact --no-deps command."""
+    import sys
+
+    from sandmle.core.errors import SandmleError
+    from sandmle.plugins.engine import openvino_convert
+
+    monkeypatch.setitem(sys.modules, "optimum.exporters.openvino", None)  # as if not installed
+    with pytest.raises(SandmleError, match=r"pip install --no-deps optimum-intel==2\.2\.0 optimum==2\.3\.0"):
+        openvino_convert.write_openvino(None, None, None, tmp_path / "out")
+
+
+def test_a_live_refresh_writes_new_weights_into_the_first_export(tmp_path, monkeypatch):
+    """GRPO refreshes: the first export traces the model (optimum), later ones write the updated
+    weights into that graph. What they serve must equal a full export of the same weights (same
+    ids and logprobs, seeded, float32), and a change the fast path cannot carry (a norm scale,
+    which the graph does not hold as a named constant) falls back to a full export.
+    tests/test_engine_convert.py's tiny Llama with a LoRA adapter, so each export takes a second."""
+    import copy
+
+    import peft
+    import torch
+    import transformers
+    from test_engine_convert import _tiny_model
+
+    from sandmle.plugins.engine.openvino_backend import OpenVinoBackend, OpenVinoConfig
+    from sandmle.plugins.engine.openvino_convert import LiveExporter, write_openvino
+
+    monkeypatch.setenv("SANDMLE_CACHE", str(tmp_path / "cache"))
+    folder = _tiny_model(tmp_path / "tiny")
+    tokenizer = transformers.AutoTokenizer.from_pretrained(str(folder))
+    policy = peft.get_peft_model(transformers.AutoModelForCausalLM.from_pretrained(str(folder)),
+                                 peft.LoraConfig(r=4, target_modules=["q_proj", "v_proj"]))
+    exporter = LiveExporter(temperature=0.7)
+
+    def serve(path):
+        backend = OpenVinoBackend(OpenVinoConfig(precision="f32", max_new_tokens=8), path=path)
+        try:
+            return asyncio.run(backend.generate(backend.prompt_ids(MSGS), Sampling(seed=3, temperature=0.7, max_tokens=8)))
+        finally:
+            asyncio.run(backend.aclose())
+
+    before = serve(exporter(policy, tokenizer, tmp_path / "slot1"))
+    with torch.no_grad():  # an update: the adapter moves
+        for name, p in policy.named_parameters():
+            if "lora_B" in name:
+                p.add_(torch.randn_like(p))
+    fast = exporter(policy, tokenizer, tmp_path / "slot0")
+    assert exporter.full_exports == 1
+    full = write_openvino(copy.deepcopy(policy).merge_and_unload(), tokenizer, None, tmp_path / "full", temperature=0.7)
+    a, b = serve(fast), serve(full)
+    assert a.token_ids == b.token_ids and a.logprobs == pytest.approx(b.logprobs, abs=1e-5)
+    assert a.logprobs != pytest.approx(before.logprobs, abs=1e-3)  # the new weights are served
+    with torch.no_grad():
+        policy.base_model.model.model.norm.weight.mul_(2.0)
+    exporter(policy, tokenizer, tmp_path / "slot1")
+    assert exporter.full_exports == 2

@@ -103,8 +103,8 @@ class OpenVinoBackend(TokenChatBackend):
     def __init__(self, config: OpenVinoConfig | None = None, *, path: str | Path | None = None):
         self.config = config or OpenVinoConfig()
         self.name = self.config.name
-        self.genai = require("openvino_genai", "openvino", "openvino backend")
-        self.ov = require("openvino", "openvino", "openvino backend")
+        self.genai = require("openvino_genai", "engine", "openvino backend")
+        self.ov = require("openvino", "engine", "openvino backend")
         self.conversion = None
         if path is None:
             if self.config.model and (Path(self.config.model) / DONE).is_file():
@@ -113,7 +113,7 @@ class OpenVinoBackend(TokenChatBackend):
                 self.conversion = converted_openvino(self.config.model, self.config.gguf_file,
                                                      temperature=self.config.temperature)
                 path = self.conversion.path
-        transformers = require("transformers", "openvino", "openvino backend")
+        transformers = require("transformers", "engine", "openvino backend")
         self.tokenizer = transformers.AutoTokenizer.from_pretrained(str(path))
         gen = transformers.GenerationConfig.from_pretrained(str(path)) \
             if (Path(path) / "generation_config.json").is_file() else None

@@ -16,6 +16,7 @@ logprobs at a temperature other than 1 is exported with its output layer divided
 from __future__ import annotations
 
 import hashlib
+import importlib
 import json
 import os
 import shutil
@@ -23,10 +24,13 @@ import time
 from pathlib import Path
 from typing import Any
 
+from sandmle.core.errors import SandmleError
 from sandmle.core.registry import require
 
 from .convert import Conversion, _load_hf, _source, live_snapshot, publish_folder
 
+#: optimum-intel and optimum, installed without their dependencies (the Makefile does).
+OPTIMUM_INSTALL = "pip install --no-deps optimum-intel==2.2.0 optimum==2.3.0"
 #: Written last into an exported folder: its presence means the folder is complete.
 DONE = "sandmle_openvino.json"
 FORMAT = 1
@@ -42,7 +46,7 @@ def converted_openvino(model: str | None = None, gguf_file: str | None = None, *
                        temperature: float = 1.0) -> Conversion:
     """The OpenVINO folder for ``model`` with ``temperature`` baked in, exporting on a cache miss."""
     t0 = time.perf_counter()
-    ov = require("openvino", "openvino", "openvino backend")
+    ov = require("openvino", "engine", "openvino backend")
     source = _source(model, gguf_file)
     key = hashlib.sha256(f"{source.key}:{ov.__version__}:{temperature!r}:{FORMAT}".encode()).hexdigest()[:16]
     dest = openvino_cache_dir() / key
@@ -54,9 +58,19 @@ def converted_openvino(model: str | None = None, gguf_file: str | None = None, *
     return Conversion(dest, True, time.perf_counter() - t0)
 
 
+def _optimum_exporters() -> Any:
+    try:
+        return importlib.import_module("optimum.exporters.openvino")
+    except ModuleNotFoundError as exc:
+        raise SandmleError(
+            "the openvino backend exports models with optimum-intel, which is not installed: "
+            f"{OPTIMUM_INSTALL} (without dependencies: it declares transformers<5.6, and exports "
+            "these models with the transformers sandmle pins)") from exc
+
+
 def _scale_output_layer(model: Any, temperature: float) -> None:
     """Divide the output layer by ``temperature`` (a new tensor: a tied embedding keeps its own)."""
-    torch = require("torch", "openvino", "openvino export")
+    torch = require("torch", "engine", "openvino export")
     head = model.get_output_embeddings()
     head.weight = torch.nn.Parameter(head.weight.detach() / temperature, requires_grad=False)
     if getattr(head, "bias", None) is not None:
@@ -67,7 +81,7 @@ def _scale_output_layer(model: Any, temperature: float) -> None:
 def write_openvino(model: Any, tokenizer: Any, generation_config: Any, dest: Path, *,
                    temperature: float = 1.0, info: dict[str, Any] | None = None) -> Path:
     """Export ``model`` (float32, modified in place when ``temperature`` != 1) into ``dest``."""
-    exporters = require("optimum.exporters.openvino", "openvino", "openvino export")
+    exporters = _optimum_exporters()
     if temperature != 1.0:
         _scale_output_layer(model, temperature)
     dest.parent.mkdir(parents=True, exist_ok=True)
@@ -88,10 +102,75 @@ def write_openvino(model: Any, tokenizer: Any, generation_config: Any, dest: Pat
     return dest
 
 
-def export_live_model(model: Any, tokenizer: Any, dest: Path, *, temperature: float = 1.0) -> Path:
-    """Export a trainer's live policy (a peft adapter merged into a copy) into ``dest``."""
-    with live_snapshot(model) as snapshot:
-        if dest.exists():
-            shutil.rmtree(dest)
-        return write_openvino(snapshot, tokenizer, getattr(snapshot, "generation_config", None), dest,
-                              temperature=temperature, info={"source": "live policy"})
+class LiveExporter:
+    """Exports a trainer's live policy before each GRPO step's rollouts (``EngineSync``).
+
+    The first export goes through optimum-intel (~11 s for SmolLM2: tracing and converting the
+    graph). Later ones keep that graph and write the new weights into it (~2-3 s): every weight
+    the graph holds as a constant named after its parameter (``self.<name>``, same shape) is
+    replaced. Weights the graph holds otherwise (SmolLM2's RMSNorm scales, fused into their
+    ops) must still equal what the first export saw, which LoRA training guarantees (it
+    changes only the adapted projections); when one changed, the policy is exported in full.
+    tests/test_engine_openvino.py checks the fast path against a full export of the same weights.
+    """
+
+    def __init__(self, temperature: float = 1.0):
+        self.temperature = temperature
+        self.full_exports = 0
+        self._graph: Any = None
+        self._constants: dict[str, Any] = {}  # parameter name -> its Constant node in _graph
+        self._fixed: dict[str, Any] = {}  # parameter name -> the value the graph was built with
+        self._first: Path | None = None
+
+    def __call__(self, model: Any, tokenizer: Any, dest: Path) -> Path:
+        with live_snapshot(model) as snapshot:
+            if self.temperature != 1.0:
+                _scale_output_layer(snapshot, self.temperature)
+            params = {name: p.detach() for name, p in snapshot.named_parameters()}
+            if dest.exists():
+                shutil.rmtree(dest)
+            if self._graph is not None and self._fits(params):
+                return self._write_weights(params, dest)
+            # already scaled: the export itself bakes in nothing more
+            path = write_openvino(snapshot, tokenizer, getattr(snapshot, "generation_config", None), dest,
+                                  info={"source": "live policy", "temperature": self.temperature})
+            self._remember(path, params)
+            return path
+
+    def _remember(self, path: Path, params: dict[str, Any]) -> None:
+        ov = require("openvino", "engine", "openvino backend")
+        graph = ov.Core().read_model(str(path / "openvino_model.xml"))
+        by_name = {op.get_friendly_name(): op for op in graph.get_ordered_ops() if op.get_type_name() == "Constant"}
+        self._constants = {name: by_name[f"self.{name}"] for name, p in params.items()
+                           if f"self.{name}" in by_name
+                           and tuple(by_name[f"self.{name}"].get_output_shape(0)) == tuple(p.shape)}
+        self._fixed = {name: p.clone() for name, p in params.items() if name not in self._constants}
+        self._graph, self._first = graph, path
+        self.full_exports += 1
+
+    def _fits(self, params: dict[str, Any]) -> bool:
+        torch = require("torch", "engine", "openvino export")
+        if set(params) != set(self._constants) | set(self._fixed):
+            return False
+        return all(torch.equal(params[name], value) for name, value in self._fixed.items())
+
+    def _write_weights(self, params: dict[str, Any], dest: Path) -> Path:
+        ov = require("openvino", "engine", "openvino backend")
+        for name, old in list(self._constants.items()):
+            new = ov.op.Constant(params[name].float().contiguous().numpy())
+            new.set_friendly_name(old.get_friendly_name())
+            old.output(0).replace(new.output(0))
+            self._constants[name] = new
+        tmp = dest.with_name(dest.name + f".tmp{os.getpid()}")
+        shutil.rmtree(tmp, ignore_errors=True)
+        try:
+            tmp.mkdir(parents=True)
+            ov.save_model(self._graph, str(tmp / "openvino_model.xml"), compress_to_fp16=False)
+            assert self._first is not None
+            for f in self._first.iterdir():  # config, tokenizer, generation config, DONE
+                if f.is_file() and not f.name.startswith("openvino_model."):
+                    shutil.copy2(f, tmp / f.name)
+            publish_folder(tmp, dest, DONE)
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
+        return dest

@@ -23,7 +23,7 @@ from typing import Any
 from .backend import CTranslate2Backend, CTranslate2Config
 from .convert import ct2_cache_dir, convert_live_model
 from .openvino_backend import OpenVinoBackend, OpenVinoConfig
-from .openvino_convert import export_live_model
+from .openvino_convert import LiveExporter
 
 EngineConfig = CTranslate2Config | OpenVinoConfig
 
@@ -44,6 +44,7 @@ class EngineSync:
         self.refresh_s: dict[int, float] = {}
         self.note = note
         self._slot = 0
+        self._exporter = LiveExporter(temperature) if isinstance(config, OpenVinoConfig) else None
 
     def sync_weights(self) -> None:
         """Convert the live policy and serve it (TRL calls this once per optimizer step)."""
@@ -51,11 +52,13 @@ class EngineSync:
         step = int(self.trainer.state.global_step) + 1  # the step whose rollouts these weights generate
         model = self.trainer.accelerator.unwrap_model(self.trainer.model)
         self._slot ^= 1
-        openvino = isinstance(self.config, OpenVinoConfig)
-        convert = export_live_model if openvino else convert_live_model
-        dest = convert(model, self.tokenizer, self.folder / f"slot{self._slot}", temperature=self.temperature)
+        dest = self.folder / f"slot{self._slot}"
+        if self._exporter is not None:
+            dest = self._exporter(model, self.tokenizer, dest)
+        else:
+            dest = convert_live_model(model, self.tokenizer, dest, temperature=self.temperature)
         if self.backend is None:
-            engine = OpenVinoBackend if openvino else CTranslate2Backend
+            engine = OpenVinoBackend if self._exporter is not None else CTranslate2Backend
             self.backend = engine(self.config, path=dest)  # type: ignore[arg-type]
         else:
             self.backend.load(dest)
