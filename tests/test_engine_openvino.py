@@ -207,8 +207,8 @@ def test_a_prompt_that_fills_the_context_window_is_refused(smollm2_openvino):
 
 def test_export_cache_hit_skips_the_export_and_new_weights_export_again(tmp_path, monkeypatch):
     """Keyed by the model's content (tests/test_engine_convert.py's tiny Llama, exported in a
-    second): the same weights at another path hit the cache; new weights, or another baked
-    temperature, export again."""
+    second): the same weights at another path hit the cache; new weights export again (so does
+    another baked temperature: it is part of the key, see the temperature test)."""
     from test_engine_convert import _tiny_model
 
     from sandmle.plugins.engine import openvino_convert
@@ -224,10 +224,9 @@ def test_export_cache_hit_skips_the_export_and_new_weights_export_again(tmp_path
     copy = shutil.copytree(model, tmp_path / "copy")
     again = openvino_convert.converted_openvino(str(copy))
     assert not again.converted and again.path == first.path and len(calls) == 1
-    assert openvino_convert.converted_openvino(str(copy), temperature=0.7).path != first.path and len(calls) == 2
     _tiny_model(copy, seed=1)
     changed = openvino_convert.converted_openvino(str(copy))
-    assert changed.converted and changed.path not in (first.path, again.path) and len(calls) == 3
+    assert changed.converted and changed.path != first.path and len(calls) == 2
 
 
 def test_eval_cli_with_the_openvino_backend(smollm2_openvino, tmp_path, generated):
