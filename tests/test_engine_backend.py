@@ -17,6 +17,7 @@ import threading
 import time
 
 import pytest
+from engine_support import reference_logprobs
 from scaffolds_support import generate_tasks, run_episode
 
 from sandmle.core.cli import main
@@ -44,16 +45,6 @@ def sandbox():
     asyncio.run(sb.shutdown())
 
 
-def _reference_logprobs(hf_model, prompt_ids, token_ids, temperature=1.0):
-    """log_softmax(logits / temperature) of ``token_ids`` after ``prompt_ids``, by transformers."""
-    import torch
-
-    with torch.no_grad():
-        logits = hf_model(torch.tensor([prompt_ids + token_ids])).logits[0, len(prompt_ids) - 1:-1].float()
-    logp = torch.log_softmax(logits / temperature, -1)
-    return logp[torch.arange(len(token_ids)), torch.tensor(token_ids)].tolist()
-
-
 def test_react_episode_has_the_transformers_prompt_ids_and_logprobs(smollm2_ct2, smollm2, generated, sandbox):
     """A real two-call ReAct episode on the engine: every turn's prompt ids are what the
     ``transformers`` backend builds for the same messages (after it is told the same earlier
@@ -71,7 +62,7 @@ def test_react_episode_has_the_transformers_prompt_ids_and_logprobs(smollm2_ct2,
         assert smollm2.prompt_ids(messages) == turn.prompt_token_ids
         smollm2.remember(messages, turn.prompt_token_ids, turn)  # as if it had sampled this reply
         assert turn.token_ids and len(turn.logprobs) == len(turn.token_ids) <= 24
-        ref = _reference_logprobs(smollm2.model, turn.prompt_token_ids, turn.token_ids)
+        ref = reference_logprobs(smollm2.model, turn.prompt_token_ids, turn.token_ids)
         assert turn.logprobs == pytest.approx(ref, abs=2e-3)
 
 
@@ -80,7 +71,7 @@ def test_int8_logprobs_are_close_to_float32(smollm2):
     mean absolute difference per token; the stated tolerance is a mean below 0.5 nats."""
     int8 = get_registry().create("backends", "ctranslate2", {"compute_type": "int8", "max_new_tokens": 24})
     c = asyncio.run(int8.complete(MSGS, sampling=Sampling(seed=2, max_tokens=24)))
-    ref = _reference_logprobs(smollm2.model, c.prompt_token_ids, c.token_ids)
+    ref = reference_logprobs(smollm2.model, c.prompt_token_ids, c.token_ids)
     diff = [abs(a - b) for a, b in zip(c.logprobs, ref)]
     assert len(diff) == len(c.token_ids) > 0 and sum(diff) / len(diff) < 0.5
     asyncio.run(int8.aclose())
@@ -117,7 +108,7 @@ def test_a_model_converted_at_a_temperature_reports_its_sampling_logprobs(smollm
     path = convert_live_model(smollm2.model, smollm2.tokenizer, tmp_path / "t07", temperature=0.7)
     engine = CTranslate2Backend(CTranslate2Config(compute_type="float32"), path=path)
     c = asyncio.run(engine.complete(MSGS, sampling=Sampling(seed=5, temperature=0.7, max_tokens=10)))
-    ref = _reference_logprobs(smollm2.model, c.prompt_token_ids, c.token_ids, temperature=0.7)
+    ref = reference_logprobs(smollm2.model, c.prompt_token_ids, c.token_ids, temperature=0.7)
     assert c.logprobs == pytest.approx(ref, abs=2e-3)
     asyncio.run(engine.aclose())
 
@@ -154,7 +145,7 @@ def test_a_shared_prompt_prefix_is_encoded_once_with_the_same_logprobs(smollm2_c
     assert after["batches"] - before["batches"] == 1
     assert after["shared_prompt_tokens"] - before["shared_prompt_tokens"] >= 2 * 60
     for c in results:
-        ref = _reference_logprobs(smollm2.model, c.prompt_token_ids, c.token_ids)
+        ref = reference_logprobs(smollm2.model, c.prompt_token_ids, c.token_ids)
         assert c.token_ids and c.logprobs == pytest.approx(ref, abs=2e-3)
 
 

@@ -16,6 +16,7 @@ import math
 import shutil
 
 import pytest
+from engine_support import reference_logprobs
 from scaffolds_support import generate_tasks, run_episode
 
 from sandmle.core.cli import main
@@ -38,16 +39,6 @@ def sandbox():
     asyncio.run(sb.shutdown())
 
 
-def _reference_logprobs(hf_model, prompt_ids, token_ids, temperature=1.0):
-    """log_softmax(logits / temperature) of ``token_ids`` after ``prompt_ids``, by transformers."""
-    import torch
-
-    with torch.no_grad():
-        logits = hf_model(torch.tensor([prompt_ids + token_ids])).logits[0, len(prompt_ids) - 1:-1].float()
-    logp = torch.log_softmax(logits / temperature, -1)
-    return logp[torch.arange(len(token_ids)), torch.tensor(token_ids)].tolist()
-
-
 def test_react_episode_has_the_transformers_prompt_ids_and_logprobs(smollm2_openvino, smollm2, generated, sandbox):
     """A real two-call ReAct episode on OpenVINO (float32): every turn's prompt ids are what the
     ``transformers`` backend builds for the same messages, the second prompt extends the first
@@ -65,7 +56,7 @@ def test_react_episode_has_the_transformers_prompt_ids_and_logprobs(smollm2_open
         assert smollm2.prompt_ids(messages) == turn.prompt_token_ids
         smollm2.remember(messages, turn.prompt_token_ids, turn)
         assert turn.token_ids and len(turn.logprobs) == len(turn.token_ids) <= 24
-        ref = _reference_logprobs(smollm2.model, turn.prompt_token_ids, turn.token_ids)
+        ref = reference_logprobs(smollm2.model, turn.prompt_token_ids, turn.token_ids)
         assert turn.logprobs == pytest.approx(ref, abs=1e-2)
 
 
@@ -77,7 +68,7 @@ def test_the_bfloat16_default_is_close_to_float32(smollm2):
         c = asyncio.run(fast.complete(MSGS, sampling=Sampling(seed=2, max_tokens=24)))
     finally:
         asyncio.run(fast.aclose())
-    ref = _reference_logprobs(smollm2.model, c.prompt_token_ids, c.token_ids)
+    ref = reference_logprobs(smollm2.model, c.prompt_token_ids, c.token_ids)
     diff = [abs(a - b) for a, b in zip(c.logprobs, ref)]
     assert len(diff) == len(c.token_ids) > 0 and sum(diff) / len(diff) < 0.1
 
@@ -129,9 +120,9 @@ def test_a_model_exported_at_a_temperature_reports_its_sampling_logprobs(smollm2
         c = asyncio.run(warm.complete(MSGS, sampling=Sampling(seed=3, temperature=0.7, max_tokens=16)))
     finally:
         asyncio.run(warm.aclose())
-    ref = _reference_logprobs(smollm2.model, c.prompt_token_ids, c.token_ids, temperature=0.7)
+    ref = reference_logprobs(smollm2.model, c.prompt_token_ids, c.token_ids, temperature=0.7)
     assert c.token_ids and c.logprobs == pytest.approx(ref, abs=1e-2)
-    raw = _reference_logprobs(smollm2.model, c.prompt_token_ids, c.token_ids)
+    raw = reference_logprobs(smollm2.model, c.prompt_token_ids, c.token_ids)
     assert max(abs(a - b) for a, b in zip(c.logprobs, raw)) > 0.05  # not the unscaled model's
 
 
