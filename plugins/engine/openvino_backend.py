@@ -266,7 +266,7 @@ class OpenVinoBackend(TokenChatBackend):
                 handle.cancel()
                 self._draining = 2
             del self._active[key]
-            job.handle = None  # the engine frees a request's blocks once its handle is dropped
+            job.handle = None  # finished or cancelled: nothing more to read from it
             self.stats.generated_tokens += len(job.ids)
             if status == self.genai.GenerationStatus.IGNORED:
                 _resolve(job, exc=RuntimeError(
