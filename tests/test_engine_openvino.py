@@ -294,7 +294,14 @@ def test_a_live_refresh_writes_new_weights_into_the_first_export(tmp_path, monke
     a, b = serve(fast), serve(full)
     assert a.token_ids == b.token_ids and a.logprobs == pytest.approx(b.logprobs, abs=1e-5)
     assert a.logprobs != pytest.approx(before.logprobs, abs=1e-3)  # the new weights are served
+    # The refresh after next rewrites the first export's own folder (slots alternate).
+    with torch.no_grad():
+        for name, p in policy.named_parameters():
+            if "lora_B" in name:
+                p.add_(torch.randn_like(p))
+    third = serve(exporter(policy, tokenizer, tmp_path / "slot1"))
+    assert exporter.full_exports == 1 and third.logprobs != pytest.approx(a.logprobs, abs=1e-3)
     with torch.no_grad():
         policy.base_model.model.model.norm.weight.mul_(2.0)
-    exporter(policy, tokenizer, tmp_path / "slot1")
+    exporter(policy, tokenizer, tmp_path / "slot0")
     assert exporter.full_exports == 2

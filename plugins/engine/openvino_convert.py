@@ -120,7 +120,9 @@ class LiveExporter:
         self._graph: Any = None
         self._constants: dict[str, Any] = {}  # parameter name -> its Constant node in _graph
         self._fixed: dict[str, Any] = {}  # parameter name -> the value the graph was built with
-        self._first: Path | None = None
+        # The first export's other files (config, tokenizer, DONE), kept in memory: refreshes
+        # alternate between two folders, so the first one is rewritten by the refresh after next.
+        self._files: dict[str, bytes] = {}
 
     def __call__(self, model: Any, tokenizer: Any, dest: Path) -> Path:
         with live_snapshot(model) as snapshot:
@@ -145,7 +147,9 @@ class LiveExporter:
                            if f"self.{name}" in by_name
                            and tuple(by_name[f"self.{name}"].get_output_shape(0)) == tuple(p.shape)}
         self._fixed = {name: p.clone() for name, p in params.items() if name not in self._constants}
-        self._graph, self._first = graph, path
+        self._files = {f.name: f.read_bytes() for f in path.iterdir()
+                       if f.is_file() and not f.name.startswith("openvino_model.")}
+        self._graph = graph
         self.full_exports += 1
 
     def _fits(self, params: dict[str, Any]) -> bool:
@@ -166,10 +170,8 @@ class LiveExporter:
         try:
             tmp.mkdir(parents=True)
             ov.save_model(self._graph, str(tmp / "openvino_model.xml"), compress_to_fp16=False)
-            assert self._first is not None
-            for f in self._first.iterdir():  # config, tokenizer, generation config, DONE
-                if f.is_file() and not f.name.startswith("openvino_model."):
-                    shutil.copy2(f, tmp / f.name)
+            for name, data in self._files.items():  # config, tokenizer, generation config, DONE
+                (tmp / name).write_bytes(data)
             publish_folder(tmp, dest, DONE)
         finally:
             shutil.rmtree(tmp, ignore_errors=True)
