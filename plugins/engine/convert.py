@@ -176,50 +176,70 @@ def write_converted(model: Any, tokenizer: Any, generation_config: Any, dest: Pa
     dest.parent.mkdir(parents=True, exist_ok=True)
     cfg_dir = dest.parent / f".cfg-{dest.name}-{os.getpid()}"
     model.config.save_pretrained(str(cfg_dir))  # the converter reads the config from a folder
-    tmp = dest.with_name(dest.name + f".tmp{os.getpid()}")
-    shutil.rmtree(tmp, ignore_errors=True)
     try:
-        converter = _converter(model, tokenizer, cfg_dir)
-        original = converter._load
-
-        def load_scaled() -> Any:
-            spec = original()
-            # ctranslate2 deduplicates equal tensors by comparing every pair of same-shaped
-            # variables (22k torch.equal calls, 38 of a refresh's 60 s for SmolLM2 here); the only
-            # duplicate in these models is a tied output layer, which costs 28 MB stored twice.
-            spec._alias_variables = lambda: None
-            if temperature != 1.0:
-                proj = spec.decoder.projection
-                proj.weight = proj.weight / temperature  # a new tensor: tied embeddings keep theirs
-                if getattr(proj, "bias", None) is not None and not isinstance(proj.bias, str):
-                    proj.bias = proj.bias / temperature
-            return spec
-
-        converter._load = load_scaled
-        with _no_full_gc_per_layer():
-            converter.convert(str(tmp), quantization=quantization, force=True)
-        tokenizer.save_pretrained(str(tmp))
-        if generation_config is not None:
-            generation_config.save_pretrained(str(tmp))
-        window = getattr(model.config, "max_position_embeddings", None)  # ctranslate2 keeps no such field
-        (tmp / DONE).write_text(json.dumps({"temperature": temperature, "context_window": window, **(info or {})}),
-                                encoding="utf-8")
-        publish_folder(tmp, dest, DONE)
+        with staged_folder(dest, DONE) as tmp:
+            _convert_into(tmp, model, tokenizer, cfg_dir, temperature=temperature, quantization=quantization)
+            write_model_files(tmp, model, tokenizer, generation_config, done=DONE, temperature=temperature, info=info)
     finally:
-        shutil.rmtree(tmp, ignore_errors=True)
         shutil.rmtree(cfg_dir, ignore_errors=True)
     return dest
 
 
-def publish_folder(tmp: Path, dest: Path, done: str) -> None:
-    """Move the finished folder ``tmp`` to ``dest`` atomically; a concurrent writer's complete
-    folder (holding ``done``) wins and ``tmp`` is left for the caller to remove."""
+def _convert_into(tmp: Path, model: Any, tokenizer: Any, cfg_dir: Path, *, temperature: float,
+                  quantization: str | None) -> None:
+    """ctranslate2's conversion of ``model`` into ``tmp``, ``temperature`` divided into its output layer."""
+    converter = _converter(model, tokenizer, cfg_dir)
+    original = converter._load
+
+    def load_scaled() -> Any:
+        spec = original()
+        # ctranslate2 deduplicates equal tensors by comparing every pair of same-shaped
+        # variables (22k torch.equal calls, 38 of a refresh's 60 s for SmolLM2 here); the only
+        # duplicate in these models is a tied output layer, which costs 28 MB stored twice.
+        spec._alias_variables = lambda: None
+        if temperature != 1.0:
+            proj = spec.decoder.projection
+            proj.weight = proj.weight / temperature  # a new tensor: tied embeddings keep theirs
+            if getattr(proj, "bias", None) is not None and not isinstance(proj.bias, str):
+                proj.bias = proj.bias / temperature
+        return spec
+
+    converter._load = load_scaled
+    with _no_full_gc_per_layer():
+        converter.convert(str(tmp), quantization=quantization, force=True)
+
+
+@contextlib.contextmanager
+def staged_folder(dest: Path, done: str) -> Iterator[Path]:
+    """A fresh folder beside ``dest`` to write a converted model into; when the block ends
+    without error it becomes ``dest`` atomically (a concurrent writer's complete folder, one
+    holding ``done``, wins). The temporary folder is removed in any case."""
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    tmp = dest.with_name(dest.name + f".tmp{os.getpid()}")
+    shutil.rmtree(tmp, ignore_errors=True)
     try:
-        os.replace(tmp, dest)
-    except OSError:  # another process converted the same model first
-        if not (dest / done).is_file():
-            shutil.rmtree(dest, ignore_errors=True)
+        yield tmp
+        try:
             os.replace(tmp, dest)
+        except OSError:  # another process converted the same model first
+            if not (dest / done).is_file():
+                shutil.rmtree(dest, ignore_errors=True)
+                os.replace(tmp, dest)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def write_model_files(folder: Path, model: Any, tokenizer: Any, generation_config: Any, *, done: str,
+                      temperature: float, info: dict[str, Any] | None) -> None:
+    """What every converted folder holds beside the weights: the tokenizer (with its chat
+    template), the generation config, and ``done``, written last: the baked-in temperature, the
+    context window (``max_position_embeddings``; neither engine's format keeps it) and ``info``."""
+    tokenizer.save_pretrained(str(folder))
+    if generation_config is not None:
+        generation_config.save_pretrained(str(folder))
+    window = getattr(model.config, "max_position_embeddings", None)
+    (folder / done).write_text(json.dumps({"temperature": temperature, "context_window": window, **(info or {})}),
+                               encoding="utf-8")
 
 
 @contextlib.contextmanager

@@ -294,9 +294,6 @@ class OpenVinoBackend(TokenChatBackend):
         with self._cond:
             return len(self._incoming) + len(self._active)
 
-    def _unloaded(self) -> bool:
-        return self._closed
-
     def unload(self) -> None:
         """Stop serving: waiting requests fail with a clear error, then the engine is released."""
         with self._cond:

@@ -17,8 +17,6 @@ from __future__ import annotations
 
 import hashlib
 import importlib
-import json
-import os
 import shutil
 import time
 from pathlib import Path
@@ -27,7 +25,7 @@ from typing import Any
 from sandmle.core.errors import SandmleError
 from sandmle.core.registry import require
 
-from .convert import Conversion, _load_hf, _source, live_snapshot, publish_folder
+from .convert import Conversion, _load_hf, _source, live_snapshot, staged_folder, write_model_files
 
 #: optimum-intel and optimum, installed without their dependencies (the Makefile does).
 OPTIMUM_INSTALL = "pip install --no-deps optimum-intel==2.2.0 optimum==2.3.0"
@@ -84,21 +82,10 @@ def write_openvino(model: Any, tokenizer: Any, generation_config: Any, dest: Pat
     exporters = _optimum_exporters()
     if temperature != 1.0:
         _scale_output_layer(model, temperature)
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    tmp = dest.with_name(dest.name + f".tmp{os.getpid()}")
-    shutil.rmtree(tmp, ignore_errors=True)
-    try:
+    with staged_folder(dest, DONE) as tmp:
         # No tokenizer conversion (preprocessors=None): prompts go in as token ids.
         exporters.export_from_model(model, output=str(tmp), task="text-generation-with-past", stateful=True)
-        tokenizer.save_pretrained(str(tmp))
-        if generation_config is not None:
-            generation_config.save_pretrained(str(tmp))
-        window = getattr(model.config, "max_position_embeddings", None)
-        (tmp / DONE).write_text(json.dumps({"temperature": temperature, "context_window": window, **(info or {})}),
-                                encoding="utf-8")
-        publish_folder(tmp, dest, DONE)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
+        write_model_files(tmp, model, tokenizer, generation_config, done=DONE, temperature=temperature, info=info)
     return dest
 
 
@@ -165,14 +152,9 @@ class LiveExporter:
             new.set_friendly_name(old.get_friendly_name())
             old.output(0).replace(new.output(0))
             self._constants[name] = new
-        tmp = dest.with_name(dest.name + f".tmp{os.getpid()}")
-        shutil.rmtree(tmp, ignore_errors=True)
-        try:
-            tmp.mkdir(parents=True)
+        with staged_folder(dest, DONE) as tmp:
+            tmp.mkdir()
             ov.save_model(self._graph, str(tmp / "openvino_model.xml"), compress_to_fp16=False)
             for name, data in self._files.items():  # config, tokenizer, generation config, DONE
                 (tmp / name).write_bytes(data)
-            publish_folder(tmp, dest, DONE)
-        finally:
-            shutil.rmtree(tmp, ignore_errors=True)
         return dest

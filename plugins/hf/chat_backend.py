@@ -1,4 +1,4 @@
-"""What every local token-level backend shares (``transformers``, ``ctranslate2``, ``vllm``).
+"""What every local token-level backend shares (``transformers``, ``ctranslate2``, ``openvino``, ``vllm``).
 
 - the prompt's token ids come from the tokenizer's chat template, and a conversation that goes on
   after a reply this backend sampled *extends* that sample (old prompt + sampled ids + the tokens
@@ -10,7 +10,7 @@
 A subclass sets ``tokenizer``, ``stop_ids``, ``stats``, ``context_window`` (the model's positions,
 or None when unknown) and ``config`` (``batch_wait_s``, ``max_batch``), calls
 :meth:`TokenChatBackend._init_queues` and implements ``_generate_batch`` and ``_unloaded`` (or
-overrides ``generate`` when its engine batches by itself, as vLLM does).
+overrides ``generate`` when its engine batches by itself, as vLLM and OpenVINO do).
 """
 
 from __future__ import annotations
