@@ -12,8 +12,16 @@ runs both the short workload (same as transformers) and the full one (``--tokens
 ``--calls`` model calls per episode); ``--hf-tokens 256 --hf-calls 2`` puts every backend on the
 full workload, run once.
 
+Replies end where the model stops, so two backends' runs generate different numbers of tokens
+(sampling differs in the last bits). ``--fixed-length`` makes every reply exactly its budget
+(``Sampling.ignore_eos``, as vLLM's serving benchmark does): the same workload for every backend.
+``--context-sweep 300,1000,1500`` times the engines' decoding step by prompt length, one request
+alone and 8 at once (random prompt ids, fixed-length replies): what the attention over a long
+prompt costs next to the weights.
+
     nice -n 10 .venv/bin/python benchmarks/generation_speed.py [--tokens 256] [--calls 2]
-        [--hf-tokens 64] [--hf-calls 1] [--concurrent 8] [--grpo-steps 1] [--json]
+        [--hf-tokens 64] [--hf-calls 1] [--concurrent 8] [--grpo-steps 1] [--fixed-length]
+        [--context-sweep 300,1000,1500] [--json]
 
 Prints the load average before and after: the machine is shared, and every figure is only
 comparable to the others of the same run.
@@ -46,10 +54,10 @@ def _tasks(folder: Path, n: int) -> list[Any]:
 
 
 async def _episodes(backend: Any, tasks: list[Any], sandbox: Any, *, concurrent: int, tokens: int,
-                    calls: int) -> dict[str, float]:
+                    calls: int, fixed: bool = False) -> dict[str, float]:
     scaffold = get_registry().create("scaffolds", "react", {
         "limits": {"max_llm_calls": calls, "exec_timeout_s": 30}, "llm_timeout_s": 7200,
-        "sampling": {"temperature": 1.0, "top_p": 1.0, "max_tokens": tokens}})
+        "sampling": {"temperature": 1.0, "top_p": 1.0, "max_tokens": tokens, "ignore_eos": fixed}})
     before = backend.stats.as_dict()
 
     async def one(i: int) -> Any:
@@ -70,6 +78,34 @@ async def _episodes(backend: Any, tasks: list[Any], sandbox: Any, *, concurrent:
             "generate_s": round(after["generate_s"] - before["generate_s"], 1)}
 
 
+async def _context_sweep(backend: Any, args: argparse.Namespace) -> list[dict[str, float]]:
+    """Decoding step time by prompt length: 1 and ``--concurrent`` requests of random prompt ids
+    (fresh ones each time: no cached prefix), ``--sweep-tokens`` fixed-length replies each."""
+    import random
+
+    from sandmle.core.records import Sampling
+
+    rng = random.Random(0)
+    sampling = Sampling(temperature=1.0, max_tokens=args.sweep_tokens, ignore_eos=True)
+    rows = []
+    async def timed(n: int, length: int, budget: Sampling) -> tuple[float, int]:
+        prompts = [[rng.randrange(100, 40000) for _ in range(length)] for _ in range(n)]
+        t0 = time.perf_counter()
+        replies = await asyncio.gather(*[backend.generate(p, budget) for p in prompts])
+        return time.perf_counter() - t0, sum(len(r.token_ids or []) for r in replies)
+
+    for length in [int(x) for x in args.context_sweep.split(",")]:
+        for n in (1, args.concurrent):
+            encode_s, _ = await timed(n, length, sampling.model_copy(update={"max_tokens": 1}))
+            wall, tokens = await timed(n, length, sampling)
+            rows.append({"prompt_tokens": length, "requests": n, "generated_tokens": tokens, "wall_s": round(wall, 2),
+                         "tokens_per_s": round(tokens / wall, 1), "prompt_encoding_s": round(encode_s, 2),
+                         # a decoding step of the batch, the prompts' encoding (timed alone) taken out
+                         "ms_per_step": round(1000 * max(wall - encode_s, 0) / max(args.sweep_tokens - 1, 1), 1)})
+            print("context sweep", json.dumps(rows[-1]), flush=True)
+    return rows
+
+
 def _speed(args: argparse.Namespace, tasks: list[Any]) -> dict[str, Any]:
     sandbox = get_registry().create("sandboxes", "local")
     out: dict[str, Any] = {}
@@ -87,15 +123,17 @@ def _speed(args: argparse.Namespace, tasks: list[Any]) -> dict[str, Any]:
         t0 = time.perf_counter()
         backend = get_registry().create("backends", name, cfg)
         row: dict[str, Any] = {"load_s": round(time.perf_counter() - t0, 1)}
-        short = dict(tokens=args.hf_tokens, calls=args.hf_calls)
+        short = dict(tokens=args.hf_tokens, calls=args.hf_calls, fixed=args.fixed_length)
         row["one_short"] = asyncio.run(_episodes(backend, tasks, sandbox, concurrent=1, **short))
         row[f"{args.concurrent}_short"] = asyncio.run(_episodes(backend, tasks, sandbox, concurrent=args.concurrent, **short))
-        full = dict(tokens=args.tokens, calls=args.calls)
+        full = dict(tokens=args.tokens, calls=args.calls, fixed=args.fixed_length)
         if full == short:  # --hf-tokens/--hf-calls at the full workload: every backend runs it once
             row["one_full"], row[f"{args.concurrent}_full"] = row["one_short"], row[f"{args.concurrent}_short"]
         elif name != "transformers":
             row["one_full"] = asyncio.run(_episodes(backend, tasks, sandbox, concurrent=1, **full))
             row[f"{args.concurrent}_full"] = asyncio.run(_episodes(backend, tasks, sandbox, concurrent=args.concurrent, **full))
+        if args.context_sweep and name != "transformers":
+            row["context_sweep"] = asyncio.run(_context_sweep(backend, args))
         asyncio.run(backend.aclose())
         out[label] = row
         print(label, json.dumps(row), flush=True)
@@ -155,6 +193,11 @@ def main() -> None:
                     "ctranslate2-int8-1worker,ctranslate2-float32", help="which of the speed rows to run (comma-separated)")
     ap.add_argument("--grpo-backends", default="transformers,openvino,openvino-f32,ctranslate2-float32,ctranslate2-int8",
                     help="which rollout backends the GRPO step split runs (comma-separated)")
+    ap.add_argument("--fixed-length", action="store_true",
+                    help="every reply exactly its token budget (Sampling.ignore_eos): the same workload for every backend")
+    ap.add_argument("--context-sweep", default="", help="prompt lengths (comma-separated) to time the engines' "
+                    "decoding step at, 1 and --concurrent requests (not transformers)")
+    ap.add_argument("--sweep-tokens", type=int, default=128, help="reply tokens per request in the context sweep")
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args()
     work = Path(tempfile.mkdtemp(prefix="sandmle-genspeed-"))

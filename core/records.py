@@ -77,6 +77,9 @@ class Sampling(BaseModel):
     max_tokens: int = 2048
     seed: int | None = None
     stop: list[str] | None = None
+    # Sample exactly max_tokens, past the model's stop tokens (vLLM's ``ignore_eos``): a fixed
+    # workload for throughput benchmarks, whatever each reply would have said.
+    ignore_eos: bool = False
 
 
 class Completion(BaseModel):

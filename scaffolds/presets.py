@@ -28,6 +28,8 @@ class SamplingConfig(ComponentConfig):
     max_tokens: int = Field(2048, ge=1, description="new tokens per call")
     seed: int | None = Field(None, description="fixed sampling seed; null = the episode's seed")
     stop: list[str] | None = None
+    ignore_eos: bool = Field(False, description="sample exactly max_tokens, past the model's stop tokens "
+                             "(a fixed workload for throughput benchmarks)")
 
     def for_episode(self, seed: int) -> Sampling:
         """The :class:`Sampling` one episode sends with each call."""

@@ -203,7 +203,8 @@ class CTranslate2Backend(TokenChatBackend):
         # like it, prompts of similar length: the engine feeds every prompt token beyond a batch's
         # shortest prompt one batch step at a time (batching.py).
         first = pending[0].sampling
-        alike = [r for r in pending if (r.sampling.temperature, r.sampling.top_p) == (first.temperature, first.top_p)]
+        alike = [r for r in pending if (r.sampling.temperature, r.sampling.top_p, r.sampling.ignore_eos)
+                 == (first.temperature, first.top_p, first.ignore_eos)]
         step_rows = self.config.step_rows or (4.0 if self.config.device == "cpu" else 64.0)
         # Idle workers share what waits: two batches of 4 rows on one core each beat one of 8.
         rows = min(self.config.max_batch, math.ceil(len(alike) / max(free_workers, 1)))
@@ -254,7 +255,7 @@ class CTranslate2Backend(TokenChatBackend):
                 static_prompt=self.tokenizer.convert_ids_to_tokens(prompts[0][:shared]) if shared else None,
                 cache_static_prompt=False,  # ctranslate2 never evicts a cached prompt state
                 max_length=max(limits), include_prompt_in_result=False, return_scores=True,
-                end_token=sorted(self.stop_ids), return_end_token=True, beam_size=1,
+                end_token=[] if sampling.ignore_eos else sorted(self.stop_ids), return_end_token=True, beam_size=1,
                 sampling_topk=1 if greedy else 0, sampling_topp=1.0 if greedy else sampling.top_p,
                 sampling_temperature=1.0 if greedy else sampling.temperature / baked, callback=on_token)
             st = self.stats

@@ -192,6 +192,7 @@ class OpenVinoBackend(TokenChatBackend):
         eos = self.tokenizer.eos_token_id
         cfg.eos_token_id = eos if eos in self.stop_ids else min(self.stop_ids)
         cfg.logprobs = 1
+        cfg.ignore_eos = sampling.ignore_eos
         if sampling.temperature <= 0:
             cfg.do_sample = False
         else:

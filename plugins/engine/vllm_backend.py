@@ -109,7 +109,8 @@ class VllmBackend(TokenChatBackend):
         params = self.vllm.SamplingParams(
             temperature=max(sampling.temperature, 0.0), top_p=sampling.top_p, seed=sampling.seed,
             max_tokens=min(self.config.max_new_tokens, sampling.max_tokens), logprobs=0,
-            stop_token_ids=sorted(self.stop_ids), detokenize=False, skip_special_tokens=False)
+            stop_token_ids=[] if sampling.ignore_eos else sorted(self.stop_ids), ignore_eos=sampling.ignore_eos,
+            detokenize=False, skip_special_tokens=False)
         final = None
         async for out in self.engine.generate(TokensPrompt(prompt_token_ids=list(prompt_ids)), params,
                                               f"sandmle-{next(self._ids)}"):

@@ -207,7 +207,8 @@ class TransformersBackend(TokenChatBackend):
                         out_lp[i].append(lp)
                         self.stats.sampled_tokens += 1
                         next_tokens.append(token)
-                        if token not in self.stop_ids and len(out_ids[i]) < limits[i]:
+                        ends = token in self.stop_ids and not requests[i][1].ignore_eos
+                        if not ends and len(out_ids[i]) < limits[i]:
                             keep.append(row)
                         elif cfg.kv_cache_tokens:  # prompt + reply minus its last token, for the next turn
                             valid = attn[row].nonzero().squeeze(-1)

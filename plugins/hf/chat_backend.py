@@ -138,7 +138,7 @@ class TokenChatBackend(Backend):
 
     def _completion(self, prompt_ids: list[int], sampling: Sampling, new_ids: list[int],
                     logprobs: list[float] | None) -> Completion:
-        finish = "stop" if new_ids and new_ids[-1] in self.stop_ids else "length"
+        finish = "stop" if new_ids and new_ids[-1] in self.stop_ids and not sampling.ignore_eos else "length"
         text = self.tokenizer.decode(new_ids, skip_special_tokens=True)
         for stop in sampling.stop or []:
             if stop in text:
