@@ -59,6 +59,40 @@ def test_micro_side_is_sized_like_a_generated_task_and_full_sizes_are_known():
     assert summary["median_over_families_cold"] == 60.0  # of the family medians 20 and 100
 
 
+def test_a_full_step_stopped_at_the_time_cap_counts_as_a_lower_bound(tmp_path):
+    mvf = _module("micro_vs_full")
+    # a real cold step: a program that would run for a minute is stopped at the cap
+    (tmp_path / "solution.py").write_text("import time\ntime.sleep(60)\n")
+    wall, _, stopped = mvf.cold_step(tmp_path, cap_s=0.5)
+    assert stopped and wall == 0.5
+    (tmp_path / "solution.py").write_text("print('done')\n")
+    wall, _, stopped = mvf.cold_step(tmp_path, cap_s=30)
+    assert not stopped and wall < 30
+    (tmp_path / "solution.py").write_text("raise SystemExit('broken')\n")
+    try:
+        mvf.cold_step(tmp_path, cap_s=30)
+    except RuntimeError as exc:  # a failing program is a failure, not a capped measurement
+        assert "broken" in str(exc)
+    else:
+        raise AssertionError("a failed full step must raise")
+    # A bound above the median cannot move it; one at or below it makes the median a bound too.
+    assert mvf.censored_median([(10.0, False), (20.0, False), (4000.0, True)]) == (20.0, False)
+    assert mvf.censored_median([(10.0, False), (15.0, True), (4000.0, False)]) == (15.0, True)
+    rows = [{"family": "text", "ratio_cold": 10.0, "ratio_warm": 2.0},
+            {"family": "audio", "ratio_cold": 100.0, "ratio_warm": 20.0},
+            {"family": "text-multilabel", "ratio_cold": 5000.0, "ratio_warm": None, "censored": True}]
+    summary = mvf.summarize(rows)
+    assert summary["families"]["text-multilabel"] == {"seeds": 1, "median_ratio_cold": 5000.0,
+                                                      "cold_lower_bound": True, "median_ratio_warm": None}
+    assert summary["median_over_families_cold"] == 100.0 and not summary["median_over_families_cold_lower_bound"]
+    assert summary["median_over_families_warm"] == 11.0  # over the families whose warm step ran
+    (tmp_path / "micro_vs_full.json").write_text(json.dumps({"rows": [{**r, "scale": 1.0} for r in rows], **summary}))
+    out = subprocess.run([sys.executable, str(BENCH / "bench_summary.py"), str(tmp_path)],
+                         capture_output=True, text=True, check=True).stdout
+    line = next(x for x in out.splitlines() if "text-multilabel" in x)
+    assert ">=5000.0x" in line and "not run" in line
+
+
 def test_bench_summary_prints_each_target_against_what_was_measured(tmp_path):
     (tmp_path / "sandbox_overhead.json").write_text(json.dumps({"rows": [
         {"mode": "local warm pool", "step": "trivial", "p50_ms": 1.5},
