@@ -464,3 +464,25 @@ def test_wait_warm_returns_when_the_pool_is_full_and_settle_when_closed_sessions
         assert sb.pool.settle(10) and not workdir.exists()
     finally:
         asyncio.run(sb.shutdown())
+
+
+def test_each_step_starts_clean_after_the_forks_rehearsal(task):
+    """A worker and its session rehearse a step's path right after each fork (zygote_main
+    ``_rehearse`` and the worker's head start): none of it may show in a step, stateless or
+    stateful: no names in the agent's globals, no output, no change to the kernel's state."""
+    listing = "print(sorted(n for n in globals() if not n.startswith('__')))"
+    sandbox = LocalSandbox(LocalSandboxConfig(pool_size=1))
+
+    async def go():
+        async with await sandbox.open(task) as s:
+            for _ in range(3):  # the pooled first worker, then workers forked after a reply
+                r = await s.exec(listing)
+                assert r.ok and r.stdout_tail == "[]\n" and r.stderr_tail == "", r
+        async with await sandbox.open(task, stateful=True) as s:
+            assert (await s.exec("x = 1")).ok
+            r = await s.exec(listing)
+            assert r.ok and r.stdout_tail == "['x']\n" and r.stderr_tail == "", r
+    try:
+        run(go())
+    finally:
+        run(sandbox.shutdown())
