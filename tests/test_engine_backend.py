@@ -191,7 +191,8 @@ def test_cpu_engines_never_hold_more_threads_than_cores(smollm2_ct2):
     together never run more threads than the machine has cores. Each worker runs an OpenMP pool,
     and oversubscribed cores make OpenMP's barriers collapse. The real engines; a proxy around
     each generator only records when its batches ran."""
-    from sandmle.plugins.engine.backend import CTranslate2Backend, CTranslate2Config, _cpu_count
+    from sandmle.plugins.engine.backend import CTranslate2Backend, CTranslate2Config
+    from sandmle.plugins.engine.cores import cpu_count
 
     other = CTranslate2Backend(CTranslate2Config(max_new_tokens=16), path=smollm2_ct2.path)  # default workers
     spans: list = []
@@ -205,8 +206,8 @@ def test_cpu_engines_never_hold_more_threads_than_cores(smollm2_ct2):
         other.unload()
     assert {name for name, *_ in spans} == {"a", "b"}
     threads = {"a": smollm2_ct2.threads, "b": other.threads}
-    assert smollm2_ct2.threads == _cpu_count()  # one worker: all the cores
-    assert _most_at_once(spans, threads.get) <= _cpu_count(), spans
+    assert smollm2_ct2.threads == cpu_count()  # one worker: all the cores
+    assert _most_at_once(spans, threads.get) <= cpu_count(), spans
 
 
 @pytest.mark.skipif(len(os.sched_getaffinity(0)) < 2, reason="two workers need two cores")
@@ -215,10 +216,11 @@ def test_two_workers_generate_two_batches_at_once(smollm2_ct2):
     free split between them (8 requests: two batches of 4). Both batches run at the same time
     (their spans overlap), the rows still get their own ids and logprobs, and ``generate_s`` is
     the engine's busy time, not the sum of overlapping batches."""
-    from sandmle.plugins.engine.backend import CTranslate2Backend, CTranslate2Config, _cpu_count
+    from sandmle.plugins.engine.backend import CTranslate2Backend, CTranslate2Config
+    from sandmle.plugins.engine.cores import cpu_count
 
     engine = CTranslate2Backend(CTranslate2Config(max_new_tokens=16, batch_wait_s=0.2), path=smollm2_ct2.path)
-    assert (engine.workers, engine.parallel_batches, engine.threads) == (2, 2, _cpu_count() // 2)
+    assert (engine.workers, engine.parallel_batches, engine.threads) == (2, 2, cpu_count() // 2)
     spans: list = []
     engine.generator = Recorded("e", engine.generator, spans)
 

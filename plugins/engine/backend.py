@@ -28,7 +28,6 @@ import atexit
 import contextlib
 import json
 import math
-import os
 import threading
 import weakref
 import time
@@ -46,6 +45,7 @@ from sandmle.training.chat import stop_token_ids
 
 from .batching import pick_batch, shared_prefix_length, stepped_prompt_tokens
 from .convert import DONE, converted_model
+from .cores import CORES, cpu_count
 
 
 class CTranslate2Config(ComponentConfig):
@@ -86,38 +86,6 @@ MIN_SHARED_PREFIX = 16
 
 _LIVE: "weakref.WeakSet[CTranslate2Backend]" = weakref.WeakSet()
 
-class _CoreBudget:
-    """The process's CPU cores, shared by every CPU engine: a batch holds as many as its worker
-    has threads. Two policies of one evaluation (base and SFT) each run OpenMP pools; generating
-    at once beyond the cores, they oversubscribe them, and OpenMP's barriers collapse under that
-    (measured on the 2-core machine: far slower than taking turns)."""
-
-    def __init__(self, cores: int):
-        self.cores, self.free = cores, cores
-        self._cond = threading.Condition()
-
-    @contextlib.contextmanager
-    def hold(self, n: int) -> Any:
-        n = min(max(n, 1), self.cores)
-        with self._cond:
-            self._cond.wait_for(lambda: self.free >= n)
-            self.free -= n
-        try:
-            yield
-        finally:
-            with self._cond:
-                self.free += n
-                self._cond.notify_all()
-
-
-def _cpu_count() -> int:
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # not Linux
-        return os.cpu_count() or 1
-
-
-_CORES = _CoreBudget(_cpu_count())
 
 
 def reports_sampling_logprobs(sampling: Sampling, baked: float) -> bool:
@@ -162,8 +130,8 @@ class CTranslate2Backend(TokenChatBackend):
         self.stop_ids = stop_token_ids(self.tokenizer, gen)
         self.stats = GenerationStats()
         cpu = self.config.device == "cpu"
-        self.parallel_batches = self.config.workers or (2 if cpu and _cpu_count() >= 2 else 1)
-        self.threads = self.config.threads or (max(1, _cpu_count() // self.workers) if cpu else 1)
+        self.parallel_batches = self.config.workers or (2 if cpu and cpu_count() >= 2 else 1)
+        self.threads = self.config.threads or (max(1, cpu_count() // self.workers) if cpu else 1)
         # Batches in flight and since when the engine has been busy (generate_s is busy wall time,
         # not the sum of batches that overlapped); load and unload swap the generator under it.
         self._state = threading.Condition()
@@ -291,9 +259,9 @@ class CTranslate2Backend(TokenChatBackend):
                 self._state.notify_all()
 
     def _cores(self) -> Any:
-        """On a CPU, the cores this batch's worker runs on, from the process's budget (``_CoreBudget``);
+        """On a CPU, the cores this batch's worker runs on, from the process's budget (``cores.CORES``);
         on a GPU nothing to hold (engines may run side by side)."""
-        return _CORES.hold(self.threads) if self.config.device == "cpu" else contextlib.nullcontext()
+        return CORES.hold(self.threads) if self.config.device == "cpu" else contextlib.nullcontext()
 
     def unload(self) -> None:
         """Release the engine: batches in flight stop at their next token, then it is unloaded."""

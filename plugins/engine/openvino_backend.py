@@ -46,7 +46,8 @@ from sandmle.core.registry import require
 from sandmle.plugins.hf.chat_backend import GenerationStats, TokenChatBackend
 from sandmle.training.chat import stop_token_ids
 
-from .backend import _CORES, _cpu_count, reports_sampling_logprobs
+from .backend import reports_sampling_logprobs
+from .cores import CORES, cpu_count
 from .openvino_convert import DONE, converted_openvino
 
 
@@ -119,7 +120,7 @@ class OpenVinoBackend(TokenChatBackend):
             if (Path(path) / "generation_config.json").is_file() else None
         self.stop_ids = stop_token_ids(self.tokenizer, gen)
         self.stats = GenerationStats()
-        self.threads = self.config.threads or _cpu_count()
+        self.threads = self.config.threads or cpu_count()
         self._init_queues()
         self._cond = threading.Condition()
         self._incoming: list[_Job] = []
@@ -246,7 +247,7 @@ class OpenVinoBackend(TokenChatBackend):
     def _step(self) -> None:
         running = self.genai.GenerationStatus.RUNNING
         t0 = time.perf_counter()
-        with _CORES.hold(self.threads):
+        with CORES.hold(self.threads):
             self.pipeline.step()
         self.stats.generate_s += time.perf_counter() - t0
         self.stats.batches += 1
