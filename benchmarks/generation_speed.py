@@ -88,6 +88,7 @@ async def _context_sweep(backend: Any, args: argparse.Namespace) -> list[dict[st
     rng = random.Random(0)
     sampling = Sampling(temperature=1.0, max_tokens=args.sweep_tokens, ignore_eos=True)
     rows = []
+
     async def timed(n: int, length: int, budget: Sampling) -> tuple[float, int]:
         prompts = [[rng.randrange(100, 40000) for _ in range(length)] for _ in range(n)]
         t0 = time.perf_counter()

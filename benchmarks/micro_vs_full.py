@@ -296,6 +296,35 @@ def summarize(rows: list[dict]) -> dict:
             "median_over_families_warm": statistics.median(warm) if warm else None}
 
 
+def print_report(rows: list[dict], summary: dict, *, scale: float, max_rows: int) -> None:
+    """The table of seeds, the family medians and the median over families (``>=``: a lower bound)."""
+    print(f"{'seed':44} {'micro rows':>11} {'full rows':>15} {'micro s':>8} {'full cold s':>11} "
+          f"{'full warm s':>11} {'cold/micro':>10} {'warm/micro':>10}")
+    for r in rows:
+        bound = ">=" if r.get("censored") else ""
+        warm_s = "-" if r.get("full_warm_s") is None else f"{r['full_warm_s']:.2f}"
+        warm_x = "-" if r.get("ratio_warm") is None else f"{r['ratio_warm']:.1f}x"
+        print(f"{r['seed'][:44]:44} {'%d/%d' % tuple(r['micro_rows']):>11} "
+              f"{'%d/%d' % tuple(r['full_rows']) + ('*' if r['capped'] else ''):>15} {r['micro_warm_s']:8.3f} "
+              f"{bound + format(r['full_cold_s'], '.2f'):>11} {warm_s:>11} {bound + format(r['ratio_cold'], '.1f') + 'x':>10} "
+              f"{warm_x:>10}")
+    print(f"{'family':24} {'seeds':>5} {'median cold/micro':>18} {'median warm/micro':>18}")
+    for fam, v in summary["families"].items():
+        cold = (">=" if v["cold_lower_bound"] else "") + f"{v['median_ratio_cold']:.1f}x"
+        warm = "-" if v["median_ratio_warm"] is None else f"{v['median_ratio_warm']:.1f}x"
+        print(f"{fam:24} {v['seeds']:5d} {cold:>18} {warm:>18}")
+    if not rows:
+        print("no seed measured")
+        return
+    at_least = ">= " if summary["median_over_families_cold_lower_bound"] else ""
+    warm = summary["median_over_families_warm"]
+    warm = "no warm step run" if warm is None else f"{warm:.1f}x warm"
+    print(f"median over families: {at_least}{summary['median_over_families_cold']:.1f}x cold, "
+          f"{warm} (scale {scale}; * = capped at --max-rows {max_rows:,}; load average {os.getloadavg()[0]:.1f})")
+    if summary.get("not_measured"):
+        print(f"not measured ({len(summary['not_measured'])} seeds): {', '.join(summary['not_measured'])}")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--families", default="", help="comma-separated families (default: all with a lite seed)")
@@ -361,31 +390,7 @@ def main() -> None:
     if args.json:
         print(json.dumps({"rows": rows, **summary}))
         return
-    print(f"{'seed':44} {'micro rows':>11} {'full rows':>15} {'micro s':>8} {'full cold s':>11} "
-          f"{'full warm s':>11} {'cold/micro':>10} {'warm/micro':>10}")
-    for r in rows:
-        bound = ">=" if r.get("censored") else ""
-        warm_s = "-" if r.get("full_warm_s") is None else f"{r['full_warm_s']:.2f}"
-        warm_x = "-" if r.get("ratio_warm") is None else f"{r['ratio_warm']:.1f}x"
-        print(f"{r['seed'][:44]:44} {'%d/%d' % tuple(r['micro_rows']):>11} "
-              f"{'%d/%d' % tuple(r['full_rows']) + ('*' if r['capped'] else ''):>15} {r['micro_warm_s']:8.3f} "
-              f"{bound + format(r['full_cold_s'], '.2f'):>11} {warm_s:>11} {bound + format(r['ratio_cold'], '.1f') + 'x':>10} "
-              f"{warm_x:>10}")
-    print(f"{'family':24} {'seeds':>5} {'median cold/micro':>18} {'median warm/micro':>18}")
-    for fam, v in summary["families"].items():
-        cold = (">=" if v["cold_lower_bound"] else "") + f"{v['median_ratio_cold']:.1f}x"
-        warm = "-" if v["median_ratio_warm"] is None else f"{v['median_ratio_warm']:.1f}x"
-        print(f"{fam:24} {v['seeds']:5d} {cold:>18} {warm:>18}")
-    if not rows:
-        print("no seed measured")
-        return
-    at_least = ">= " if summary["median_over_families_cold_lower_bound"] else ""
-    print(f"median over families: {at_least}{summary['median_over_families_cold']:.1f}x cold, "
-          f"{summary['median_over_families_warm']:.1f}x warm (scale {args.scale}; * = capped at --max-rows "
-          f"{args.max_rows:,}; load average {os.getloadavg()[0]:.1f})")
-    if summary["not_measured"]:
-        print(f"not measured ({len(summary['not_measured'])} seeds): {', '.join(summary['not_measured'])}")
-
+    print_report(rows, summary, scale=args.scale, max_rows=args.max_rows)
 
 if __name__ == "__main__":
     main()

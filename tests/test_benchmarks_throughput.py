@@ -59,7 +59,7 @@ def test_micro_side_is_sized_like_a_generated_task_and_full_sizes_are_known():
     assert summary["median_over_families_cold"] == 60.0  # of the family medians 20 and 100
 
 
-def test_a_full_step_stopped_at_the_time_cap_counts_as_a_lower_bound(tmp_path):
+def test_a_full_step_stopped_at_the_time_cap_counts_as_a_lower_bound(tmp_path, capsys):
     mvf = _module("micro_vs_full")
     # a real cold step: a program that would run for a minute is stopped at the cap
     (tmp_path / "solution.py").write_text("import time\ntime.sleep(60)\n")
@@ -86,6 +86,13 @@ def test_a_full_step_stopped_at_the_time_cap_counts_as_a_lower_bound(tmp_path):
                                                       "cold_lower_bound": True, "median_ratio_warm": None}
     assert summary["median_over_families_cold"] == 100.0 and not summary["median_over_families_cold_lower_bound"]
     assert summary["median_over_families_warm"] == 11.0  # over the families whose warm step ran
+    # the run's own report, for a run whose only seed was stopped at the cap (no warm step anywhere)
+    censored = {"seed": "lite-jigsaw", "micro_rows": [156, 1469], "full_rows": [159571, 153164], "capped": False,
+                "micro_warm_s": 2.167, "full_cold_s": 1800.0, "full_warm_s": None, "ratio_cold": 830.7,
+                "ratio_warm": None, "censored": True, "family": "text-multilabel"}
+    mvf.print_report([censored], mvf.summarize([censored]), scale=1.0, max_rows=1_000_000)
+    report = capsys.readouterr().out
+    assert ">=830.7x" in report and "median over families: >= 830.7x cold, no warm step run" in report
     (tmp_path / "micro_vs_full.json").write_text(json.dumps({"rows": [{**r, "scale": 1.0} for r in rows], **summary}))
     out = subprocess.run([sys.executable, str(BENCH / "bench_summary.py"), str(tmp_path)],
                          capture_output=True, text=True, check=True).stdout
